@@ -1,0 +1,210 @@
+package verify
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// SchemaVersion is the newest manifest schema this build understands. A manifest
+// with a higher schema is rejected rather than half understood.
+const SchemaVersion = 1
+
+// MaxManifestSize bounds a manifest before it is parsed, so a hostile or broken
+// source cannot make the device allocate without limit.
+const MaxManifestSize = 16 << 20
+
+// Manifest describes one version of one model: exactly the files a slot must
+// hold, byte for byte. It is stored in every slot as .modelslot/manifest.json.
+type Manifest struct {
+	Schema   int       `json:"schema"`
+	Model    string    `json:"model"`
+	Version  string    `json:"version"`
+	Sequence uint64    `json:"sequence"`          // monotonic per model; guards against downgrades
+	Created  time.Time `json:"created,omitzero"`  // when it was built; informative only
+	Insecure bool      `json:"insecure,omitzero"` // built on the device from an unsigned directory
+	Files    []File    `json:"files"`
+	Probe    *Probe    `json:"probe,omitempty"`
+}
+
+// File is one regular file of a model tree.
+type File struct {
+	Path   string   `json:"path"` // slash-separated, relative, clean (CheckPath)
+	Size   int64    `json:"size"`
+	Mode   FileMode `json:"mode"`   // permission bits only, as published; slots drop the write bits
+	SHA256 string   `json:"sha256"` // lower-case hex of the whole file
+}
+
+// Probe names the test data a model ships for its health check.
+type Probe struct {
+	Input     string  `json:"input"`               // path of the request body, e.g. probe/input.json
+	Expected  string  `json:"expected"`            // path of the expected answer
+	Tolerance float64 `json:"tolerance,omitempty"` // absolute tolerance on numeric outputs
+}
+
+// FileMode is a permission set written as an octal string ("0644") in JSON, so a
+// person reading a manifest sees what chmod would show.
+type FileMode fs.FileMode
+
+func (m FileMode) MarshalJSON() ([]byte, error) {
+	return json.Marshal(fmt.Sprintf("%04o", uint32(m)))
+}
+
+func (m *FileMode) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("mode must be an octal string like \"0644\": %w", err)
+	}
+	v, err := strconv.ParseUint(s, 8, 32)
+	if err != nil {
+		return fmt.Errorf("mode %q is not octal: %w", s, err)
+	}
+	*m = FileMode(v)
+	return nil
+}
+
+var (
+	modelNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+	hexDigestRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
+
+// CheckModelName reports whether name can be a model name: it becomes a directory
+// name and an MQTT topic level, so it is kept to [a-z0-9._-].
+func CheckModelName(name string) error {
+	if !modelNameRE.MatchString(name) {
+		return rejectf("model name %q: use 1-64 characters of a-z, 0-9, '.', '_', '-', starting with a letter or digit", name)
+	}
+	return nil
+}
+
+// CheckVersion reports whether v can be a version label: printable, no '/', at
+// most 128 bytes.
+func CheckVersion(v string) error {
+	if v == "" || len(v) > 128 || strings.ContainsRune(v, '/') ||
+		strings.IndexFunc(v, func(r rune) bool { return !unicode.IsPrint(r) || r == ' ' }) >= 0 {
+		return rejectf("version %q: use 1-128 printable characters without spaces or '/'", v)
+	}
+	return nil
+}
+
+// CheckDigest reports whether d is a lower-case hex sha256.
+func CheckDigest(d string) error {
+	if !hexDigestRE.MatchString(d) {
+		return rejectf("digest %q: want 64 lower-case hex characters", d)
+	}
+	return nil
+}
+
+// Parse decodes and validates a manifest. Unknown fields are ignored so that a
+// newer publisher can add information; a newer schema is refused.
+func Parse(data []byte) (*Manifest, error) {
+	if len(data) > MaxManifestSize {
+		return nil, rejectf("manifest is %d bytes, more than the %d allowed", len(data), MaxManifestSize)
+	}
+	var m Manifest
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&m); err != nil {
+		return nil, rejectf("manifest is not valid JSON: %v", err)
+	}
+	if dec.More() {
+		return nil, rejectf("manifest has data after its JSON object")
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// Marshal encodes m as indented JSON with a final newline; its sha256 is the
+// manifest digest recorded in state.json.
+func (m *Manifest) Marshal() ([]byte, error) {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode manifest: %w", err)
+	}
+	return append(b, '\n'), nil
+}
+
+// Validate checks every rule a manifest must follow before anything acts on it.
+func (m *Manifest) Validate() error {
+	if m.Schema < 1 || m.Schema > SchemaVersion {
+		return rejectf("manifest schema %d: this modelslot understands 1 to %d; upgrade modelslot", m.Schema, SchemaVersion)
+	}
+	if err := CheckModelName(m.Model); err != nil {
+		return err
+	}
+	if err := CheckVersion(m.Version); err != nil {
+		return err
+	}
+	paths := make([]string, 0, len(m.Files))
+	for i := range m.Files {
+		if err := m.Files[i].validate(); err != nil {
+			return err
+		}
+		paths = append(paths, m.Files[i].Path)
+	}
+	if err := checkTree(paths); err != nil {
+		return err
+	}
+	return m.validateProbe()
+}
+
+func (f *File) validate() error {
+	if err := CheckPath(f.Path); err != nil {
+		return err
+	}
+	if f.Size < 0 {
+		return rejectf("file %q: negative size %d", f.Path, f.Size)
+	}
+	if fs.FileMode(f.Mode)&^fs.ModePerm != 0 {
+		return rejectf("file %q: mode %04o is not a plain permission set (no setuid, setgid, sticky or file types)", f.Path, uint32(f.Mode))
+	}
+	if err := CheckDigest(f.SHA256); err != nil {
+		return fmt.Errorf("file %q: %w", f.Path, err)
+	}
+	return nil
+}
+
+func (m *Manifest) validateProbe() error {
+	if m.Probe == nil {
+		return nil
+	}
+	for _, p := range []string{m.Probe.Input, m.Probe.Expected} {
+		if !slices.ContainsFunc(m.Files, func(f File) bool { return f.Path == p }) {
+			return rejectf("probe file %q is not among the manifest's files", p)
+		}
+	}
+	if m.Probe.Tolerance < 0 {
+		return rejectf("probe tolerance %g is negative", m.Probe.Tolerance)
+	}
+	return nil
+}
+
+// Lookup returns the file entry for path p.
+func (m *Manifest) Lookup(p string) (File, bool) {
+	i := slices.IndexFunc(m.Files, func(f File) bool { return f.Path == p })
+	if i < 0 {
+		return File{}, false
+	}
+	return m.Files[i], true
+}
+
+// TotalSize is the sum of all file sizes.
+func (m *Manifest) TotalSize() int64 {
+	var n int64
+	for _, f := range m.Files {
+		n += f.Size
+	}
+	return n
+}
+
+// HexDigest returns the lower-case hex form of a raw digest.
+func HexDigest(sum []byte) string { return hex.EncodeToString(sum) }
