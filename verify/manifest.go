@@ -41,6 +41,15 @@ type File struct {
 	Size   int64    `json:"size"`
 	Mode   FileMode `json:"mode"`   // permission bits only, as published; slots drop the write bits
 	SHA256 string   `json:"sha256"` // lower-case hex of the whole file
+	Chunks []Chunk  `json:"chunks,omitempty"` // content-defined pieces, in order; empty for unchunked installs
+}
+
+// Chunk is one content-defined piece of a file in a repository or bundle. Its
+// address is the sha256 of its uncompressed bytes.
+type Chunk struct {
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`  // uncompressed
+	CSize  int64  `json:"csize"` // compressed (zstd) as stored
 }
 
 // Probe names the test data a model ships for its health check.
@@ -169,6 +178,28 @@ func (f *File) validate() error {
 	}
 	if err := CheckDigest(f.SHA256); err != nil {
 		return fmt.Errorf("file %q: %w", f.Path, err)
+	}
+	return f.validateChunks()
+}
+
+// validateChunks checks that the chunks, if any, add up to the file: a manifest
+// whose chunk sizes disagree with the file size is refused before any download.
+func (f *File) validateChunks() error {
+	if len(f.Chunks) == 0 {
+		return nil
+	}
+	var total int64
+	for i, c := range f.Chunks {
+		if err := CheckDigest(c.SHA256); err != nil {
+			return fmt.Errorf("file %q chunk %d: %w", f.Path, i, err)
+		}
+		if c.Size <= 0 || c.CSize <= 0 {
+			return rejectf("file %q chunk %d: sizes must be positive (size %d, csize %d)", f.Path, i, c.Size, c.CSize)
+		}
+		total += c.Size
+	}
+	if total != f.Size {
+		return rejectf("file %q: chunks add up to %d bytes, file size is %d", f.Path, total, f.Size)
 	}
 	return nil
 }
