@@ -239,3 +239,19 @@ func (m *Manifest) TotalSize() int64 {
 
 // HexDigest returns the lower-case hex form of a raw digest.
 func HexDigest(sum []byte) string { return hex.EncodeToString(sum) }
+
+// SameContent reports whether a and b describe the same model tree: the same
+// model, version and files (path, size, mode, sha256), whatever their chunking,
+// signature or creation time.
+func SameContent(a, b *Manifest) bool {
+	if a.Model != b.Model || a.Version != b.Version || len(a.Files) != len(b.Files) {
+		return false
+	}
+	for _, fa := range a.Files {
+		fb, ok := b.Lookup(fa.Path)
+		if !ok || fa.Size != fb.Size || fa.Mode != fb.Mode || fa.SHA256 != fb.SHA256 {
+			return false
+		}
+	}
+	return true
+}

@@ -20,11 +20,13 @@ func VerifyTree(ctx context.Context, root string, m *Manifest, workers int) erro
 	}
 	return forEachFile(ctx, m.Files, workers, func(ctx context.Context, i int) error {
 		f := m.Files[i]
-		return verifyFile(ctx, filepath.Join(root, filepath.FromSlash(f.Path)), f)
+		return VerifyFile(ctx, filepath.Join(root, filepath.FromSlash(f.Path)), f)
 	})
 }
 
-func verifyFile(ctx context.Context, name string, f File) error {
+// VerifyFile checks one file against its manifest entry: a regular file with the
+// listed size, permission bits (write bits ignored) and sha256.
+func VerifyFile(ctx context.Context, name string, f File) error {
 	fi, err := os.Lstat(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &MismatchError{Path: f.Path, Reason: "missing"}

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/modelslot/modelslot/slots"
+	"github.com/modelslot/modelslot/verify"
+)
+
+func runVerify(ctx context.Context, g *globalOptions, args []string) error {
+	fs := newFlagSet("verify", g)
+	slot := fs.String("slot", "", "slot to verify: a or b (default: the active slot)")
+	fs.BoolVar(&g.json, "json", false, "print JSON for scripts")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	t, err := openTarget(ctx, g, "verify")
+	if err != nil {
+		return err
+	}
+	defer t.close()
+	name := *slot
+	if name == "" {
+		name = t.store.State().Active
+	}
+	if name != slots.A && name != slots.B {
+		return usageErrorf("nothing to verify: no slot is active; name one with --slot a|b")
+	}
+	start := time.Now()
+	m, err := t.store.VerifySlot(ctx, name, verify.Workers())
+	if err != nil {
+		return err
+	}
+	took := time.Since(start)
+	if g.json {
+		return json.NewEncoder(g.stdout).Encode(map[string]any{
+			"slot": name, "version": m.Version, "files": len(m.Files), "bytes": m.TotalSize(), "ok": true, "seconds": took.Seconds()})
+	}
+	fmt.Fprintf(g.stdout, "slot %s (%s %s): %d files, %s verified in %s\n",
+		name, m.Model, m.Version, len(m.Files), humanBytes(m.TotalSize()), took.Round(time.Millisecond))
+	return nil
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"syscall"
+
+	"github.com/modelslot/modelslot/internal/config"
+	"github.com/modelslot/modelslot/internal/update"
+	"github.com/modelslot/modelslot/slots"
+	"github.com/modelslot/modelslot/verify"
+)
+
+// Exit codes (DESIGN.md § Command line). Scripts rely on them.
+const (
+	exitOK         = 0
+	exitError      = 1
+	exitUsage      = 2
+	exitRejected   = 3
+	exitRolledBack = 4
+	exitBusy       = 5
+)
+
+const exitCodeHelp = `
+exit codes:
+  0  done, or nothing to do (the same version is already active)
+  1  error
+  2  usage or config error
+  3  artifact rejected (signature, digest, policy, unsafe path)
+  4  update failed and was rolled back
+  5  busy (another operation holds the lock)
+`
+
+var (
+	errUsage     = errors.New("usage error")
+	errHelpShown = errors.New("help shown")
+)
+
+func usageErrorf(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{errUsage}, args...)...)
+}
+
+// exitCode maps an error to the exit code table, in one place.
+func exitCode(err error) int {
+	switch {
+	case err == nil, errors.Is(err, errHelpShown):
+		return exitOK
+	case errors.Is(err, errUsage), errors.Is(err, config.ErrConfig):
+		return exitUsage
+	case errors.Is(err, verify.ErrRejected):
+		return exitRejected
+	case errors.Is(err, update.ErrRolledBack):
+		return exitRolledBack
+	case errors.Is(err, slots.ErrBusy):
+		return exitBusy
+	}
+	return exitError
+}
+
+// hint adds what to do for errors whose cause is the machine, not modelslot.
+func hint(err error) string {
+	switch {
+	case errors.Is(err, syscall.ENOSPC):
+		return "the disk is full: free space and run the command again; the active version was not touched"
+	case errors.Is(err, syscall.EROFS):
+		return "the state directory is on a read-only filesystem: remount it read-write, or point state_root elsewhere"
+	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
+		return "permission denied: run modelslot as the user that owns the state directory (usually root)"
+	case errors.Is(err, slots.ErrCorruptState):
+		return "see docs/recovery.md"
+	}
+	return ""
+}
+
+// report prints err for a person (or as JSON when the command was asked for
+// JSON) and returns the exit code.
+func report(g *globalOptions, err error) int {
+	code := exitCode(err)
+	if code == exitOK {
+		return code
+	}
+	h := hint(err)
+	if g.json {
+		b, _ := json.Marshal(struct {
+			Error    string `json:"error"`
+			Hint     string `json:"hint,omitempty"`
+			ExitCode int    `json:"exit_code"`
+		}{err.Error(), h, code})
+		fmt.Fprintln(g.stderr, string(b))
+		return code
+	}
+	fmt.Fprintf(g.stderr, "modelslot: %v\n", err)
+	if h != "" {
+		fmt.Fprintf(g.stderr, "  hint: %s\n", h)
+	}
+	return code
+}

@@ -1,0 +1,133 @@
+// Command modelslot updates the machine-learning model of a device through two
+// slots and a link, so that an update is atomic, verified and undone by itself
+// when the new version misbehaves. This package only parses flags and prints;
+// the work is done in slots, verify and internal/update.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+// globalOptions are the flags before the command name.
+type globalOptions struct {
+	config   string
+	model    string
+	logLevel string
+	stdout   io.Writer
+	stderr   io.Writer
+	json     bool // the command was asked for JSON: errors are JSON too
+}
+
+type command struct {
+	name    string
+	args    string
+	summary string
+	run     func(ctx context.Context, g *globalOptions, args []string) error
+}
+
+var commands = []command{
+	{"status", "[--json]", "show slots, versions, trial and last failure", runStatus},
+	{"install", "--insecure --version V DIR", "install a model directory into the inactive slot and activate it", runInstall},
+	{"rollback", "[--if-trial]", "go back to the previous good version now", runRollback},
+	{"mark-good", "", "end a trial by keeping the new version", runMarkGood},
+	{"mark-bad", "", "end a trial (or leave the active version) by marking it bad", runMarkBad},
+	{"verify", "[--slot a|b] [--json]", "re-hash a slot's files against its manifest", runVerify},
+	{"version", "", "print the version of modelslot", runVersion},
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is main without the process: tests call it directly.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	g := &globalOptions{stdout: stdout, stderr: stderr}
+	fs := flag.NewFlagSet("modelslot", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&g.config, "config", "", "config file (default $MODELSLOT_CONFIG, then /etc/modelslot/modelslot.toml)")
+	fs.StringVar(&g.model, "model", "", "model to act on (may be left out when the config has one)")
+	fs.StringVar(&g.logLevel, "log-level", envOr("MODELSLOT_LOG_LEVEL", "warn"), "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(stdout, fs)
+			return exitOK
+		}
+		return report(g, usageErrorf("%v", err))
+	}
+	if fs.NArg() == 0 {
+		usage(stderr, fs)
+		return exitUsage
+	}
+	if err := setupLogging(g.logLevel, stderr); err != nil {
+		return report(g, err)
+	}
+	name, rest := fs.Arg(0), fs.Args()[1:]
+	for _, c := range commands {
+		if c.name == name {
+			return report(g, c.run(ctx, g, rest))
+		}
+	}
+	if name == "help" {
+		usage(stdout, fs)
+		return exitOK
+	}
+	return report(g, usageErrorf("unknown command %q; run 'modelslot --help' for the list", name))
+}
+
+func usage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprintln(w, "usage: modelslot [--config FILE] [--model NAME] [--log-level L] COMMAND [ARGS]")
+	fmt.Fprintln(w, "\ncommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-10s %-28s %s\n", c.name, c.args, c.summary)
+	}
+	fmt.Fprintln(w, "\nglobal flags:")
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fmt.Fprint(w, exitCodeHelp)
+}
+
+func setupLogging(level string, w io.Writer) error {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return usageErrorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})))
+	return nil
+}
+
+func envOr(key, def string) string {
+	if v := strings.TrimSpace(os.Getenv(key)); v != "" {
+		return v
+	}
+	return def
+}
+
+// newFlagSet returns a flag set for a command whose errors come back to the
+// caller (and become exit code 2) instead of exiting the process.
+func newFlagSet(name string, g *globalOptions) *flag.FlagSet {
+	fs := flag.NewFlagSet("modelslot "+name, flag.ContinueOnError)
+	fs.SetOutput(g.stderr)
+	return fs
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelpShown
+		}
+		return usageErrorf("%v", err)
+	}
+	return nil
+}

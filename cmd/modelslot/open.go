@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/modelslot/modelslot/internal/config"
+	"github.com/modelslot/modelslot/internal/update"
+	"github.com/modelslot/modelslot/slots"
+	"github.com/modelslot/modelslot/verify"
+)
+
+// target is the configured model a command acts on, with its store open.
+type target struct {
+	cfg     *config.Config
+	model   *config.Model
+	store   *slots.Store
+	updater *update.Updater
+}
+
+func loadModel(g *globalOptions) (*config.Config, *config.Model, error) {
+	cfg, err := config.Load(g.config)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := cfg.Model(g.model)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, m, nil
+}
+
+func storeConfig(cfg *config.Config, m *config.Model) slots.Config {
+	return slots.Config{Dir: cfg.StateDir(m), Model: m.Name, Link: m.Link}
+}
+
+// openTarget opens the model's store under its lock, recovers what a crash
+// interrupted, and resumes an interrupted trial, as every command must before it
+// acts.
+func openTarget(ctx context.Context, g *globalOptions, op string) (*target, error) {
+	cfg, m, err := loadModel(g)
+	if err != nil {
+		return nil, err
+	}
+	return openModel(ctx, cfg, m, op)
+}
+
+func openModel(ctx context.Context, cfg *config.Config, m *config.Model, op string) (*target, error) {
+	if m.NeedsConfirmation() {
+		return nil, fmt.Errorf("%w: model %s: unit and [model.health] settings are not supported by this build yet; remove them to activate by link swap alone",
+			config.ErrConfig, m.Name)
+	}
+	s, err := slots.Open(ctx, storeConfig(cfg, m), op)
+	if err != nil {
+		return nil, err
+	}
+	t := &target{cfg: cfg, model: m, store: s, updater: &update.Updater{Store: s, Workers: verify.Workers()}}
+	if _, err := t.updater.Resume(ctx, m.Health.MaxAttempts); err != nil && !errors.Is(err, update.ErrRolledBack) {
+		s.Close()
+		return nil, err
+	}
+	return t, nil
+}
+
+func (t *target) close() { t.store.Close() }

@@ -1,0 +1,215 @@
+// Package config reads modelslot's TOML configuration (DESIGN.md § Config) and
+// fills in the documented defaults. Unknown keys are an error, not a silent
+// no-op: a misspelt setting must not leave a device running on a default.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/modelslot/modelslot/verify"
+)
+
+// ErrConfig is the kind of every configuration error; the command line maps it
+// to exit code 2.
+var ErrConfig = errors.New("configuration error")
+
+// Defaults (DESIGN.md § Config).
+const (
+	DefaultPath       = "/etc/modelslot/modelslot.toml"
+	DefaultStateRoot  = "/var/lib/modelslot"
+	EnvConfig         = "MODELSLOT_CONFIG"
+	machineIDFile     = "/etc/machine-id"
+	defaultAttempts   = 3
+	defaultActivation = "restart"
+)
+
+// Config is the whole file.
+type Config struct {
+	DeviceID  string   `toml:"device_id"`
+	StateRoot string   `toml:"state_root"`
+	Systemd   Systemd  `toml:"systemd"`
+	Platform  Platform `toml:"platform"`
+	Models    []Model  `toml:"model"`
+
+	Path string `toml:"-"` // where it was read from
+}
+
+// Systemd selects the manager that runs the inference units.
+type Systemd struct {
+	Scope string `toml:"scope"` // "system" (default) or "user"
+	Bus   string `toml:"bus"`   // optional D-Bus address
+}
+
+// Platform is where events go and commands come from.
+type Platform struct {
+	MQTTURL     string `toml:"mqtt_url"`
+	HTTPURL     string `toml:"http_url"`
+	TopicPrefix string `toml:"topic_prefix"`
+}
+
+// Model is one [[model]] table.
+type Model struct {
+	Name        string   `toml:"name"`
+	Link        string   `toml:"link"`       // default <state_root>/<name>/current
+	Unit        string   `toml:"unit"`       // empty: nothing to restart
+	Activation  string   `toml:"activation"` // "restart" or "reload"
+	Source      string   `toml:"source"`
+	TrustedKeys []string `toml:"trusted_keys"`
+	Health      Health   `toml:"health"`
+}
+
+// Health is the model's health contract (DESIGN.md § Health contract).
+type Health struct {
+	StartTimeout  Duration `toml:"start_timeout"`
+	ConfirmWindow Duration `toml:"confirm_window"`
+	ProbeURL      string   `toml:"probe_url"`
+	MaxLatency    Duration `toml:"max_latency"`
+	MaxMemory     Size     `toml:"max_memory"`
+	Checks        []string `toml:"checks"`
+	MaxAttempts   int      `toml:"max_attempts"`
+}
+
+// Load reads the config from path, or from $MODELSLOT_CONFIG, or from
+// /etc/modelslot/modelslot.toml, in that order.
+func Load(path string) (*Config, error) {
+	if path == "" {
+		path = os.Getenv(EnvConfig)
+	}
+	if path == "" {
+		path = DefaultPath
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: read %s: %v; pass --config FILE or set %s (see docs/config.md)", ErrConfig, path, err, EnvConfig)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	c.Path = path
+	return c, nil
+}
+
+// Parse decodes and validates a config and fills in defaults.
+func Parse(data []byte) (*Config, error) {
+	var c Config
+	md, err := toml.Decode(string(data), &c)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return nil, fmt.Errorf("%w: unknown setting %s (see docs/config.md)", ErrConfig, strings.Join(keys, ", "))
+	}
+	if err := c.fill(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	return &c, nil
+}
+
+func (c *Config) fill() error {
+	if c.StateRoot == "" {
+		c.StateRoot = DefaultStateRoot
+	}
+	if !filepath.IsAbs(c.StateRoot) {
+		return fmt.Errorf("state_root %q must be an absolute path", c.StateRoot)
+	}
+	if c.DeviceID == "" {
+		c.DeviceID = machineID()
+	}
+	switch c.Systemd.Scope {
+	case "":
+		c.Systemd.Scope = "system"
+	case "system", "user":
+	default:
+		return fmt.Errorf("[systemd] scope %q: use \"system\" or \"user\"", c.Systemd.Scope)
+	}
+	if len(c.Models) == 0 {
+		return errors.New("no [[model]] table: configure at least one model")
+	}
+	seen := map[string]bool{}
+	for i := range c.Models {
+		m := &c.Models[i]
+		if err := m.fill(c.StateRoot); err != nil {
+			return err
+		}
+		if seen[m.Name] {
+			return fmt.Errorf("model %q is configured twice", m.Name)
+		}
+		seen[m.Name] = true
+	}
+	return nil
+}
+
+func (m *Model) fill(stateRoot string) error {
+	if err := verify.CheckModelName(m.Name); err != nil {
+		return fmt.Errorf("[[model]] name: %v", err)
+	}
+	if m.Link == "" {
+		m.Link = filepath.Join(stateRoot, m.Name, "current")
+	}
+	if !filepath.IsAbs(m.Link) {
+		return fmt.Errorf("model %s: link %q must be an absolute path", m.Name, m.Link)
+	}
+	switch m.Activation {
+	case "":
+		m.Activation = defaultActivation
+	case "restart", "reload":
+	default:
+		return fmt.Errorf("model %s: activation %q: use \"restart\" or \"reload\"", m.Name, m.Activation)
+	}
+	if m.Health.MaxAttempts == 0 {
+		m.Health.MaxAttempts = defaultAttempts
+	}
+	if m.Health.MaxAttempts < 0 {
+		return fmt.Errorf("model %s: max_attempts must be positive", m.Name)
+	}
+	return nil
+}
+
+// StateDir is the state directory of model m.
+func (c *Config) StateDir(m *Model) string { return filepath.Join(c.StateRoot, m.Name) }
+
+// Model returns the model called name; name may be empty when exactly one model
+// is configured.
+func (c *Config) Model(name string) (*Model, error) {
+	if name == "" {
+		if len(c.Models) == 1 {
+			return &c.Models[0], nil
+		}
+		return nil, fmt.Errorf("%w: %d models are configured; choose one with --model", ErrConfig, len(c.Models))
+	}
+	for i := range c.Models {
+		if c.Models[i].Name == name {
+			return &c.Models[i], nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no model %q in %s", ErrConfig, name, c.Path)
+}
+
+// NeedsConfirmation reports whether activating the model involves more than a
+// link swap: a unit to restart or any health setting.
+func (m *Model) NeedsConfirmation() bool {
+	h := m.Health
+	return m.Unit != "" || h.ProbeURL != "" || len(h.Checks) > 0 || h.MaxMemory > 0 || h.MaxLatency > 0
+}
+
+func machineID() string {
+	b, err := os.ReadFile(machineIDFile)
+	if id := strings.TrimSpace(string(b)); err == nil && id != "" {
+		return id
+	}
+	if h, err := os.Hostname(); err == nil {
+		return h
+	}
+	return "unknown"
+}

@@ -1,0 +1,87 @@
+package update
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/modelslot/modelslot/slots"
+)
+
+// ErrNothingToRollBack means there is no good version to go back to.
+var ErrNothingToRollBack = errors.New("nothing to roll back to")
+
+// Resume continues a trial that a crash or restart interrupted: it counts the
+// attempt and confirms again; past maxAttempts it reverts instead of looping.
+// With no trial it does nothing. It returns whether a trial was found.
+func (u *Updater) Resume(ctx context.Context, maxAttempts int) (bool, error) {
+	t := u.Store.State().Trial
+	if t == nil {
+		return false, nil
+	}
+	n, err := u.Store.ResumeTrial()
+	if err != nil {
+		return true, err
+	}
+	if maxAttempts > 0 && n > maxAttempts {
+		return true, u.revert(t, fmt.Sprintf("crash_loop: the trial was interrupted %d times (max_attempts %d)", n-1, maxAttempts))
+	}
+	return true, u.confirm(ctx)
+}
+
+// Rollback goes back to the previous good version: a running trial is reverted
+// (reason manual), a committed version is left for the previous good one and
+// marked bad. With ifTrial it only reverts a trial and otherwise does nothing
+// (for OnFailure= units). A repeated rollback is a no-op, not a swing back.
+// It returns whether anything changed.
+func (u *Updater) Rollback(ctx context.Context, ifTrial bool) (bool, error) {
+	st := u.Store.State()
+	if st.Trial != nil {
+		err := u.revert(st.Trial, ReasonManual+": rollback requested")
+		return true, ignoreRolledBack(err)
+	}
+	if ifTrial {
+		return false, nil
+	}
+	err := u.Store.Rollback(ReasonManual + ": rolled back from this version")
+	if errors.Is(err, slots.ErrNoPrevious) {
+		return false, nothingToRollBack(st)
+	}
+	return err == nil, err
+}
+
+// MarkGood commits a running trial; without one it does nothing.
+func (u *Updater) MarkGood(ctx context.Context) (bool, error) {
+	if u.Store.State().Trial == nil {
+		return false, nil
+	}
+	return true, u.Store.Commit()
+}
+
+// MarkBad ends a running trial as failed, or, with no trial, rolls the active
+// version back; either way the version is marked bad (reason manual).
+func (u *Updater) MarkBad(ctx context.Context) (bool, error) {
+	return u.Rollback(ctx, false)
+}
+
+// nothingToRollBack explains why there is no rollback target; when the previous
+// slot was itself left by a manual rollback, the request is already fulfilled.
+func nothingToRollBack(st *slots.State) error {
+	if st.Previous == "" {
+		return fmt.Errorf("%w: only one version was ever activated", ErrNothingToRollBack)
+	}
+	prev := st.Slots[st.Previous]
+	if prev.Status == slots.Bad && reasonCode(prev.Reason) == ReasonManual {
+		return nil
+	}
+	return fmt.Errorf("%w: the previous version %s (slot %s) is %s: %s", ErrNothingToRollBack, prev.Version, st.Previous, prev.Status, prev.Reason)
+}
+
+// ignoreRolledBack turns the revert's ErrRolledBack into success: the operator
+// asked for exactly that.
+func ignoreRolledBack(err error) error {
+	if errors.Is(err, ErrRolledBack) {
+		return nil
+	}
+	return err
+}

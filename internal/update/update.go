@@ -1,0 +1,163 @@
+package update
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/modelslot/modelslot/slots"
+	"github.com/modelslot/modelslot/verify"
+)
+
+// ErrRolledBack means the new version failed its trial and the previous one is
+// serving again. The command line maps it to exit code 4.
+var ErrRolledBack = errors.New("update failed and was rolled back")
+
+// ReasonManual is the failure reason of a rollback or mark-bad by a person or a
+// platform command (DESIGN.md § Events).
+const ReasonManual = "manual"
+
+// Source writes the files of a manifest into a Fill.
+type Source interface {
+	Fill(ctx context.Context, fill *slots.Fill) error
+}
+
+// Confirmer decides whether an activated version may be kept. It returns nil to
+// commit, or an error whose text starts with a failure reason from DESIGN.md §
+// Events ("watchdog_timeout: …"). A nil Confirmer commits at once: with no unit
+// and no health settings, a swapped link is all there is to confirm.
+type Confirmer interface {
+	Confirm(ctx context.Context, slot, version string) error
+}
+
+// Outcome says what an Install did.
+type Outcome string
+
+const (
+	AlreadyActive Outcome = "already-active" // nothing changed
+	Reactivated   Outcome = "reactivated"    // the inactive slot held it already; no copy
+	Installed     Outcome = "installed"      // copied, verified, activated, committed
+)
+
+// Result of an Install.
+type Result struct {
+	Outcome Outcome
+	Slot    string
+	Version string
+}
+
+// Updater runs updates on one store.
+type Updater struct {
+	Store   *slots.Store
+	Confirm Confirmer // nil: commit right after the swap
+	Workers int       // files hashed at once when re-verifying a slot
+}
+
+// Install makes m the active, committed version. Installing the version that is
+// already active (same files) changes nothing; one that sits verified in the
+// inactive slot is activated without copying.
+func (u *Updater) Install(ctx context.Context, m *verify.Manifest, src Source) (Result, error) {
+	s := u.Store
+	if err := s.CheckLinkDir(); err != nil {
+		return Result{}, fmt.Errorf("install %s: %w", m.Version, err)
+	}
+	if active, err := u.sameAsActive(m); active || err != nil {
+		return Result{Outcome: AlreadyActive, Slot: s.State().Active, Version: m.Version}, err
+	}
+	outcome, err := u.fill(ctx, m, src)
+	if err != nil {
+		return Result{}, err
+	}
+	slot := s.Inactive()
+	if err := s.Activate(slot); err != nil {
+		return Result{}, fmt.Errorf("install %s: %w", m.Version, err)
+	}
+	slog.Info("activated", "model", m.Model, "version", m.Version, "slot", slot)
+	if err := u.confirm(ctx); err != nil {
+		return Result{Slot: slot, Version: m.Version}, err
+	}
+	return Result{Outcome: outcome, Slot: slot, Version: m.Version}, nil
+}
+
+// sameAsActive reports whether m is the active version. The same version label
+// with other files is refused: a label must name one content, or rollbacks and
+// reports would lie.
+func (u *Updater) sameAsActive(m *verify.Manifest) (bool, error) {
+	st := u.Store.State()
+	if st.Active == "" || st.Slots[st.Active].Version != m.Version {
+		return false, nil
+	}
+	cur, err := u.Store.SlotManifest(st.Active)
+	if err != nil {
+		return false, fmt.Errorf("install %s: read the active slot: %w", m.Version, err)
+	}
+	if !verify.SameContent(cur, m) {
+		return false, fmt.Errorf("install %s: %w: version %s is already active with different files; publish the change under a new version",
+			m.Version, verify.ErrRejected, m.Version)
+	}
+	return st.Trial == nil, nil
+}
+
+// fill puts m into the inactive slot, unless it is there already and verifies.
+func (u *Updater) fill(ctx context.Context, m *verify.Manifest, src Source) (Outcome, error) {
+	s := u.Store
+	inactive := s.Inactive()
+	if ss := s.State().Slots[inactive]; ss.Version == m.Version && ss.Status != slots.Empty {
+		have, err := s.VerifySlot(ctx, inactive, u.Workers)
+		if err == nil && verify.SameContent(have, m) {
+			slog.Info("inactive slot already holds this version; not copying", "slot", inactive, "version", m.Version)
+			return Reactivated, nil
+		}
+		slog.Warn("inactive slot holds this version but does not verify; installing again", "slot", inactive, "err", err)
+	}
+	fill, err := s.BeginInstall(ctx, m)
+	if err != nil {
+		return "", err
+	}
+	if err := src.Fill(ctx, fill); err != nil {
+		if aerr := fill.Abort(); aerr != nil {
+			slog.Warn("clean-up after a failed install failed; the next run retries it", "err", aerr)
+		}
+		return "", fmt.Errorf("install %s: %w", m.Version, err)
+	}
+	if err := fill.Commit(ctx); err != nil {
+		return "", err
+	}
+	slog.Info("installed", "model", m.Model, "version", m.Version, "slot", fill.Slot())
+	return Installed, nil
+}
+
+// confirm runs the trial of the activated slot: commit on success, revert on
+// failure (returning an error that wraps ErrRolledBack).
+func (u *Updater) confirm(ctx context.Context) error {
+	t := u.Store.State().Trial
+	if t == nil {
+		return errors.New("internal error: confirm without a trial")
+	}
+	if u.Confirm != nil {
+		if err := u.Confirm.Confirm(ctx, t.Slot, t.Version); err != nil {
+			return u.revert(t, err.Error())
+		}
+	}
+	if err := u.Store.Commit(); err != nil {
+		return fmt.Errorf("commit %s: %w", t.Version, err)
+	}
+	slog.Info("committed", "version", t.Version, "slot", t.Slot)
+	return nil
+}
+
+func (u *Updater) revert(t *slots.Trial, reason string) error {
+	if err := u.Store.Revert(reason); err != nil {
+		return fmt.Errorf("revert %s after %q: %w", t.Version, reason, err)
+	}
+	slog.Warn("reverted", "version", t.Version, "reason", reason)
+	return fmt.Errorf("%w: %s: %s", ErrRolledBack, t.Version, reason)
+}
+
+// reasonCode is the failure_reason part of a reason ("latency_limit: …").
+func reasonCode(reason string) string {
+	code, _, _ := strings.Cut(reason, ":")
+	return code
+}

@@ -1,0 +1,259 @@
+package slots
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/modelslot/modelslot/internal/crashpoint"
+	"github.com/modelslot/modelslot/internal/durable"
+	"github.com/modelslot/modelslot/verify"
+)
+
+// Crash points of an install, in the order they are passed.
+var (
+	installIntentPoint = crashpoint.Declare("install.after-intent")
+	installClearPoint  = crashpoint.Declare("install.after-clear")
+	installFilePoint   = crashpoint.Declare("install.after-first-file")
+	installRenamePre   = crashpoint.Declare("install.before-rename")
+	installRenamePost  = crashpoint.Declare("install.after-rename")
+)
+
+// ManifestFile is where a slot keeps the manifest it was verified against.
+const ManifestFile = verify.MetaDir + "/manifest.json"
+
+// Fill is an install in progress into the inactive slot: files are written under
+// a temp directory and published by Commit, which verifies every file first. It
+// is the containerd "ingest → commit | abort" shape. WriteFile and CreateFile
+// may be called from several goroutines for different files.
+type Fill struct {
+	s    *Store
+	slot string
+	m    *verify.Manifest
+	dir  string
+
+	mu      sync.Mutex
+	written map[string]bool // verified while writing
+	created map[string]bool // handed out by CreateFile; verified at Commit
+	meta    map[string][]byte
+	first   sync.Once
+}
+
+// BeginInstall marks the inactive slot as installing (saved before anything is
+// touched), clears it and returns a Fill for m. It refuses while a trial runs:
+// the inactive slot is then the one a revert would go back to.
+func (s *Store) BeginInstall(ctx context.Context, m *verify.Manifest) (*Fill, error) {
+	if s.st.Trial != nil {
+		return nil, fmt.Errorf("install %s: %w (slot %s, version %s); end it with mark-good or mark-bad first",
+			m.Version, ErrTrialActive, s.st.Trial.Slot, s.st.Trial.Version)
+	}
+	if m.Model != s.cfg.Model {
+		return nil, fmt.Errorf("install: %w: manifest is for model %q, not %q", verify.ErrRejected, m.Model, s.cfg.Model)
+	}
+	slot := s.Inactive()
+	err := s.update(func(st *State) {
+		st.Slots[slot] = &SlotState{Status: Installing, Version: m.Version, Sequence: m.Sequence}
+		if st.Previous == slot {
+			st.Previous = "" // its version is about to be overwritten
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("install %s: %w", m.Version, err)
+	}
+	installIntentPoint.Hit()
+	if err := s.clearSlot(slot); err != nil {
+		return nil, fmt.Errorf("install %s: %w", m.Version, err)
+	}
+	installClearPoint.Hit()
+	f := &Fill{s: s, slot: slot, m: m, dir: s.fillDir(slot),
+		written: map[string]bool{}, created: map[string]bool{}, meta: map[string][]byte{}}
+	if err := os.Mkdir(f.dir, 0o755); err != nil {
+		return nil, fmt.Errorf("install %s: %w", m.Version, err)
+	}
+	return f, nil
+}
+
+// Slot is the slot being filled.
+func (f *Fill) Slot() string { return f.slot }
+
+// Dir is the temp directory being filled.
+func (f *Fill) Dir() string { return f.dir }
+
+// WriteFile writes file vf from r, hashing as it writes. At most vf.Size+1 bytes
+// are read, so an endless or oversized source stops at its declared size. A size
+// or digest mismatch removes the file and returns a *verify.MismatchError.
+func (f *Fill) WriteFile(ctx context.Context, vf verify.File, r io.Reader) error {
+	out, err := f.create(vf)
+	if err != nil {
+		return err
+	}
+	h := verify.NewHash()
+	n, err := verify.CopyBuffer(ctx, io.MultiWriter(out, h), io.LimitReader(r, vf.Size+1))
+	if err == nil {
+		err = checkWritten(vf, n, verify.HexDigest(h.Sum(nil)))
+	}
+	if err == nil {
+		err = sealFile(out, vf)
+	}
+	out.Close()
+	if err != nil {
+		os.Remove(out.Name())
+		return fmt.Errorf("install %s: %w", vf.Path, err)
+	}
+	f.mu.Lock()
+	f.written[vf.Path] = true
+	f.mu.Unlock()
+	f.first.Do(installFilePoint.Hit)
+	return nil
+}
+
+// CreateFile creates vf's file for a caller that fills it by other means (say,
+// reflinked ranges); Commit verifies it. The caller closes it.
+func (f *Fill) CreateFile(vf verify.File) (*os.File, error) {
+	out, err := f.create(vf)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	f.created[vf.Path] = true
+	f.mu.Unlock()
+	return out, nil
+}
+
+// AddMeta stores data as name under the slot's .modelslot directory (the
+// manifest's signed envelope, for instance).
+func (f *Fill) AddMeta(name string, data []byte) { f.meta[name] = data }
+
+func (f *Fill) create(vf verify.File) (*os.File, error) {
+	if _, ok := f.m.Lookup(vf.Path); !ok {
+		return nil, fmt.Errorf("install: %w: %s is not in the manifest", verify.ErrRejected, vf.Path)
+	}
+	name := filepath.Join(f.dir, filepath.FromSlash(vf.Path))
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		return nil, fmt.Errorf("install %s: %w", vf.Path, err)
+	}
+	out, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("install %s: %w", vf.Path, err)
+	}
+	return out, nil
+}
+
+func checkWritten(vf verify.File, n int64, sum string) error {
+	if n != vf.Size {
+		return &verify.MismatchError{Path: vf.Path, Reason: fmt.Sprintf("got %d bytes or more, manifest says %d", n, vf.Size)}
+	}
+	if sum != vf.SHA256 {
+		return &verify.MismatchError{Path: vf.Path, Reason: fmt.Sprintf("sha256 %s, manifest says %s", sum, vf.SHA256)}
+	}
+	return nil
+}
+
+// sealFile makes a verified file durable and read-only.
+func sealFile(out *os.File, vf verify.File) error {
+	if err := out.Chmod(os.FileMode(vf.Mode).Perm() &^ 0o222); err != nil {
+		return err
+	}
+	return durable.Sync(out)
+}
+
+// Commit verifies what was not verified while written, stores the manifest in
+// the slot, makes the tree durable and renames it into place, then records the
+// slot as installed. Commit always ends the Fill: on error the temp directory is
+// removed and the slot is empty again.
+func (f *Fill) Commit(ctx context.Context) error {
+	if err := f.commit(ctx); err != nil {
+		return fmt.Errorf("install %s: %w", f.m.Version, f.abort(err))
+	}
+	return nil
+}
+
+func (f *Fill) commit(ctx context.Context) error {
+	if err := f.verifyRest(ctx); err != nil {
+		return err
+	}
+	manifest, err := f.writeMeta()
+	if err != nil {
+		return err
+	}
+	if err := syncTree(f.dir); err != nil {
+		return err
+	}
+	installRenamePre.Hit()
+	if err := durable.Rename(f.dir, f.s.SlotDir(f.slot)); err != nil {
+		return err
+	}
+	installRenamePost.Hit()
+	return f.s.update(func(st *State) {
+		st.Slots[f.slot] = &SlotState{Status: Installed, Version: f.m.Version, Sequence: f.m.Sequence,
+			ManifestSHA256: manifest, InstalledAt: time.Now().UTC()}
+	})
+}
+
+// verifyRest checks that every file exists and hashes the ones that were not
+// verified as they were written.
+func (f *Fill) verifyRest(ctx context.Context) error {
+	for _, vf := range f.m.Files {
+		if f.written[vf.Path] {
+			continue
+		}
+		if !f.created[vf.Path] {
+			return &verify.MismatchError{Path: vf.Path, Reason: "never written"}
+		}
+		name := filepath.Join(f.dir, filepath.FromSlash(vf.Path))
+		if err := os.Chmod(name, os.FileMode(vf.Mode).Perm()&^0o222); err != nil {
+			return err
+		}
+		if err := verify.VerifyFile(ctx, name, vf); err != nil {
+			return err
+		}
+		if err := syncFile(name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeMeta stores the manifest (and any extra metadata) and returns the
+// manifest's sha256, which state.json records to detect a changed manifest.
+func (f *Fill) writeMeta() (string, error) {
+	data, err := f.m.Marshal()
+	if err != nil {
+		return "", err
+	}
+	meta := filepath.Join(f.dir, verify.MetaDir)
+	if err := os.MkdirAll(meta, 0o755); err != nil {
+		return "", err
+	}
+	f.meta[path.Base(ManifestFile)] = data
+	for name, b := range f.meta {
+		if err := durable.WriteFile(filepath.Join(meta, name), b, 0o444); err != nil {
+			return "", err
+		}
+	}
+	h := verify.NewHash()
+	h.Write(data)
+	return verify.HexDigest(h.Sum(nil)), nil
+}
+
+// Abort throws the Fill away and marks the slot empty.
+func (f *Fill) Abort() error { return f.abort(nil) }
+
+func (f *Fill) abort(cause error) error {
+	err := f.s.clearSlot(f.slot)
+	if err == nil {
+		err = f.s.update(func(st *State) { st.Slots[f.slot] = &SlotState{Status: Empty} })
+	}
+	if cause != nil {
+		return cause // the cause matters more than a failed clean-up, which recovery redoes
+	}
+	return err
+}
+
+// Manifest is the manifest being installed.
+func (f *Fill) Manifest() *verify.Manifest { return f.m }

@@ -1,0 +1,91 @@
+package slots
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+)
+
+// ErrBusy means another process holds the model's lock. The command line maps it
+// to exit code 5.
+var ErrBusy = errors.New("busy")
+
+// Holder is what a lock holder writes into the lock file so that a second
+// process can say who is in the way.
+type Holder struct {
+	PID   int       `json:"pid"`
+	Op    string    `json:"op"`
+	Since time.Time `json:"since"`
+}
+
+// BusyError names the process that holds the lock.
+type BusyError struct {
+	Path   string
+	Holder *Holder // nil when the holder wrote nothing readable
+}
+
+func (e *BusyError) Error() string {
+	if e.Holder == nil {
+		return fmt.Sprintf("another modelslot process holds %s; wait for it to finish", e.Path)
+	}
+	return fmt.Sprintf("pid %d (%s, since %s) holds %s; wait for it to finish or stop it",
+		e.Holder.PID, e.Holder.Op, e.Holder.Since.Format(time.RFC3339), e.Path)
+}
+
+func (e *BusyError) Unwrap() error { return ErrBusy }
+
+// lock is an exclusive flock on the model's lock file. The kernel drops it when
+// the process dies, so a crash never leaves a stale lock behind.
+type lock struct{ f *os.File }
+
+// acquireLock takes the lock without waiting. On a read-only filesystem the file
+// is opened read-only (flock works on it), so read-only commands still run.
+func acquireLock(path, op string) (*lock, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	writable := err == nil
+	if errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EACCES) {
+		f, err = os.Open(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open lock %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		defer f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, &BusyError{Path: path, Holder: readHolder(path)}
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	if writable {
+		// Best effort: the holder note only improves a second process's message.
+		b, _ := json.Marshal(Holder{PID: os.Getpid(), Op: op, Since: time.Now().UTC()})
+		if f.Truncate(0) == nil {
+			f.WriteAt(append(b, '\n'), 0)
+		}
+	}
+	return &lock{f: f}, nil
+}
+
+func readHolder(path string) *Holder {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var h Holder
+	if json.Unmarshal(b, &h) != nil || h.PID == 0 {
+		return nil
+	}
+	return &h
+}
+
+func (l *lock) release() error {
+	if l == nil || l.f == nil {
+		return nil
+	}
+	err := l.f.Close() // closing the last descriptor drops the flock
+	l.f = nil
+	return err
+}

@@ -1,0 +1,132 @@
+package slots
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/modelslot/modelslot/internal/crashpoint"
+)
+
+// Errors of the state machine, for callers that must tell them apart.
+var (
+	ErrNoTrial     = errors.New("no trial in progress")
+	ErrTrialActive = errors.New("a trial is in progress")
+	ErrNoPrevious  = errors.New("no previous good version to go back to")
+)
+
+// Every link switch passes two crash points: after the intent is saved and
+// after the link moved. Recovery must finish the switch from either.
+var switchPoints = map[string][2]crashpoint.Point{
+	OpActivate: {crashpoint.Declare("activate.after-intent"), crashpoint.Declare("activate.after-link")},
+	OpRevert:   {crashpoint.Declare("revert.after-intent"), crashpoint.Declare("revert.after-link")},
+	OpRollback: {crashpoint.Declare("rollback.after-intent"), crashpoint.Declare("rollback.after-link")},
+}
+
+var commitPoint = crashpoint.Declare("commit.before-state")
+
+// Activate points the link at slot name and starts its trial. The trial is saved
+// before the link moves, so a crash at any moment leaves a state that recovery
+// finishes. The slot must be complete and verified (Installed, or Good/Bad from
+// an earlier life that the caller re-verified).
+func (s *Store) Activate(name string) error {
+	if s.st.Trial != nil {
+		return fmt.Errorf("activate slot %s: %w (slot %s, %s)", name, ErrTrialActive, s.st.Trial.Slot, s.st.Trial.Version)
+	}
+	slot := s.st.Slots[name]
+	if name == s.st.Active || (slot.Status != Installed && slot.Status != Good && slot.Status != Bad) {
+		return fmt.Errorf("activate slot %s: it is %s and active is %q; nothing to activate", name, slot.Status, s.st.Active)
+	}
+	from := s.st.Active
+	return s.switchLink(Switch{Op: OpActivate, To: name, From: from}, func(st *State) {
+		st.Trial = &Trial{Slot: name, Version: slot.Version, From: from, Started: time.Now().UTC(), Attempts: 1}
+		st.Slots[name].Status, st.Slots[name].Reason = Trialling, ""
+	})
+}
+
+// Commit ends the trial successfully: the slot becomes good, and the previous
+// slot stays as the rollback target.
+func (s *Store) Commit() error {
+	t := s.st.Trial
+	if t == nil {
+		return ErrNoTrial
+	}
+	commitPoint.Hit()
+	return s.update(func(st *State) {
+		st.Slots[t.Slot].Status = Good
+		st.Trial = nil
+	})
+}
+
+// Revert ends the trial as a failure: the slot is marked bad with reason, and the
+// link goes back to the slot served before (or is removed on a first install,
+// where there is nothing to go back to).
+func (s *Store) Revert(reason string) error {
+	t := s.st.Trial
+	if t == nil {
+		return ErrNoTrial
+	}
+	return s.switchLink(Switch{Op: OpRevert, To: t.From, From: t.Slot, Reason: reason}, func(st *State) {
+		st.Slots[t.Slot].Status, st.Slots[t.Slot].Reason = Bad, reason
+		st.LastFailure = &Failure{Slot: t.Slot, Version: t.Version, Reason: reason, At: time.Now().UTC()}
+	})
+}
+
+// Rollback leaves the active, committed version for the previous good one. The
+// version left is marked bad with reason, so a repeated rollback does not swing
+// back and forth.
+func (s *Store) Rollback(reason string) error {
+	if s.st.Trial != nil {
+		return fmt.Errorf("rollback: %w; revert it instead", ErrTrialActive)
+	}
+	prev, active := s.st.Previous, s.st.Active
+	if prev == "" || s.st.Slots[prev].Status != Good {
+		return ErrNoPrevious
+	}
+	return s.switchLink(Switch{Op: OpRollback, To: prev, From: active, Reason: reason}, func(st *State) {
+		st.Slots[active].Status, st.Slots[active].Reason = Bad, reason
+	})
+}
+
+// ResumeTrial counts one more attempt at confirming the trial, after a crash or
+// restart interrupted the previous one, and returns the count.
+func (s *Store) ResumeTrial() (int, error) {
+	if s.st.Trial == nil {
+		return 0, ErrNoTrial
+	}
+	err := s.update(func(st *State) { st.Trial.Attempts++ })
+	return s.st.Trial.Attempts, err
+}
+
+// switchLink saves the intent, moves the link, and finishes the switch.
+func (s *Store) switchLink(sw Switch, prepare func(*State)) error {
+	if sw.To != "" {
+		if err := s.CheckLinkDir(); err != nil {
+			return err
+		}
+	}
+	if err := s.update(func(st *State) { prepare(st); st.Switch = &sw }); err != nil {
+		return fmt.Errorf("%s: %w", sw.Op, err)
+	}
+	switchPoints[sw.Op][0].Hit()
+	return s.finishSwitch()
+}
+
+// finishSwitch moves the link to the pending switch's target (again, if it was
+// already moved: the swap is idempotent) and records the result.
+func (s *Store) finishSwitch() error {
+	sw := *s.st.Switch
+	if err := s.pointLink(sw.To); err != nil {
+		return fmt.Errorf("%s: %w", sw.Op, err)
+	}
+	switchPoints[sw.Op][1].Hit()
+	return s.update(func(st *State) {
+		st.Active, st.Switch = sw.To, nil
+		if sw.From != "" {
+			st.Previous = sw.From
+		}
+		if sw.Op == OpRevert {
+			st.Trial = nil
+		}
+	})
+}
