@@ -46,8 +46,12 @@ func (s *Store) recover(ctx context.Context) error {
 }
 
 // Temp names inside slots/: a slot being filled, and a slot being thrown away.
-func (s *Store) fillDir(name string) string  { return filepath.Join(s.cfg.Dir, slotsDir, "."+name+".tmp") }
-func (s *Store) trashDir(name string) string { return filepath.Join(s.cfg.Dir, slotsDir, "."+name+".trash") }
+func (s *Store) fillDir(name string) string {
+	return filepath.Join(s.cfg.Dir, slotsDir, "."+name+".tmp")
+}
+func (s *Store) trashDir(name string) string {
+	return filepath.Join(s.cfg.Dir, slotsDir, "."+name+".trash")
+}
 
 // clearSlot removes the content of a slot that is not served. It is renamed aside
 // first, so a crash halfway through a large removal leaves the slot name free

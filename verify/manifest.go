@@ -39,8 +39,8 @@ type Manifest struct {
 type File struct {
 	Path   string   `json:"path"` // slash-separated, relative, clean (CheckPath)
 	Size   int64    `json:"size"`
-	Mode   FileMode `json:"mode"`   // permission bits only, as published; slots drop the write bits
-	SHA256 string   `json:"sha256"` // lower-case hex of the whole file
+	Mode   FileMode `json:"mode"`             // permission bits only, as published; slots drop the write bits
+	SHA256 string   `json:"sha256"`           // lower-case hex of the whole file
 	Chunks []Chunk  `json:"chunks,omitempty"` // content-defined pieces, in order; empty for unchunked installs
 }
 
