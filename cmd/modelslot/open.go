@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/modelslot/modelslot/internal/config"
+	"github.com/modelslot/modelslot/internal/health"
 	"github.com/modelslot/modelslot/internal/update"
 	"github.com/modelslot/modelslot/slots"
 	"github.com/modelslot/modelslot/verify"
@@ -47,15 +49,15 @@ func openTarget(ctx context.Context, g *globalOptions, op string) (*target, erro
 }
 
 func openModel(ctx context.Context, cfg *config.Config, m *config.Model, op string) (*target, error) {
-	if m.NeedsConfirmation() {
-		return nil, fmt.Errorf("%w: model %s: unit and [model.health] settings are not supported by this build yet; remove them to activate by link swap alone",
-			config.ErrConfig, m.Name)
+	if what := m.Unsupported(); what != "" {
+		return nil, fmt.Errorf("%w: model %s: the setting %s is not supported by this build yet; remove it (link swap and check commands work)",
+			config.ErrConfig, m.Name, what)
 	}
 	s, err := slots.Open(ctx, storeConfig(cfg, m), op)
 	if err != nil {
 		return nil, err
 	}
-	t := &target{cfg: cfg, model: m, store: s, updater: &update.Updater{Store: s, Workers: verify.Workers()}}
+	t := &target{cfg: cfg, model: m, store: s, updater: &update.Updater{Store: s, Workers: verify.Workers(), Confirm: confirmer(m, s)}}
 	if _, err := t.updater.Resume(ctx, m.Health.MaxAttempts); err != nil && !errors.Is(err, update.ErrRolledBack) {
 		s.Close()
 		return nil, err
@@ -64,3 +66,13 @@ func openModel(ctx context.Context, cfg *config.Config, m *config.Model, op stri
 }
 
 func (t *target) close() { t.store.Close() }
+
+// confirmer builds the health check of a model; nil when it has none, so that
+// activation commits once the link is swapped.
+func confirmer(m *config.Model, s *slots.Store) update.Confirmer {
+	if len(m.Health.Checks) == 0 {
+		return nil
+	}
+	return &health.Confirmer{Model: m.Name, Link: s.LinkPath(), SlotDir: s.SlotDir,
+		Checks: health.Checks{Commands: m.Health.Checks, Timeout: time.Duration(m.Health.ConfirmWindow)}}
+}

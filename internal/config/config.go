@@ -196,11 +196,21 @@ func (c *Config) Model(name string) (*Model, error) {
 	return nil, fmt.Errorf("%w: no model %q in %s", ErrConfig, name, c.Path)
 }
 
-// NeedsConfirmation reports whether activating the model involves more than a
-// link swap: a unit to restart or any health setting.
-func (m *Model) NeedsConfirmation() bool {
+// Unsupported names the settings this build accepts in the file but cannot act
+// on yet (unit control and probes), or "" when there are none.
+func (m *Model) Unsupported() string {
 	h := m.Health
-	return m.Unit != "" || h.ProbeURL != "" || len(h.Checks) > 0 || h.MaxMemory > 0 || h.MaxLatency > 0
+	switch {
+	case m.Unit != "":
+		return "unit"
+	case h.ProbeURL != "":
+		return "health.probe_url"
+	case h.MaxMemory > 0:
+		return "health.max_memory"
+	case h.MaxLatency > 0:
+		return "health.max_latency"
+	}
+	return ""
 }
 
 func machineID() string {

@@ -7,9 +7,14 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/modelslot/modelslot/internal/crashpoint"
 	"github.com/modelslot/modelslot/slots"
 	"github.com/modelslot/modelslot/verify"
 )
+
+// confirmPoint is passed once the trial is running and before it is judged: a
+// crash here must resume the trial on the next start.
+var confirmPoint = crashpoint.Declare("trial.before-confirm")
 
 // ErrRolledBack means the new version failed its trial and the previous one is
 // serving again. The command line maps it to exit code 4.
@@ -136,6 +141,7 @@ func (u *Updater) confirm(ctx context.Context) error {
 	if t == nil {
 		return errors.New("internal error: confirm without a trial")
 	}
+	confirmPoint.Hit()
 	if u.Confirm != nil {
 		if err := u.Confirm.Confirm(ctx, t.Slot, t.Version); err != nil {
 			return u.revert(t, err.Error())
