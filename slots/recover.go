@@ -73,6 +73,9 @@ func (s *Store) clearSlot(name string) error {
 // modelslot's own, named by it, and never served, so removing them is safe.
 func (s *Store) removeTemps(name string) error {
 	for _, d := range []string{s.fillDir(name), s.trashDir(name)} {
+		if _, err := os.Lstat(d); errors.Is(err, fs.ErrNotExist) {
+			continue // nothing to do; RemoveAll would still fail on a read-only filesystem
+		}
 		if err := os.RemoveAll(d); err != nil {
 			return fmt.Errorf("remove %s: %w", d, err)
 		}
@@ -92,6 +95,9 @@ func (s *Store) checkLink() error {
 	case linked == s.st.Active:
 		return nil
 	case linked == "":
+		if err := s.CheckLinkDir(); err != nil {
+			return err
+		}
 		slog.Warn("recovery: the link was missing; pointing it at the active slot again", "link", s.cfg.Link, "slot", s.st.Active)
 		return s.pointLink(s.st.Active)
 	default:
