@@ -92,6 +92,7 @@ func forEachFile(ctx context.Context, files []File, workers int, fn func(ctx con
 	}
 	sort.SliceStable(order, func(a, b int) bool { return files[order[a]].Size > files[order[b]].Size })
 
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errs := make([]error, len(files))
@@ -114,7 +115,10 @@ func forEachFile(ctx context.Context, files []File, workers int, fn func(ctx con
 	}
 	close(next)
 	wg.Wait()
-	return firstError(errs, ctx)
+	if err := firstError(errs, ctx); err != nil {
+		return err
+	}
+	return parent.Err() // cancelled before every file was handed out
 }
 
 // firstError prefers a real failure over the cancellation it caused in others.

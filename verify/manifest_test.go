@@ -1,0 +1,96 @@
+package verify
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+)
+
+const digestA = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+
+func validManifest() *Manifest {
+	return &Manifest{Schema: 1, Model: "demo", Version: "v1", Sequence: 3, Files: []File{
+		{Path: "w.bin", Size: 4, Mode: 0o644, SHA256: digestA},
+		{Path: "probe/input.json", Size: 2, Mode: 0o644, SHA256: digestA},
+		{Path: "probe/expected.json", Size: 2, Mode: 0o644, SHA256: digestA},
+	}, Probe: &Probe{Input: "probe/input.json", Expected: "probe/expected.json", Tolerance: 1e-4}}
+}
+
+func TestManifestRoundTrip(t *testing.T) {
+	m := validManifest()
+	b, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b, []byte(`"mode": "0644"`)) {
+		t.Fatalf("mode is not written as an octal string:\n%s", b)
+	}
+	got, err := Parse(b)
+	if err != nil {
+		t.Fatalf("Parse(Marshal(m)): %v", err)
+	}
+	if !SameContent(m, got) || got.Sequence != 3 || got.Probe.Tolerance != 1e-4 {
+		t.Fatalf("round trip changed the manifest: %+v", got)
+	}
+}
+
+func TestManifestRejects(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(*Manifest)
+		want   string
+	}{
+		{"newer schema", func(m *Manifest) { m.Schema = 2 }, "upgrade modelslot"},
+		{"no schema", func(m *Manifest) { m.Schema = 0 }, "schema 0"},
+		{"bad model name", func(m *Manifest) { m.Model = "../x" }, "model name"},
+		{"empty version", func(m *Manifest) { m.Version = "" }, "version"},
+		{"version with slash", func(m *Manifest) { m.Version = "v1/../x" }, "version"},
+		{"traversal", func(m *Manifest) { m.Files[0].Path = "../../etc/shadow" }, "'..'"},
+		{"negative size", func(m *Manifest) { m.Files[0].Size = -1 }, "negative size"},
+		{"setuid", func(m *Manifest) { m.Files[0].Mode = 0o4755 }, "plain permission"},
+		{"bad digest", func(m *Manifest) { m.Files[0].SHA256 = "xyz" }, "64 lower-case hex"},
+		{"upper-case digest", func(m *Manifest) { m.Files[0].SHA256 = strings.ToUpper(digestA) }, "64 lower-case hex"},
+		{"duplicate", func(m *Manifest) { m.Files[1].Path = "w.bin" }, "listed twice"},
+		{"probe not shipped", func(m *Manifest) { m.Probe.Input = "nope.json" }, "probe file"},
+		{"chunks do not add up", func(m *Manifest) {
+			m.Files[0].Chunks = []Chunk{{SHA256: digestA, Size: 3, CSize: 3}}
+		}, "chunks add up to 3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := validManifest()
+			tt.change(m)
+			b, _ := m.Marshal()
+			_, err := Parse(b)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !errors.Is(err, ErrRejected) {
+				t.Fatalf("Parse = %v, want a rejection about %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseRejectsMalformedInput(t *testing.T) {
+	for name, data := range map[string][]byte{
+		"truncated":     []byte(`{"schema":1,"model":"demo"`),
+		"trailing data": []byte(`{"schema":1,"model":"demo","version":"v1","files":[]} {}`),
+		"bad mode":      []byte(`{"schema":1,"model":"demo","version":"v1","files":[{"path":"a","size":1,"mode":"rwx","sha256":"` + digestA + `"}]}`),
+		"oversized":     bytes.Repeat([]byte(" "), MaxManifestSize+1),
+	} {
+		if _, err := Parse(data); !errors.Is(err, ErrRejected) {
+			t.Errorf("%s: Parse = %v, want ErrRejected", name, err)
+		}
+	}
+}
+
+func TestSameContent(t *testing.T) {
+	a, b := validManifest(), validManifest()
+	b.Sequence, b.Insecure = 9, true // not content
+	if !SameContent(a, b) {
+		t.Fatal("manifests differing only in metadata must be the same content")
+	}
+	b.Files[2].SHA256 = strings.Repeat("b", 64)
+	if SameContent(a, b) {
+		t.Fatal("a changed digest must make a different content")
+	}
+}
