@@ -39,7 +39,9 @@ func installBoth(e *env, m1, m2 string) {
 	installV1(e, m1, m2)
 	e.must(0, installV2(m1, m2)...)
 }
-func installV2(_, m2 string) []string { return []string{"install", "--insecure", "--version", "v2", m2} }
+func installV2(_, m2 string) []string {
+	return []string{"install", "--insecure", "--version", "v2", m2}
+}
 
 // TestCrashAtEveryPointConverges kills modelslot with SIGKILL at every declared
 // crash point, in every scenario that passes it, and checks that the next run

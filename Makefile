@@ -1,0 +1,60 @@
+# modelslot — see README.md. Every target works on a fresh Debian 12 machine
+# with Go; `make test` is exactly what CI runs (.ci/run).
+
+GO          ?= go
+BIN         := bin
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS     := -s -w -X main.version=$(VERSION)
+STATICCHECK := $(BIN)/staticcheck
+# Fuzz targets, each run briefly by `make test` (package:target).
+FUZZ_TARGETS ?=
+
+.PHONY: all build test unit lint fuzz bench demo cross clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+
+# The whole suite: lint, unit and integration tests (real processes, real
+# mounts; run as root), then a short pass of every fuzz target.
+test: lint unit fuzz
+
+unit:
+	$(GO) test -count=1 -timeout 15m ./...
+
+lint: $(STATICCHECK)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+	@$(GO) mod tidy -diff >/dev/null || { echo "go mod tidy would change go.mod/go.sum: run it"; exit 1; }
+
+$(STATICCHECK):
+	GOBIN=$(abspath $(BIN)) $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name"; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime 10s "$$pkg" || exit 1; \
+	done
+
+bench:
+	bench/slots.sh
+
+demo:
+	scripts/demo.sh
+
+# Static binaries for the device architectures modelslot targets.
+cross:
+	@for target in linux/amd64 linux/arm64 linux/arm/7; do \
+		os=$${target%%/*}; rest=$${target#*/}; arch=$${rest%%/*}; arm=$${rest#*/}; \
+		[ "$$arch" = arm ] || arm=; \
+		out=dist/$$os-$$arch$${arm:+v$$arm}; \
+		echo "build $$out"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch GOARM=$$arm \
+			$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $$out/ ./cmd/... || exit 1; \
+	done
+
+clean:
+	rm -rf $(BIN) dist

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test suite uses. Idempotent; needs root.
+# systemd: a private user manager for the unit tests (no systemd as PID 1 here).
+set -euo pipefail
+need=()
+for pkg in systemd util-linux make git; do
+	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq "${need[@]}"
+fi
