@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func inode(t *testing.T, name string) uint64 {
+	t.Helper()
+	fi, err := os.Stat(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Sys().(*syscall.Stat_t).Ino
+}
+
+func TestInstallSameVersionTwiceChangesNothing(t *testing.T) {
+	e := newEnv(t)
+	m1 := makeModel(t, 1000, 2000)
+	installV1(e, m1, "")
+	state := readState(t, e)
+	slotInode := inode(t, filepath.Join(e.root, "demo", "slots", "a"))
+
+	r := e.must(0, "install", "--insecure", "--version", "v1", m1)
+	if !strings.Contains(r.stdout, "already active") {
+		t.Fatalf("want 'already active', got %q", r.stdout)
+	}
+	if !bytes.Equal(state, readState(t, e)) {
+		t.Fatal("state.json changed on a repeated install")
+	}
+	if inode(t, filepath.Join(e.root, "demo", "slots", "a")) != slotInode {
+		t.Fatal("the active slot was rewritten on a repeated install")
+	}
+	if _, err := os.Stat(filepath.Join(e.root, "demo", "slots", "b")); !os.IsNotExist(err) {
+		t.Fatal("a repeated install wrote the inactive slot")
+	}
+}
+
+func TestReinstallOfInactiveVersionActivatesWithoutCopy(t *testing.T) {
+	e := newEnv(t)
+	m1, m2 := makeModel(t, 100), makeModel(t, 200)
+	installBoth(e, m1, m2)
+	e.must(0, "rollback")
+	slotB := inode(t, filepath.Join(e.root, "demo", "slots", "b", "layer00", "w00.bin"))
+	r := e.must(0, installV2(m1, m2)...)
+	if !strings.Contains(r.stdout, "without copying") {
+		t.Fatalf("want activation without copy, got %q", r.stdout)
+	}
+	if inode(t, filepath.Join(e.root, "demo", "slots", "b", "layer00", "w00.bin")) != slotB {
+		t.Fatal("the inactive slot was copied again")
+	}
+	if got := e.checkInvariants(); got != "v2" {
+		t.Fatalf("active %q", got)
+	}
+}
+
+func TestSameVersionWithOtherFilesIsRejected(t *testing.T) {
+	e := newEnv(t)
+	installV1(e, makeModel(t, 100), "")
+	r := e.must(exitRejected, "install", "--insecure", "--version", "v1", makeModel(t, 101))
+	if !strings.Contains(r.stderr, "already active with different files") {
+		t.Fatalf("got %q", r.stderr)
+	}
+}
+
+func TestUnsafeDirectoryIsRejected(t *testing.T) {
+	e := newEnv(t)
+	m := makeModel(t, 10)
+	os.Symlink("/etc/shadow", filepath.Join(m, "secrets"))
+	r := e.must(exitRejected, "install", "--insecure", "--version", "v1", m)
+	if !strings.Contains(r.stderr, "secrets") || !strings.Contains(r.stderr, "not a regular file") {
+		t.Fatalf("got %q", r.stderr)
+	}
+	if st := e.status(); st.ActiveSlot != nil || st.Slots["a"].Status != "empty" {
+		t.Fatalf("a rejected install changed the slots: %+v", st)
+	}
+}
+
+func TestRollbackEdgeCases(t *testing.T) {
+	e := newEnv(t)
+	m1, m2 := makeModel(t, 100), makeModel(t, 200)
+	installV1(e, m1, m2)
+	if r := e.must(exitError, "rollback"); !strings.Contains(r.stderr, "nothing to roll back to: only one version") {
+		t.Fatalf("rollback with one version: %q", r.stderr)
+	}
+	e.must(0, installV2(m1, m2)...)
+	e.must(0, "rollback")
+	if r := e.must(0, "rollback"); !strings.Contains(r.stdout, "nothing to roll back; active: v1") {
+		t.Fatalf("second rollback must be a no-op: %q", r.stdout)
+	}
+	if r := e.must(0, "rollback", "--if-trial"); !strings.Contains(r.stdout, "nothing to roll back") {
+		t.Fatalf("rollback --if-trial without a trial: %q", r.stdout)
+	}
+	if r := e.must(0, "mark-good"); !strings.Contains(r.stdout, "no trial in progress") {
+		t.Fatalf("mark-good without a trial: %q", r.stdout)
+	}
+	if got := e.checkInvariants(); got != "v1" {
+		t.Fatalf("active %q", got)
+	}
+}
+
+func TestFailingCheckRevertsAndIsReported(t *testing.T) {
+	e := newEnv(t)
+	e.extraConf = failV2
+	e.writeConfig()
+	m1, m2 := makeModel(t, 100), makeModel(t, 200)
+	installV1(e, m1, m2)
+	r := e.must(exitRolledBack, installV2(m1, m2)...)
+	if !strings.Contains(r.stderr, "rolled back") || !strings.Contains(r.stderr, "check_failed") {
+		t.Fatalf("got %q", r.stderr)
+	}
+	st := e.status()
+	if *st.ActiveVersion != "v1" || st.Slots["b"].Status != "bad" || !strings.HasPrefix(st.Slots["b"].Reason, "check_failed:") ||
+		st.LastFailure == nil || st.LastFailure.Version != "v2" {
+		t.Fatalf("status after a failed check: %+v", st)
+	}
+	human := e.must(0, "status").stdout
+	for _, want := range []string{"slot a  active", "slot b  previous  bad", "last failure: v2", "check_failed"} {
+		if !strings.Contains(human, want) {
+			t.Errorf("human status lacks %q:\n%s", want, human)
+		}
+	}
+	if got := e.checkInvariants(); got != "v1" {
+		t.Fatalf("active %q", got)
+	}
+}
+
+func TestUsageAndConfigErrorsExitTwo(t *testing.T) {
+	e := newEnv(t)
+	for _, args := range [][]string{
+		{"frobnicate"},
+		{"install", "somewhere"},
+		{"install", "--insecure", t.TempDir()},
+		{"status", "--bogus"},
+	} {
+		e.must(exitUsage, args...)
+	}
+	os.WriteFile(e.config, []byte("[[model]]\nname = \"demo\"\nunit = \"x.service\"\n"), 0o644)
+	if r := e.must(exitUsage, "status"); !strings.Contains(r.stderr, "unit is not supported") {
+		t.Fatalf("got %q", r.stderr)
+	}
+	r := e.run(nil, "--config", "/nonexistent.toml", "status", "--json")
+	if r.code != exitUsage || !strings.Contains(r.stderr, `"exit_code":2`) {
+		t.Fatalf("a --json command must report its error as JSON: %v", r)
+	}
+}
