@@ -185,6 +185,9 @@ func (f *Fill) commit(ctx context.Context) error {
 		return err
 	}
 	installRenamePre.Hit()
+	if err := ctx.Err(); err != nil {
+		return err // the last moment to stop: after the rename the slot is installed
+	}
 	if err := durable.Rename(f.dir, f.s.SlotDir(f.slot)); err != nil {
 		return err
 	}

@@ -148,3 +148,62 @@ func TestUsageAndConfigErrorsExitTwo(t *testing.T) {
 		t.Fatalf("a --json command must report its error as JSON: %v", r)
 	}
 }
+
+// TestSIGTERMDuringInstallLeavesNoHalfSlot: SIGTERM cancels an install cleanly;
+// the partial slot is removed and the active version keeps serving.
+func TestSIGTERMDuringInstallLeavesNoHalfSlot(t *testing.T) {
+	e := newEnv(t)
+	m1, m2 := makeModel(t, 100), makeModel(t, 300, 32<<20)
+	installV1(e, m1, m2)
+	r := stopThenTerm(t, e, "install.after-first-file", installV2(m1, m2)...)
+	if r.code != exitError || !strings.Contains(r.stderr, "stopped by a signal") {
+		t.Fatalf("want exit 1 with a hint, got %v", r)
+	}
+	if got := e.checkInvariants(); got != "v1" {
+		t.Fatalf("active %q", got)
+	}
+	if b := e.status().Slots["b"]; b.Status != "empty" {
+		t.Fatalf("slot b = %+v, want empty", b)
+	}
+}
+
+// TestSIGTERMDuringTrialResumesInsteadOfReverting: stopping modelslot while a
+// check runs must not blame the model; the next start resumes the trial.
+func TestSIGTERMDuringTrialResumesInsteadOfReverting(t *testing.T) {
+	e := newEnv(t)
+	flag := filepath.Join(t.TempDir(), "ok")
+	e.extraConf = "[model.health]\nchecks = [\"test -f " + flag + " || sleep 30\"]\n"
+	e.writeConfig()
+	m1, m2 := makeModel(t, 100), makeModel(t, 200)
+	os.WriteFile(flag, nil, 0o644)
+	installV1(e, m1, m2)
+	os.Remove(flag)
+	r := stopThenTerm(t, e, "trial.before-confirm", installV2(m1, m2)...)
+	if r.code != exitError || !strings.Contains(r.stderr, "interrupted; the next modelslot command resumes it") {
+		t.Fatalf("want an interrupted trial, got %v", r)
+	}
+	os.WriteFile(flag, nil, 0o644)
+	if got := e.checkInvariants(); got != "v2" { // status resumes the trial, the check now passes
+		t.Fatalf("active %q, want v2 after the resumed trial", got)
+	}
+	if b := e.status().Slots["b"]; b.Status != "good" {
+		t.Fatalf("slot b = %+v, want good", b)
+	}
+}
+
+// stopThenTerm runs modelslot until it stops at point, sends SIGTERM, lets it
+// go on, and returns how it ended.
+func stopThenTerm(t *testing.T, e *env, point string, args ...string) result {
+	t.Helper()
+	cmd := e.command([]string{crashpointEnv(point + ":stop")}, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitStopped(t, cmd.Process.Pid)
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Process.Signal(syscall.SIGCONT)
+	err := cmd.Wait()
+	return resultOf(cmd, err, out.String(), errb.String(), t)
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -69,6 +70,8 @@ func hint(err error) string {
 		return "permission denied: run modelslot as the user that owns the state directory (usually root)"
 	case errors.Is(err, slots.ErrCorruptState):
 		return "see docs/recovery.md"
+	case errors.Is(err, context.Canceled):
+		return "stopped by a signal; whatever was half done is finished or undone by the next modelslot command"
 	}
 	return ""
 }

@@ -196,3 +196,5 @@ func waitStopped(t *testing.T, pid int) {
 	}
 	t.Fatalf("process %d did not stop at its crash point", pid)
 }
+
+func crashpointEnv(value string) string { return crashpoint.EnvVar + "=" + value }

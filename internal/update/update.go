@@ -144,6 +144,12 @@ func (u *Updater) confirm(ctx context.Context) error {
 	confirmPoint.Hit()
 	if u.Confirm != nil {
 		if err := u.Confirm.Confirm(ctx, t.Slot, t.Version); err != nil {
+			if ctx.Err() != nil {
+				// Stopped (SIGTERM), not failed: the trial stays and the next
+				// start resumes it. Reverting here would blame the model for
+				// the operator's stop.
+				return fmt.Errorf("trial of %s interrupted; the next modelslot command resumes it: %w", t.Version, ctx.Err())
+			}
 			return u.revert(t, err.Error())
 		}
 	}
