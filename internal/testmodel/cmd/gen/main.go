@@ -1,0 +1,26 @@
+// Command gen writes the test model directories of testdata/models:
+//
+//	go run ./internal/testmodel/cmd/gen -out testdata/models
+//
+// The output is deterministic, so regenerating changes nothing unless the
+// generator changed.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/modelslot/modelslot/internal/testmodel"
+)
+
+func main() {
+	out := flag.String("out", "testdata/models", "directory to write the model directories into")
+	flag.Parse()
+	for _, v := range testmodel.Variants {
+		if err := testmodel.Write(*out, v); err != nil {
+			fmt.Fprintf(os.Stderr, "gen: model %s: %v\n", v.Name, err)
+			os.Exit(1)
+		}
+	}
+}
