@@ -1,0 +1,95 @@
+package loader
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestOpenSlotKeepsReadingTheSlotItOpenedAfterTheLinkMoves(t *testing.T) {
+	link, a, b := twoSlots(t)
+	s, err := OpenSlot(link, 1e-4)
+	must(t, err)
+	defer CloseSlot(s)
+	swap(t, link, b)
+	got, err := s.ReadFile("answer.json")
+	must(t, err)
+	if s.Dir != a || s.Version != "v1" || !strings.Contains(string(got), `"v1"`) {
+		t.Fatalf("slot %s version %s read %s after the swap; want everything from %s", s.Dir, s.Version, got, a)
+	}
+	if s.Probe.Tolerance != 0.001 || s.Probe.Input != "probe/input.json" || s.Bare {
+		t.Errorf("probe = %+v bare=%v, want the manifest's", s.Probe, s.Bare)
+	}
+}
+
+func TestOpenSlotRefusesPathsOutOfTheSlot(t *testing.T) {
+	link, a, _ := twoSlots(t)
+	must(t, os.Symlink("../b/answer.json", filepath.Join(a, "escape")))
+	s, err := OpenSlot(link, 1e-4)
+	must(t, err)
+	defer CloseSlot(s)
+	for _, name := range []string{"../b/answer.json", "escape", "/etc/passwd"} {
+		if _, err := s.ReadFile(name); err == nil {
+			t.Errorf("read %q outside the slot", name)
+		}
+	}
+}
+
+func TestBareDirectoryVersionComesFromTheModelsOwnMetadata(t *testing.T) {
+	dir := t.TempDir()
+	// safetensors: 8-byte length, then a header carrying the version
+	header := `{"__metadata__":{"model":"demo","version":"st-7"}}`
+	st := append([]byte{byte(len(header)), 0, 0, 0, 0, 0, 0, 0}, header...)
+	must(t, os.WriteFile(filepath.Join(dir, "model.safetensors"), st, 0o644))
+	s, err := OpenSlot(dir, 1e-4)
+	must(t, err)
+	if !s.Bare || s.Version != "st-7" || s.Model != "demo" {
+		t.Errorf("from safetensors: bare=%v version=%q model=%q", s.Bare, s.Version, s.Model)
+	}
+	CloseSlot(s)
+
+	must(t, os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"version":"cfg-3"}`), 0o644))
+	s, err = OpenSlot(dir, 1e-4)
+	must(t, err)
+	if s.Version != "cfg-3" {
+		t.Errorf("config.json version not preferred: %q", s.Version)
+	}
+	CloseSlot(s)
+}
+
+func TestOpenSlotErrorsSayWhatToDo(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := OpenSlot(dir, 1e-4); err == nil || !strings.Contains(err.Error(), "no version found") {
+		t.Errorf("empty dir: %v", err)
+	}
+	must(t, os.MkdirAll(filepath.Join(dir, ".modelslot"), 0o755))
+	must(t, os.WriteFile(filepath.Join(dir, ManifestPath), []byte("{"), 0o644))
+	if _, err := OpenSlot(dir, 1e-4); err == nil || !strings.Contains(err.Error(), "reinstall the slot") {
+		t.Errorf("broken manifest: %v", err)
+	}
+	if _, err := OpenSlot(filepath.Join(dir, "nope"), 1e-4); err == nil || !strings.Contains(err.Error(), "check that it points") {
+		t.Errorf("missing link: %v", err)
+	}
+}
+
+func TestMatchJSON(t *testing.T) {
+	exp := `{"outputs":[[1.0,2.0],[3.0,-4.0]]}`
+	cases := []struct {
+		got string
+		ok  bool
+	}{
+		{`{"outputs":[[1.00001,2],[3,-4]],"version":"v1"}`, true},
+		{`{"outputs":[[1.01,2],[3,-4]]}`, false},
+		{`{"outputs":[[1,2],[3]]}`, false},
+		{`{"outputs":[[1,2],[3,"-4"]]}`, false},
+		{`{"output":[[1,2],[3,-4]]}`, false},
+		{`[1]`, false},
+		{`not json`, false},
+	}
+	for _, c := range cases {
+		if err := matchJSON([]byte(exp), []byte(c.got), 1e-4); (err == nil) != c.ok {
+			t.Errorf("matchJSON(%s) = %v, want ok=%v", c.got, err, c.ok)
+		}
+	}
+}
