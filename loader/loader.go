@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
 )
 
 // Model is a loaded model as the server defines it.
@@ -191,9 +193,10 @@ func (l *Loader[M]) Version() string {
 	return ""
 }
 
-// Close stops serving: the current model is closed when its last lease is
-// released.
+// Close stops serving and tells systemd STOPPING=1: the current model is
+// closed when its last lease is released.
 func (l *Loader[M]) Close() {
+	notify(l.log, daemon.SdNotifyStopping)
 	if e := l.cur.Swap(nil); e != nil {
 		e.release()
 	}

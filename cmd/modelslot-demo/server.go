@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/modelslot/modelslot/loader"
+)
+
+// maxBody bounds a request body; probe inputs are a few hundred bytes.
+const maxBody = 1 << 20
+
+type server struct {
+	loader *loader.Loader[*model]
+	log    *slog.Logger
+}
+
+func (s *server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/infer", s.infer)
+	mux.HandleFunc("GET /healthz", s.healthz)
+	return mux
+}
+
+// infer answers with the model leased for this request only, so the outputs
+// and the version in one answer come from one model, even across a reload.
+func (s *server) infer(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("read request: %w", err))
+		return
+	}
+	lease, err := s.loader.Acquire()
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	defer lease.Release()
+	out, err := lease.Model.answer(r.Context(), body)
+	switch {
+	case errors.Is(err, errBadInput):
+		writeError(w, http.StatusBadRequest, err)
+	case err != nil:
+		s.log.Error("inference failed", "version", lease.Slot.Version, "err", err)
+		writeError(w, http.StatusInternalServerError, err)
+	default:
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(out)
+	}
+}
+
+type health struct {
+	Status  string `json:"status"`
+	Model   string `json:"model"`
+	Version string `json:"version"`
+	Slot    string `json:"slot"`
+}
+
+func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
+	lease, err := s.loader.Acquire()
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	defer lease.Release()
+	lease.Model.alive()
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(health{Status: "ok", Model: lease.Model.name, Version: lease.Slot.Version, Slot: lease.Slot.Dir})
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+}
+
+// selfCheck is the watchdog's liveness check: GET /healthz through the
+// server's own listener, so a ping proves that accept, the handler and the
+// model all answer.
+func selfCheck(addr net.Addr) func(context.Context) error {
+	client := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, addr.Network(), addr.String())
+		},
+		DisableKeepAlives: true,
+	}}
+	return func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://self/healthz", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return fmt.Errorf("GET /healthz on %s: %w", addr, err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET /healthz on %s: status %d", addr, resp.StatusCode)
+		}
+		return nil
+	}
+}
+
+// serve serves until ctx ends, then drains: keep-alives off so each
+// connection closes after its current answer, the listener closed (under
+// socket activation systemd keeps the socket, so new connections wait in its
+// backlog for the next process), a short wait for in-flight requests, then
+// Shutdown. Shutdown alone would drop a request read just as it closes an idle
+// connection.
+func serve(ctx context.Context, ln net.Listener, h http.Handler, drain time.Duration, log *slog.Logger) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	log.Info("draining", "wait", drain)
+	srv.SetKeepAlivesEnabled(false)
+	ln.Close()
+	time.Sleep(drain)
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shut down: %w; some requests were cut off", err)
+	}
+	return nil
+}
