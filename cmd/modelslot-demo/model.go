@@ -92,10 +92,12 @@ func (m *model) answer(ctx context.Context, body []byte) ([]byte, error) {
 // Probe lets the loader check a new model before it serves.
 func (m *model) Probe(ctx context.Context, input []byte) ([]byte, error) { return m.answer(ctx, input) }
 
-// alive returns once the model can take a request; a hung model never does.
-func (m *model) alive() {
+// alive returns the version once the model can take a request; a hung model
+// never returns.
+func (m *model) alive() string {
 	m.mu.RLock()
-	m.mu.RUnlock()
+	defer m.mu.RUnlock()
+	return m.version
 }
 
 // Close drops the model's memory; the loader calls it after the last request.

@@ -70,9 +70,9 @@ func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer lease.Release()
-	lease.Model.alive()
+	version := lease.Model.alive()
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(health{Status: "ok", Model: lease.Model.name, Version: lease.Slot.Version, Slot: lease.Slot.Dir})
+	json.NewEncoder(w).Encode(health{Status: "ok", Model: lease.Model.name, Version: version, Slot: lease.Slot.Dir})
 }
 
 func writeError(w http.ResponseWriter, code int, err error) {
