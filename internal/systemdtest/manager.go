@@ -1,0 +1,177 @@
+package systemdtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// SystemdBinary is the manager binary the harness runs.
+const SystemdBinary = "/lib/systemd/systemd"
+
+// Timeouts of the harness. A manager is ready 60–180 ms after launch on the
+// project's machines; the margins cover a loaded CI runner.
+const (
+	readyTimeout = 15 * time.Second
+	exitTimeout  = 5 * time.Second
+	termTimeout  = 3 * time.Second
+)
+
+// launchScript runs inside the new mount namespace (Go made it private before exec):
+// join the manager's cgroups ("$@"), hide the host's /run/systemd behind a tmpfs,
+// create the directory whose presence means "booted with systemd", and become the
+// manager, so the PID we hold is the manager's.
+const launchScript = `set -e
+for d in "$@"; do echo $$ > "$d/cgroup.procs"; done
+mkdir -p /run/systemd
+mount -t tmpfs -o mode=0755 modelslot-systemdtest /run/systemd
+mkdir /run/systemd/system
+exec ` + SystemdBinary + ` --user`
+
+var managerSeq atomic.Int64
+
+// Manager is a running private user manager. Its fields are read-only.
+type Manager struct {
+	RuntimeDir string // XDG_RUNTIME_DIR of the manager: holds systemd/private and bus
+	UnitDir    string // where WriteUnit puts unit files ($XDG_CONFIG_HOME/systemd/user)
+	LogFile    string // the manager's own log (there is no journal)
+	PID        int    // the manager's PID
+
+	cmd    *exec.Cmd
+	exited chan struct{}
+	cgroup *managerCgroup
+	home   string
+}
+
+// Start launches a private user manager for t and registers its teardown with
+// t.Cleanup. It skips t only when not root or when systemd is not installed.
+func Start(t testing.TB) *Manager {
+	t.Helper()
+	if reason := SkipReason(); reason != "" {
+		t.Skip(reason)
+	}
+	m, err := start(context.Background())
+	if err != nil {
+		t.Fatalf("start a private systemd --user manager: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := m.Stop(); err != nil {
+			t.Errorf("stop the test systemd manager: %v", err)
+		}
+	})
+	return m
+}
+
+// SkipReason says why the harness cannot run here, or "" when it can.
+func SkipReason() string {
+	if os.Geteuid() != 0 {
+		return "systemdtest: needs root (a private mount namespace and cgroups for systemd --user); run the tests as root"
+	}
+	if _, err := os.Stat(SystemdBinary); err != nil {
+		return "systemdtest: " + SystemdBinary + " is missing; install the systemd package"
+	}
+	return ""
+}
+
+func start(ctx context.Context) (*Manager, error) {
+	// Not t.TempDir: a unix socket path must fit in 108 bytes, and test names are long.
+	home, err := os.MkdirTemp("", "msd")
+	if err != nil {
+		return nil, fmt.Errorf("create manager home: %w", err)
+	}
+	m := &Manager{
+		RuntimeDir: filepath.Join(home, "run"),
+		UnitDir:    filepath.Join(home, "config", "systemd", "user"),
+		LogFile:    filepath.Join(home, "manager.log"),
+		exited:     make(chan struct{}),
+		home:       home,
+	}
+	if err := m.launch(); err != nil {
+		os.RemoveAll(home)
+		return nil, err
+	}
+	if err := m.waitReady(ctx); err != nil {
+		return nil, errors.Join(err, m.Stop())
+	}
+	return m, nil
+}
+
+func (m *Manager) launch() error {
+	if err := os.Mkdir(m.RuntimeDir, 0o700); err != nil {
+		return fmt.Errorf("create runtime dir: %w", err)
+	}
+	if err := os.MkdirAll(m.UnitDir, 0o755); err != nil {
+		return fmt.Errorf("create unit dir: %w", err)
+	}
+	name := fmt.Sprintf("modelslot-systemdtest-%d-%d", os.Getpid(), managerSeq.Add(1))
+	cg, err := newManagerCgroup(name)
+	if err != nil {
+		return err
+	}
+	m.cgroup = cg
+	logf, err := os.Create(m.LogFile)
+	if err != nil {
+		return errors.Join(fmt.Errorf("create manager log: %w", err), cg.remove())
+	}
+	defer logf.Close()
+	m.cmd = exec.Command("/bin/sh", append([]string{"-c", launchScript, "sh"}, cg.join...)...)
+	m.cmd.Env = m.managerEnv()
+	m.cmd.Dir = m.home
+	m.cmd.Stdout, m.cmd.Stderr = logf, logf
+	m.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Unshareflags: syscall.CLONE_NEWNS}
+	if err := m.cmd.Start(); err != nil {
+		return errors.Join(fmt.Errorf("launch %s --user: %w", SystemdBinary, err), cg.remove())
+	}
+	m.PID = m.cmd.Process.Pid
+	go func() { _ = m.cmd.Wait(); close(m.exited) }()
+	return nil
+}
+
+// managerEnv is the whole environment of the manager: nothing of the test's own
+// environment leaks in (no NOTIFY_SOCKET, no session bus of the caller).
+func (m *Manager) managerEnv() []string {
+	return []string{
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"HOME=" + m.home,
+		"LANG=C.UTF-8",
+		"XDG_RUNTIME_DIR=" + m.RuntimeDir,
+		"XDG_CONFIG_HOME=" + filepath.Join(m.home, "config"),
+		"XDG_DATA_HOME=" + filepath.Join(m.home, "data"),
+		"XDG_STATE_HOME=" + filepath.Join(m.home, "state"),
+		"XDG_CACHE_HOME=" + filepath.Join(m.home, "cache"),
+		"SYSTEMD_LOG_TARGET=console",
+		"SYSTEMD_LOG_LEVEL=info",
+	}
+}
+
+// waitReady polls the manager's private socket until it answers a D-Bus call.
+func (m *Manager) waitReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	for {
+		err := m.ping(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-m.exited:
+			return fmt.Errorf("manager exited before it was ready (%s); its log:\n%s", m.cmd.ProcessState, m.Log())
+		case <-ctx.Done():
+			return fmt.Errorf("manager not ready after %s: %w; its log:\n%s", readyTimeout, err, m.Log())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// Log returns what the manager wrote so far (its only log: there is no journal).
+func (m *Manager) Log() string {
+	data, _ := os.ReadFile(m.LogFile)
+	return string(data)
+}
