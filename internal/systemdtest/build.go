@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"testing"
 )
@@ -43,9 +42,11 @@ func BuildService(t testing.TB) string {
 	return built.path
 }
 
+// goTool finds the go command: on PATH, or where the official tarball puts it
+// (CI's PATH may not name it when tests run under sudo).
 func goTool() string {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p
 	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
+	return "/usr/local/go/bin/go"
 }
