@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/modelslot/modelslot/loader"
@@ -108,14 +109,23 @@ func selfCheck(addr net.Addr) func(context.Context) error {
 	}
 }
 
-// serve serves until ctx ends, then drains: keep-alives off so each
-// connection closes after its current answer, the listener closed (under
-// socket activation systemd keeps the socket, so new connections wait in its
-// backlog for the next process), a short wait for in-flight requests, then
-// Shutdown. Shutdown alone would drop a request read just as it closes an idle
-// connection.
+// serve serves until ctx ends, then drains: every answer from then on says
+// "Connection: close", the listener is closed (under socket activation systemd
+// keeps the socket, so new connections wait in its backlog for the next
+// process), in-flight and next requests on open connections get drain time to
+// finish, then Shutdown closes what is left. Shutdown (or
+// SetKeepAlivesEnabled(false)) right away would close idle keep-alive
+// connections that a client may be sending its next request on this very
+// moment: that request would be lost (a reset), and clients do not retry POSTs.
 func serve(ctx context.Context, ln net.Listener, h http.Handler, drain time.Duration, log *slog.Logger) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	var draining atomic.Bool
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if draining.Load() {
+				w.Header().Set("Connection", "close")
+			}
+			h.ServeHTTP(w, r)
+		})}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -124,7 +134,7 @@ func serve(ctx context.Context, ln net.Listener, h http.Handler, drain time.Dura
 	case <-ctx.Done():
 	}
 	log.Info("draining", "wait", drain)
-	srv.SetKeepAlivesEnabled(false)
+	draining.Store(true)
 	ln.Close()
 	time.Sleep(drain)
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -58,6 +58,10 @@ type Answer struct {
 	Err     error
 }
 
+// failureBackoff paces a worker after a failed request, so a server that is
+// down is counted in tries a client would really make, not in a busy loop.
+const failureBackoff = 10 * time.Millisecond
+
 // Load sends the probe input to url from Workers loops until ctx ends.
 type Load struct {
 	URL       string
@@ -81,6 +85,9 @@ func (g Load) Run(ctx context.Context) []Answer {
 			for ctx.Err() == nil {
 				v, err := g.once(client)
 				mine = append(mine, Answer{At: time.Now(), Version: v, Err: err})
+				if err != nil {
+					time.Sleep(failureBackoff)
+				}
 			}
 			mu.Lock()
 			all = append(all, mine...)
