@@ -33,6 +33,7 @@ type Manifest struct {
 	Insecure bool      `json:"insecure,omitzero"` // built on the device from an unsigned directory
 	Files    []File    `json:"files"`
 	Probe    *Probe    `json:"probe,omitempty"`
+	Requires *Requires `json:"requires,omitempty"` // device constraints (requires.go)
 }
 
 // File is one regular file of a model tree.
@@ -161,6 +162,9 @@ func (m *Manifest) Validate() error {
 		paths = append(paths, m.Files[i].Path)
 	}
 	if err := checkTree(paths); err != nil {
+		return err
+	}
+	if err := m.validateExtra(); err != nil { // rules of the repository format: extra.go
 		return err
 	}
 	return m.validateProbe()

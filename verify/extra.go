@@ -1,0 +1,36 @@
+package verify
+
+// MaxChunkSize bounds one chunk, uncompressed and compressed, so a device can
+// hold a whole chunk in memory while it verifies it and a hostile manifest cannot
+// ask for more. The chunker's largest chunk is 4 MiB.
+const MaxChunkSize = 16 << 20
+
+// validateExtra holds the manifest rules added with the signed repository, kept
+// out of manifest.go so that file stays the core schema. Validate calls it.
+func (m *Manifest) validateExtra() error {
+	for _, f := range m.Files {
+		for i, c := range f.Chunks {
+			if c.Size > MaxChunkSize || c.CSize > MaxChunkSize {
+				return rejectf("file %q chunk %d: %d bytes (%d compressed), more than the %d a chunk may hold",
+					f.Path, i, c.Size, c.CSize, MaxChunkSize)
+			}
+		}
+	}
+	return m.validateRequires()
+}
+
+// DownloadSize is the compressed size of every chunk of m, counting a chunk that
+// appears more than once only once: what a device with none of it would fetch.
+func (m *Manifest) DownloadSize() int64 {
+	seen := map[string]bool{}
+	var n int64
+	for _, f := range m.Files {
+		for _, c := range f.Chunks {
+			if !seen[c.SHA256] {
+				seen[c.SHA256] = true
+				n += c.CSize
+			}
+		}
+	}
+	return n
+}
