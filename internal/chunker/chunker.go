@@ -1,0 +1,131 @@
+// Package chunker cuts a byte stream into content-defined chunks with a
+// FastCDC-style gear hash, so that an insertion or change in a file moves only
+// the chunk boundaries near it and the rest of the file keeps the same chunks.
+//
+// Invariants: the cut points depend only on the bytes (a fixed gear table, fixed
+// parameters), so every publisher cuts the same file the same way; every chunk
+// but the last of a stream is between Min and Max bytes; memory is one buffer of
+// Max bytes, whatever the stream's length.
+package chunker
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+)
+
+// Params are the chunk size bounds. Avg must be a power of two between Min and Max.
+type Params struct {
+	Min, Avg, Max int
+}
+
+// Default gives chunks of roughly 1–4 MiB, 2 MiB on average: large enough that a
+// multi-GiB model has a manifest of a few thousand chunks and a request per chunk
+// is cheap, small enough that a changed 8 MiB tensor costs little more than itself.
+var Default = Params{Min: 1 << 20, Avg: 2 << 20, Max: 4 << 20}
+
+func (p Params) validate() error {
+	if p.Min < 64 || p.Min > p.Avg || p.Avg > p.Max || bits.OnesCount(uint(p.Avg)) != 1 {
+		return fmt.Errorf("chunker: bad parameters %+v: want 64 <= Min <= Avg <= Max, Avg a power of two", p)
+	}
+	return nil
+}
+
+// masks returns the normalized-chunking masks: a stricter one (2 more bits)
+// before Avg so a cut there is rarer, a looser one after so it comes soon, which
+// pulls chunk sizes toward Avg. The high bits are used because, with fp<<1, a
+// high bit depends on the last 64 bytes while a low bit sees only the last few.
+func (p Params) masks() (strict, loose uint64) {
+	b := bits.TrailingZeros(uint(p.Avg))
+	return ^uint64(0) << (64 - (b + 2)), ^uint64(0) << (64 - (b - 2))
+}
+
+// Chunker yields the chunks of one stream in order.
+type Chunker struct {
+	r      io.Reader
+	p      Params
+	strict uint64
+	loose  uint64
+	buf    []byte // buf[start:end] is read but not yet returned
+	start  int
+	end    int
+	eof    bool
+	err    error
+}
+
+// New returns a Chunker reading r with parameters p.
+func New(r io.Reader, p Params) (*Chunker, error) {
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	s, l := p.masks()
+	return &Chunker{r: r, p: p, strict: s, loose: l, buf: make([]byte, p.Max)}, nil
+}
+
+// Next returns the next chunk. The slice is valid only until the next call. At
+// the end of the stream it returns io.EOF; a read error is returned as it is.
+func (c *Chunker) Next() ([]byte, error) {
+	if c.err != nil {
+		return nil, c.err
+	}
+	if err := c.fill(); err != nil {
+		c.err = err
+		return nil, err
+	}
+	if c.start == c.end {
+		c.err = io.EOF
+		return nil, io.EOF
+	}
+	n := c.cut(c.buf[c.start:c.end])
+	chunk := c.buf[c.start : c.start+n]
+	c.start += n
+	return chunk, nil
+}
+
+// fill moves the unread bytes to the front and reads until the buffer is full or
+// the stream ends, so a cut is always chosen with Max bytes in view (or the rest).
+func (c *Chunker) fill() error {
+	if c.eof || c.end-c.start >= c.p.Max {
+		return nil
+	}
+	c.end = copy(c.buf, c.buf[c.start:c.end])
+	c.start = 0
+	for c.end < len(c.buf) {
+		n, err := c.r.Read(c.buf[c.end:])
+		c.end += n
+		if errors.Is(err, io.EOF) {
+			c.eof = true
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cut returns the length of the chunk at the start of data.
+func (c *Chunker) cut(data []byte) int {
+	n := len(data)
+	if n <= c.p.Min {
+		return n
+	}
+	n = min(n, c.p.Max)
+	normal := min(n, c.p.Avg)
+	var fp uint64
+	i := c.p.Min
+	for ; i < normal; i++ {
+		fp = fp<<1 + gear[data[i]]
+		if fp&c.strict == 0 {
+			return i + 1
+		}
+	}
+	for ; i < n; i++ {
+		fp = fp<<1 + gear[data[i]]
+		if fp&c.loose == 0 {
+			return i + 1
+		}
+	}
+	return n
+}

@@ -1,0 +1,143 @@
+package chunker
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"testing/iotest"
+)
+
+// small keeps the tests fast while exercising the same code paths.
+var small = Params{Min: 4 << 10, Avg: 8 << 10, Max: 16 << 10}
+
+func randomBytes(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, seed))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+// chunks cuts data and returns the sha256 of each chunk, checking on the way that
+// the chunks join back to data and respect the size bounds.
+func chunks(t *testing.T, r io.Reader, p Params, data []byte) []string {
+	t.Helper()
+	c, err := New(r, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sums []string
+	var joined []byte
+	for {
+		ch, err := c.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ch) > p.Max || len(ch) == 0 {
+			t.Fatalf("chunk of %d bytes outside (0, %d]", len(ch), p.Max)
+		}
+		if len(joined)+len(ch) < len(data) && len(ch) < p.Min {
+			t.Fatalf("chunk of %d bytes before the end, Min is %d", len(ch), p.Min)
+		}
+		joined = append(joined, ch...)
+		s := sha256.Sum256(ch)
+		sums = append(sums, hex.EncodeToString(s[:]))
+	}
+	if !bytes.Equal(joined, data) {
+		t.Fatal("chunks do not join back to the input")
+	}
+	return sums
+}
+
+func TestChunksJoinBackAndRespectBounds(t *testing.T) {
+	data := randomBytes(1<<20, 1)
+	sums := chunks(t, bytes.NewReader(data), small, data)
+	avg := len(data) / len(sums)
+	if avg < small.Min || avg > small.Max*3/4 {
+		t.Fatalf("average chunk %d bytes, want near %d", avg, small.Avg)
+	}
+}
+
+func TestCutPointsIgnoreHowTheReaderSplitsReads(t *testing.T) {
+	data := randomBytes(300<<10, 2)
+	whole := chunks(t, bytes.NewReader(data), small, data)
+	trickle := chunks(t, iotest.HalfReader(iotest.OneByteReader(bytes.NewReader(data))), small, data)
+	if !slices.Equal(whole, trickle) {
+		t.Fatal("cut points depend on read sizes")
+	}
+}
+
+func TestInsertionChangesOnlyNearbyChunks(t *testing.T) {
+	data := randomBytes(2<<20, 3)
+	edited := append(append(append([]byte{}, data[:1<<20]...), []byte("an insertion of a few bytes")...), data[1<<20:]...)
+	before := chunks(t, bytes.NewReader(data), small, data)
+	after := chunks(t, bytes.NewReader(edited), small, edited)
+	changed := 0
+	old := map[string]bool{}
+	for _, s := range before {
+		old[s] = true
+	}
+	for _, s := range after {
+		if !old[s] {
+			changed++
+		}
+	}
+	// The chunk holding the insertion changes; at most one more as the cut
+	// re-synchronises. Fixed-size blocks would change every block after it.
+	if changed == 0 || changed > 2 {
+		t.Fatalf("%d of %d chunks changed after one insertion, want 1 or 2", changed, len(after))
+	}
+}
+
+func TestEmptyAndTinyStreams(t *testing.T) {
+	if got := chunks(t, bytes.NewReader(nil), small, nil); len(got) != 0 {
+		t.Fatalf("empty stream gave %d chunks", len(got))
+	}
+	tiny := []byte("tiny")
+	if got := chunks(t, bytes.NewReader(tiny), small, tiny); len(got) != 1 {
+		t.Fatalf("tiny stream gave %d chunks, want 1", len(got))
+	}
+}
+
+func TestReadErrorIsReturned(t *testing.T) {
+	c, _ := New(iotest.ErrReader(io.ErrUnexpectedEOF), small)
+	if _, err := c.Next(); err != io.ErrUnexpectedEOF {
+		t.Fatalf("Next = %v, want the reader's error", err)
+	}
+}
+
+func TestBadParamsRefused(t *testing.T) {
+	for _, p := range []Params{{Min: 10, Avg: 20, Max: 40}, {Min: 4096, Avg: 3000, Max: 8192}, {Min: 4096, Avg: 8192, Max: 4096}} {
+		if _, err := New(nil, p); err == nil {
+			t.Errorf("New(%+v) accepted bad parameters", p)
+		}
+	}
+}
+
+// TestDefaultCutPointsAreStable pins the cut points of the default parameters:
+// a change would re-address every chunk of every published repository.
+func TestDefaultCutPointsAreStable(t *testing.T) {
+	data := randomBytes(12<<20, 4)
+	c, _ := New(bytes.NewReader(data), Default)
+	var sizes []int
+	for {
+		ch, err := c.Next()
+		if err != nil {
+			break
+		}
+		sizes = append(sizes, len(ch))
+	}
+	want := []int{2455981, 3027086, 2303085, 3345627, 1451133}
+	if !slices.Equal(sizes, want) {
+		t.Fatalf("default cut points changed: got %v, want %v", sizes, want)
+	}
+}
+
