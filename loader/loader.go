@@ -36,7 +36,7 @@ type Options struct {
 	Logger       *slog.Logger
 	NoWatch      bool          // do not follow the link with fsnotify
 	NoSignal     bool          // do not reload on SIGHUP
-	Debounce     time.Duration // quiet time after a link event before reloading; default 50 ms
+	Debounce     time.Duration // quiet time after a link event before reloading; default 25 ms
 	ProbeTimeout time.Duration // default 30 s
 	Tolerance    float64       // probe tolerance when the manifest gives none; default 1e-4
 	// Alive reports whether the server really serves (e.g. a request through
@@ -68,7 +68,7 @@ func New[M Model](link string, open OpenFunc[M], opts Options) *Loader[M] {
 		opts.Logger = slog.Default()
 	}
 	if opts.Debounce == 0 {
-		opts.Debounce = 50 * time.Millisecond
+		opts.Debounce = 25 * time.Millisecond
 	}
 	if opts.ProbeTimeout == 0 {
 		opts.ProbeTimeout = 30 * time.Second
