@@ -140,4 +140,3 @@ func TestDefaultCutPointsAreStable(t *testing.T) {
 		t.Fatalf("default cut points changed: got %v, want %v", sizes, want)
 	}
 }
-
