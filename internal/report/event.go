@@ -1,0 +1,61 @@
+// Package report tells the remote platform what happened on the device. Every
+// event is written to a durable outbox (fsynced) before anything tries to send
+// it and is removed only once every configured sink has acknowledged it, so
+// events survive crashes and hours offline and arrive in order, at least once.
+// Reporting never decides an update: a sink that cannot be reached only delays
+// events.
+package report
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"time"
+)
+
+// EventType is the `event` field of every status event.
+const EventType = "model_update_status"
+
+// Statuses of an update (DESIGN.md § Events).
+const (
+	StatusDownloading = "downloading"
+	StatusInstalling  = "installing"
+	StatusActivating  = "activating"
+	StatusConfirming  = "confirming"
+	StatusSuccess     = "success"
+	StatusFailed      = "failed"
+	StatusRollingBack = "rolling_back"
+	StatusRolledBack  = "rolled_back"
+)
+
+// Event is one status report. Field order is the contract's: the seed's fields
+// first, then event_id, model and sequence.
+type Event struct {
+	Event             string     `json:"event"`
+	DeviceID          string     `json:"device_id"`
+	Timestamp         time.Time  `json:"timestamp"`
+	Status            string     `json:"status"`
+	CurrentVersion    string     `json:"current_version"`
+	TargetVersion     string     `json:"target_version"`
+	FailureReason     string     `json:"failure_reason"`
+	RollbackTimestamp *time.Time `json:"rollback_timestamp"`
+	Logs              []string   `json:"logs"`
+	EventID           string     `json:"event_id"`
+	Model             string     `json:"model"`
+	Sequence          uint64     `json:"sequence"`
+}
+
+// Terminal reports whether the event ends an update. A full outbox never drops
+// a terminal event: the platform must learn how every update ended.
+func (e *Event) Terminal() bool {
+	switch e.Status {
+	case StatusSuccess, StatusFailed, StatusRolledBack:
+		return true
+	}
+	return false
+}
+
+func newEventID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

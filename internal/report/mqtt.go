@@ -1,0 +1,107 @@
+package report
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+)
+
+// MQTT topics (DESIGN.md § Events): <prefix>/<device>/{events,status,commands}.
+func eventsTopic(prefix, device string) string   { return prefix + "/" + device + "/events" }
+func statusTopic(prefix, device string) string   { return prefix + "/" + device + "/status" }
+func CommandsTopic(prefix, device string) string { return prefix + "/" + device + "/commands" }
+
+// ErrNotConnected means the broker cannot be reached right now; events wait.
+var ErrNotConnected = errors.New("not connected to the MQTT broker")
+
+// MQTTSink publishes events with QoS 1 (the broker's PUBACK is the
+// acknowledgement), keeps a retained status message up to date, and leaves a
+// last will on the status topic so the platform sees a device that vanished.
+type MQTTSink struct {
+	client         mqtt.Client
+	prefix, device string
+	timeout        time.Duration
+}
+
+// statusMessage is the retained message on the status topic.
+type statusMessage struct {
+	State     string    `json:"state"` // online | offline
+	DeviceID  string    `json:"device_id"`
+	Timestamp time.Time `json:"timestamp"`
+	Last      *Event    `json:"last_event,omitempty"`
+}
+
+// NewMQTTSink connects to brokerURL (mqtt://host:port or tcp://host:port) in the
+// background: the sink works offline and delivers once the broker is reachable.
+func NewMQTTSink(brokerURL, prefix, device string) *MQTTSink {
+	s := &MQTTSink{prefix: prefix, device: device, timeout: 10 * time.Second}
+	will, _ := json.Marshal(statusMessage{State: "offline", DeviceID: device})
+	opts := mqtt.NewClientOptions().
+		AddBroker(strings.Replace(brokerURL, "mqtt://", "tcp://", 1)).
+		SetClientID("modelslot-"+device).
+		SetCleanSession(false). // the broker keeps our command subscription while we are away
+		SetWill(statusTopic(prefix, device), string(will), 1, true).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(time.Second).
+		SetMaxReconnectInterval(30 * time.Second).
+		SetConnectTimeout(5 * time.Second).
+		SetOnConnectHandler(func(c mqtt.Client) { s.publishStatus(nil) })
+	s.client = mqtt.NewClient(opts)
+	s.client.Connect() // retries in the background (SetConnectRetry)
+	return s
+}
+
+// Client is the underlying connection, shared with the command inbox.
+func (s *MQTTSink) Client() mqtt.Client { return s.client }
+
+// Name is the cursor name of the MQTT sink.
+func (s *MQTTSink) Name() string { return "mqtt" }
+
+// Send publishes events in order and waits for each PUBACK.
+func (s *MQTTSink) Send(ctx context.Context, events []*Event) (int, error) {
+	if !s.client.IsConnectionOpen() {
+		return 0, ErrNotConnected
+	}
+	for i, ev := range events {
+		payload, err := json.Marshal(ev)
+		if err != nil {
+			return i, err
+		}
+		if err := s.wait(ctx, s.client.Publish(eventsTopic(s.prefix, s.device), 1, false, payload)); err != nil {
+			return i, fmt.Errorf("mqtt: publish event %d: %w", ev.Sequence, err)
+		}
+	}
+	s.publishStatus(events[len(events)-1])
+	return len(events), nil
+}
+
+func (s *MQTTSink) publishStatus(last *Event) {
+	b, _ := json.Marshal(statusMessage{State: "online", DeviceID: s.device, Timestamp: time.Now().UTC(), Last: last})
+	s.client.Publish(statusTopic(s.prefix, s.device), 1, true, b) // best effort; the next event updates it again
+}
+
+func (s *MQTTSink) wait(ctx context.Context, t mqtt.Token) error {
+	select {
+	case <-t.Done():
+		return t.Error()
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(s.timeout):
+		return fmt.Errorf("no PUBACK within %s", s.timeout)
+	}
+}
+
+// Close says goodbye cleanly: a retained offline status, then disconnect.
+func (s *MQTTSink) Close() {
+	b, _ := json.Marshal(statusMessage{State: "offline", DeviceID: s.device, Timestamp: time.Now().UTC()})
+	if s.client.IsConnectionOpen() {
+		s.client.Publish(statusTopic(s.prefix, s.device), 1, true, b).WaitTimeout(2 * time.Second)
+	}
+	s.client.Disconnect(500)
+}
