@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"path"
 	"time"
 )
 
@@ -45,12 +44,6 @@ func (c *Channel) Validate() error {
 	}
 	return CheckDigest(c.ManifestSHA256)
 }
-
-// ManifestPath is where a version's manifest lives, relative to <repo>/<model>/.
-func ManifestPath(version string) string { return path.Join("manifests", version+".json") }
-
-// ChannelPath is where a channel pointer lives, relative to <repo>/<model>/.
-func ChannelPath(channel string) string { return path.Join("channels", channel+".json") }
 
 // SignChannel validates c and returns it in an envelope signed by key.
 func SignChannel(c *Channel, key *PrivateKey) ([]byte, error) {

@@ -1,0 +1,78 @@
+package publish
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/modelslot/modelslot/internal/durable"
+	"github.com/modelslot/modelslot/verify"
+)
+
+// buildManifest lists dir (verify.Scan: its path and file-type rules, whole-file
+// digests, the default probe), then chunks every file into the repository.
+func buildManifest(ctx context.Context, dir string, opts Options) (*verify.Manifest, *stats, error) {
+	m, err := verify.Scan(ctx, dir, opts.Model, opts.Version, opts.Workers)
+	if err != nil {
+		return nil, nil, err
+	}
+	m.Insecure = false
+	m.Sequence = opts.Sequence
+	m.Created = opts.Now().UTC()
+	m.Requires = opts.Requires
+	st := newStore(opts.Repo, opts.Level, opts.Workers)
+	for i := range m.Files {
+		f := &m.Files[i]
+		if err := st.addFile(ctx, filepath.Join(dir, filepath.FromSlash(f.Path)), f, opts.Params); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := st.sync(); err != nil {
+		return nil, nil, err
+	}
+	return m, &st.stats, m.Validate()
+}
+
+// writeSigned stores the signed manifest, then the channel pointer that names
+// it by digest. The manifest file is created exclusively: versions are immutable.
+func writeSigned(opts Options, m *verify.Manifest) (*Result, error) {
+	env, err := verify.SignManifest(m, opts.Key)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Manifest: m, Envelope: env,
+		ManifestFile: filepath.Join(opts.modelDir(), filepath.FromSlash(verify.ManifestPath(m.Version)))}
+	if err := os.MkdirAll(filepath.Dir(res.ManifestFile), 0o755); err != nil {
+		return nil, err
+	}
+	if _, err := os.Lstat(res.ManifestFile); err == nil {
+		return nil, fmt.Errorf("version %s is already published (%s); versions are immutable, publish a new one", m.Version, res.ManifestFile)
+	}
+	if err := durable.WriteFile(res.ManifestFile, env, 0o644); err != nil {
+		return nil, err
+	}
+	if opts.Channel == "" {
+		return res, nil
+	}
+	res.ChannelFile, err = writeChannel(opts, m, env)
+	return res, err
+}
+
+func writeChannel(opts Options, m *verify.Manifest, env []byte) (string, error) {
+	sum := sha256.Sum256(env)
+	c := &verify.Channel{Schema: verify.SchemaVersion, Model: m.Model, Channel: opts.Channel,
+		Version: m.Version, Sequence: m.Sequence, Manifest: verify.ManifestPath(m.Version),
+		ManifestSHA256: hex.EncodeToString(sum[:]), Created: m.Created}
+	signed, err := verify.SignChannel(c, opts.Key)
+	if err != nil {
+		return "", err
+	}
+	name := filepath.Join(opts.modelDir(), filepath.FromSlash(verify.ChannelPath(opts.Channel)))
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		return "", err
+	}
+	return name, durable.WriteFile(name, signed, 0o644)
+}
