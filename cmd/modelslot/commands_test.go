@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/modelslot/modelslot/internal/report"
 )
 
 func inode(t *testing.T, name string) uint64 {
@@ -206,4 +209,37 @@ func stopThenTerm(t *testing.T, e *env, point string, args ...string) result {
 	cmd.Process.Signal(syscall.SIGCONT)
 	err := cmd.Wait()
 	return resultOf(cmd, err, out.String(), errb.String(), t)
+}
+
+// TestEveryStepIsQueuedAsAnEvent: a hand-run install leaves the platform a
+// complete, ordered story in the outbox, for the agent to deliver.
+func TestEveryStepIsQueuedAsAnEvent(t *testing.T) {
+	e := newEnv(t)
+	e.extraConf = failV2
+	e.writeConfig()
+	m1, m2 := makeModel(t, 100), makeModel(t, 200)
+	installV1(e, m1, m2)
+	e.must(exitRolledBack, installV2(m1, m2)...)
+	files, _ := filepath.Glob(filepath.Join(e.root, "demo", "outbox", "*.json"))
+	var got []string
+	for _, f := range files {
+		var ev report.Event
+		b, _ := os.ReadFile(f)
+		if err := json.Unmarshal(b, &ev); err != nil || ev.DeviceID != "test-device" || ev.Model != "demo" || ev.EventID == "" {
+			t.Fatalf("event %s: %v %s", f, err, b)
+		}
+		s := ev.TargetVersion + ":" + ev.Status
+		if ev.FailureReason != "" {
+			s += "(" + ev.FailureReason + ")"
+		}
+		if (ev.Status == "rolled_back") != (ev.RollbackTimestamp != nil) || ev.Logs == nil {
+			t.Fatalf("event %s: rollback_timestamp only on rolled_back, logs always a list: %s", f, b)
+		}
+		got = append(got, s)
+	}
+	want := "v1:installing v1:activating v1:confirming v1:success " +
+		"v2:installing v2:activating v2:confirming v2:rolling_back(check_failed) v2:rolled_back(check_failed)"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("events:\n got %s\nwant %s", strings.Join(got, " "), want)
+	}
 }

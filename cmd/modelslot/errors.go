@@ -76,9 +76,9 @@ func hint(err error) string {
 	return ""
 }
 
-// report prints err for a person (or as JSON when the command was asked for
+// reportError prints err for a person (or as JSON when the command was asked for
 // JSON) and returns the exit code.
-func report(g *globalOptions, err error) int {
+func reportError(g *globalOptions, err error) int {
 	code := exitCode(err)
 	if code == exitOK {
 		return code

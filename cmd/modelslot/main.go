@@ -64,26 +64,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			usage(stdout, fs)
 			return exitOK
 		}
-		return report(g, usageErrorf("%v", err))
+		return reportError(g, usageErrorf("%v", err))
 	}
 	if fs.NArg() == 0 {
 		usage(stderr, fs)
 		return exitUsage
 	}
 	if err := setupLogging(g.logLevel, stderr); err != nil {
-		return report(g, err)
+		return reportError(g, err)
 	}
 	name, rest := fs.Arg(0), fs.Args()[1:]
 	for _, c := range commands {
 		if c.name == name {
-			return report(g, c.run(ctx, g, rest))
+			return reportError(g, c.run(ctx, g, rest))
 		}
 	}
 	if name == "help" {
 		usage(stdout, fs)
 		return exitOK
 	}
-	return report(g, usageErrorf("unknown command %q; run 'modelslot --help' for the list", name))
+	return reportError(g, usageErrorf("unknown command %q; run 'modelslot --help' for the list", name))
 }
 
 func usage(w io.Writer, fs *flag.FlagSet) {

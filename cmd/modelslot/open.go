@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/modelslot/modelslot/internal/config"
 	"github.com/modelslot/modelslot/internal/health"
+	"github.com/modelslot/modelslot/internal/report"
 	"github.com/modelslot/modelslot/internal/update"
 	"github.com/modelslot/modelslot/slots"
 	"github.com/modelslot/modelslot/verify"
@@ -57,7 +59,13 @@ func openModel(ctx context.Context, cfg *config.Config, m *config.Model, op stri
 	if err != nil {
 		return nil, err
 	}
-	t := &target{cfg: cfg, model: m, store: s, updater: &update.Updater{Store: s, Workers: verify.Workers(), Confirm: confirmer(m, s)}}
+	rep, err := reporter(cfg, m)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	t := &target{cfg: cfg, model: m, store: s,
+		updater: &update.Updater{Store: s, Workers: verify.Workers(), Confirm: confirmer(m, s), Reporter: rep}}
 	if _, err := t.updater.Resume(ctx, m.Health.MaxAttempts); err != nil && !errors.Is(err, update.ErrRolledBack) {
 		s.Close()
 		return nil, err
@@ -66,6 +74,17 @@ func openModel(ctx context.Context, cfg *config.Config, m *config.Model, op stri
 }
 
 func (t *target) close() { t.store.Close() }
+
+// reporter queues the model's update events in its outbox, for the agent to
+// deliver (DESIGN.md § Events); the outbox lives in the model's state directory.
+func reporter(cfg *config.Config, m *config.Model) (update.Reporter, error) {
+	o, err := report.OpenOutbox(filepath.Join(cfg.StateDir(m), "outbox"), 0,
+		report.SinkNames(cfg.Platform.MQTTURL, cfg.Platform.HTTPURL)...)
+	if err != nil {
+		return nil, err
+	}
+	return &report.OutboxReporter{Outbox: o, DeviceID: cfg.DeviceID, Model: m.Name}, nil
+}
 
 // confirmer builds the health check of a model; nil when it has none, so that
 // activation commits once the link is swapped.

@@ -76,6 +76,9 @@ func (o *Outbox) Append(ev *Event) error {
 	if ev.Event == "" {
 		ev.Event = EventType
 	}
+	if ev.Logs == nil {
+		ev.Logs = []string{} // the contract's logs is a list, never null
+	}
 	if ev.Timestamp.IsZero() {
 		ev.Timestamp = time.Now().UTC()
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/modelslot/modelslot/internal/report"
 	"github.com/modelslot/modelslot/slots"
 )
 
@@ -24,7 +25,7 @@ func (u *Updater) Resume(ctx context.Context, maxAttempts int) (bool, error) {
 		return true, err
 	}
 	if maxAttempts > 0 && n > maxAttempts {
-		return true, u.revert(t, fmt.Sprintf("crash_loop: the trial was interrupted %d times (max_attempts %d)", n-1, maxAttempts))
+		return true, u.revert(ctx, t, fmt.Sprintf("crash_loop: the trial was interrupted %d times (max_attempts %d)", n-1, maxAttempts))
 	}
 	return true, u.confirm(ctx)
 }
@@ -37,25 +38,36 @@ func (u *Updater) Resume(ctx context.Context, maxAttempts int) (bool, error) {
 func (u *Updater) Rollback(ctx context.Context, ifTrial bool) (bool, error) {
 	st := u.Store.State()
 	if st.Trial != nil {
-		err := u.revert(st.Trial, ReasonManual+": rollback requested")
+		err := u.revert(ctx, st.Trial, ReasonManual+": rollback requested")
 		return true, ignoreRolledBack(err)
 	}
 	if ifTrial {
 		return false, nil
 	}
-	err := u.Store.Rollback(ReasonManual + ": rolled back from this version")
-	if errors.Is(err, slots.ErrNoPrevious) {
+	if st.Previous == "" || st.Slots[st.Previous].Status != slots.Good {
 		return false, nothingToRollBack(st)
 	}
-	return err == nil, err
+	from := st.Slots[st.Active].Version
+	u.report(ctx, report.StatusRollingBack, st.Slots[st.Previous].Version, failure(ReasonManual))
+	if err := u.Store.Rollback(ReasonManual + ": rolled back from this version"); err != nil {
+		u.report(ctx, report.StatusFailed, st.Slots[st.Previous].Version, failure(ReasonManual+": rollback from "+from+" failed: "+err.Error()))
+		return false, err
+	}
+	u.report(ctx, report.StatusRolledBack, st.Slots[st.Previous].Version, failure(ReasonManual), rolledBackNow)
+	return true, nil
 }
 
 // MarkGood commits a running trial; without one it does nothing.
 func (u *Updater) MarkGood(ctx context.Context) (bool, error) {
-	if u.Store.State().Trial == nil {
+	t := u.Store.State().Trial
+	if t == nil {
 		return false, nil
 	}
-	return true, u.Store.Commit()
+	if err := u.Store.Commit(); err != nil {
+		return false, err
+	}
+	u.report(ctx, report.StatusSuccess, t.Version)
+	return true, nil
 }
 
 // MarkBad ends a running trial as failed, or, with no trial, rolls the active

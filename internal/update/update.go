@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/modelslot/modelslot/internal/crashpoint"
+	"github.com/modelslot/modelslot/internal/report"
 	"github.com/modelslot/modelslot/slots"
 	"github.com/modelslot/modelslot/verify"
 )
@@ -55,9 +56,10 @@ type Result struct {
 
 // Updater runs updates on one store.
 type Updater struct {
-	Store   *slots.Store
-	Confirm Confirmer // nil: commit right after the swap
-	Workers int       // files hashed at once when re-verifying a slot
+	Store    *slots.Store
+	Confirm  Confirmer // nil: commit right after the swap
+	Workers  int       // files hashed at once when re-verifying a slot
+	Reporter Reporter  // nil: steps are only logged
 }
 
 // Install makes m the active, committed version. Installing the version that is
@@ -71,12 +73,18 @@ func (u *Updater) Install(ctx context.Context, m *verify.Manifest, src Source) (
 	if active, err := u.sameAsActive(m); active || err != nil {
 		return Result{Outcome: AlreadyActive, Slot: s.State().Active, Version: m.Version}, err
 	}
+	u.report(ctx, report.StatusInstalling, m.Version)
 	outcome, err := u.fill(ctx, m, src)
 	if err != nil {
+		if ctx.Err() == nil {
+			u.report(ctx, report.StatusFailed, m.Version, failure(installFailureReason(err)))
+		}
 		return Result{}, err
 	}
 	slot := s.Inactive()
+	u.report(ctx, report.StatusActivating, m.Version)
 	if err := s.Activate(slot); err != nil {
+		u.report(ctx, report.StatusFailed, m.Version, failure("activation_failed: "+err.Error()))
 		return Result{}, fmt.Errorf("install %s: %w", m.Version, err)
 	}
 	slog.Info("activated", "model", m.Model, "version", m.Version, "slot", slot)
@@ -142,6 +150,7 @@ func (u *Updater) confirm(ctx context.Context) error {
 		return errors.New("internal error: confirm without a trial")
 	}
 	confirmPoint.Hit()
+	u.report(ctx, report.StatusConfirming, t.Version)
 	if u.Confirm != nil {
 		if err := u.Confirm.Confirm(ctx, t.Slot, t.Version); err != nil {
 			if ctx.Err() != nil {
@@ -150,21 +159,25 @@ func (u *Updater) confirm(ctx context.Context) error {
 				// the operator's stop.
 				return fmt.Errorf("trial of %s interrupted; the next modelslot command resumes it: %w", t.Version, ctx.Err())
 			}
-			return u.revert(t, err.Error())
+			return u.revert(ctx, t, err.Error())
 		}
 	}
 	if err := u.Store.Commit(); err != nil {
 		return fmt.Errorf("commit %s: %w", t.Version, err)
 	}
 	slog.Info("committed", "version", t.Version, "slot", t.Slot)
+	u.report(ctx, report.StatusSuccess, t.Version)
 	return nil
 }
 
-func (u *Updater) revert(t *slots.Trial, reason string) error {
+func (u *Updater) revert(ctx context.Context, t *slots.Trial, reason string) error {
+	u.report(ctx, report.StatusRollingBack, t.Version, failure(reason))
 	if err := u.Store.Revert(reason); err != nil {
+		u.report(ctx, report.StatusFailed, t.Version, failure(reason+"; and the revert failed: "+err.Error()))
 		return fmt.Errorf("revert %s after %q: %w", t.Version, reason, err)
 	}
 	slog.Warn("reverted", "version", t.Version, "reason", reason)
+	u.report(ctx, report.StatusRolledBack, t.Version, failure(reason), rolledBackNow)
 	return fmt.Errorf("%w: %s: %s", ErrRolledBack, t.Version, reason)
 }
 
