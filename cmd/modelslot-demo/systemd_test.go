@@ -196,3 +196,19 @@ func TestHungServerIsKilledByTheWatchdog(t *testing.T) {
 		t.Errorf("after the watchdog kill ActiveState = %s, want failed", got)
 	}
 }
+
+// The control for the test above: a healthy server under the same watchdog
+// keeps pinging and is never killed.
+func TestHealthyServerKeepsTheWatchdogFed(t *testing.T) {
+	m := systemdtest.Start(t)
+	dev, err := demobench.NewDevice(t.TempDir(), models)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unitSpec{link: dev.Link, port: freePort(t), watchdog: 500 * time.Millisecond, restart: "no"}.install(t, m)
+	time.Sleep(3 * time.Second) // six watchdog intervals
+	state, result := m.Show(t, "demo.service", "ActiveState"), m.Show(t, "demo.service", "Result")
+	if state != "active" || result != "success" {
+		t.Fatalf("healthy server under WatchdogSec=500ms: ActiveState=%s Result=%s", state, result)
+	}
+}

@@ -63,17 +63,20 @@ func Write(dir string, v Variant) error {
 	if err != nil {
 		return err
 	}
-	files := map[string]any{
-		ConfigFile:            c,
-		"probe/input.json":    map[string]any{"inputs": ProbeInput},
-		"probe/expected.json": map[string]any{"outputs": round(expected)},
-	}
 	if err := os.MkdirAll(filepath.Join(root, "probe"), 0o755); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(root, c.Weights), st, 0o644); err != nil {
 		return err
 	}
+	return writeJSON(root, map[string]any{
+		ConfigFile:            c,
+		"probe/input.json":    map[string]any{"inputs": ProbeInput},
+		"probe/expected.json": map[string]any{"outputs": round(expected)},
+	})
+}
+
+func writeJSON(root string, files map[string]any) error {
 	for name, v := range files {
 		b, err := json.MarshalIndent(v, "", "  ")
 		if err != nil {
