@@ -49,17 +49,27 @@ func readUnverified(name string) (*verify.Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	env, err := verify.ParseEnvelope(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	payload, err := base64.StdEncoding.DecodeString(env.Payload)
-	if err != nil {
-		return nil, fmt.Errorf("%s: payload is not base64: %w", name, err)
-	}
-	m, err := verify.Parse(payload)
+	m, err := ReadUnverified(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return m, nil
+}
+
+// ReadUnverified returns the manifest inside a manifest envelope without checking
+// its signature. Only for the publisher's own files; a device uses
+// verify.OpenManifest.
+func ReadUnverified(envelope []byte) (*verify.Manifest, error) {
+	env, err := verify.ParseEnvelope(envelope)
+	if err != nil {
+		return nil, err
+	}
+	if env.PayloadType != verify.PayloadManifest {
+		return nil, fmt.Errorf("payload type %q is not a manifest", env.PayloadType)
+	}
+	payload, err := base64.StdEncoding.DecodeString(env.Payload)
+	if err != nil {
+		return nil, fmt.Errorf("payload is not base64: %w", err)
+	}
+	return verify.Parse(payload)
 }
