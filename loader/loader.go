@@ -150,11 +150,11 @@ func (l *Loader[M]) reloadLocked(ctx context.Context) error {
 		return fmt.Errorf("reload %s: %w; still serving the old model", s, err)
 	}
 	l.cur.Store(e)
+	l.log.Info("model reloaded", "version", s.Version, "slot", s.Dir, "took", time.Since(start))
+	notify(l.log, stateReady, status("serving", s))
 	if old != nil {
 		old.release() // closes it once its in-flight requests are done
 	}
-	l.log.Info("model reloaded", "version", s.Version, "slot", s.Dir, "took", time.Since(start))
-	notify(l.log, stateReady, status("serving", s))
 	return nil
 }
 

@@ -93,3 +93,14 @@ func TestMatchJSON(t *testing.T) {
 		}
 	}
 }
+
+func FuzzMatchJSON(f *testing.F) {
+	f.Add([]byte(`{"outputs":[[1,2]]}`), []byte(`{"outputs":[[1,2]],"version":"v1"}`))
+	f.Add([]byte(`[1,{"a":null}]`), []byte(`[1,{"a":false}]`))
+	f.Fuzz(func(t *testing.T, expected, got []byte) {
+		err := matchJSON(expected, got, 1e-4)
+		if err == nil && matchJSON(expected, expected, 0) != nil {
+			t.Fatal("an answer matched an expected output that does not match itself")
+		}
+	})
+}
