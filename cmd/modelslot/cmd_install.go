@@ -49,15 +49,15 @@ func installDir(ctx context.Context, g *globalOptions, o installOptions) error {
 	if err != nil {
 		return err
 	}
-	defer t.close()
+	defer t.Close()
 	if err := verify.CheckVersion(o.version); err != nil {
 		return err
 	}
-	m, err := verify.Scan(ctx, o.source, t.model.Name, o.version, verify.Workers())
+	m, err := verify.Scan(ctx, o.source, t.Model.Name, o.version, verify.Workers())
 	if err != nil {
 		return fmt.Errorf("install %s from %s: %w", o.version, o.source, err)
 	}
-	res, err := t.updater.Install(ctx, m, update.DirSource{Dir: o.source})
+	res, err := t.Updater.Install(ctx, m, update.DirSource{Dir: o.source})
 	if err != nil {
 		return err
 	}

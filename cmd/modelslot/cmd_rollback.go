@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/modelslot/modelslot/internal/device"
 )
 
 func runRollback(ctx context.Context, g *globalOptions, args []string) error {
@@ -15,8 +16,8 @@ func runRollback(ctx context.Context, g *globalOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer t.close()
-	changed, err := t.updater.Rollback(ctx, *ifTrial)
+	defer t.Close()
+	changed, err := t.Updater.Rollback(ctx, *ifTrial)
 	if err != nil {
 		return err
 	}
@@ -31,8 +32,8 @@ func runMarkGood(ctx context.Context, g *globalOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer t.close()
-	changed, err := t.updater.MarkGood(ctx)
+	defer t.Close()
+	changed, err := t.Updater.MarkGood(ctx)
 	if err != nil {
 		return err
 	}
@@ -47,8 +48,8 @@ func runMarkBad(ctx context.Context, g *globalOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer t.close()
-	changed, err := t.updater.MarkBad(ctx)
+	defer t.Close()
+	changed, err := t.Updater.MarkBad(ctx)
 	if err != nil {
 		return err
 	}
@@ -56,16 +57,16 @@ func runMarkBad(ctx context.Context, g *globalOptions, args []string) error {
 }
 
 // printOutcome says in one line what is active now.
-func printOutcome(g *globalOptions, t *target, changed bool, did, nothing string) error {
-	st := t.store.State()
+func printOutcome(g *globalOptions, t *device.Model, changed bool, did, nothing string) error {
+	st := t.Store.State()
 	active := "no version"
 	if st.Active != "" {
 		active = fmt.Sprintf("%s (slot %s)", st.Slots[st.Active].Version, st.Active)
 	}
 	if !changed {
-		fmt.Fprintf(g.stdout, "%s: %s; active: %s\n", t.model.Name, nothing, active)
+		fmt.Fprintf(g.stdout, "%s: %s; active: %s\n", t.Model.Name, nothing, active)
 		return nil
 	}
-	fmt.Fprintf(g.stdout, "%s: %s; active: %s\n", t.model.Name, did, active)
+	fmt.Fprintf(g.stdout, "%s: %s; active: %s\n", t.Model.Name, did, active)
 	return nil
 }

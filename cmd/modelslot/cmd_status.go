@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/modelslot/modelslot/internal/device"
 	"io"
 	"time"
 
@@ -86,16 +87,16 @@ func runStatus(ctx context.Context, g *globalOptions, args []string) error {
 // another process holds the lock, reads what it last saved.
 func modelStatusOf(ctx context.Context, cfg *config.Config, m *config.Model) (modelStatus, error) {
 	var busy string
-	t, err := openModel(ctx, cfg, m, "status")
+	t, err := device.Open(ctx, cfg, m, "status")
 	var st *slots.State
 	var link string
 	switch {
 	case err == nil:
-		defer t.close()
-		st, link = t.store.State(), t.store.LinkPath()
+		defer t.Close()
+		st, link = t.Store.State(), t.Store.LinkPath()
 	case errors.Is(err, slots.ErrBusy):
 		busy = err.Error()
-		v, verr := slots.OpenView(storeConfig(cfg, m))
+		v, verr := slots.OpenView(device.StoreConfig(cfg, m))
 		if verr != nil {
 			return modelStatus{}, verr
 		}

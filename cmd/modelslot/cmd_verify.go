@@ -21,16 +21,16 @@ func runVerify(ctx context.Context, g *globalOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer t.close()
+	defer t.Close()
 	name := *slot
 	if name == "" {
-		name = t.store.State().Active
+		name = t.Store.State().Active
 	}
 	if name != slots.A && name != slots.B {
 		return usageErrorf("nothing to verify: no slot is active; name one with --slot a|b")
 	}
 	start := time.Now()
-	m, err := t.store.VerifySlot(ctx, name, verify.Workers())
+	m, err := t.Store.VerifySlot(ctx, name, verify.Workers())
 	if err != nil {
 		return err
 	}
