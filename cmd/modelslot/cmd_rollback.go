@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+
 	"github.com/modelslot/modelslot/internal/device"
 )
 

@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/modelslot/modelslot/internal/device"
 	"io"
 	"time"
 
 	"github.com/modelslot/modelslot/internal/config"
+	"github.com/modelslot/modelslot/internal/device"
 	"github.com/modelslot/modelslot/slots"
 )
 
