@@ -24,7 +24,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/coreos/go-systemd/v22/activation"
 	"github.com/modelslot/modelslot/loader"
 )
 
@@ -47,7 +46,7 @@ func run(args []string, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	ln, err := listen(opts.addr)
+	ln, err := loader.Listen(opts.addr)
 	if err != nil {
 		log.Error("no socket to serve", "err", err)
 		return 1
@@ -75,27 +74,6 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("usage")
 	}
 	return o, nil
-}
-
-// listen uses the first socket systemd passed, else addr.
-func listen(addr string) (net.Listener, error) {
-	lns, err := activation.Listeners()
-	if err != nil {
-		return nil, fmt.Errorf("sockets passed by systemd: %w", err)
-	}
-	for _, ln := range lns {
-		if ln != nil {
-			return ln, nil
-		}
-	}
-	if addr == "" {
-		return nil, errors.New("systemd passed no socket and --addr is empty: give --addr HOST:PORT or a .socket unit")
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", addr, err)
-	}
-	return ln, nil
 }
 
 // runServer loads the model, then serves on ln and follows the link until
