@@ -97,6 +97,8 @@ func (l *Loader[M]) Load(ctx context.Context) error {
 		}
 		l.watcher = w
 	}
+	l.reload.Lock()
+	defer l.reload.Unlock()
 	s, err := OpenSlot(l.link, l.opts.Tolerance)
 	if err != nil {
 		return err
