@@ -31,7 +31,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer l.Close()
-	go l.Run(ctx) // link swaps and SIGHUP reload; watchdog pings
+	go l.Run(ctx)                               // link swaps and SIGHUP reload; watchdog pings
 	ln, err := loader.Listen(os.Getenv("ADDR")) // the socket systemd passed, else ADDR
 	if err != nil {
 		log.Fatal(err)
