@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/modelslot/modelslot/slots"
+)
+
+// modelName and the state directory below the mount are the guest's
+// (test/powercut/init writes the same config).
+const modelName = "demo"
+
+func storeConfig(mnt string) slots.Config {
+	return slots.Config{Dir: filepath.Join(mnt, "ms", modelName), Model: modelName}
+}
+
+// checkRaw looks at the disk as the power cut left it, before any modelslot
+// runs: this is what an inference server started at boot would read. state.json
+// must parse, the link must point at the active slot (or at the target of the
+// switch in progress), and that slot must verify against its manifest.
+func checkRaw(ctx context.Context, mnt string, log *serialLog) error {
+	v, err := slots.OpenView(storeConfig(mnt))
+	if err != nil {
+		return fmt.Errorf("before recovery: %w", err)
+	}
+	st := v.State()
+	linked, err := v.LinkedSlot()
+	if err != nil {
+		return fmt.Errorf("before recovery: %w", err)
+	}
+	if linked == "" {
+		return fmt.Errorf("before recovery: the link is missing (v1 was installed before the first boot)")
+	}
+	if linked != st.Active && (st.Switch == nil || st.Switch.To != linked) {
+		return fmt.Errorf("before recovery: the link points at slot %s, state.json says active %q and switch %+v", linked, st.Active, st.Switch)
+	}
+	m, err := v.VerifySlot(ctx, linked, 2)
+	if err != nil {
+		return fmt.Errorf("before recovery: the served slot is not complete: %w", err)
+	}
+	if served := (outcome{Slot: linked, Version: m.Version}); !log.permits(served) {
+		return fmt.Errorf("before recovery: the link serves %s, but the console acknowledged %s (step %d)%s",
+			served, log.Acked, log.AckedN, inFlightText(log))
+	}
+	return nil
+}
+
+// checkRecovered runs the real modelslot on the mounted image, as the next boot
+// would, and checks what it recovered to: a clean state (no switch, no trial, no
+// install half done) that keeps every acknowledged step, and a slot that verifies.
+func checkRecovered(ctx context.Context, bin, mnt string, log *serialLog) error {
+	cfg, err := writeConfig(mnt)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(cfg)
+	out, err := exec.CommandContext(ctx, bin, "--config", cfg, "status", "--json").Output()
+	if err != nil {
+		return fmt.Errorf("modelslot status (recovery) failed: %w: %s", err, stderrOf(err))
+	}
+	var status struct {
+		Models []struct {
+			ActiveSlot    *string         `json:"active_slot"`
+			ActiveVersion *string         `json:"active_version"`
+			Trial         json.RawMessage `json:"trial"`
+		} `json:"models"`
+	}
+	if err := json.Unmarshal(out, &status); err != nil || len(status.Models) != 1 || status.Models[0].ActiveSlot == nil {
+		return fmt.Errorf("modelslot status --json: unexpected output (%v): %s", err, out)
+	}
+	ms := status.Models[0]
+	got := outcome{Slot: *ms.ActiveSlot, Version: *ms.ActiveVersion}
+	if !log.permits(got) {
+		return fmt.Errorf("after recovery: active is %s, but the console acknowledged %s (step %d)%s: an acknowledged step was lost",
+			got, log.Acked, log.AckedN, inFlightText(log))
+	}
+	if t := strings.TrimSpace(string(ms.Trial)); t != "null" {
+		return fmt.Errorf("after recovery: a trial is still open: %s", t)
+	}
+	if out, err := exec.CommandContext(ctx, bin, "--config", cfg, "verify").CombinedOutput(); err != nil {
+		return fmt.Errorf("modelslot verify after recovery: %w: %s", err, out)
+	}
+	return checkClean(mnt, got)
+}
+
+// checkClean reads the recovered state directly: the link and state.json agree
+// and nothing is left half done.
+func checkClean(mnt string, want outcome) error {
+	v, err := slots.OpenView(storeConfig(mnt))
+	if err != nil {
+		return fmt.Errorf("after recovery: %w", err)
+	}
+	st := v.State()
+	linked, err := v.LinkedSlot()
+	if err != nil {
+		return fmt.Errorf("after recovery: %w", err)
+	}
+	switch {
+	case linked != want.Slot || st.Active != want.Slot:
+		return fmt.Errorf("after recovery: link at %q, state.json active %q, status said %s", linked, st.Active, want)
+	case st.Switch != nil:
+		return fmt.Errorf("after recovery: a switch is still pending: %+v", *st.Switch)
+	case st.Slots[slots.A].Status == slots.Installing || st.Slots[slots.B].Status == slots.Installing:
+		return fmt.Errorf("after recovery: an install is still marked in progress")
+	}
+	return nil
+}
+
+// writeConfig points a host config at the mounted image. The link is left at
+// its default, inside the state directory, where modelslot keeps it relative
+// (slots/a), so it resolves under the mount point.
+func writeConfig(mnt string) (string, error) {
+	f, err := os.CreateTemp("", "powercut-*.toml")
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	_, err = fmt.Fprintf(f, "device_id = \"powercut-host\"\nstate_root = %q\n\n[[model]]\nname = %q\n", filepath.Join(mnt, "ms"), modelName)
+	return f.Name(), err
+}
+
+func inFlightText(log *serialLog) string {
+	if log.InFlight == nil {
+		return " and nothing was in flight"
+	}
+	return " and was running the step to " + log.InFlight.String()
+}
+
+func stderrOf(err error) string {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return strings.TrimSpace(string(ee.Stderr))
+	}
+	return ""
+}
