@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/modelslot/modelslot/internal/crashpoint"
+)
+
+// These tests show the checker failing on each kind of damage a power cut can
+// do, on a real store written by the real binary, so a green power-cut run
+// means the invariants held, not that the checker looked away.
+
+var binary string // modelslot, built once
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "powercut-check-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "modelslot")
+	build := exec.Command("go", "build", "-o", binary, "github.com/modelslot/modelslot/cmd/modelslot")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build modelslot:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// disk is a directory laid out like the guest's mounted image, with v1 and v2
+// installed (v2 active in slot b, v1 the previous one in slot a).
+func disk(t *testing.T) string {
+	t.Helper()
+	mnt := t.TempDir()
+	for _, v := range []string{"v1", "v2"} {
+		modelslot(t, mnt, nil, "install", "--insecure", "--version", v, model(t, v))
+	}
+	return mnt
+}
+
+func model(t *testing.T, version string) string {
+	dir := filepath.Join(t.TempDir(), version)
+	os.MkdirAll(filepath.Join(dir, "weights"), 0o755)
+	os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"v":"`+version+`"}`), 0o644)
+	os.WriteFile(filepath.Join(dir, "weights", "w.bin"), []byte(strings.Repeat(version, 4096)), 0o644)
+	return dir
+}
+
+func modelslot(t *testing.T, mnt string, env []string, args ...string) error {
+	t.Helper()
+	cfg, err := writeConfig(mnt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(cfg)
+	cmd := exec.Command(binary, append([]string{"--config", cfg}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil && env == nil {
+		t.Fatalf("modelslot %v: %v: %s", args, err, out)
+	}
+	return err
+}
+
+func consoleLog(t *testing.T, lines ...string) *serialLog {
+	t.Helper()
+	l, err := parseLog(strings.NewReader(strings.Join(lines, "\r\n") + "\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func judgeDisk(mnt string, l *serialLog) error {
+	return judge(context.Background(), binary, mnt, l)
+}
+
+func wantFail(t *testing.T, err error, words string) {
+	t.Helper()
+	if err == nil || !strings.Contains(err.Error(), words) {
+		t.Fatalf("got %v, want a failure saying %q", err, words)
+	}
+}
+
+func TestIntactDiskPasses(t *testing.T) {
+	mnt := disk(t)
+	l := consoleLog(t, "START a v1", "BEGIN 1 install v2 b", "ACK 1 install v2 b 500ms")
+	if err := judgeDisk(mnt, l); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLostAcknowledgementFails(t *testing.T) {
+	mnt := disk(t)
+	// The console saw v1 come back by rollback, the disk still serves v2.
+	l := consoleLog(t, "START a v1", "ACK 1 install v2 b", "BEGIN 2 rollback v1 a", "ACK 2 rollback v1 a")
+	wantFail(t, judgeDisk(mnt, l), "acknowledged v1 in slot a (step 2)")
+}
+
+func TestTornFileInServedSlotFails(t *testing.T) {
+	mnt := disk(t)
+	// What a rename made durable before its data looks like: an empty file.
+	if err := os.Truncate(filepath.Join(mnt, "ms/demo/slots/b/weights/w.bin"), 0); err != nil {
+		t.Fatal(err)
+	}
+	l := consoleLog(t, "START a v1", "ACK 1 install v2 b")
+	wantFail(t, judgeDisk(mnt, l), "not complete")
+}
+
+func TestLinkDisagreeingWithStateFails(t *testing.T) {
+	mnt := disk(t)
+	link := filepath.Join(mnt, "ms/demo/current")
+	os.Remove(link)
+	os.Symlink("slots/a", link)
+	l := consoleLog(t, "START a v1", "ACK 1 install v2 b", "BEGIN 2 rollback v1 a")
+	wantFail(t, judgeDisk(mnt, l), "state.json says active")
+}
+
+func TestTruncatedStateFails(t *testing.T) {
+	mnt := disk(t)
+	os.Truncate(filepath.Join(mnt, "ms/demo/state.json"), 0)
+	wantFail(t, judgeDisk(mnt, consoleLog(t, "START b v2")), "state.json")
+}
+
+func TestDriverErrorFails(t *testing.T) {
+	mnt := disk(t)
+	l := consoleLog(t, "START a v1", "ACK 1 install v2 b", "ERROR 2 modelslot rollback: exit status 1")
+	wantFail(t, judgeDisk(mnt, l), "failed step")
+}
+
+// A switch whose intent was saved when the power went is finished by recovery:
+// that is the step in flight, allowed; without a BEGIN for it, it would be a
+// change nobody asked for.
+func TestSwitchInFlightIsFinishedByRecovery(t *testing.T) {
+	for _, announced := range []bool{true, false} {
+		mnt := disk(t)
+		env := []string{crashpoint.EnvVar + "=rollback.after-intent"}
+		if modelslot(t, mnt, env, "rollback") == nil {
+			t.Fatal("the crash point did not kill modelslot")
+		}
+		lines := []string{"START a v1", "ACK 1 install v2 b"}
+		if announced {
+			lines = append(lines, "BEGIN 2 rollback v1 a")
+		}
+		err := judgeDisk(mnt, consoleLog(t, lines...))
+		if announced && err != nil {
+			t.Fatalf("announced rollback: %v", err)
+		}
+		if !announced {
+			wantFail(t, err, "after recovery: active is v1 in slot a")
+		}
+	}
+}
+
+func TestParseLogIgnoresNoiseAndACutLine(t *testing.T) {
+	l, err := parseLog(strings.NewReader("[ 1.0] kernel says hi\r\nSTART a v1\r\nBEGIN 1 install v2 b\r\nACK 1 install v2 b 7ms\r\nBEGIN 2 rollback v1 a\r\nACK 2 roll"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.AckedN != 1 || l.Acked != (outcome{"b", "v2"}) || l.InFlight == nil || *l.InFlight != (outcome{"a", "v1"}) {
+		t.Fatalf("parsed %+v", l)
+	}
+}
