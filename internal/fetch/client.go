@@ -1,0 +1,101 @@
+package fetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/go-cleanhttp"
+	"github.com/hashicorp/go-retryablehttp"
+)
+
+// ClientOptions tune downloads. Zero values take the defaults in brackets.
+type ClientOptions struct {
+	Retries      int           // retries per request after the first try [5]
+	RetryWaitMin time.Duration // first backoff [500ms]
+	RetryWaitMax time.Duration // longest backoff [30s]
+	StallTimeout time.Duration // no byte for this long fails the attempt [30s]
+	Bandwidth    int64         // bytes per second over all requests; 0 = unlimited
+	Logger       *slog.Logger  // [slog.Default()]
+}
+
+// Client downloads from a repository over HTTP(S). It is safe for concurrent use.
+type Client struct {
+	rc      *retryablehttp.Client
+	stall   time.Duration
+	limiter *limiter
+	log     *slog.Logger
+}
+
+// NewClient returns a Client with o applied.
+func NewClient(o ClientOptions) *Client {
+	o = o.withDefaults()
+	hc := cleanhttp.DefaultPooledClient()
+	tr := hc.Transport.(*http.Transport)
+	// A server that accepts the connection and then says nothing is a stall, not
+	// a slow download: give up on it after StallTimeout. The body has its own
+	// watchdog (stallReader), since a total timeout would fail a large chunk
+	// under a bandwidth limit.
+	tr.ResponseHeaderTimeout = o.StallTimeout
+	tr.DialContext = (&net.Dialer{Timeout: o.StallTimeout, KeepAlive: 30 * time.Second}).DialContext
+	rc := &retryablehttp.Client{
+		HTTPClient:   hc,
+		Logger:       o.Logger,
+		RetryWaitMin: o.RetryWaitMin,
+		RetryWaitMax: o.RetryWaitMax,
+		RetryMax:     o.Retries,
+		CheckRetry:   checkRetry,
+		Backoff:      retryablehttp.DefaultBackoff,
+		PrepareRetry: prepareRange,
+	}
+	return &Client{rc: rc, stall: o.StallTimeout, limiter: newLimiter(o.Bandwidth), log: o.Logger}
+}
+
+func (o ClientOptions) withDefaults() ClientOptions {
+	if o.Retries <= 0 {
+		o.Retries = 5
+	}
+	if o.RetryWaitMin <= 0 {
+		o.RetryWaitMin = 500 * time.Millisecond
+	}
+	if o.RetryWaitMax <= 0 {
+		o.RetryWaitMax = 30 * time.Second
+	}
+	if o.StallTimeout <= 0 {
+		o.StallTimeout = 30 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// permanentError marks an error that no retry can fix: the server sent bytes
+// that are not what the manifest names, or bytes past a declared size.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+func permanent(err error) error { return &permanentError{err} }
+
+// checkRetry is retryablehttp's policy plus two rules: a permanent error stops
+// at once, and a 404 is retried like a 5xx (a mirror or CDN edge may not have a
+// fresh chunk yet) and then reported as ErrNotFound.
+func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	var perm *permanentError
+	if errors.As(err, &perm) {
+		return false, err
+	}
+	if err == nil && resp != nil && (resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone) {
+		return true, fmt.Errorf("%w (HTTP %d)", ErrNotFound, resp.StatusCode)
+	}
+	return retryablehttp.ErrorPropagatedRetryPolicy(ctx, resp, err)
+}

@@ -1,0 +1,14 @@
+// Package fetch is the device side of a signed, chunked repository: it resolves a
+// channel or manifest URL to a verified manifest, plans what must be downloaded
+// and what can be reused (staging, the active slot), refuses early when the disk
+// or the byte budget cannot take it, downloads chunks in parallel with retries,
+// resume and a bandwidth limit, and assembles the files into a slot being filled.
+//
+// Invariants: no byte reaches the staging store or a slot before the chunk it
+// belongs to matched its sha256 and declared size; a chunk is never decompressed
+// past its declared size; staged chunks are re-hashed before they are reused, so
+// a restart or a power cut can cost a download but never a wrong byte. Errors
+// that retrying cannot fix (a digest mismatch, a missing chunk) stop at once and
+// wrap verify.ErrRejected or ErrNotFound; network trouble that outlasts the
+// retries wraps ErrDownload.
+package fetch

@@ -1,0 +1,62 @@
+package fetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/modelslot/modelslot/internal/bundle"
+	"github.com/modelslot/modelslot/verify"
+)
+
+// Ingest reads the chunks of a bundle (after its verified manifest) into
+// staging: each chunk the plan must fetch is decompressed within its declared
+// size, verified and stored; the others are skipped. The manifest of r must be
+// the plan's. Progress counts compressed bytes read.
+func Ingest(ctx context.Context, r *bundle.Reader, p *Plan, progress Progress) error {
+	if !verify.SameContent(r.Manifest, p.Manifest) {
+		return fmt.Errorf("ingest bundle: the plan is for another manifest")
+	}
+	want := map[string]bool{}
+	var total int64
+	for _, c := range bundle.ChunkOrder(r.Manifest) {
+		total += c.CSize
+	}
+	for _, c := range p.Fetch {
+		want[c.SHA256] = true
+	}
+	report := newReporter(progress, total)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		c, z, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := ingestOne(p, c, z, want[c.SHA256]); err != nil {
+			return fmt.Errorf("ingest bundle: %w", err)
+		}
+		report.add(c.CSize)
+	}
+}
+
+func ingestOne(p *Plan, c verify.Chunk, z io.Reader, wanted bool) error {
+	if !wanted {
+		_, err := io.Copy(io.Discard, z) // staged or reused: the bytes are not needed
+		return err
+	}
+	data, err := decodeChunk(z, c)
+	if err != nil {
+		return err
+	}
+	if err := p.staging.Put(c, data); err != nil {
+		return err
+	}
+	p.markStagedSafe(c)
+	return nil
+}
