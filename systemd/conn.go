@@ -1,0 +1,147 @@
+package systemd
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+
+	sddbus "github.com/coreos/go-systemd/v22/dbus"
+	godbus "github.com/godbus/dbus/v5"
+)
+
+// Scopes of Settings.Scope: which manager runs the inference unit.
+const (
+	ScopeSystem = "system"
+	ScopeUser   = "user"
+)
+
+// Settings choose the manager, as the [systemd] table of the config does.
+type Settings struct {
+	// Scope is ScopeSystem (default) or ScopeUser.
+	Scope string
+	// Bus, when set, is the D-Bus address to dial instead of the scope's default
+	// bus: a bus daemon ("unix:path=/run/user/1000/bus") or a manager's private
+	// socket ("unix:path=$XDG_RUNTIME_DIR/systemd/private"). An address whose path
+	// ends in /systemd/private is a direct connection to the manager, without a bus
+	// daemon, so it is not sent Hello.
+	Bus string
+}
+
+// Manager is a connection to one systemd manager. It redials when the connection
+// was lost (the manager re-executed or restarted), so a long confirmation window
+// survives `systemctl daemon-reexec`. Safe for concurrent use.
+type Manager struct {
+	settings Settings
+	log      *slog.Logger
+
+	mu   sync.Mutex
+	conn *sddbus.Conn
+}
+
+// Connect opens a connection to the manager chosen by s. log may be nil.
+func Connect(ctx context.Context, s Settings, log *slog.Logger) (*Manager, error) {
+	if s.Scope == "" {
+		s.Scope = ScopeSystem
+	}
+	if s.Scope != ScopeSystem && s.Scope != ScopeUser {
+		return nil, fmt.Errorf("systemd scope %q: use %q or %q", s.Scope, ScopeSystem, ScopeUser)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	m := &Manager{settings: s, log: log.With("scope", s.Scope)}
+	if _, err := m.connection(ctx); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Close closes the connection. Channels of running Watch calls close when their
+// contexts end.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.conn != nil {
+		m.conn.Close()
+		m.conn = nil
+	}
+}
+
+// connection returns a live connection, dialing a new one if needed.
+func (m *Manager) connection(ctx context.Context) (*sddbus.Conn, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.conn != nil && m.conn.Connected() {
+		return m.conn, nil
+	}
+	if m.conn != nil {
+		m.log.Warn("systemd connection lost, dialing again")
+		m.conn.Close()
+		m.conn = nil
+	}
+	conn, err := m.open(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connect to the %s systemd manager%s: %w; check that it runs and that [systemd] scope/bus are right",
+			m.settings.Scope, m.busHint(), err)
+	}
+	m.conn = conn
+	return conn, nil
+}
+
+func (m *Manager) busHint() string {
+	if m.settings.Bus == "" {
+		return ""
+	}
+	return " at " + m.settings.Bus
+}
+
+// open dials the scope's default bus, or the Bus address through the same
+// go-systemd connection type, so tests exercise production's code.
+func (m *Manager) open(ctx context.Context) (*sddbus.Conn, error) {
+	// godbus closes a connection when the context it was dialed with ends; this
+	// one outlives the call that happened to dial it, until Close.
+	ctx = context.WithoutCancel(ctx)
+	if m.settings.Bus != "" {
+		return sddbus.NewConnection(func() (*godbus.Conn, error) { return dialBus(ctx, m.settings.Bus) })
+	}
+	if m.settings.Scope == ScopeUser {
+		return sddbus.NewUserConnectionContext(ctx)
+	}
+	conn, err := sddbus.NewSystemConnectionContext(ctx)
+	if err != nil && os.Geteuid() == 0 {
+		// No system bus daemon (minimal images): root may talk to PID 1 directly.
+		if direct, derr := sddbus.NewSystemdConnectionContext(ctx); derr == nil {
+			return direct, nil
+		}
+	}
+	return conn, err
+}
+
+// dialBus dials address and authenticates with our uid; Hello only on a bus.
+func dialBus(ctx context.Context, address string) (*godbus.Conn, error) {
+	conn, err := godbus.Dial(address, godbus.WithContext(ctx))
+	if err != nil {
+		return nil, err
+	}
+	auth := []godbus.Auth{godbus.AuthExternal(strconv.Itoa(os.Getuid()))}
+	if err := conn.Auth(auth); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("authenticate: %w", err)
+	}
+	if !isDirect(address) {
+		if err := conn.Hello(); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("hello: %w", err)
+		}
+	}
+	return conn, nil
+}
+
+// isDirect tells a manager's private socket from a bus daemon's socket.
+func isDirect(address string) bool {
+	return strings.HasSuffix(address, "/systemd/private")
+}
