@@ -41,6 +41,7 @@ var commands = []command{
 	{"mark-good", "", "end a trial by keeping the new version", runMarkGood},
 	{"mark-bad", "", "end a trial (or leave the active version) by marking it bad", runMarkBad},
 	{"verify", "[--slot a|b] [--json]", "re-hash a slot's files against its manifest", runVerify},
+	{"agent", "[--metrics-addr A]", "the daemon: recovery, event delivery, platform commands, metrics", runAgent},
 	{"version", "", "print the version of modelslot", runVersion},
 }
 

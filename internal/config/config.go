@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 
@@ -35,6 +36,7 @@ type Config struct {
 	StateRoot string   `toml:"state_root"`
 	Systemd   Systemd  `toml:"systemd"`
 	Platform  Platform `toml:"platform"`
+	Agent     Agent    `toml:"agent"`
 	Models    []Model  `toml:"model"`
 
 	Path string `toml:"-"` // where it was read from
@@ -50,7 +52,17 @@ type Systemd struct {
 type Platform struct {
 	MQTTURL     string `toml:"mqtt_url"`
 	HTTPURL     string `toml:"http_url"`
-	TopicPrefix string `toml:"topic_prefix"`
+	TopicPrefix string `toml:"topic_prefix"` // default "modelslot"
+	// CommandsURL, when set, is polled (GET, with ETag) for a JSON list of
+	// commands, for platforms without MQTT.
+	CommandsURL  string   `toml:"commands_url"`
+	PollInterval Duration `toml:"poll_interval"` // default 30s
+}
+
+// Agent configures the daemon.
+type Agent struct {
+	MetricsAddr string   `toml:"metrics_addr"` // Prometheus /metrics listen address; empty = off
+	Heartbeat   Duration `toml:"heartbeat"`    // retained status refresh; default 60s
 }
 
 // Model is one [[model]] table.
@@ -132,6 +144,15 @@ func (c *Config) fill() error {
 	case "system", "user":
 	default:
 		return fmt.Errorf("[systemd] scope %q: use \"system\" or \"user\"", c.Systemd.Scope)
+	}
+	if c.Platform.TopicPrefix == "" {
+		c.Platform.TopicPrefix = "modelslot"
+	}
+	if c.Platform.PollInterval == 0 {
+		c.Platform.PollInterval = Duration(30 * time.Second)
+	}
+	if c.Agent.Heartbeat == 0 {
+		c.Agent.Heartbeat = Duration(time.Minute)
 	}
 	if len(c.Models) == 0 {
 		return errors.New("no [[model]] table: configure at least one model")

@@ -5,7 +5,13 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"time"
+
+	"github.com/modelslot/modelslot/internal/crashpoint"
 )
+
+// afterSendPoint is where a crash leaves events delivered but not acknowledged
+// in the outbox: they must be sent again, with the same event_id.
+var afterSendPoint = crashpoint.Declare("agent.drain-after-send")
 
 // Sink delivers events to the platform.
 type Sink interface {
@@ -57,6 +63,7 @@ func (d *Drainer) drainOnce(ctx context.Context) (int, error) {
 	}
 	n, err := d.Sink.Send(ctx, events)
 	if n > 0 {
+		afterSendPoint.Hit()
 		if aerr := d.Outbox.Ack(d.Sink.Name(), events[n-1].Sequence); aerr != nil {
 			return n, aerr
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -26,6 +27,10 @@ type MQTTSink struct {
 	client         mqtt.Client
 	prefix, device string
 	timeout        time.Duration
+
+	mu   sync.Mutex
+	last *Event                        // last event sent, repeated in heartbeats
+	subs map[string]func(mqtt.Message) // re-subscribed at every connect
 }
 
 // statusMessage is the retained message on the status topic.
@@ -36,10 +41,11 @@ type statusMessage struct {
 	Last      *Event    `json:"last_event,omitempty"`
 }
 
-// NewMQTTSink connects to brokerURL (mqtt://host:port or tcp://host:port) in the
-// background: the sink works offline and delivers once the broker is reachable.
+// NewMQTTSink prepares a sink for brokerURL (mqtt://host:port or
+// tcp://host:port); Connect starts it. Subscribe before Connect, so no message
+// can arrive before its handler is in place.
 func NewMQTTSink(brokerURL, prefix, device string) *MQTTSink {
-	s := &MQTTSink{prefix: prefix, device: device, timeout: 10 * time.Second}
+	s := &MQTTSink{prefix: prefix, device: device, timeout: 10 * time.Second, subs: map[string]func(mqtt.Message){}}
 	will, _ := json.Marshal(statusMessage{State: "offline", DeviceID: device})
 	opts := mqtt.NewClientOptions().
 		AddBroker(strings.Replace(brokerURL, "mqtt://", "tcp://", 1)).
@@ -51,11 +57,15 @@ func NewMQTTSink(brokerURL, prefix, device string) *MQTTSink {
 		SetConnectRetryInterval(time.Second).
 		SetMaxReconnectInterval(30 * time.Second).
 		SetConnectTimeout(5 * time.Second).
-		SetOnConnectHandler(func(c mqtt.Client) { s.publishStatus(nil) })
+		SetAutoAckDisabled(true). // a command is acknowledged only once it is on disk
+		SetOnConnectHandler(s.onConnect)
 	s.client = mqtt.NewClient(opts)
-	s.client.Connect() // retries in the background (SetConnectRetry)
 	return s
 }
+
+// Connect connects in the background and keeps retrying (SetConnectRetry): the
+// sink works offline and delivers once the broker is reachable.
+func (s *MQTTSink) Connect() { s.client.Connect() }
 
 // Client is the underlying connection, shared with the command inbox.
 func (s *MQTTSink) Client() mqtt.Client { return s.client }
@@ -81,8 +91,45 @@ func (s *MQTTSink) Send(ctx context.Context, events []*Event) (int, error) {
 	return len(events), nil
 }
 
+func (s *MQTTSink) onConnect(c mqtt.Client) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for topic, h := range s.subs {
+		c.Subscribe(topic, 1, func(_ mqtt.Client, m mqtt.Message) { h(m) })
+	}
+	s.publishStatusLocked()
+}
+
+// Subscribe receives the messages of topic (QoS 1) now and after every
+// reconnect. The handler must call m.Ack() once it has made the message durable
+// (or decided to drop it); an unacknowledged message is redelivered.
+func (s *MQTTSink) Subscribe(topic string, h func(m mqtt.Message)) {
+	s.mu.Lock()
+	s.subs[topic] = h
+	s.mu.Unlock()
+	if s.client.IsConnectionOpen() {
+		s.client.Subscribe(topic, 1, func(_ mqtt.Client, m mqtt.Message) { h(m) })
+	}
+}
+
+// Heartbeat refreshes the retained online status.
+func (s *MQTTSink) Heartbeat() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.publishStatusLocked()
+}
+
 func (s *MQTTSink) publishStatus(last *Event) {
-	b, _ := json.Marshal(statusMessage{State: "online", DeviceID: s.device, Timestamp: time.Now().UTC(), Last: last})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if last != nil {
+		s.last = last
+	}
+	s.publishStatusLocked()
+}
+
+func (s *MQTTSink) publishStatusLocked() {
+	b, _ := json.Marshal(statusMessage{State: "online", DeviceID: s.device, Timestamp: time.Now().UTC(), Last: s.last})
 	s.client.Publish(statusTopic(s.prefix, s.device), 1, true, b) // best effort; the next event updates it again
 }
 

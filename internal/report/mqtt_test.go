@@ -52,6 +52,7 @@ func TestMQTTDeliversInOrder(t *testing.T) {
 	sub := subscribe(t, b, eventsTopic("modelslot", "d1"))
 	o, _ := OpenOutbox(t.TempDir(), 0, "mqtt")
 	sink := NewMQTTSink(b.URL(), "modelslot", "d1")
+	sink.Connect()
 	t.Cleanup(sink.Close)
 	drain(t, o, sink)
 	appendN(t, o, StatusDownloading, StatusInstalling, StatusActivating, StatusConfirming, StatusSuccess)
@@ -65,6 +66,7 @@ func TestMQTTBrokerDownForWholeUpdate(t *testing.T) {
 	b := mqtttest.New(t) // not started: the platform is unreachable
 	o, _ := OpenOutbox(t.TempDir(), 0, "mqtt")
 	sink := NewMQTTSink(b.URL(), "modelslot", "d2")
+	sink.Connect()
 	t.Cleanup(sink.Close)
 	drain(t, o, sink)
 	appendN(t, o, StatusDownloading, StatusInstalling, StatusActivating, StatusConfirming, StatusFailed, StatusRollingBack, StatusRolledBack)
@@ -102,6 +104,7 @@ func TestTenThousandQueuedEventsAllDelivered(t *testing.T) {
 	b.Start()
 	sub := subscribe(t, b, eventsTopic("modelslot", "d3"))
 	sink := NewMQTTSink(b.URL(), "modelslot", "d3")
+	sink.Connect()
 	t.Cleanup(sink.Close)
 	start := time.Now()
 	drain(t, o, sink)

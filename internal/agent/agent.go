@@ -1,0 +1,144 @@
+// Package agent is modelslot's daemon: at start it recovers every model; then it
+// delivers queued events to the platform, takes commands from it (MQTT, or HTTP
+// polling), runs them one at a time in order, sends heartbeats, serves
+// Prometheus metrics, and keeps systemd's watchdog fed while its loops are
+// alive. Reporting never decides an update: an unreachable platform only delays
+// events.
+package agent
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/modelslot/modelslot/internal/config"
+	"github.com/modelslot/modelslot/internal/device"
+	"github.com/modelslot/modelslot/internal/report"
+)
+
+// Agent is one running daemon.
+type Agent struct {
+	Config    *config.Config
+	Inbox     *Inbox
+	Install   Installer     // nil: install commands fail with a clear reason
+	Heartbeat time.Duration // retained status refresh; default 60s
+	RetryMin  time.Duration // first retry of a command that may succeed later
+	Metrics   string        // listen address for /metrics; "" = off
+
+	metrics *metrics
+	mqtt    *report.MQTTSink
+}
+
+// New prepares an agent for cfg; its inbox lives in <state_root>/inbox.
+func New(cfg *config.Config) (*Agent, error) {
+	in, err := OpenInbox(filepath.Join(cfg.StateRoot, "inbox"))
+	if err != nil {
+		return nil, err
+	}
+	return &Agent{Config: cfg, Inbox: in, Heartbeat: time.Minute}, nil
+}
+
+// Run recovers every model, then runs until ctx is cancelled (SIGTERM). ready is
+// called once the agent serves (for sd_notify READY=1).
+func (a *Agent) Run(ctx context.Context, ready func()) error {
+	a.metrics = newMetrics(a.Config)
+	a.recoverAll(ctx)
+	var wg sync.WaitGroup
+	sinks := a.sinks()
+	for i := range a.Config.Models {
+		m := &a.Config.Models[i]
+		o, err := device.OpenOutbox(a.Config, m)
+		if err != nil {
+			return err
+		}
+		a.metrics.watchOutbox(m.Name, o, sinks)
+		for _, s := range sinks {
+			d := &report.Drainer{Outbox: o, Sink: s, OnSent: a.metrics.sent(m.Name, s.Name())}
+			wg.Go(func() { d.Run(ctx) })
+		}
+		wg.Go(func() { a.metrics.observe(ctx, m.Name, o) })
+	}
+	wg.Go(func() { a.work(ctx) })
+	for _, s := range a.commandSources() {
+		wg.Go(func() { s(ctx) })
+	}
+	if a.mqtt != nil {
+		a.mqtt.Connect() // after the command subscription is registered
+		wg.Go(func() { a.heartbeat(ctx) })
+	}
+	srv := a.serveMetrics()
+	if ready != nil {
+		ready()
+	}
+	slog.Info("agent running", "device", a.Config.DeviceID, "models", len(a.Config.Models), "sinks", len(sinks))
+	<-ctx.Done()
+	if srv != nil {
+		srv.Close()
+	}
+	wg.Wait()
+	if a.mqtt != nil {
+		a.mqtt.Close()
+	}
+	slog.Info("agent stopped")
+	return nil
+}
+
+// recoverAll opens and closes every model: that recovers interrupted steps and
+// resumes interrupted trials. A model that cannot be opened is logged and left;
+// the others still run.
+func (a *Agent) recoverAll(ctx context.Context) {
+	for i := range a.Config.Models {
+		m := &a.Config.Models[i]
+		d, err := device.Open(ctx, a.Config, m, "agent recovery")
+		if err != nil {
+			slog.Error("agent: recovery of a model failed; its commands will fail until it is fixed", "model", m.Name, "err", err)
+			continue
+		}
+		d.Close()
+	}
+}
+
+func (a *Agent) sinks() []report.Sink {
+	p := a.Config.Platform
+	var sinks []report.Sink
+	if p.MQTTURL != "" {
+		a.mqtt = report.NewMQTTSink(p.MQTTURL, p.TopicPrefix, a.Config.DeviceID)
+		sinks = append(sinks, a.mqtt)
+	}
+	if p.HTTPURL != "" {
+		sinks = append(sinks, report.NewHTTPSink(p.HTTPURL))
+	}
+	return sinks
+}
+
+// heartbeat refreshes the retained status so the platform can tell a quiet
+// device from a gone one.
+func (a *Agent) heartbeat(ctx context.Context) {
+	t := time.NewTicker(a.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			a.mqtt.Heartbeat()
+		}
+	}
+}
+
+func (a *Agent) serveMetrics() *http.Server {
+	if a.Metrics == "" {
+		return nil
+	}
+	srv := &http.Server{Addr: a.Metrics, Handler: a.metrics.handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			slog.Error("agent: metrics server stopped", "addr", a.Metrics, "err", err)
+		}
+	}()
+	return srv
+}

@@ -1,0 +1,132 @@
+package agent
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/modelslot/modelslot/internal/config"
+	"github.com/modelslot/modelslot/internal/device"
+	"github.com/modelslot/modelslot/internal/report"
+	"github.com/modelslot/modelslot/slots"
+)
+
+// metrics are the agent's Prometheus metrics. Update results are counted from
+// the events in each model's outbox (a cursor of their own), so updates run by
+// hand with `modelslot install` are counted too.
+type metrics struct {
+	reg         *prometheus.Registry
+	updates     *prometheus.CounterVec
+	rollbacks   *prometheus.CounterVec
+	lastSuccess *prometheus.GaugeVec
+	sentEvents  *prometheus.CounterVec
+	commands    *prometheus.CounterVec
+}
+
+// observerCursor is the outbox cursor of the metrics observer. It is not a
+// sink: it does not hold events back from removal.
+const observerCursor = "metrics"
+
+func newMetrics(cfg *config.Config) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		updates: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "modelslot_updates_total",
+			Help: "Updates that ended, by result (success, failed, rolled_back)."}, []string{"model", "result"}),
+		rollbacks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "modelslot_rollbacks_total",
+			Help: "Rollbacks and reverts, by failure reason."}, []string{"model", "reason"}),
+		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "modelslot_last_success_timestamp_seconds",
+			Help: "When the last update of the model succeeded."}, []string{"model"}),
+		sentEvents: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "modelslot_events_sent_total",
+			Help: "Events delivered to the platform, by sink."}, []string{"model", "sink"}),
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "modelslot_commands_total",
+			Help: "Platform commands carried out, by action and result."}, []string{"action", "result"}),
+	}
+	m.reg.MustRegister(m.updates, m.rollbacks, m.lastSuccess, m.sentEvents, m.commands,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}),
+		&versionCollector{cfg: cfg})
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+func (m *metrics) sent(model, sink string) func(int) {
+	c := m.sentEvents.WithLabelValues(model, sink)
+	return func(n int) { c.Add(float64(n)) }
+}
+
+func (m *metrics) command(action string, err error) {
+	result := "ok"
+	if err != nil {
+		result = "failed"
+	}
+	m.commands.WithLabelValues(action, result).Inc()
+}
+
+// watchOutbox exports the number of events waiting for each sink.
+func (m *metrics) watchOutbox(model string, o *report.Outbox, sinks []report.Sink) {
+	for _, s := range sinks {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "modelslot_outbox_depth",
+			Help: "Events waiting for delivery.", ConstLabels: prometheus.Labels{"model": model, "sink": s.Name()}},
+			func() float64 { return float64(o.Depth(s.Name())) }))
+	}
+}
+
+// observe counts terminal events as they appear in the outbox.
+func (m *metrics) observe(ctx context.Context, model string, o *report.Outbox) {
+	for ctx.Err() == nil {
+		changed := o.Changed()
+		evs, err := o.Pending(observerCursor, 500)
+		for _, ev := range evs {
+			m.count(model, ev)
+		}
+		if err == nil && len(evs) > 0 {
+			o.Ack(observerCursor, evs[len(evs)-1].Sequence)
+			continue
+		}
+		sleepCtx(ctx, 2*time.Second, changed)
+	}
+}
+
+func (m *metrics) count(model string, ev *report.Event) {
+	if ev.Terminal() {
+		m.updates.WithLabelValues(model, ev.Status).Inc()
+	}
+	switch ev.Status {
+	case report.StatusSuccess:
+		m.lastSuccess.WithLabelValues(model).Set(float64(ev.Timestamp.Unix()))
+	case report.StatusRolledBack:
+		m.rollbacks.WithLabelValues(model, ev.FailureReason).Inc()
+	}
+}
+
+// versionCollector reads each model's state at scrape time, so the exported
+// active version is never stale.
+type versionCollector struct{ cfg *config.Config }
+
+var versionDesc = prometheus.NewDesc("modelslot_active_version_info",
+	"The version each model serves (value 1), with its slot and whether a trial runs.",
+	[]string{"model", "version", "slot", "trial"}, nil)
+
+func (c *versionCollector) Describe(ch chan<- *prometheus.Desc) { ch <- versionDesc }
+
+func (c *versionCollector) Collect(ch chan<- prometheus.Metric) {
+	for i := range c.cfg.Models {
+		m := &c.cfg.Models[i]
+		v, err := slots.OpenView(device.StoreConfig(c.cfg, m))
+		if err != nil {
+			continue
+		}
+		st := v.State()
+		if st.Active == "" {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(versionDesc, prometheus.GaugeValue, 1,
+			m.Name, st.Slots[st.Active].Version, st.Active, strconv.FormatBool(st.Trial != nil))
+	}
+}

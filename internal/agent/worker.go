@@ -1,0 +1,138 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/modelslot/modelslot/internal/device"
+	"github.com/modelslot/modelslot/internal/update"
+	"github.com/modelslot/modelslot/slots"
+	"github.com/modelslot/modelslot/verify"
+)
+
+// Installer installs the artifact that source names into an open model (a
+// channel or manifest URL, or a bundle path). The command line provides it, so
+// the agent installs exactly as `modelslot install SOURCE` does.
+type Installer func(ctx context.Context, m *device.Model, source string) error
+
+// errRetry marks a command that failed for a reason that may pass (the model is
+// busy, the network is down): it stays queued and is tried again later.
+var errRetry = errors.New("will retry")
+
+// runCommand carries out one command. It returns an error wrapping errRetry
+// when the command should stay queued.
+func (a *Agent) runCommand(ctx context.Context, c Command) error {
+	m, err := a.Config.Model(c.Model)
+	if err != nil {
+		return err // not configured here: retrying cannot help
+	}
+	d, err := device.Open(ctx, a.Config, m, "agent "+c.Action+" "+c.ID)
+	if errors.Is(err, slots.ErrBusy) {
+		return fmt.Errorf("%w: %v", errRetry, err)
+	}
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	switch c.Action {
+	case ActionRollback:
+		_, err = d.Updater.Rollback(ctx, false)
+	case ActionMarkGood:
+		_, err = d.Updater.MarkGood(ctx)
+	case ActionMarkBad:
+		_, err = d.Updater.MarkBad(ctx)
+	case ActionInstall:
+		err = a.install(ctx, d, c.Source)
+	}
+	return err
+}
+
+func (a *Agent) install(ctx context.Context, d *device.Model, source string) error {
+	if a.Install == nil {
+		return fmt.Errorf("install from %s: this agent was started without an installer", source)
+	}
+	err := a.Install(ctx, d, source)
+	if err == nil || errors.Is(err, verify.ErrRejected) || errors.Is(err, update.ErrRolledBack) || ctx.Err() != nil {
+		return err // done, or a verdict that retrying would only repeat
+	}
+	return fmt.Errorf("%w: %v", errRetry, err)
+}
+
+// work runs queued commands in order until ctx ends. A command that should be
+// retried blocks the ones behind it (order matters: a rollback must not overtake
+// the install it undoes), unless a newer command for the same model replaces it.
+func (a *Agent) work(ctx context.Context) {
+	backoff := a.minBackoff()
+	for ctx.Err() == nil {
+		changed := a.Inbox.Changed()
+		seqs, cmds := a.Inbox.Pending()
+		if len(cmds) == 0 {
+			sleepCtx(ctx, time.Minute, changed)
+			continue
+		}
+		if newer := replacedBy(cmds); newer > 0 {
+			slog.Info("agent: command replaced by a newer one for the same model", "id", cmds[0].ID, "by", cmds[newer].ID)
+			a.finish(seqs[0], cmds[0], errors.New("replaced by a newer command"))
+			continue
+		}
+		err := a.runCommand(ctx, cmds[0])
+		if errors.Is(err, errRetry) && ctx.Err() == nil {
+			slog.Warn("agent: command will be retried", "id", cmds[0].ID, "action", cmds[0].Action, "err", err, "in", backoff)
+			sleepCtx(ctx, backoff, nil)
+			backoff = min(backoff*2, 5*time.Minute)
+			continue
+		}
+		if ctx.Err() != nil {
+			return // stopped mid-command: it stays queued for the next start
+		}
+		backoff = a.minBackoff()
+		a.finish(seqs[0], cmds[0], err)
+	}
+}
+
+// replacedBy returns the index of a newer install for the same model as the
+// first command, if the first one is an install (only an install can be
+// superseded: a pending rollback is never skipped).
+func replacedBy(cmds []Command) int {
+	if cmds[0].Action != ActionInstall {
+		return 0
+	}
+	for i := 1; i < len(cmds); i++ {
+		if cmds[i].Model == cmds[0].Model && cmds[i].Action == ActionInstall {
+			return i
+		}
+	}
+	return 0
+}
+
+func (a *Agent) finish(seq uint64, c Command, err error) {
+	if err != nil {
+		slog.Warn("agent: command failed", "id", c.ID, "action", c.Action, "model", c.Model, "err", err)
+	} else {
+		slog.Info("agent: command done", "id", c.ID, "action", c.Action, "model", c.Model)
+	}
+	a.metrics.command(c.Action, err)
+	if derr := a.Inbox.Done(seq); derr != nil {
+		slog.Error("agent: could not remove a finished command; it will run again (harmless: commands are idempotent)", "id", c.ID, "err", derr)
+	}
+}
+
+func (a *Agent) minBackoff() time.Duration {
+	if a.RetryMin > 0 {
+		return a.RetryMin
+	}
+	return 2 * time.Second
+}
+
+func sleepCtx(ctx context.Context, d time.Duration, wake <-chan struct{}) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	case <-wake:
+	}
+}
