@@ -126,3 +126,23 @@ func TestWatchOfHealthyUnitEndsWithoutVerdict(t *testing.T) {
 		t.Errorf("NRestarts = %s, want 0", got)
 	}
 }
+
+// The manager re-executing mid-window (an upgrade of systemd, or its restart in
+// a test) drops every D-Bus connection; the watch must redial, not fail.
+func TestWatchSurvivesManagerReexec(t *testing.T) {
+	b := newTestbed(t)
+	unit := b.unit(t, "steady.service", "", "WatchdogSec=1")
+	if err := b.m.Restart(stepCtx(t, 10*time.Second), unit); err != nil {
+		t.Fatalf("Restart: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	verdict := b.m.Watch(ctx, unit, Limits{})
+	time.Sleep(500 * time.Millisecond)
+	if out, err := b.h.Systemctl("daemon-reexec"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if f := firstFailure(t, verdict, 5*time.Second); f != nil {
+		t.Fatalf("reexec reported as %+v", f)
+	}
+}

@@ -41,7 +41,7 @@ var managerSeq atomic.Int64
 type Manager struct {
 	RuntimeDir string // XDG_RUNTIME_DIR of the manager: holds systemd/private and bus
 	UnitDir    string // where WriteUnit puts unit files ($XDG_CONFIG_HOME/systemd/user)
-	LogFile    string // the manager's own log (there is no journal)
+	LogFile    string // stdout/stderr of the launch: mount or exec errors (systemd 252 --user writes little there)
 	PID        int    // the manager's PID
 
 	cmd    *exec.Cmd
