@@ -54,12 +54,15 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # cut_once boots one guest on a fresh copy of the base image, cuts its power
-# at a random moment after the driver started, and judges the image. It prints
+# at a random moment after the driver started (the canary: after its first
+# acknowledged step, since only an acknowledged step can be lost), and judges
+# the image. It prints
 # one line: KIND LANE N VERDICT DELAY_MS BOOT_MS DETAIL, where VERDICT is PASS,
 # FAIL (an invariant broke) or NOSTART (the guest never reached the driver).
 cut_once() {
 	local kind=$1 lane=$2 n=$3 initrd=$4
-	local d=$PC_WORK/lane$lane seed delay start boot verdict early=
+	local d=$PC_WORK/lane$lane seed delay start boot verdict early= anchor='^START'
+	[ "$kind" = canary ] && anchor='^ACK'
 	rm -rf "$d"; mkdir -p "$d/mnt"
 	cp --sparse=always "$PC_WORK/base.img" "$d/disk.img"
 	: > "$d/serial.log" # truncated before launch: no stale START can match
@@ -72,14 +75,14 @@ cut_once() {
 		-serial "file:$d/serial.log" \
 		-drive "file=$d/disk.img,format=raw,if=virtio,cache=none" &
 	echo $! > "$d/qemu.pid"
-	until grep -q '^START' "$d/serial.log"; do
+	until grep -q "$anchor" "$d/serial.log"; do
 		if ! kill -0 "$(cat "$d/qemu.pid")" 2>/dev/null || (( $(date +%s%N) - start > BOOT_TIMEOUT * 10**9 )); then
 			break
 		fi
 		sleep 0.05
 	done
 	boot=$(( ($(date +%s%N) - start) / 10**6 ))
-	if grep -q '^START' "$d/serial.log"; then
+	if grep -q "$anchor" "$d/serial.log"; then
 		sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
 	fi
 	kill -KILL "$(cat "$d/qemu.pid")" 2>/dev/null || early="qemu exited before the cut; "

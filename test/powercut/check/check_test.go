@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/modelslot/modelslot/internal/crashpoint"
+	"github.com/modelslot/modelslot/slots"
 )
 
 // These tests show the checker failing on each kind of damage a power cut can
@@ -71,9 +72,17 @@ func modelslot(t *testing.T, mnt string, env []string, args ...string) error {
 	return err
 }
 
-func consoleLog(t *testing.T, lines ...string) *serialLog {
+// consoleLog is what the driver would have printed; "@a" and "@b" stand for
+// the installed_at of that slot on the disk.
+func consoleLog(t *testing.T, mnt string, lines ...string) *serialLog {
 	t.Helper()
-	l, err := parseLog(strings.NewReader(strings.Join(lines, "\r\n") + "\r\n"))
+	v, err := slots.OpenView(storeConfig(mnt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := v.State()
+	r := strings.NewReplacer("@a", outcomeOf(st, "a", "").Installed, "@b", outcomeOf(st, "b", "").Installed)
+	l, err := parseLog(strings.NewReader(r.Replace(strings.Join(lines, "\r\n") + "\r\n")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +102,7 @@ func wantFail(t *testing.T, err error, words string) {
 
 func TestIntactDiskPasses(t *testing.T) {
 	mnt := disk(t)
-	l := consoleLog(t, "START a v1", "BEGIN 1 install v2 b", "ACK 1 install v2 b 500ms")
+	l := consoleLog(t, mnt, "START a v1 @a", "BEGIN 1 install v2 b @b", "ACK 1 install v2 b @b 500ms")
 	if err := judgeDisk(mnt, l); err != nil {
 		t.Fatal(err)
 	}
@@ -102,8 +111,8 @@ func TestIntactDiskPasses(t *testing.T) {
 func TestLostAcknowledgementFails(t *testing.T) {
 	mnt := disk(t)
 	// The console saw v1 come back by rollback, the disk still serves v2.
-	l := consoleLog(t, "START a v1", "ACK 1 install v2 b", "BEGIN 2 rollback v1 a", "ACK 2 rollback v1 a")
-	wantFail(t, judgeDisk(mnt, l), "acknowledged v1 in slot a (step 2)")
+	l := consoleLog(t, mnt, "START a v1 @a", "ACK 1 install v2 b @b", "BEGIN 2 rollback v1 a @a", "ACK 2 rollback v1 a @a")
+	wantFail(t, judgeDisk(mnt, l), "acknowledged v1 in slot a")
 }
 
 func TestTornFileInServedSlotFails(t *testing.T) {
@@ -112,7 +121,7 @@ func TestTornFileInServedSlotFails(t *testing.T) {
 	if err := os.Truncate(filepath.Join(mnt, "ms/demo/slots/b/weights/w.bin"), 0); err != nil {
 		t.Fatal(err)
 	}
-	l := consoleLog(t, "START a v1", "ACK 1 install v2 b")
+	l := consoleLog(t, mnt, "START a v1 @a", "ACK 1 install v2 b @b")
 	wantFail(t, judgeDisk(mnt, l), "not complete")
 }
 
@@ -121,19 +130,20 @@ func TestLinkDisagreeingWithStateFails(t *testing.T) {
 	link := filepath.Join(mnt, "ms/demo/current")
 	os.Remove(link)
 	os.Symlink("slots/a", link)
-	l := consoleLog(t, "START a v1", "ACK 1 install v2 b", "BEGIN 2 rollback v1 a")
+	l := consoleLog(t, mnt, "START a v1 @a", "ACK 1 install v2 b @b", "BEGIN 2 rollback v1 a @a")
 	wantFail(t, judgeDisk(mnt, l), "state.json says active")
 }
 
 func TestTruncatedStateFails(t *testing.T) {
 	mnt := disk(t)
+	l := consoleLog(t, mnt, "START b v2 @b")
 	os.Truncate(filepath.Join(mnt, "ms/demo/state.json"), 0)
-	wantFail(t, judgeDisk(mnt, consoleLog(t, "START b v2")), "state.json")
+	wantFail(t, judgeDisk(mnt, l), "state.json")
 }
 
 func TestDriverErrorFails(t *testing.T) {
 	mnt := disk(t)
-	l := consoleLog(t, "START a v1", "ACK 1 install v2 b", "ERROR 2 modelslot rollback: exit status 1")
+	l := consoleLog(t, mnt, "START a v1 @a", "ACK 1 install v2 b @b", "ERROR 2 modelslot rollback: exit status 1")
 	wantFail(t, judgeDisk(mnt, l), "failed step")
 }
 
@@ -147,11 +157,11 @@ func TestSwitchInFlightIsFinishedByRecovery(t *testing.T) {
 		if modelslot(t, mnt, env, "rollback") == nil {
 			t.Fatal("the crash point did not kill modelslot")
 		}
-		lines := []string{"START a v1", "ACK 1 install v2 b"}
+		lines := []string{"START a v1 @a", "ACK 1 install v2 b @b"}
 		if announced {
-			lines = append(lines, "BEGIN 2 rollback v1 a")
+			lines = append(lines, "BEGIN 2 rollback v1 a @a")
 		}
-		err := judgeDisk(mnt, consoleLog(t, lines...))
+		err := judgeDisk(mnt, consoleLog(t, mnt, lines...))
 		if announced && err != nil {
 			t.Fatalf("announced rollback: %v", err)
 		}
@@ -161,12 +171,20 @@ func TestSwitchInFlightIsFinishedByRecovery(t *testing.T) {
 	}
 }
 
+// Every step since START lost, back to a state that looks the same by slot and
+// version, is still a loss: the copy on disk is older than the one in flight.
+func TestIdenticalOlderStateFails(t *testing.T) {
+	mnt := disk(t)
+	l := consoleLog(t, mnt, "START b v2 @b", "ACK 1 install v1 a 2099-01-01T00:00:00Z", "BEGIN 2 install v2 b new")
+	wantFail(t, judgeDisk(mnt, l), "acknowledged v1 in slot a")
+}
+
 func TestParseLogIgnoresNoiseAndACutLine(t *testing.T) {
-	l, err := parseLog(strings.NewReader("[ 1.0] kernel says hi\r\nSTART a v1\r\nBEGIN 1 install v2 b\r\nACK 1 install v2 b 7ms\r\nBEGIN 2 rollback v1 a\r\nACK 2 roll"))
+	l, err := parseLog(strings.NewReader("[ 1.0] kernel says hi\r\nSTART a v1 none\r\nBEGIN 1 install v2 b new\r\nACK 1 install v2 b T1 7ms\r\nBEGIN 2 rollback v1 a T0\r\nACK 2 roll"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l.AckedN != 1 || l.Acked != (outcome{"b", "v2"}) || l.InFlight == nil || *l.InFlight != (outcome{"a", "v1"}) {
+	if l.AckedN != 1 || l.Acked != (outcome{"b", "v2", "T1"}) || l.InFlight == nil || *l.InFlight != (outcome{"a", "v1", "T0"}) {
 		t.Fatalf("parsed %+v", l)
 	}
 }

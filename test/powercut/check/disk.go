@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/modelslot/modelslot/slots"
 )
@@ -44,7 +45,7 @@ func checkRaw(ctx context.Context, mnt string, log *serialLog) error {
 	if err != nil {
 		return fmt.Errorf("before recovery: the served slot is not complete: %w", err)
 	}
-	if served := (outcome{Slot: linked, Version: m.Version}); !log.permits(served) {
+	if served := outcomeOf(st, linked, m.Version); !log.permits(served) {
 		return fmt.Errorf("before recovery: the link serves %s, but the console acknowledged %s (step %d)%s",
 			served, log.Acked, log.AckedN, inFlightText(log))
 	}
@@ -75,41 +76,63 @@ func checkRecovered(ctx context.Context, bin, mnt string, log *serialLog) error 
 		return fmt.Errorf("modelslot status --json: unexpected output (%v): %s", err, out)
 	}
 	ms := status.Models[0]
-	got := outcome{Slot: *ms.ActiveSlot, Version: *ms.ActiveVersion}
-	if !log.permits(got) {
-		return fmt.Errorf("after recovery: active is %s, but the console acknowledged %s (step %d)%s: an acknowledged step was lost",
-			got, log.Acked, log.AckedN, inFlightText(log))
-	}
 	if t := strings.TrimSpace(string(ms.Trial)); t != "null" {
 		return fmt.Errorf("after recovery: a trial is still open: %s", t)
 	}
 	if out, err := exec.CommandContext(ctx, bin, "--config", cfg, "verify").CombinedOutput(); err != nil {
 		return fmt.Errorf("modelslot verify after recovery: %w: %s", err, out)
 	}
-	return checkClean(mnt, got)
+	got, err := checkClean(mnt, *ms.ActiveSlot)
+	if err != nil {
+		return err
+	}
+	if got.Version != *ms.ActiveVersion {
+		return fmt.Errorf("after recovery: status says %s, state.json %s", *ms.ActiveVersion, got)
+	}
+	if !log.permits(got) {
+		return fmt.Errorf("after recovery: active is %s, but the console acknowledged %s (step %d)%s: an acknowledged step was lost",
+			got, log.Acked, log.AckedN, inFlightText(log))
+	}
+	return nil
 }
 
 // checkClean reads the recovered state directly: the link and state.json agree
-// and nothing is left half done.
-func checkClean(mnt string, want outcome) error {
+// with status and nothing is left half done. It returns the active outcome.
+func checkClean(mnt, active string) (outcome, error) {
 	v, err := slots.OpenView(storeConfig(mnt))
 	if err != nil {
-		return fmt.Errorf("after recovery: %w", err)
+		return outcome{}, fmt.Errorf("after recovery: %w", err)
 	}
 	st := v.State()
 	linked, err := v.LinkedSlot()
 	if err != nil {
-		return fmt.Errorf("after recovery: %w", err)
+		return outcome{}, fmt.Errorf("after recovery: %w", err)
 	}
+	got := outcomeOf(st, st.Active, "")
 	switch {
-	case linked != want.Slot || st.Active != want.Slot:
-		return fmt.Errorf("after recovery: link at %q, state.json active %q, status said %s", linked, st.Active, want)
+	case linked != active || st.Active != active:
+		return got, fmt.Errorf("after recovery: link at %q, state.json active %q, status said %q", linked, st.Active, active)
 	case st.Switch != nil:
-		return fmt.Errorf("after recovery: a switch is still pending: %+v", *st.Switch)
+		return got, fmt.Errorf("after recovery: a switch is still pending: %+v", *st.Switch)
 	case st.Slots[slots.A].Status == slots.Installing || st.Slots[slots.B].Status == slots.Installing:
-		return fmt.Errorf("after recovery: an install is still marked in progress")
+		return got, fmt.Errorf("after recovery: an install is still marked in progress")
 	}
-	return nil
+	return got, nil
+}
+
+// outcomeOf describes slot as state.json has it; version, when given, is the
+// one its manifest says.
+func outcomeOf(st *slots.State, slot, version string) outcome {
+	o := outcome{Slot: slot, Version: version, Installed: "none"}
+	if s := st.Slots[slot]; s != nil {
+		if o.Version == "" {
+			o.Version = s.Version
+		}
+		if !s.InstalledAt.IsZero() {
+			o.Installed = s.InstalledAt.UTC().Format(time.RFC3339Nano)
+		}
+	}
+	return o
 }
 
 // writeConfig points a host config at the mounted image. The link is left at

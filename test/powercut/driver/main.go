@@ -3,10 +3,14 @@
 // each step before it starts (BEGIN) and after modelslot acknowledged it (ACK),
 // so the host knows which steps must survive a cut at any moment.
 //
-//	START <active-slot> <active-version>
-//	BEGIN <n> <op> <version> <slot>   the step and the result it must give
-//	ACK <n> <op> <version> <slot>     modelslot returned 0 and the state says so
-//	ERROR <n> <text>                  the step failed: the host counts a failure
+//	START <slot> <version> <installed>          the active slot found at boot
+//	BEGIN <n> <op> <version> <slot> <installed> the step and the result it must give
+//	ACK <n> <op> <version> <slot> <installed>   modelslot returned 0 and the state says so
+//	ERROR <n> <text>                            the step failed: the host counts a failure
+//
+// <installed> is the slot's installed_at (or "new" for a copy not made yet): it
+// tells two installs of the same version into the same slot apart, so a disk
+// that lost every step back to an identical older state is still caught.
 //
 // `driver gen DIR` writes the test models on the host, identical to the ones
 // the guest installs, so the host can pre-install v1 into the base image.
@@ -48,7 +52,7 @@ func main() {
 	}
 	d := &driver{rng: rand.New(rand.NewPCG(seed(), 1))}
 	st := d.state(0)
-	say("START %s %s", st.Active, version(st, st.Active))
+	say("START %s %s %s", st.Active, version(st, st.Active), installed(st, st.Active))
 	for n := 1; ; n++ {
 		d.step(n, st)
 		st = d.state(n)
@@ -66,7 +70,11 @@ type driver struct {
 // always visible on the disk.
 func (d *driver) step(n int, st *slots.State) {
 	op, ver, slot, args := d.choose(st)
-	say("BEGIN %d %s %s %s", n, op, ver, slot)
+	inst := installed(st, slot)
+	if op == "install" && version(st, slot) != ver {
+		inst = "new" // copied now: installed_at is not known yet
+	}
+	say("BEGIN %d %s %s %s %s", n, op, ver, slot, inst)
 	start := time.Now()
 	out, err := exec.Command(modelslotBin, append([]string{"--config", configFile}, args...)...).CombinedOutput()
 	if err != nil {
@@ -78,7 +86,7 @@ func (d *driver) step(n int, st *slots.State) {
 			op, ver, after.Active, version(after, after.Active), slot, ver)
 	}
 	d.lastOp = op
-	say("ACK %d %s %s %s %dms", n, op, ver, slot, time.Since(start).Milliseconds())
+	say("ACK %d %s %s %s %s %dms", n, op, ver, slot, installed(after, slot), time.Since(start).Milliseconds())
 }
 
 // choose picks an install of the next label (copy into the inactive slot), a
@@ -116,6 +124,13 @@ func version(st *slots.State, slot string) string {
 		return s.Version
 	}
 	return ""
+}
+
+func installed(st *slots.State, slot string) string {
+	if s := st.Slots[slot]; s != nil && !s.InstalledAt.IsZero() {
+		return s.InstalledAt.UTC().Format(time.RFC3339Nano)
+	}
+	return "none"
 }
 
 // say prints one line on the console and waits until the UART has sent it
