@@ -2,6 +2,7 @@ package systemd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -18,6 +19,9 @@ const (
 	ScopeSystem = "system"
 	ScopeUser   = "user"
 )
+
+// ErrClosed is returned by calls on a Manager after Close.
+var ErrClosed = errors.New("systemd manager connection closed")
 
 // Settings choose the manager, as the [systemd] table of the config does.
 type Settings struct {
@@ -38,8 +42,9 @@ type Manager struct {
 	settings Settings
 	log      *slog.Logger
 
-	mu   sync.Mutex
-	conn *sddbus.Conn
+	mu     sync.Mutex
+	conn   *sddbus.Conn
+	closed bool
 }
 
 // Connect opens a connection to the manager chosen by s. log may be nil.
@@ -60,11 +65,13 @@ func Connect(ctx context.Context, s Settings, log *slog.Logger) (*Manager, error
 	return m, nil
 }
 
-// Close closes the connection. Channels of running Watch calls close when their
-// contexts end.
+// Close closes the connection; later calls fail with ErrClosed. Running Watch
+// calls then report ReasonUnreachable after Limits.Unreachable, or end with
+// their contexts.
 func (m *Manager) Close() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.closed = true
 	if m.conn != nil {
 		m.conn.Close()
 		m.conn = nil
@@ -75,6 +82,9 @@ func (m *Manager) Close() {
 func (m *Manager) connection(ctx context.Context) (*sddbus.Conn, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
 	if m.conn != nil && m.conn.Connected() {
 		return m.conn, nil
 	}

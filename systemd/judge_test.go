@@ -64,6 +64,32 @@ func TestObserveTellsReasons(t *testing.T) {
 	}
 }
 
+func TestDuringJobOnlyCrashesAreVerdicts(t *testing.T) {
+	steps := []struct {
+		st   UnitStatus
+		want Reason
+	}{
+		{UnitStatus{ActiveState: "deactivating", SubState: "stop-sigterm", NRestarts: 2}, ""},
+		{UnitStatus{ActiveState: "activating", SubState: "start", NRestarts: 0}, ""}, // explicit restart reset it
+		{UnitStatus{ActiveState: "activating", SubState: "start", NRestarts: 0}, ""},
+		{UnitStatus{ActiveState: "activating", SubState: "start", NRestarts: 1}, ReasonCrashLoop},
+	}
+	var w watchState
+	for i, step := range steps {
+		var got Reason
+		if f := w.duringJob(step.st); f != nil {
+			got = f.Reason
+		}
+		if got != step.want {
+			t.Errorf("step %d: %q, want %q", i, got, step.want)
+		}
+	}
+	var fresh watchState
+	if f := fresh.duringJob(UnitStatus{ActiveState: "activating", SubState: "auto-restart", Result: "watchdog"}); f == nil || f.Reason != ReasonWatchdog {
+		t.Errorf("auto-restart after a watchdog kill: %+v", f)
+	}
+}
+
 func TestJobErrorSaysHowToRecoverFromStartLimit(t *testing.T) {
 	err := error(&Failure{Unit: "a.service", Reason: ReasonCrashLoop,
 		Err: &JobError{Unit: "a.service", Job: "restart", Result: "failed", UnitResult: "start-limit-hit"}})

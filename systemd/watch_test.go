@@ -113,7 +113,7 @@ func TestMemoryFallbackCountsTheUnitsProcesses(t *testing.T) {
 
 func TestWatchOfHealthyUnitEndsWithoutVerdict(t *testing.T) {
 	b := newTestbed(t)
-	unit := b.unit(t, "fine.service", "", "WatchdogSec=1")
+	unit := b.unit(t, "fine.service", "", "WatchdogSec=2")
 	if err := b.m.Restart(stepCtx(t, 10*time.Second), unit); err != nil {
 		t.Fatalf("Restart: %v", err)
 	}
