@@ -33,7 +33,8 @@ func (e *JobError) Error() string {
 		msg += fmt.Sprintf(" (unit result %q)", e.UnitResult)
 	}
 	if e.UnitResult == "start-limit-hit" {
-		return msg + ": it was started too often; reset it (systemctl reset-failed " + e.Unit + ") before starting it again"
+		return msg + ": it was started too often; reset it (systemctl reset-failed " + e.Unit +
+			", and its .socket if it has one, then start the socket) before starting it again"
 	}
 	return msg + ": see systemctl status " + e.Unit
 }
