@@ -84,6 +84,9 @@ type Failure struct {
 	Version string    `json:"version"`
 	Reason  string    `json:"reason"`
 	At      time.Time `json:"at"`
+	// RestoreFailed says the version reverted to did not come back healthy
+	// either; the device needs a person.
+	RestoreFailed string `json:"restore_failed,omitempty"`
 }
 
 // ErrCorruptState means state.json exists but cannot be trusted. modelslot never

@@ -130,3 +130,12 @@ func (s *Store) finishSwitch() error {
 		}
 	})
 }
+
+// NoteRestoreFailure records, on the last failure, that the version reverted to
+// did not come back healthy either.
+func (s *Store) NoteRestoreFailure(msg string) error {
+	if s.st.LastFailure == nil {
+		return nil
+	}
+	return s.update(func(st *State) { st.LastFailure.RestoreFailed = msg })
+}

@@ -149,6 +149,9 @@ func printStatus(w io.Writer, out *statusJSON) {
 		}
 		if f := st.LastFailure; f != nil {
 			fmt.Fprintf(w, "  last failure: %s at %s: %s\n", f.Version, f.At.Local().Format(time.DateTime), f.Reason)
+			if f.RestoreFailed != "" {
+				fmt.Fprintf(w, "  ATTENTION: after reverting, %s\n", f.RestoreFailed)
+			}
 		}
 	}
 }

@@ -142,8 +142,8 @@ func TestUsageAndConfigErrorsExitTwo(t *testing.T) {
 	} {
 		e.must(exitUsage, args...)
 	}
-	os.WriteFile(e.config, []byte("[[model]]\nname = \"demo\"\nunit = \"x.service\"\n"), 0o644)
-	if r := e.must(exitUsage, "status"); !strings.Contains(r.stderr, "unit is not supported") {
+	os.WriteFile(e.config, []byte("[[model]]\nname = \"demo\"\nactivation = \"kick\"\n"), 0o644)
+	if r := e.must(exitUsage, "status"); !strings.Contains(r.stderr, `activation "kick"`) {
 		t.Fatalf("got %q", r.stderr)
 	}
 	r := e.run(nil, "--config", "/nonexistent.toml", "status", "--json")

@@ -217,23 +217,6 @@ func (c *Config) Model(name string) (*Model, error) {
 	return nil, fmt.Errorf("%w: no model %q in %s", ErrConfig, name, c.Path)
 }
 
-// Unsupported names the settings this build accepts in the file but cannot act
-// on yet (unit control and probes), or "" when there are none.
-func (m *Model) Unsupported() string {
-	h := m.Health
-	switch {
-	case m.Unit != "":
-		return "unit"
-	case h.ProbeURL != "":
-		return "health.probe_url"
-	case h.MaxMemory > 0:
-		return "health.max_memory"
-	case h.MaxLatency > 0:
-		return "health.max_latency"
-	}
-	return ""
-}
-
 func machineID() string {
 	b, err := os.ReadFile(machineIDFile)
 	if id := strings.TrimSpace(string(b)); err == nil && id != "" {

@@ -7,7 +7,6 @@ package device
 import (
 	"context"
 	"errors"
-	"fmt"
 	"path/filepath"
 	"time"
 
@@ -25,6 +24,8 @@ type Model struct {
 	Model   *config.Model
 	Store   *slots.Store
 	Updater *update.Updater
+
+	unit *unit // nil without a configured unit
 }
 
 // StoreConfig locates model m's files.
@@ -41,10 +42,6 @@ func OutboxDir(cfg *config.Config, m *config.Model) string {
 // resumes an interrupted trial, as every operation must before it acts. op
 // names the operation for the lock holder message.
 func Open(ctx context.Context, cfg *config.Config, m *config.Model, op string) (*Model, error) {
-	if what := m.Unsupported(); what != "" {
-		return nil, fmt.Errorf("%w: model %s: the setting %s is not supported by this build yet; remove it (link swap and check commands work)",
-			config.ErrConfig, m.Name, what)
-	}
 	s, err := slots.Open(ctx, StoreConfig(cfg, m), op)
 	if err != nil {
 		return nil, err
@@ -54,29 +51,49 @@ func Open(ctx context.Context, cfg *config.Config, m *config.Model, op string) (
 		s.Close()
 		return nil, err
 	}
-	u := &update.Updater{Store: s, Workers: verify.Workers(), Confirm: confirmer(m, s),
+	d := &Model{Config: cfg, Model: m, Store: s}
+	if m.Unit != "" {
+		if d.unit, err = newUnit(ctx, cfg, m); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	d.Updater = &update.Updater{Store: s, Workers: verify.Workers(), Confirm: d.confirmer(),
 		Reporter: &report.OutboxReporter{Outbox: o, DeviceID: cfg.DeviceID, Model: m.Name}}
-	if _, err := u.Resume(ctx, m.Health.MaxAttempts); err != nil && !errors.Is(err, update.ErrRolledBack) {
-		s.Close()
+	if _, err := d.Updater.Resume(ctx, m.Health.MaxAttempts); err != nil && !errors.Is(err, update.ErrRolledBack) {
+		d.Close()
 		return nil, err
 	}
-	return &Model{Config: cfg, Model: m, Store: s, Updater: u}, nil
+	return d, nil
 }
 
-// Close releases the model's lock.
-func (d *Model) Close() error { return d.Store.Close() }
+// Close releases the model's lock and its connection to the service manager.
+func (d *Model) Close() error {
+	if d.unit != nil {
+		d.unit.close()
+	}
+	return d.Store.Close()
+}
 
 // OpenOutbox opens model m's outbox with the sinks the platform settings turn on.
 func OpenOutbox(cfg *config.Config, m *config.Model) (*report.Outbox, error) {
 	return report.OpenOutbox(OutboxDir(cfg, m), 0, report.SinkNames(cfg.Platform.MQTTURL, cfg.Platform.HTTPURL)...)
 }
 
-// confirmer builds the health check of a model; nil when it has none, so that
-// activation commits once the link is swapped.
-func confirmer(m *config.Model, s *slots.Store) update.Confirmer {
-	if len(m.Health.Checks) == 0 {
+// confirmer builds the model's health contract; nil when there is nothing to
+// confirm (no unit, no probe, no checks), so activation commits once the link
+// is swapped.
+func (d *Model) confirmer() update.Confirmer {
+	m, h := d.Model, d.Model.Health
+	if d.unit == nil && h.ProbeURL == "" && len(h.Checks) == 0 {
 		return nil
 	}
-	return &health.Confirmer{Model: m.Name, Link: s.LinkPath(), SlotDir: s.SlotDir,
-		Checks: health.Checks{Commands: m.Health.Checks, Timeout: time.Duration(m.Health.ConfirmWindow)}}
+	c := &health.Confirmer{Model: m.Name, Link: d.Store.LinkPath(), SlotDir: d.Store.SlotDir,
+		StartTimeout: time.Duration(h.StartTimeout), Window: time.Duration(h.ConfirmWindow),
+		ProbeURL: h.ProbeURL, MaxLatency: time.Duration(h.MaxLatency),
+		Checks: health.Checks{Commands: h.Checks, Timeout: time.Duration(h.StartTimeout)}}
+	if d.unit != nil {
+		c.Unit = d.unit
+	}
+	return c
 }

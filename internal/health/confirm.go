@@ -2,26 +2,190 @@ package health
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
+
+	"github.com/modelslot/modelslot/verify"
 )
 
-// DefaultCheckTimeout bounds one check command when the config sets no
-// confirm_window.
-const DefaultCheckTimeout = 60 * time.Second
+// Defaults of the health contract when the config leaves them out.
+const (
+	DefaultCheckTimeout = 60 * time.Second
+	DefaultStartTimeout = 60 * time.Second
+	DefaultProbeSamples = 5
+	probeRetryEvery     = 200 * time.Millisecond
+)
 
-// Confirmer confirms an activated version by the configured checks. It
-// implements update.Confirmer. Checks see the version under test in their
-// environment: MODELSLOT_MODEL, MODELSLOT_VERSION, MODELSLOT_SLOT,
-// MODELSLOT_SLOT_DIR and MODELSLOT_LINK.
+// ReasonStartTimeout is the contract's reason for a unit that did not come up.
+const ReasonStartTimeout = "start_timeout"
+
+// Unit is what confirmation needs from the service manager; device wires it to
+// the systemd package. Errors start with a failure reason of the contract
+// ("watchdog_timeout: …").
+type Unit interface {
+	// Activate restarts or reloads the unit, as configured, and waits for the
+	// job. ctx carries the start timeout.
+	Activate(ctx context.Context) error
+	// Watch reports the unit's first failure until ctx ends; a channel closed
+	// without a value means healthy for the whole time.
+	Watch(ctx context.Context) <-chan error
+}
+
+// Confirmer decides whether an activated version may be kept, by the model's
+// health contract (DESIGN.md § Health contract): the unit comes up within the
+// start timeout and stays healthy (no watchdog kill, restart, failure or memory
+// over the limit) for the whole confirmation window; the probe inference on the
+// model's own test data is answered by the new version, correctly and fast
+// enough; every check command exits 0. It implements update.Confirmer and
+// update.Restorer.
 type Confirmer struct {
 	Model   string
 	Link    string
 	SlotDir func(slot string) string
-	Checks  Checks
+
+	Unit         Unit          // nil: no unit to activate or watch
+	StartTimeout time.Duration // for the unit to be up and the probe to answer the new version
+	Window       time.Duration // how long the unit must stay healthy
+	ProbeURL     string        // "" = no probe
+	MaxLatency   time.Duration
+	ProbeSamples int
+	Checks       Checks
 }
 
-// Confirm runs the checks against slot.
+// Confirm activates slot's version and judges it. Every wait is bounded: a
+// check that times out is a failure, never a hang.
 func (c *Confirmer) Confirm(ctx context.Context, slot, version string) error {
+	start := time.Now()
+	if err := c.activate(ctx); err != nil {
+		return err
+	}
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var failures <-chan error
+	if c.Unit != nil {
+		failures = c.Unit.Watch(wctx)
+	}
+	if err := c.probeUntilReady(ctx, slot, version, start); err != nil {
+		return err
+	}
+	if err := c.runChecks(ctx, slot, version); err != nil {
+		return err
+	}
+	if err := c.wait(ctx, failures, start.Add(c.Window)); err != nil {
+		return err
+	}
+	if c.Window > 0 && c.ProbeURL != "" { // still answering at the end of the window?
+		return c.probeOnce(ctx, slot, version)
+	}
+	return nil
+}
+
+// Restore brings the previous version back after a revert: the unit is
+// activated again and must answer the probe with that version.
+func (c *Confirmer) Restore(ctx context.Context, slot, version string) error {
+	start := time.Now()
+	if err := c.activate(ctx); err != nil {
+		return err
+	}
+	return c.probeUntilReady(ctx, slot, version, start)
+}
+
+func (c *Confirmer) activate(ctx context.Context) error {
+	if c.Unit == nil {
+		return nil
+	}
+	actx, cancel := context.WithTimeout(ctx, c.startTimeout())
+	defer cancel()
+	err := c.Unit.Activate(actx)
+	if err != nil && ctx.Err() == nil && actx.Err() != nil && !hasReason(err) {
+		return fmt.Errorf("%s: the unit was not up within %s: %v", ReasonStartTimeout, c.startTimeout(), err)
+	}
+	return err
+}
+
+// wait watches the unit until deadline; the first failure ends the trial.
+func (c *Confirmer) wait(ctx context.Context, failures <-chan error, deadline time.Time) error {
+	if failures == nil || time.Until(deadline) <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case err, ok := <-failures:
+		if ok && err != nil {
+			return err
+		}
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// probeUntilReady retries the probe while the answer comes from the old version
+// or nothing answers yet (a reload takes a moment after its job ends), until the
+// start timeout; any other failure is final at once.
+func (c *Confirmer) probeUntilReady(ctx context.Context, slot, version string, start time.Time) error {
+	if c.ProbeURL == "" {
+		return nil
+	}
+	for {
+		err := c.probeOnce(ctx, slot, version)
+		if err == nil || !notReadyYet(err) || ctx.Err() != nil || time.Since(start) > c.startTimeout() {
+			return err
+		}
+		time.Sleep(probeRetryEvery)
+	}
+}
+
+func notReadyYet(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "the answer came from version") || strings.HasPrefix(s, ReasonHealthCheck+": probe request")
+}
+
+func (c *Confirmer) probeOnce(ctx context.Context, slot, version string) error {
+	p, err := c.probe(slot, version)
+	if err != nil {
+		return err
+	}
+	return p.Run(ctx)
+}
+
+// probe builds the probe from the test data the slot's model ships.
+func (c *Confirmer) probe(slot, version string) (Probe, error) {
+	dir := c.SlotDir(slot)
+	data, err := os.ReadFile(filepath.Join(dir, verify.MetaDir, "manifest.json"))
+	if err != nil {
+		return Probe{}, fmt.Errorf("%s: read the slot's manifest: %v", ReasonHealthCheck, err)
+	}
+	m, err := verify.Parse(data)
+	if err != nil {
+		return Probe{}, fmt.Errorf("%s: %v", ReasonHealthCheck, err)
+	}
+	if m.Probe == nil {
+		return Probe{}, fmt.Errorf("%s: probe_url is set but model %s %s ships no probe data (probe/input.json, probe/expected.json)", ReasonHealthCheck, m.Model, m.Version)
+	}
+	in, err1 := os.ReadFile(filepath.Join(dir, filepath.FromSlash(m.Probe.Input)))
+	want, err2 := os.ReadFile(filepath.Join(dir, filepath.FromSlash(m.Probe.Expected)))
+	if err := errors.Join(err1, err2); err != nil {
+		return Probe{}, fmt.Errorf("%s: read probe data: %v", ReasonHealthCheck, err)
+	}
+	return Probe{URL: c.ProbeURL, Input: in, Expected: want, Tolerance: m.Probe.Tolerance, Version: version,
+		Samples: c.samples(), MaxLatency: c.MaxLatency, Timeout: max(2*c.MaxLatency, 10*time.Second)}, nil
+}
+
+// runChecks runs the check commands. Checks see the version under test in
+// their environment: MODELSLOT_MODEL, MODELSLOT_VERSION, MODELSLOT_SLOT,
+// MODELSLOT_SLOT_DIR and MODELSLOT_LINK.
+func (c *Confirmer) runChecks(ctx context.Context, slot, version string) error {
+	if len(c.Checks.Commands) == 0 {
+		return nil
+	}
 	checks := c.Checks
 	if checks.Timeout <= 0 {
 		checks.Timeout = DefaultCheckTimeout
@@ -30,4 +194,24 @@ func (c *Confirmer) Confirm(ctx context.Context, slot, version string) error {
 		"MODELSLOT_MODEL="+c.Model, "MODELSLOT_VERSION="+version, "MODELSLOT_SLOT="+slot,
 		"MODELSLOT_SLOT_DIR="+c.SlotDir(slot), "MODELSLOT_LINK="+c.Link)
 	return checks.Run(ctx)
+}
+
+func (c *Confirmer) startTimeout() time.Duration {
+	if c.StartTimeout > 0 {
+		return c.StartTimeout
+	}
+	return DefaultStartTimeout
+}
+
+func (c *Confirmer) samples() int {
+	if c.ProbeSamples > 0 {
+		return c.ProbeSamples
+	}
+	return DefaultProbeSamples
+}
+
+// hasReason reports whether err's text already starts with a reason code.
+func hasReason(err error) bool {
+	code, _, ok := strings.Cut(err.Error(), ":")
+	return ok && !strings.Contains(code, " ")
 }

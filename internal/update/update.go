@@ -38,6 +38,13 @@ type Confirmer interface {
 	Confirm(ctx context.Context, slot, version string) error
 }
 
+// Restorer is a Confirmer that can also bring the previous version back after a
+// revert (restart the unit, check it answers). If that fails too, modelslot
+// says so and stops: it does not swing back and forth between two bad versions.
+type Restorer interface {
+	Restore(ctx context.Context, slot, version string) error
+}
+
 // Outcome says what an Install did.
 type Outcome string
 
@@ -177,8 +184,27 @@ func (u *Updater) revert(ctx context.Context, t *slots.Trial, reason string) err
 		return fmt.Errorf("revert %s after %q: %w", t.Version, reason, err)
 	}
 	slog.Warn("reverted", "version", t.Version, "reason", reason)
+	if err := u.restore(ctx, t); err != nil {
+		msg := fmt.Sprintf("the previous version did not come back healthy either: %v; modelslot stopped here, fix it by hand", err)
+		if nerr := u.Store.NoteRestoreFailure(msg); nerr != nil {
+			slog.Error("could not record the failed restore", "err", nerr)
+		}
+		u.report(ctx, report.StatusFailed, t.Version, failure(reason), func(ev *report.Event) { ev.Logs = append(ev.Logs, msg) })
+		return fmt.Errorf("%w: %s: %s; %s", ErrRolledBack, t.Version, reason, msg)
+	}
 	u.report(ctx, report.StatusRolledBack, t.Version, failure(reason), rolledBackNow)
 	return fmt.Errorf("%w: %s: %s", ErrRolledBack, t.Version, reason)
+}
+
+// restore brings back the version served before the trial, when the confirmer
+// knows how (a unit to restart).
+func (u *Updater) restore(ctx context.Context, t *slots.Trial) error {
+	r, ok := u.Confirm.(Restorer)
+	if !ok || t.From == "" {
+		return nil
+	}
+	st := u.Store.State()
+	return r.Restore(ctx, t.From, st.Slots[t.From].Version)
 }
 
 // reasonCode is the failure_reason part of a reason ("latency_limit: …").

@@ -1,0 +1,71 @@
+package device
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/modelslot/modelslot/internal/config"
+	"github.com/modelslot/modelslot/systemd"
+)
+
+// unit adapts a systemd manager to health.Unit for one configured unit.
+type unit struct {
+	mgr        *systemd.Manager
+	name       string
+	activation string // restart or reload
+	limits     systemd.Limits
+}
+
+func newUnit(ctx context.Context, cfg *config.Config, m *config.Model) (*unit, error) {
+	mgr, err := systemd.Connect(ctx, systemd.Settings{Scope: cfg.Systemd.Scope, Bus: cfg.Systemd.Bus}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: connect to the %s service manager to control %s: %w; check [systemd] in the config",
+			m.Name, cfg.Systemd.Scope, m.Unit, err)
+	}
+	return &unit{mgr: mgr, name: m.Unit, activation: m.Activation,
+		limits: systemd.Limits{MaxMemory: uint64(m.Health.MaxMemory)}}, nil
+}
+
+// Activate restarts or reloads the unit and waits for the job.
+func (u *unit) Activate(ctx context.Context) error {
+	var err error
+	if u.activation == "reload" {
+		err = u.mgr.Reload(ctx, u.name)
+	} else {
+		err = u.mgr.Restart(ctx, u.name)
+	}
+	if errors.Is(err, systemd.ErrStartLimitHit) {
+		// A burst of manual restarts (updates and reverts) must not lock the
+		// unit out: clear the counter and try once more.
+		if rerr := u.mgr.ResetFailed(ctx, u.name); rerr == nil {
+			err = u.mgr.Restart(ctx, u.name)
+		}
+	}
+	return withReason(err)
+}
+
+// Watch reports the unit's first health failure.
+func (u *unit) Watch(ctx context.Context) <-chan error {
+	out := make(chan error, 1)
+	in := u.mgr.Watch(ctx, u.name, u.limits)
+	go func() {
+		defer close(out)
+		if f, ok := <-in; ok && f != nil {
+			out <- withReason(f)
+		}
+	}()
+	return out
+}
+
+func (u *unit) close() { u.mgr.Close() }
+
+// withReason puts a systemd failure's reason first, as update expects
+// ("watchdog_timeout: …").
+func withReason(err error) error {
+	var f *systemd.Failure
+	if errors.As(err, &f) {
+		return fmt.Errorf("%s: unit %s: %s", f.Reason, f.Unit, f.Detail)
+	}
+	return err
+}
