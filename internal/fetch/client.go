@@ -44,7 +44,7 @@ func NewClient(o ClientOptions) *Client {
 	tr.DialContext = (&net.Dialer{Timeout: o.StallTimeout, KeepAlive: 30 * time.Second}).DialContext
 	rc := &retryablehttp.Client{
 		HTTPClient:   hc,
-		Logger:       o.Logger,
+		Logger:       retryLog{o.Logger},
 		RetryWaitMin: o.RetryWaitMin,
 		RetryWaitMax: o.RetryWaitMax,
 		RetryMax:     o.Retries,
