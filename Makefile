@@ -7,7 +7,8 @@ VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 
 LDFLAGS     := -s -w -X main.version=$(VERSION)
 STATICCHECK := $(BIN)/staticcheck
 # Fuzz targets, each run briefly by `make test` (package:target).
-FUZZ_TARGETS ?=
+FUZZ_TARGETS ?= ./verify:FuzzCheckPath ./verify:FuzzParseManifest ./verify:FuzzOpenManifest \
+	./internal/safetensors:FuzzParse ./loader:FuzzMatchJSON
 
 .PHONY: all build test unit lint fuzz bench demo cross clean
 
@@ -39,8 +40,10 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime 10s "$$pkg" || exit 1; \
 	done
 
-bench:
+bench: build
 	bench/slots.sh
+	@echo "== demo server: link swap -> new version answering (reload, systemd restart, socket activation)"
+	$(GO) test -run '^$$' -bench '^BenchmarkSwapToAnswer$$' -benchtime 1x ./cmd/modelslot-demo/
 
 demo:
 	scripts/demo.sh
