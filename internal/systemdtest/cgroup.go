@@ -14,8 +14,12 @@ import (
 	"time"
 )
 
-// cgroupRoot is where the cgroup hierarchies are mounted.
-const cgroupRoot = "/sys/fs/cgroup"
+const (
+	// cgroupRoot is where the cgroup hierarchies are mounted.
+	cgroupRoot = "/sys/fs/cgroup"
+	// cgroupPrefix starts the name of every manager's cgroup, then PID-N.
+	cgroupPrefix = "modelslot-systemdtest-"
+)
 
 // managerCgroup is the cgroup a manager is placed in before systemd starts. Without
 // it, a user manager started in the root cgroup treats every process on the machine
@@ -49,6 +53,7 @@ func newManagerCgroup(name string) (*managerCgroup, error) {
 		}
 	}
 	cg.procs = cg.join[0]
+	sweepStale(filepath.Dir(cg.rel))
 	for _, dir := range cg.join {
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			cg.remove()
@@ -155,4 +160,21 @@ func removeTree(top string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// sweepStale removes the empty cgroups that managers of dead test processes left
+// under parent (a test binary killed by -timeout runs no Cleanup). rmdir cannot
+// remove a cgroup that still holds a process, so a live one is safe.
+func sweepStale(parent string) {
+	pattern := filepath.Join(cgroupRoot, "*", parent, cgroupPrefix+"*")
+	if isUnifiedOnly() {
+		pattern = filepath.Join(cgroupRoot, parent, cgroupPrefix+"*")
+	}
+	dirs, _ := filepath.Glob(pattern)
+	for _, dir := range dirs {
+		pid, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(dir), cgroupPrefix), "-")
+		if n, err := strconv.Atoi(pid); err == nil && n != os.Getpid() && syscall.Kill(n, 0) != nil {
+			_ = removeTree(dir)
+		}
+	}
 }

@@ -110,7 +110,7 @@ func (m *Manager) launch() error {
 	if err := os.MkdirAll(m.UnitDir, 0o755); err != nil {
 		return fmt.Errorf("create unit dir: %w", err)
 	}
-	name := fmt.Sprintf("modelslot-systemdtest-%d-%d", os.Getpid(), managerSeq.Add(1))
+	name := fmt.Sprintf("%s%d-%d", cgroupPrefix, os.Getpid(), managerSeq.Add(1))
 	cg, err := newManagerCgroup(name)
 	if err != nil {
 		return err
@@ -125,7 +125,13 @@ func (m *Manager) launch() error {
 	m.cmd.Env = m.managerEnv()
 	m.cmd.Dir = m.home
 	m.cmd.Stdout, m.cmd.Stderr = logf, logf
-	m.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Unshareflags: syscall.CLONE_NEWNS}
+	m.cmd.SysProcAttr = &syscall.SysProcAttr{
+		Setsid:       true,
+		Unshareflags: syscall.CLONE_NEWNS,
+		// A test binary killed by -timeout runs no Cleanup: the manager then gets
+		// SIGTERM, on which a user manager stops its units and exits.
+		Pdeathsig: syscall.SIGTERM,
+	}
 	if err := m.cmd.Start(); err != nil {
 		return errors.Join(fmt.Errorf("launch %s --user: %w", SystemdBinary, err), cg.remove())
 	}
