@@ -1,0 +1,84 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/modelslot/modelslot/internal/config"
+	"github.com/modelslot/modelslot/internal/device"
+	"github.com/modelslot/modelslot/internal/fetch"
+	"github.com/modelslot/modelslot/verify"
+)
+
+func testConfig(t *testing.T) *config.Config {
+	t.Helper()
+	root := t.TempDir()
+	cfg, err := config.Parse([]byte(fmt.Sprintf("device_id = \"d\"\nstate_root = %q\n[[model]]\nname = \"demo\"\n", root)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestInstallRetriesNetworkFailuresUntilItSucceeds: an install whose download
+// fails for network reasons stays queued and is retried with backoff.
+func TestInstallRetriesNetworkFailuresUntilItSucceeds(t *testing.T) {
+	cfg := testConfig(t)
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.RetryMin = 10 * time.Millisecond
+	a.metrics = newMetrics(cfg)
+	var calls atomic.Int64
+	a.Install = func(ctx context.Context, d *device.Model, source string) error {
+		if calls.Add(1) < 3 {
+			return fmt.Errorf("fetch %s: %w: connection refused", source, fetch.ErrDownload)
+		}
+		return nil
+	}
+	a.Inbox.Add(Command{ID: "i1", Action: ActionInstall, Model: "demo", Source: "http://127.0.0.1:1/x.json"})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.work(ctx); close(done) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, cmds := a.Inbox.Pending(); len(cmds) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("install still queued after %d attempts", calls.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if calls.Load() != 3 {
+		t.Fatalf("installer called %d times, want 3 (two network failures, one success)", calls.Load())
+	}
+}
+
+// TestRejectedInstallIsNotRetried: a verdict (bad signature) is final.
+func TestRejectedInstallIsNotRetried(t *testing.T) {
+	cfg := testConfig(t)
+	a, _ := New(cfg)
+	a.metrics = newMetrics(cfg)
+	var calls atomic.Int64
+	a.Install = func(ctx context.Context, d *device.Model, source string) error {
+		calls.Add(1)
+		return fmt.Errorf("%w: untrusted key", verify.ErrRejected)
+	}
+	err := a.runCommand(context.Background(), Command{ID: "i1", Action: ActionInstall, Model: "demo", Source: "x"})
+	if err == nil || errors.Is(err, errRetry) {
+		t.Fatalf("runCommand = %v, want a final error", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.StateRoot, "inbox")); err != nil {
+		t.Fatal(err)
+	}
+}
