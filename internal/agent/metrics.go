@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/modelslot/modelslot/internal/config"
@@ -46,7 +47,7 @@ func newMetrics(cfg *config.Config) *metrics {
 			Help: "Platform commands carried out, by action and result."}, []string{"action", "result"}),
 	}
 	m.reg.MustRegister(m.updates, m.rollbacks, m.lastSuccess, m.sentEvents, m.commands,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&versionCollector{cfg: cfg})
 	return m
 }
