@@ -1,0 +1,129 @@
+package fetch
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/modelslot/modelslot/slots"
+	"github.com/modelslot/modelslot/verify"
+)
+
+// The slot store's Fill is what Assemble is written for.
+var _ Fill = (*slots.Fill)(nil)
+
+// storeInstall runs the device path into the real slot store: resolve, plan
+// (reusing the active slot), download, assemble, commit, activate, commit.
+func storeInstall(t *testing.T, s *slots.Store, r *repo) (*Plan, error) {
+	t.Helper()
+	ctx := context.Background()
+	c := fastClient()
+	res, err := c.Resolve(ctx, r.channelURL(), r.trusted())
+	if err != nil {
+		return nil, err
+	}
+	st, err := OpenStaging(s.StagingPath())
+	if err != nil {
+		return nil, err
+	}
+	var active *Active
+	if a := s.State().Active; a != "" {
+		m, err := s.SlotManifest(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		active = &Active{Dir: s.SlotDir(a), Manifest: m}
+	}
+	p, err := NewPlan(ctx, res.Manifest, st, active)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Download(ctx, res.RepoURL, p, DownloadOptions{}); err != nil {
+		return p, err
+	}
+	fill, err := s.BeginInstall(ctx, res.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Assemble(ctx, p, fill); err != nil {
+		fill.Abort()
+		return p, err
+	}
+	if err := fill.Commit(ctx); err != nil {
+		return p, err
+	}
+	if err := s.Activate(fill.Slot()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return p, st.Clear()
+}
+
+func TestSlotStoreInstallAndDeltaUpdate(t *testing.T) {
+	r := newRepo(t)
+	dir := model(t, 1)
+	r.publish(dir, "v1")
+	s, err := slots.Open(context.Background(), slots.Config{Dir: t.TempDir(), Model: "demo"}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := storeInstall(t, s, r); err != nil {
+		t.Fatal(err)
+	}
+	w, _ := os.ReadFile(filepath.Join(dir, "weights.bin"))
+	copy(w[100<<10:], "changed")
+	writeFile(t, dir, "weights.bin", w)
+	r.publish(dir, "v2")
+	p, err := storeInstall(t, s, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.ReusedSize == 0 || len(p.Fetch) > 2 {
+		t.Fatalf("delta update: %s", p.Summary())
+	}
+	m, err := s.VerifySlot(context.Background(), s.State().Active, 1)
+	if err != nil || m.Version != "v2" {
+		t.Fatalf("active slot after the update: %v, %v", m, err)
+	}
+}
+
+func TestSlotStoreRejectedDownloadLeavesActiveSlotUntouched(t *testing.T) {
+	r := newRepo(t)
+	dir := model(t, 1)
+	r.publish(dir, "v1")
+	s, err := slots.Open(context.Background(), slots.Config{Dir: t.TempDir(), Model: "demo"}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := storeInstall(t, s, r); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, "weights.bin", randomBytes(300<<10, 9))
+	res := r.publish(dir, "v2")
+	f, _ := res.Manifest.Lookup("weights.bin")
+	// The last chunk: with 4 workers, it is handed out only after the first
+	// few finished, so some verified chunks exist when it fails.
+	name := r.chunkFile(f.Chunks[len(f.Chunks)-1].SHA256)
+	b, _ := os.ReadFile(name)
+	b[len(b)/2] ^= 1
+	os.WriteFile(name, b, 0o644)
+	_, err = storeInstall(t, s, r)
+	if !errors.Is(err, verify.ErrRejected) {
+		t.Fatalf("install of a corrupt chunk = %v, want a rejection", err)
+	}
+	if m, err := s.VerifySlot(context.Background(), s.State().Active, 1); err != nil || m.Version != "v1" {
+		t.Fatalf("active slot after the rejected install: %v, %v", m, err)
+	}
+	// Staging is resumable: what verified is kept for the next attempt.
+	st, _ := OpenStaging(s.StagingPath())
+	p, _ := NewPlan(context.Background(), res.Manifest, st, nil)
+	if p.StagedSize == 0 {
+		t.Fatal("verified chunks of the failed attempt were not kept")
+	}
+}
