@@ -48,7 +48,7 @@ func TestReflinkSharesUnchangedBlocksWithTheActiveSlot(t *testing.T) {
 	r := newRepo(t)
 	dir := t.TempDir()
 	big := randomBytes(4<<20, 3)
-	writeFile(t, dir, "frozen.bin", big) // unchanged between versions: FICLONE
+	writeFile(t, dir, "frozen.bin", big)  // unchanged between versions: FICLONE
 	writeFile(t, dir, "weights.bin", big) // one change in the middle: FICLONERANGE around it
 	r.publish(dir, "v1")
 	s, err := slots.Open(context.Background(), slots.Config{Dir: filepath.Join(mnt, "demo"), Model: "demo"}, "test")
