@@ -18,10 +18,10 @@ func xfsDir(t *testing.T) string {
 		t.Skip("mkfs.xfs not installed (xfsprogs)")
 	}
 	img := filepath.Join(t.TempDir(), "xfs.img")
-	if err := os.Truncate(img, 0); err != nil && !os.IsNotExist(err) {
+	f, err := os.Create(img)
+	if err != nil {
 		t.Fatal(err)
 	}
-	f, _ := os.Create(img)
 	f.Truncate(300 << 20) // sparse; XFS's smallest size
 	f.Close()
 	if out, err := exec.Command("mkfs.xfs", "-q", "-m", "reflink=1", img).CombinedOutput(); err != nil {
