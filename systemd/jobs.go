@@ -96,7 +96,7 @@ func (m *Manager) runJob(ctx context.Context, job, unit string, queue jobFunc) e
 	ch := make(chan string, 1) // buffered: go-systemd's sender must never block on us
 	started := time.Now()
 	if _, err := queue(conn, ctx, unit, "replace", ch); err != nil {
-		return fmt.Errorf("%s %s: %w", job, unit, err)
+		return fmt.Errorf("%s %s: %w%s", job, unit, err, refusalHint(job))
 	}
 	err = m.waitJob(ctx, job, unit, ch)
 	log.Info("systemd job finished", "took", time.Since(started).Round(time.Millisecond), "err", err)
@@ -155,4 +155,12 @@ func (m *Manager) jobAbandoned(job, unit string, cause error) error {
 	st, _ := m.Status(ctx, unit)
 	return &Failure{Unit: unit, Reason: ReasonStartTimeout, Status: st, Err: cause,
 		Detail: fmt.Sprintf("%s %s: not ready before the deadline (%s/%s)", job, unit, st.ActiveState, st.SubState)}
+}
+
+// refusalHint says what to do when the manager refuses to queue a job.
+func refusalHint(job string) string {
+	if job == "reload" {
+		return "; a reload needs ExecReload= in the unit, else activate by restart"
+	}
+	return "; check the unit name and `systemctl status` of it"
 }

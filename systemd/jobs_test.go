@@ -154,3 +154,18 @@ func TestCallsAfterCloseFail(t *testing.T) {
 		t.Fatalf("Status after Close: %v, want ErrClosed", err)
 	}
 }
+
+func TestReloadOfUnitWithoutExecReloadIsARefusal(t *testing.T) {
+	b := newTestbed(t)
+	unit := b.unit(t, "plain.service", "")
+	ctx := stepCtx(t, 10*time.Second)
+	if err := b.m.Restart(ctx, unit); err != nil {
+		t.Fatal(err)
+	}
+	err := b.m.Reload(ctx, unit)
+	var f *Failure
+	if err == nil || errors.As(err, &f) || !strings.Contains(err.Error(), "reload plain.service") {
+		t.Fatalf("err = %v, want a plain refusal naming the job and unit", err)
+	}
+	t.Log(err)
+}
