@@ -160,7 +160,7 @@ func (m *Manager) jobAbandoned(job, unit string, cause error) error {
 // refusalHint says what to do when the manager refuses to queue a job.
 func refusalHint(job string) string {
 	if job == "reload" {
-		return "; a reload needs ExecReload= in the unit, else activate by restart"
+		return " (a reload needs ExecReload= in the unit, else activate by restart)"
 	}
-	return "; check the unit name and `systemctl status` of it"
+	return " (check the unit name and its `systemctl status`)"
 }
