@@ -48,6 +48,21 @@ ExecStart=%s
 	if !strings.HasPrefix(m.Show(t, "probe.service", "FragmentPath"), m.UnitDir) {
 		t.Errorf("unit not loaded from the per-test unit dir %s", m.UnitDir)
 	}
+	// A shell service notifies through systemd-notify, a child process: that
+	// needs NotifyAccess=all.
+	m.WriteUnit(t, "shell.service", `[Service]
+Type=notify
+NotifyAccess=all
+WatchdogSec=2
+LimitCORE=0
+ExecStart=/bin/sh -c 'systemd-notify --ready; while :; do systemd-notify WATCHDOG=1; sleep 0.5; done'
+`)
+	if out, err := m.Systemctl("start", "shell.service"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if got := m.Show(t, "shell.service", "SubState"); got != "running" {
+		t.Errorf("shell service SubState = %q, want running", got)
+	}
 }
 
 func TestStopLeavesNothingBehind(t *testing.T) {
