@@ -44,6 +44,8 @@ bench: build
 	bench/slots.sh
 	@echo "== demo server: link swap -> new version answering (reload, systemd restart, socket activation)"
 	$(GO) test -run '^$$' -bench '^BenchmarkSwapToAnswer$$' -benchtime 1x ./cmd/modelslot-demo/
+	@echo "== agent: idle RSS and CPU, events drained to mosquitto"
+	bench/agent.sh
 
 demo:
 	scripts/demo.sh
