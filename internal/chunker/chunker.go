@@ -3,9 +3,10 @@
 // the chunk boundaries near it and the rest of the file keeps the same chunks.
 //
 // Invariants: the cut points depend only on the bytes (a fixed gear table, fixed
-// parameters), so every publisher cuts the same file the same way; every chunk
-// but the last of a stream is between Min and Max bytes; memory is one buffer of
-// Max bytes, whatever the stream's length.
+// parameters) and the forced cuts the caller derives from them (ForceCuts), so
+// every publisher cuts the same file the same way; every chunk is at most Max
+// bytes, and at least Min unless it ends the stream or meets a forced cut;
+// memory is one buffer of Max bytes, whatever the stream's length.
 package chunker
 
 import (
@@ -13,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+	"slices"
 )
 
 // Params are the chunk size bounds. Avg must be a power of two between Min and Max.
@@ -52,6 +54,8 @@ type Chunker struct {
 	end    int
 	eof    bool
 	err    error
+	pos    int64   // stream offset of buf[start]
+	cuts   []int64 // forced cut offsets still ahead, ascending
 }
 
 // New returns a Chunker reading r with parameters p.
@@ -77,10 +81,34 @@ func (c *Chunker) Next() ([]byte, error) {
 		c.err = io.EOF
 		return nil, io.EOF
 	}
-	n := c.cut(c.buf[c.start:c.end])
+	n := c.cut(c.buf[c.start:c.forcedEnd()])
 	chunk := c.buf[c.start : c.start+n]
 	c.start += n
+	c.pos += int64(n)
 	return chunk, nil
+}
+
+// ForceCuts makes every offset in cuts (stream offsets, any order) a chunk
+// boundary, in addition to the content-defined ones. Call it before the first
+// Next. The publisher passes the tensor boundaries of a safetensors file: a
+// changed tensor then never shares a chunk with an unchanged neighbour, so an
+// update costs the changed tensors and not the chunks straddling their edges.
+func (c *Chunker) ForceCuts(cuts []int64) {
+	c.cuts = append(c.cuts[:0], cuts...)
+	slices.Sort(c.cuts)
+}
+
+// forcedEnd is the end of the data the next cut may look at: the buffer's end,
+// or the next forced cut if it comes first.
+func (c *Chunker) forcedEnd() int {
+	for len(c.cuts) > 0 && c.cuts[0] <= c.pos {
+		c.cuts = c.cuts[1:]
+	}
+	end := c.end
+	if len(c.cuts) > 0 && c.cuts[0]-c.pos < int64(end-c.start) {
+		end = c.start + int(c.cuts[0]-c.pos)
+	}
+	return end
 }
 
 // fill moves the unread bytes to the front and reads until the buffer is full or

@@ -140,3 +140,62 @@ func TestDefaultCutPointsAreStable(t *testing.T) {
 		t.Fatalf("default cut points changed: got %v, want %v", sizes, want)
 	}
 }
+
+func TestForcedCutsAreBoundaries(t *testing.T) {
+	data := randomBytes(200<<10, 5)
+	cuts := []int64{50000, 10, 120001, 120002}
+	c, _ := New(bytes.NewReader(data), small)
+	c.ForceCuts(cuts)
+	var off int64
+	ends := map[int64]bool{}
+	var joined []byte
+	for {
+		ch, err := c.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		joined = append(joined, ch...)
+		off += int64(len(ch))
+		ends[off] = true
+	}
+	for _, cut := range cuts {
+		if !ends[cut] {
+			t.Errorf("no chunk ends at forced cut %d", cut)
+		}
+	}
+	if !bytes.Equal(joined, data) {
+		t.Fatal("chunks do not join back to the input")
+	}
+}
+
+func TestForcedCutsKeepTheRestContentDefined(t *testing.T) {
+	// A change inside one region between cuts changes only chunks of that region.
+	data := randomBytes(400<<10, 6)
+	edited := append([]byte{}, data...)
+	copy(edited[150<<10:], "changed")
+	cuts := []int64{100 << 10, 200 << 10, 300 << 10}
+	sums := func(b []byte) map[string]int64 {
+		c, _ := New(bytes.NewReader(b), small)
+		c.ForceCuts(cuts)
+		out := map[string]int64{}
+		var off int64
+		for {
+			ch, err := c.Next()
+			if err != nil {
+				return out
+			}
+			s := sha256.Sum256(ch)
+			out[hex.EncodeToString(s[:])] = off
+			off += int64(len(ch))
+		}
+	}
+	before, after := sums(data), sums(edited)
+	for sum, off := range after {
+		if _, ok := before[sum]; !ok && (off < 100<<10 || off >= 200<<10) {
+			t.Errorf("chunk at %d changed, outside the edited region [100K, 200K)", off)
+		}
+	}
+}

@@ -29,6 +29,7 @@ func (s *store) addFile(ctx context.Context, name string, f *verify.File, p chun
 	if err != nil {
 		return err
 	}
+	c.ForceCuts(tensorCuts(name))
 	f.Chunks, err = s.storeChunks(ctx, c)
 	if err != nil {
 		return fmt.Errorf("chunk %s: %w", f.Path, err)
