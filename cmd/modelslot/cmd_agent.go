@@ -5,10 +5,9 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/coreos/go-systemd/v22/daemon"
-
 	"github.com/modelslot/modelslot/internal/agent"
 	"github.com/modelslot/modelslot/internal/config"
+	"github.com/modelslot/modelslot/systemd"
 )
 
 func runAgent(ctx context.Context, g *globalOptions, args []string) error {
@@ -33,29 +32,12 @@ func runAgent(ctx context.Context, g *globalOptions, args []string) error {
 		a.Metrics = *metricsAddr
 	}
 	a.Heartbeat = time.Duration(cfg.Agent.Heartbeat)
-	go feedWatchdog(ctx)
-	err = a.Run(ctx, func() { daemon.SdNotify(false, daemon.SdNotifyReady) })
-	daemon.SdNotify(false, daemon.SdNotifyStopping)
-	return err
-}
-
-// feedWatchdog pings systemd's watchdog at half its interval while the process
-// runs; outside systemd (WATCHDOG_USEC unset) it returns at once.
-func feedWatchdog(ctx context.Context) {
-	every, err := daemon.SdWatchdogEnabled(false)
-	if err != nil || every == 0 {
-		return
-	}
-	t := time.NewTicker(every / 2)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := daemon.SdNotify(false, daemon.SdNotifyWatchdog); err != nil {
-				slog.Warn("agent: watchdog ping failed", "err", err)
-			}
+	go func() {
+		if err := systemd.RunWatchdog(ctx, nil); err != nil {
+			slog.Warn("agent: systemd watchdog", "err", err)
 		}
-	}
+	}()
+	err = a.Run(ctx, func() { systemd.NotifyReady() })
+	systemd.NotifyStopping()
+	return err
 }
