@@ -17,6 +17,10 @@ const (
 	DefaultCheckTimeout = 60 * time.Second
 	DefaultStartTimeout = 60 * time.Second
 	DefaultProbeSamples = 5
+	// DefaultTolerance applies when the manifest names none: the same default
+	// as the loader's own probe (docs/demo-server.md), so a model that passes
+	// its probe inside the server passes modelslot's too.
+	DefaultTolerance = 1e-4
 	probeRetryEvery     = 200 * time.Millisecond
 )
 
@@ -175,7 +179,11 @@ func (c *Confirmer) probe(slot, version string) (Probe, error) {
 	if err := errors.Join(err1, err2); err != nil {
 		return Probe{}, fmt.Errorf("%s: read probe data: %v", ReasonHealthCheck, err)
 	}
-	return Probe{URL: c.ProbeURL, Input: in, Expected: want, Tolerance: m.Probe.Tolerance, Version: version,
+	tol := m.Probe.Tolerance
+	if tol == 0 {
+		tol = DefaultTolerance
+	}
+	return Probe{URL: c.ProbeURL, Input: in, Expected: want, Tolerance: tol, Version: version,
 		Samples: c.samples(), MaxLatency: c.MaxLatency, Timeout: max(2*c.MaxLatency, 10*time.Second)}, nil
 }
 
