@@ -19,8 +19,11 @@ type testbed struct {
 	svc string
 }
 
+// Tests with a testbed run in parallel: they mostly wait for timers, and each has
+// a manager of its own.
 func newTestbed(t *testing.T) *testbed {
 	t.Helper()
+	t.Parallel()
 	h := systemdtest.Start(t)
 	svc := systemdtest.BuildService(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -131,7 +131,7 @@ func TestWatchOfHealthyUnitEndsWithoutVerdict(t *testing.T) {
 // a test) drops every D-Bus connection; the watch must redial, not fail.
 func TestWatchSurvivesManagerReexec(t *testing.T) {
 	b := newTestbed(t)
-	unit := b.unit(t, "steady.service", "", "WatchdogSec=1")
+	unit := b.unit(t, "steady.service", "", "WatchdogSec=2")
 	if err := b.m.Restart(stepCtx(t, 10*time.Second), unit); err != nil {
 		t.Fatalf("Restart: %v", err)
 	}
