@@ -24,7 +24,7 @@ CANARY_CUTS=${POWERCUT_CANARY_CUTS:-16}
 CANARY_MIN=${POWERCUT_CANARY_MIN:-50}
 LANES=${POWERCUT_LANES:-2}
 MAX_DELAY=${POWERCUT_MAX_DELAY_MS:-7000}
-BOOT_TIMEOUT=60 # seconds until the driver's START line; beyond, the boot failed
+BOOT_TIMEOUT=180 # seconds until the driver's START line (generous: the machine may be shared); beyond, the boot failed
 
 # shellcheck source=setup.sh
 . "$PC_HERE/setup.sh"
@@ -143,6 +143,16 @@ run_lanes() {
 
 count() { grep -c " $2 " "$1" 2>/dev/null || true; }
 
+# steps says how far the guests got before their cuts: under a loaded machine
+# the same delays cover fewer steps, which a reader of the counts should know.
+steps() {
+	local boot
+	boot=$(awk '$6 ~ /^[0-9]+$/ { t += $6; n++ } END { if (n) printf "%.1f", t / n / 1000 }' "$1")
+	grep -o 'acked step [0-9]*' "$1" | awk '{ print $3 }' | sort -n |
+		awk -v boot="$boot" '{ s[NR] = $1; if ($1 == 0) z++ }
+			END { if (NR) printf "  acknowledged steps before the cut: median %d, max %d; %d cuts before the first; boot %s s on average\n", s[int((NR + 1) / 2)], s[NR], z, boot }'
+}
+
 main() {
 	local t0 real=$PC_WORK/real.txt canary=$PC_WORK/canary.txt
 	t0=$(date +%s)
@@ -171,6 +181,7 @@ report() {
 	cpass=$(count "$canary" PASS); cfail=$(count "$canary" FAIL); cnostart=$(count "$canary" NOSTART)
 	echo
 	echo "real build:   $CUTS cuts: $pass passed, $fail failed, $nostart boots failed"
+	steps "$real"
 	awk '$4 != "PASS"' "$real" | sed 's/^/  /'
 	if (( CANARY_CUTS > 0 )); then
 		echo "canary build: caught $cfail/$CANARY_CUTS cuts (must be >= $CANARY_MIN%), missed $cpass, $cnostart boots failed"
