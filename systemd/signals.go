@@ -22,6 +22,7 @@ const (
 type unitSignals struct {
 	conn *godbus.Conn
 	ch   chan propChange
+	lost bool // the connection closed under us: subscribe again
 }
 
 // propChange is one PropertiesChanged signal's changed values.
@@ -85,9 +86,6 @@ func (s *unitSignals) forward(raw <-chan *godbus.Signal, path godbus.ObjectPath)
 }
 
 func (s *unitSignals) updates() <-chan propChange { return s.ch }
-
-// disable stops listening (after the connection went away).
-func (s *unitSignals) disable() { s.ch = nil }
 
 func (s *unitSignals) close() {
 	if s.conn != nil {

@@ -55,54 +55,75 @@ func (m *Manager) Watch(ctx context.Context, unit string, lim Limits) <-chan *Fa
 	return out
 }
 
+// watcher is one running Watch.
+type watcher struct {
+	m      *Manager
+	unit   string
+	lim    Limits
+	state  watchState
+	sig    *unitSignals
+	last   UnitStatus // the last status polled, with signal changes merged in
+	lastOK time.Time  // when a poll last succeeded
+}
+
 // watch runs until the first failure (returned) or the end of ctx (nil).
 func (m *Manager) watch(ctx context.Context, unit string, lim Limits) *Failure {
-	w := &watchState{since: time.Now()}
-	sig := m.subscribe(ctx, unit)
-	defer sig.close()
+	w := &watcher{m: m, unit: unit, lim: lim, state: watchState{since: time.Now()}, lastOK: time.Now()}
+	w.sig = m.subscribe(ctx, unit)
+	defer func() { w.sig.close() }()
 	tick := time.NewTicker(lim.Interval)
 	defer tick.Stop()
-	var last UnitStatus
-	lastOK := time.Now()
 	for {
-		st, err := m.Status(ctx, unit)
-		switch {
-		case ctx.Err() != nil:
-			return nil
-		case err == nil:
-			last, lastOK = st, time.Now()
-			if f := w.observe(st, lastOK, lim); f != nil {
-				return f
-			}
-		case time.Since(lastOK) > lim.Unreachable:
-			return &Failure{Unit: unit, Reason: ReasonUnreachable, Status: last, At: time.Now(), Err: err,
-				Detail: "cannot read the unit's state for " + lim.Unreachable.String() + ": " + err.Error()}
+		if f := w.poll(ctx); f != nil || ctx.Err() != nil {
+			return f
 		}
-		if f := m.waitTick(ctx, tick, sig, w, &last, lim); f != nil {
+		if f := w.waitTick(ctx, tick); f != nil {
 			return f
 		}
 	}
 }
 
+// poll reads the unit once and judges it; after the signal connection was
+// lost (the manager re-executed), it subscribes again once the manager answers.
+func (w *watcher) poll(ctx context.Context) *Failure {
+	st, err := w.m.Status(ctx, w.unit)
+	switch {
+	case ctx.Err() != nil:
+		return nil
+	case err == nil:
+		w.last, w.lastOK = st, time.Now()
+		if w.sig.lost {
+			w.m.log.Debug("D-Bus signals lost, subscribing again", "unit", w.unit)
+			w.sig.close()
+			w.sig = w.m.subscribe(ctx, w.unit)
+		}
+		return w.state.observe(st, w.lastOK, w.lim)
+	case time.Since(w.lastOK) > w.lim.Unreachable:
+		return &Failure{Unit: w.unit, Reason: ReasonUnreachable, Status: w.last, At: time.Now(), Err: err,
+			Detail: "cannot read the unit's state for " + w.lim.Unreachable.String() + ": " + err.Error()}
+	}
+	return nil
+}
+
 // waitTick waits for the next poll, judging signal updates that come meanwhile.
-func (m *Manager) waitTick(ctx context.Context, tick *time.Ticker, sig *unitSignals, w *watchState, last *UnitStatus, lim Limits) *Failure {
+func (w *watcher) waitTick(ctx context.Context, tick *time.Ticker) *Failure {
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
 			return nil
-		case changed, ok := <-sig.updates():
+		case changed, ok := <-w.sig.updates():
 			if !ok {
-				sig.disable()
+				w.sig.lost, w.sig.ch = true, nil
 				continue
 			}
-			if last.Unit == "" {
+			if w.last.Unit == "" {
 				continue // nothing polled yet to apply the change to
 			}
-			changed.applyTo(last)
-			if f := w.observe(*last, time.Now(), lim); f != nil {
-				return m.refresh(ctx, f)
+			changed.applyTo(&w.last)
+			if f := w.state.observe(w.last, time.Now(), w.lim); f != nil {
+				return w.m.refresh(ctx, f)
 			}
 		}
 	}

@@ -128,21 +128,28 @@ func TestWatchOfHealthyUnitEndsWithoutVerdict(t *testing.T) {
 }
 
 // The manager re-executing mid-window (an upgrade of systemd, or its restart in
-// a test) drops every D-Bus connection; the watch must redial, not fail.
+// a test) drops every D-Bus connection; the watch must redial and not fail, and
+// still tell a watchdog kill that comes later.
 func TestWatchSurvivesManagerReexec(t *testing.T) {
 	b := newTestbed(t)
-	unit := b.unit(t, "steady.service", "", "WatchdogSec=2")
+	unit := b.unit(t, "steady.service", "-watchdog-for 2500ms",
+		"WatchdogSec=2", "Restart=on-failure", "RestartSec=100ms")
 	if err := b.m.Restart(stepCtx(t, 10*time.Second), unit); err != nil {
 		t.Fatalf("Restart: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	verdict := b.m.Watch(ctx, unit, Limits{})
+	verdict := b.m.Watch(stepCtx(t, 15*time.Second), unit, Limits{})
 	time.Sleep(500 * time.Millisecond)
+	reexec := time.Now()
 	if out, err := b.h.Systemctl("daemon-reexec"); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if f := firstFailure(t, verdict, 5*time.Second); f != nil {
-		t.Fatalf("reexec reported as %+v", f)
+	f := firstFailure(t, verdict, 10*time.Second)
+	if f == nil || f.Reason != ReasonWatchdog {
+		t.Fatalf("failure = %+v, want %s after the reexec", f, ReasonWatchdog)
 	}
+	// Pings stop 2.5s after start and WatchdogSec is 2: the kill comes ≥ 3.5s in.
+	if f.At.Sub(reexec) < 2*time.Second {
+		t.Errorf("verdict %s after the reexec: the reexec itself was taken for a failure", f.At.Sub(reexec))
+	}
+	t.Log(f.Detail)
 }
