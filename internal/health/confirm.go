@@ -21,7 +21,7 @@ const (
 	// as the loader's own probe (docs/demo-server.md), so a model that passes
 	// its probe inside the server passes modelslot's too.
 	DefaultTolerance = 1e-4
-	probeRetryEvery     = 200 * time.Millisecond
+	probeRetryEvery  = 200 * time.Millisecond
 )
 
 // ReasonStartTimeout is the contract's reason for a unit that did not come up.
@@ -61,7 +61,10 @@ type Confirmer struct {
 }
 
 // Confirm activates slot's version and judges it. Every wait is bounded: a
-// check that times out is a failure, never a hang.
+// check that times out is a failure, never a hang. The confirmation window
+// starts once the unit is up (a slow start must not eat the window), and the
+// unit is watched from then on, also while the probe and the checks run: the
+// first failure of the unit ends the trial at once, whatever else is pending.
 func (c *Confirmer) Confirm(ctx context.Context, slot, version string) error {
 	start := time.Now()
 	if err := c.activate(ctx); err != nil {
@@ -73,19 +76,62 @@ func (c *Confirmer) Confirm(ctx context.Context, slot, version string) error {
 	if c.Unit != nil {
 		failures = c.Unit.Watch(wctx)
 	}
-	if err := c.probeUntilReady(ctx, slot, version, start); err != nil {
+	end := time.Now().Add(c.Window)
+	err := c.whileWatched(ctx, failures, func(ctx context.Context) error {
+		if err := c.probeUntilReady(ctx, slot, version, start); err != nil {
+			return err
+		}
+		return c.runChecks(ctx, slot, version)
+	})
+	if err != nil {
 		return err
 	}
-	if err := c.runChecks(ctx, slot, version); err != nil {
-		return err
-	}
-	if err := c.wait(ctx, failures, start.Add(c.Window)); err != nil {
+	if err := c.wait(ctx, failures, end); err != nil {
 		return err
 	}
 	if c.Window > 0 && c.ProbeURL != "" { // still answering at the end of the window?
-		return c.probeOnce(ctx, slot, version)
+		return c.whileWatched(ctx, failures, func(ctx context.Context) error { return c.probeOnce(ctx, slot, version) })
 	}
 	return nil
+}
+
+// whileWatched runs fn while watching the unit: a unit failure cancels fn and
+// is the verdict. When fn fails, a unit failure already seen is preferred as
+// the reason: a probe refused because the server crashed is a crash.
+func (c *Confirmer) whileWatched(ctx context.Context, failures <-chan error, fn func(context.Context) error) error {
+	if failures == nil {
+		return fn(ctx)
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- fn(fctx) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			if f := seen(failures); f != nil {
+				return f
+			}
+		}
+		return err
+	case f, ok := <-failures:
+		cancel()
+		ferr := <-done // bounded: fn honours its context
+		if ok && f != nil {
+			return f
+		}
+		return ferr
+	}
+}
+
+// seen returns a failure the watch has reported already, without waiting.
+func seen(failures <-chan error) error {
+	select {
+	case f := <-failures:
+		return f
+	default:
+		return nil
+	}
 }
 
 // Restore brings the previous version back after a revert: the unit is
@@ -111,12 +157,16 @@ func (c *Confirmer) activate(ctx context.Context) error {
 	return err
 }
 
-// wait watches the unit until deadline; the first failure ends the trial.
+// wait watches the unit until deadline; the first failure ends the trial. A
+// failure reported already counts even when the deadline has passed.
 func (c *Confirmer) wait(ctx context.Context, failures <-chan error, deadline time.Time) error {
-	if failures == nil || time.Until(deadline) <= 0 {
+	if failures == nil {
 		return ctx.Err()
 	}
-	t := time.NewTimer(time.Until(deadline))
+	if f := seen(failures); f != nil {
+		return f
+	}
+	t := time.NewTimer(max(time.Until(deadline), 0))
 	defer t.Stop()
 	select {
 	case err, ok := <-failures:
@@ -125,7 +175,7 @@ func (c *Confirmer) wait(ctx context.Context, failures <-chan error, deadline ti
 		}
 		return ctx.Err()
 	case <-t.C:
-		return nil
+		return seen(failures)
 	case <-ctx.Done():
 		return ctx.Err()
 	}

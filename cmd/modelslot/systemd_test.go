@@ -1,0 +1,56 @@
+package main
+
+import (
+	"testing"
+	"time"
+)
+
+// A good version is activated by a restart of the real unit, answers its probe
+// for the whole window, and is committed; the next one likewise.
+func TestSystemdGoodVersionsAreCommitted(t *testing.T) {
+	d := newSDDevice(t, sdOptions{})
+	start := time.Now()
+	d.install(0, "v1")
+	d.agree("v1")
+	d.install(0, "v2")
+	st := d.agree("v2")
+	if st.PreviousVersion == nil || *st.PreviousVersion != "v1" || st.Slots[*st.PreviousSlot].Status != "good" {
+		t.Fatalf("v1 must stay good as the rollback target: %+v", st)
+	}
+	t.Logf("two committed updates in %s", time.Since(start).Round(time.Millisecond))
+}
+
+// Each broken variant acts out its failure under the real manager; modelslot
+// names it, reverts, and the previous version serves again.
+func TestSystemdBrokenVersionsAreReverted(t *testing.T) {
+	for _, tc := range []struct {
+		version, reason string
+		opts            sdOptions
+	}{
+		{"v3-crash", "crash_loop", sdOptions{}},
+		{"v3-hang", "watchdog_timeout", sdOptions{window: 2 * time.Second}},
+		{"v3-slow", "latency_limit", sdOptions{}},
+		{"v3-fat", "memory_limit", sdOptions{}},
+		{"v3-wrong", "probe_mismatch", sdOptions{}},
+		{"v2", "check_failed", sdOptions{checks: []string{`test "$MODELSLOT_VERSION" != v2 || { echo "v2 is not for this device" >&2; exit 3; }`}}},
+	} {
+		t.Run(tc.reason, func(t *testing.T) {
+			t.Parallel()
+			d := newSDDevice(t, tc.opts)
+			d.install(0, "v1")
+			start := time.Now()
+			r := d.install(exitRolledBack, tc.version)
+			t.Logf("%s reverted in %s: %s", tc.version, time.Since(start).Round(time.Millisecond), firstLine(r.stderr))
+			failedWith(t, d.agree("v1"), tc.version, tc.reason)
+		})
+	}
+}
+
+func firstLine(s string) string {
+	for i, c := range s {
+		if c == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}
