@@ -1,9 +1,7 @@
 package fetch
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -12,47 +10,76 @@ import (
 	"github.com/modelslot/modelslot/verify"
 )
 
-// decoders are reused: a zstd decoder is costly to make and holds its window.
-var decoders = sync.Pool{New: func() any {
+// decoder is shared: DecodeAll is safe for concurrent use and decodes straight
+// into the caller's buffer, so no window buffer is held per chunk in flight.
+var decoder = func() *zstd.Decoder {
 	d, err := zstd.NewReader(nil,
-		zstd.WithDecoderConcurrency(1), // parallelism is across chunks
+		zstd.WithDecoderConcurrency(DefaultWorkers),
 		zstd.WithDecoderLowmem(true),
-		// A hostile frame may declare a huge window or size; no chunk needs more.
+		// Output never grows past the buffer it is given (the declared size),
+		// so a zstd bomb stops there instead of filling memory.
+		zstd.WithDecodeAllCapLimit(true),
 		zstd.WithDecoderMaxWindow(2*verify.MaxChunkSize),
 		zstd.WithDecoderMaxMemory(2*verify.MaxChunkSize))
 	if err != nil {
 		panic(fmt.Sprintf("fetch: zstd decoder: %v", err))
 	}
 	return d
-}}
+}()
 
-// decodeChunk decompresses z and checks the result against c: exactly c.Size
-// bytes — decoding stops one byte past it, so a zstd bomb costs no more than
-// that — and the sha256 c names. Every failure is a rejection.
-func decodeChunk(z io.Reader, c verify.Chunk) ([]byte, error) {
-	dec := decoders.Get().(*zstd.Decoder)
-	defer decoders.Put(dec)
-	if err := dec.Reset(z); err != nil {
-		return nil, rejectf("chunk %s: not zstd: %v", c.SHA256, err)
+// bufs recycles chunk-sized buffers: with a handful of chunks in flight, the
+// same few buffers serve a whole install and memory stays flat.
+var bufs = sync.Pool{New: func() any { return new([]byte) }}
+
+func getBuf(n int64) []byte {
+	b := *bufs.Get().(*[]byte)
+	if int64(cap(b)) < n {
+		b = make([]byte, 0, n)
 	}
-	defer dec.Reset(nil) // drop the reference to z
-	buf := make([]byte, c.Size+1)
-	n, err := io.ReadFull(dec, buf)
-	switch {
-	case n > int(c.Size):
-		return nil, rejectf("chunk %s decompresses to more than the %d bytes the manifest declares (stopped there)", c.SHA256, c.Size)
-	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
-		if n != int(c.Size) {
-			return nil, rejectf("chunk %s decompresses to %d bytes, the manifest declares %d", c.SHA256, n, c.Size)
-		}
-	case err != nil:
-		return nil, rejectf("chunk %s is corrupt: %v", c.SHA256, err)
-	}
-	data := buf[:n]
-	if err := checkSum(data, c); err != nil {
+	return b[:0]
+}
+
+func putBuf(b []byte) { bufs.Put(&b) }
+
+// decodeChunk decompresses z into dst (reused) and checks the result against c:
+// exactly c.Size bytes — output is capped there, so a zstd bomb costs no more —
+// and the sha256 c names. Every failure is a rejection.
+func decodeChunk(z []byte, c verify.Chunk, dst []byte) ([]byte, error) {
+	if err := checkFrameSize(z, c); err != nil {
 		return nil, err
 	}
-	return data, nil
+	if int64(cap(dst)) < c.Size {
+		dst = make([]byte, 0, c.Size)
+	}
+	out, err := decoder.DecodeAll(z, dst[:0:c.Size])
+	switch {
+	case err != nil:
+		// With no size in the frame header, running out of room is how a bomb
+		// shows; the decoder cannot tell it from corruption.
+		return nil, rejectf("chunk %s is corrupt or decompresses to more than the %d bytes the manifest declares (stopped there): %v", c.SHA256, c.Size, err)
+	case int64(len(out)) != c.Size:
+		return nil, rejectf("chunk %s decompresses to %d bytes, the manifest declares %d", c.SHA256, len(out), c.Size)
+	}
+	if err := checkSum(out, c); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// checkFrameSize compares the size a zstd frame header declares, if any, with
+// the manifest's, before a byte is decoded.
+func checkFrameSize(z []byte, c verify.Chunk) error {
+	var h zstd.Header
+	if err := h.Decode(z); err != nil {
+		return rejectf("chunk %s is corrupt: not a zstd frame: %v", c.SHA256, err)
+	}
+	switch {
+	case !h.HasFCS || h.FrameContentSize == uint64(c.Size):
+		return nil
+	case h.FrameContentSize > uint64(c.Size):
+		return rejectf("chunk %s decompresses to more than the %d bytes the manifest declares (its header says %d; not decoded)", c.SHA256, c.Size, h.FrameContentSize)
+	}
+	return rejectf("chunk %s decompresses to %d bytes, the manifest declares %d", c.SHA256, h.FrameContentSize, c.Size)
 }
 
 func checkSum(data []byte, c verify.Chunk) error {
@@ -64,17 +91,42 @@ func checkSum(data []byte, c verify.Chunk) error {
 	return nil
 }
 
-// FetchChunk downloads one chunk from the repository at repoURL and returns its
-// verified, uncompressed bytes.
-func (c *Client) FetchChunk(ctx context.Context, repoURL string, ch verify.Chunk) ([]byte, error) {
+// stageChunk decodes a chunk's compressed bytes, verifies them and stores them
+// in staging, recycling both buffers.
+func (p *Plan) stageChunk(z []byte, c verify.Chunk) error {
+	plain := getBuf(c.Size)
+	defer putBuf(plain)
+	data, err := decodeChunk(z, c, plain)
+	if err != nil {
+		return err
+	}
+	if err := p.staging.Put(c, data); err != nil {
+		return err
+	}
+	p.markStagedSafe(c)
+	return nil
+}
+
+// fetchChunk downloads chunk ch from the repository at repoURL into staging.
+func (c *Client) fetchChunk(ctx context.Context, repoURL string, p *Plan, ch verify.Chunk) error {
 	url := joinURL(repoURL, verify.ChunkPath(ch.SHA256))
 	z, err := c.get(ctx, url, ch.CSize, true)
 	if err != nil {
+		return err
+	}
+	defer putBuf(z)
+	if err := p.stageChunk(z, ch); err != nil {
+		return fmt.Errorf("get %s: %w", url, err)
+	}
+	return nil
+}
+
+// readChunkEntry reads a bundle entry of exactly c.CSize bytes.
+func readChunkEntry(r io.Reader, c verify.Chunk) ([]byte, error) {
+	z := getBuf(c.CSize)[:c.CSize]
+	if _, err := io.ReadFull(r, z); err != nil {
+		putBuf(z)
 		return nil, err
 	}
-	data, err := decodeChunk(bytes.NewReader(z), ch)
-	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", url, err)
-	}
-	return data, nil
+	return z, nil
 }

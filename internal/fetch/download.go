@@ -45,7 +45,7 @@ func (c *Client) Download(ctx context.Context, repoURL string, p *Plan, o Downlo
 	for range min(o.Workers, max(len(p.Fetch), 1)) {
 		wg.Go(func() {
 			for ch := range jobs {
-				if err := c.fetchOne(ctx, repoURL, p, ch); err != nil {
+				if err := c.fetchChunk(ctx, repoURL, p, ch); err != nil {
 					mu.Lock()
 					first = preferReal(first, err)
 					mu.Unlock()
@@ -72,18 +72,6 @@ func (c *Client) Download(ctx context.Context, repoURL string, p *Plan, o Downlo
 			"chunks", len(p.Fetch), "bytes", p.FetchBytes, "took", time.Since(start).Round(time.Millisecond))
 	}
 	return first
-}
-
-func (c *Client) fetchOne(ctx context.Context, repoURL string, p *Plan, ch verify.Chunk) error {
-	data, err := c.FetchChunk(ctx, repoURL, ch)
-	if err != nil {
-		return err
-	}
-	if err := p.staging.Put(ch, data); err != nil {
-		return err
-	}
-	p.markStagedSafe(ch)
-	return nil
 }
 
 // preferReal keeps the first real failure over the cancellations it caused.

@@ -28,12 +28,12 @@ type download struct {
 
 type downloadKey struct{}
 
-// get downloads url. With exact, the body must be limit bytes; otherwise at
-// most limit. Retries (with backoff, resuming by Range) follow checkRetry.
+// get downloads url. With exact, the body must be limit bytes (the buffer is
+// from getBuf: give it back with putBuf); otherwise at most limit. Retries (with backoff, resuming by Range) follow checkRetry.
 func (c *Client) get(ctx context.Context, url string, limit int64, exact bool) ([]byte, error) {
 	d := &download{c: c, ctx: ctx, url: url, limit: limit, exact: exact}
 	if exact {
-		d.buf = make([]byte, 0, limit+1) // +1: room to see a body that is too long
+		d.buf = getBuf(limit + 1) // +1: room to see a body that is too long
 	}
 	req, err := retryablehttp.NewRequestWithContext(context.WithValue(ctx, downloadKey{}, d), http.MethodGet, url, nil)
 	if err != nil {
@@ -44,6 +44,9 @@ func (c *Client) get(ctx context.Context, url string, limit int64, exact bool) (
 	if err == nil {
 		resp.Body.Close()
 		return d.buf, nil
+	}
+	if exact {
+		putBuf(d.buf)
 	}
 	return nil, classify(ctx, url, err)
 }

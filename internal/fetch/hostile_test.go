@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -141,17 +142,31 @@ func TestHostileOversizedManifest(t *testing.T) {
 }
 
 func TestHostileZstdBomb(t *testing.T) {
-	r := newRepo(t)
 	data := []byte("the declared content of a tiny file")
+	payload := append(append([]byte{}, data...), make([]byte, 256<<20)...) // then 256 MiB of zeros
 	enc, _ := zstd.NewWriter(nil)
-	bomb := enc.EncodeAll(append(append([]byte{}, data...), make([]byte, 256<<20)...), nil) // 256 MiB of zeros after it
-	sum := sha256.Sum256(data)
-	hexSum := hex.EncodeToString(sum[:])
-	r.handmade([]verify.File{{Path: "tiny.bin", Size: int64(len(data)), Mode: 0o644, SHA256: hexSum,
-		Chunks: []verify.Chunk{{SHA256: hexSum, Size: int64(len(data)), CSize: int64(len(bomb))}}}},
-		map[string][]byte{hexSum: bomb})
-	_, _, err := install(t, fastClient(), r, nil, t.TempDir())
-	wantErr(t, err, verify.ErrRejected, "decompresses to more than the 35 bytes")
+	var streamed bytes.Buffer // a streamed frame does not declare its size up front
+	sw, _ := zstd.NewWriter(&streamed)
+	sw.Write(payload)
+	sw.Close()
+	for name, bomb := range map[string][]byte{"size in header": enc.EncodeAll(payload, nil), "no size in header": streamed.Bytes()} {
+		t.Run(name, func(t *testing.T) {
+			r := newRepo(t)
+			sum := sha256.Sum256(data)
+			hexSum := hex.EncodeToString(sum[:])
+			r.handmade([]verify.File{{Path: "tiny.bin", Size: int64(len(data)), Mode: 0o644, SHA256: hexSum,
+				Chunks: []verify.Chunk{{SHA256: hexSum, Size: int64(len(data)), CSize: int64(len(bomb))}}}},
+				map[string][]byte{hexSum: bomb})
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, _, err := install(t, fastClient(), r, nil, t.TempDir())
+			runtime.ReadMemStats(&after)
+			wantErr(t, err, verify.ErrRejected, "decompresses to more than the 35 bytes")
+			if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
+				t.Fatalf("the bomb made the installer allocate %d MiB", grew>>20)
+			}
+		})
+	}
 }
 
 // handmade signs a manifest the test built and stores its chunks as given.

@@ -50,13 +50,10 @@ func ingestOne(p *Plan, c verify.Chunk, z io.Reader, wanted bool) error {
 		_, err := io.Copy(io.Discard, z) // staged or reused: the bytes are not needed
 		return err
 	}
-	data, err := decodeChunk(z, c)
+	buf, err := readChunkEntry(z, c)
 	if err != nil {
 		return err
 	}
-	if err := p.staging.Put(c, data); err != nil {
-		return err
-	}
-	p.markStagedSafe(c)
-	return nil
+	defer putBuf(buf)
+	return p.stageChunk(buf, c)
 }
