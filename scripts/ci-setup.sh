@@ -4,7 +4,7 @@
 # mosquitto: a real MQTT broker for the reporting tests (started by the tests).
 set -euo pipefail
 need=()
-for pkg in systemd util-linux make git mosquitto mosquitto-clients; do
+for pkg in systemd util-linux make git mosquitto mosquitto-clients dbus-user-session; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
