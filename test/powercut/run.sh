@@ -185,7 +185,7 @@ report() {
 	awk '$4 != "PASS"' "$real" | sed 's/^/  /'
 	if (( CANARY_CUTS > 0 )); then
 		echo "canary build: caught $cfail/$CANARY_CUTS cuts (must be >= $CANARY_MIN%), missed $cpass, $cnostart boots failed"
-		awk '$4 == "FAIL"' "$canary" | cut -d' ' -f7- | sed 's/^/  caught: /' | sort | uniq -c | sort -rn | head -5
+		awk '$4 == "FAIL" { n[$7]++ } END { for (k in n) printf "  caught as %s %d\n", k, n[k] }' "$canary" | sort
 		if (( cfail * 100 < CANARY_MIN * CANARY_CUTS || cnostart > 0 )); then
 			echo "the canary was not caught often enough: the harness may not be cutting power"; ok=1
 		fi

@@ -93,10 +93,11 @@ func judgeDisk(mnt string, l *serialLog) error {
 	return judge(context.Background(), binary, mnt, l)
 }
 
-func wantFail(t *testing.T, err error, words string) {
+func wantFail(t *testing.T, err error, kind, words string) {
 	t.Helper()
-	if err == nil || !strings.Contains(err.Error(), words) {
-		t.Fatalf("got %v, want a failure saying %q", err, words)
+	f, ok := err.(*failure)
+	if !ok || f.kind != kind || !strings.Contains(err.Error(), words) {
+		t.Fatalf("got %v, want a %s failure saying %q", err, kind, words)
 	}
 }
 
@@ -112,7 +113,7 @@ func TestLostAcknowledgementFails(t *testing.T) {
 	mnt := disk(t)
 	// The console saw v1 come back by rollback, the disk still serves v2.
 	l := consoleLog(t, mnt, "START a v1 @a", "ACK 1 install v2 b @b", "BEGIN 2 rollback v1 a @a", "ACK 2 rollback v1 a @a")
-	wantFail(t, judgeDisk(mnt, l), "acknowledged v1 in slot a")
+	wantFail(t, judgeDisk(mnt, l), kindLost, "acknowledged v1 in slot a")
 }
 
 func TestTornFileInServedSlotFails(t *testing.T) {
@@ -122,7 +123,7 @@ func TestTornFileInServedSlotFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := consoleLog(t, mnt, "START a v1 @a", "ACK 1 install v2 b @b")
-	wantFail(t, judgeDisk(mnt, l), "not complete")
+	wantFail(t, judgeDisk(mnt, l), kindTorn, "not complete")
 }
 
 func TestLinkDisagreeingWithStateFails(t *testing.T) {
@@ -131,20 +132,20 @@ func TestLinkDisagreeingWithStateFails(t *testing.T) {
 	os.Remove(link)
 	os.Symlink("slots/a", link)
 	l := consoleLog(t, mnt, "START a v1 @a", "ACK 1 install v2 b @b", "BEGIN 2 rollback v1 a @a")
-	wantFail(t, judgeDisk(mnt, l), "state.json says active")
+	wantFail(t, judgeDisk(mnt, l), kindLink, "state.json says active")
 }
 
 func TestTruncatedStateFails(t *testing.T) {
 	mnt := disk(t)
 	l := consoleLog(t, mnt, "START b v2 @b")
 	os.Truncate(filepath.Join(mnt, "ms/demo/state.json"), 0)
-	wantFail(t, judgeDisk(mnt, l), "state.json")
+	wantFail(t, judgeDisk(mnt, l), kindState, "state.json")
 }
 
 func TestDriverErrorFails(t *testing.T) {
 	mnt := disk(t)
 	l := consoleLog(t, mnt, "START a v1 @a", "ACK 1 install v2 b @b", "ERROR 2 modelslot rollback: exit status 1")
-	wantFail(t, judgeDisk(mnt, l), "failed step")
+	wantFail(t, judgeDisk(mnt, l), kindDriver, "failed step")
 }
 
 // A switch whose intent was saved when the power went is finished by recovery:
@@ -166,7 +167,7 @@ func TestSwitchInFlightIsFinishedByRecovery(t *testing.T) {
 			t.Fatalf("announced rollback: %v", err)
 		}
 		if !announced {
-			wantFail(t, err, "after recovery: active is v1 in slot a")
+			wantFail(t, err, kindLost, "after recovery: active is v1 in slot a")
 		}
 	}
 }
@@ -176,7 +177,7 @@ func TestSwitchInFlightIsFinishedByRecovery(t *testing.T) {
 func TestIdenticalOlderStateFails(t *testing.T) {
 	mnt := disk(t)
 	l := consoleLog(t, mnt, "START b v2 @b", "ACK 1 install v1 a 2099-01-01T00:00:00Z", "BEGIN 2 install v2 b new")
-	wantFail(t, judgeDisk(mnt, l), "acknowledged v1 in slot a")
+	wantFail(t, judgeDisk(mnt, l), kindLost, "acknowledged v1 in slot a")
 }
 
 func TestParseLogIgnoresNoiseAndACutLine(t *testing.T) {

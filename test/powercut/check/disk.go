@@ -28,25 +28,25 @@ func storeConfig(mnt string) slots.Config {
 func checkRaw(ctx context.Context, mnt string, log *serialLog) error {
 	v, err := slots.OpenView(storeConfig(mnt))
 	if err != nil {
-		return fmt.Errorf("before recovery: %w", err)
+		return failf(kindState, "before recovery: %w", err)
 	}
 	st := v.State()
 	linked, err := v.LinkedSlot()
 	if err != nil {
-		return fmt.Errorf("before recovery: %w", err)
+		return failf(kindLink, "before recovery: %w", err)
 	}
 	if linked == "" {
-		return fmt.Errorf("before recovery: the link is missing (v1 was installed before the first boot)")
+		return failf(kindLink, "before recovery: the link is missing (v1 was installed before the first boot)")
 	}
 	if linked != st.Active && (st.Switch == nil || st.Switch.To != linked) {
-		return fmt.Errorf("before recovery: the link points at slot %s, state.json says active %q and switch %+v", linked, st.Active, st.Switch)
+		return failf(kindLink, "before recovery: the link points at slot %s, state.json says active %q and switch %+v", linked, st.Active, st.Switch)
 	}
 	m, err := v.VerifySlot(ctx, linked, 2)
 	if err != nil {
-		return fmt.Errorf("before recovery: the served slot is not complete: %w", err)
+		return failf(kindTorn, "before recovery: the served slot is not complete: %w", err)
 	}
 	if served := outcomeOf(st, linked, m.Version); !log.permits(served) {
-		return fmt.Errorf("before recovery: the link serves %s, but the console acknowledged %s (step %d)%s",
+		return failf(kindLost, "before recovery: the link serves %s, but the console acknowledged %s (step %d)%s",
 			served, log.Acked, log.AckedN, inFlightText(log))
 	}
 	return nil
@@ -63,7 +63,7 @@ func checkRecovered(ctx context.Context, bin, mnt string, log *serialLog) error 
 	defer os.Remove(cfg)
 	out, err := exec.CommandContext(ctx, bin, "--config", cfg, "status", "--json").Output()
 	if err != nil {
-		return fmt.Errorf("modelslot status (recovery) failed: %w: %s", err, stderrOf(err))
+		return failf(kindRecovery, "modelslot status (recovery) failed: %w: %s", err, stderrOf(err))
 	}
 	var status struct {
 		Models []struct {
@@ -73,24 +73,24 @@ func checkRecovered(ctx context.Context, bin, mnt string, log *serialLog) error 
 		} `json:"models"`
 	}
 	if err := json.Unmarshal(out, &status); err != nil || len(status.Models) != 1 || status.Models[0].ActiveSlot == nil {
-		return fmt.Errorf("modelslot status --json: unexpected output (%v): %s", err, out)
+		return failf(kindRecovery, "modelslot status --json: unexpected output (%v): %s", err, out)
 	}
 	ms := status.Models[0]
 	if t := strings.TrimSpace(string(ms.Trial)); t != "null" {
-		return fmt.Errorf("after recovery: a trial is still open: %s", t)
+		return failf(kindRecovery, "after recovery: a trial is still open: %s", t)
 	}
 	if out, err := exec.CommandContext(ctx, bin, "--config", cfg, "verify").CombinedOutput(); err != nil {
-		return fmt.Errorf("modelslot verify after recovery: %w: %s", err, out)
+		return failf(kindRecovery, "modelslot verify after recovery: %w: %s", err, out)
 	}
 	got, err := checkClean(mnt, *ms.ActiveSlot)
 	if err != nil {
 		return err
 	}
 	if got.Version != *ms.ActiveVersion {
-		return fmt.Errorf("after recovery: status says %s, state.json %s", *ms.ActiveVersion, got)
+		return failf(kindRecovery, "after recovery: status says %s, state.json %s", *ms.ActiveVersion, got)
 	}
 	if !log.permits(got) {
-		return fmt.Errorf("after recovery: active is %s, but the console acknowledged %s (step %d)%s: an acknowledged step was lost",
+		return failf(kindLost, "after recovery: active is %s, but the console acknowledged %s (step %d)%s",
 			got, log.Acked, log.AckedN, inFlightText(log))
 	}
 	return nil
@@ -101,21 +101,21 @@ func checkRecovered(ctx context.Context, bin, mnt string, log *serialLog) error 
 func checkClean(mnt, active string) (outcome, error) {
 	v, err := slots.OpenView(storeConfig(mnt))
 	if err != nil {
-		return outcome{}, fmt.Errorf("after recovery: %w", err)
+		return outcome{}, failf(kindRecovery, "after recovery: %w", err)
 	}
 	st := v.State()
 	linked, err := v.LinkedSlot()
 	if err != nil {
-		return outcome{}, fmt.Errorf("after recovery: %w", err)
+		return outcome{}, failf(kindRecovery, "after recovery: %w", err)
 	}
 	got := outcomeOf(st, st.Active, "")
 	switch {
 	case linked != active || st.Active != active:
-		return got, fmt.Errorf("after recovery: link at %q, state.json active %q, status said %q", linked, st.Active, active)
+		return got, failf(kindRecovery, "after recovery: link at %q, state.json active %q, status said %q", linked, st.Active, active)
 	case st.Switch != nil:
-		return got, fmt.Errorf("after recovery: a switch is still pending: %+v", *st.Switch)
+		return got, failf(kindRecovery, "after recovery: a switch is still pending: %+v", *st.Switch)
 	case st.Slots[slots.A].Status == slots.Installing || st.Slots[slots.B].Status == slots.Installing:
-		return got, fmt.Errorf("after recovery: an install is still marked in progress")
+		return got, failf(kindRecovery, "after recovery: an install is still marked in progress")
 	}
 	return got, nil
 }

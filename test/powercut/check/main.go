@@ -5,8 +5,9 @@
 // parses and agrees with the link, no acknowledged step is lost, and the real
 // modelslot recovers the image to a clean, verified state.
 //
-// It prints one line, "PASS ..." or "FAIL ...", and exits 0 or 1; exit 2 means
-// the cut cannot be judged (no START line: the guest never reached the driver).
+// It prints one line, "PASS ..." or "FAIL <kind>: ...", and exits 0 or 1; exit
+// 2 means the cut cannot be judged (no START line: the guest never reached the
+// driver). The kind lets a run count how the canary was caught.
 package main
 
 import (
@@ -38,7 +39,11 @@ func main() {
 		os.Exit(2)
 	}
 	if err := judge(ctx, *bin, *mnt, log); err != nil {
-		fmt.Println("FAIL", err)
+		kind := "other"
+		if f, ok := err.(*failure); ok {
+			kind = f.kind
+		}
+		fmt.Printf("FAIL %s: %v\n", kind, err)
 		os.Exit(1)
 	}
 	fmt.Printf("PASS acked step %d (%s)%s\n", log.AckedN, log.Acked, inFlightText(log))
@@ -57,10 +62,33 @@ func readLog(name string) (*serialLog, error) {
 // at boot, then what modelslot recovers to.
 func judge(ctx context.Context, bin, mnt string, log *serialLog) error {
 	if len(log.Errors) > 0 {
-		return fmt.Errorf("the driver reported a failed step before the cut: %s", log.Errors[0])
+		return failf(kindDriver, "the driver reported a failed step before the cut: %s", log.Errors[0])
 	}
 	if err := checkRaw(ctx, mnt, log); err != nil {
 		return err
 	}
 	return checkRecovered(ctx, bin, mnt, log)
+}
+
+// Kinds of failure, for the counts of a run.
+const (
+	kindDriver   = "driver-error" // a step failed in the guest, before the cut
+	kindState    = "state"        // state.json missing, truncated or invalid
+	kindLink     = "link"         // the link is missing or disagrees with state.json
+	kindTorn     = "torn-slot"    // the served slot does not match its manifest
+	kindLost     = "lost-step"    // an acknowledged step is not on the disk
+	kindRecovery = "recovery"     // modelslot did not recover to a clean, verified state
+)
+
+// failure is a broken invariant of one kind.
+type failure struct {
+	kind string
+	err  error
+}
+
+func (f *failure) Error() string { return f.err.Error() }
+func (f *failure) Unwrap() error { return f.err }
+
+func failf(kind, format string, args ...any) error {
+	return &failure{kind: kind, err: fmt.Errorf(format, args...)}
 }
