@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+
+	"github.com/modelslot/modelslot/internal/fetch"
+	"github.com/modelslot/modelslot/slots"
+	"github.com/modelslot/modelslot/verify"
+)
+
+// runChild installs <channel URL> <public key> <state dir> <model> the way the
+// command will: resolve, plan against the active slot, check space, download,
+// assemble, commit, activate.
+func runChild(args []string) error {
+	if len(args) != 4 {
+		return fmt.Errorf("usage: -child URL PUBKEY STATEDIR MODEL")
+	}
+	// A soft memory limit, as the command sets it: the installer's buffers are
+	// bounded, and the limit tells the collector not to let garbage double them.
+	debug.SetMemoryLimit(48 << 20)
+	ctx := context.Background()
+	trusted, err := verify.LoadKeyring([]string{args[1]})
+	if err != nil {
+		return err
+	}
+	s, err := slots.Open(ctx, slots.Config{Dir: args[2], Model: args[3]}, "install")
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	c := fetch.NewClient(fetch.ClientOptions{})
+	res, err := c.Resolve(ctx, args[0], trusted)
+	if err != nil {
+		return err
+	}
+	st, err := fetch.OpenStaging(s.StagingPath())
+	if err != nil {
+		return err
+	}
+	p, err := fetch.NewPlan(ctx, res.Manifest, st, active(s))
+	if err != nil {
+		return err
+	}
+	if err := p.Check(fetch.Space{StagingDir: st.Dir(), SlotDir: args[2]}); err != nil {
+		return err
+	}
+	if err := c.Download(ctx, res.RepoURL, p, fetch.DownloadOptions{}); err != nil {
+		return err
+	}
+	if err := commit(ctx, s, p, st); err != nil {
+		return err
+	}
+	return printPeakRSS()
+}
+
+// printPeakRSS writes this process's peak RSS (VmHWM) in bytes to stdout for
+// the parent. The parent cannot use wait4's ru_maxrss: a child forked from a
+// large parent is charged the parent's pages until it execs.
+func printPeakRSS() error {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return err
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				return err
+			}
+			fmt.Println(kb << 10)
+			return nil
+		}
+	}
+	return fmt.Errorf("no VmHWM in /proc/self/status")
+}
+
+func active(s *slots.Store) *fetch.Active {
+	a := s.State().Active
+	if a == "" {
+		return nil
+	}
+	m, err := s.SlotManifest(a)
+	if err != nil {
+		return nil
+	}
+	return &fetch.Active{Dir: s.SlotDir(a), Manifest: m}
+}
+
+func commit(ctx context.Context, s *slots.Store, p *fetch.Plan, st *fetch.Staging) error {
+	fill, err := s.BeginInstall(ctx, p.Manifest)
+	if err != nil {
+		return err
+	}
+	if err := fetch.Assemble(ctx, p, fill); err != nil {
+		fill.Abort()
+		return err
+	}
+	if err := fill.Commit(ctx); err != nil {
+		return err
+	}
+	if err := s.Activate(fill.Slot()); err != nil {
+		return err
+	}
+	if err := s.Commit(); err != nil {
+		return err
+	}
+	return st.Clear()
+}
