@@ -279,3 +279,60 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// started is a modelslot process running in the background.
+type started struct {
+	cmd  *exec.Cmd
+	done chan result
+}
+
+func (d *sdDevice) start(extraEnv []string, args ...string) *started {
+	d.t.Helper()
+	cmd := d.command(extraEnv, args...)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	s := &started{cmd: cmd, done: make(chan result, 1)}
+	go func() {
+		err := cmd.Wait()
+		s.done <- resultOf(cmd, err, out.String(), errb.String(), d.t)
+	}()
+	d.t.Cleanup(func() { cmd.Process.Kill() })
+	return s
+}
+
+func (s *started) wait(t *testing.T) result {
+	t.Helper()
+	select {
+	case r := <-s.done:
+		return r
+	case <-time.After(60 * time.Second):
+		t.Fatalf("modelslot %v did not end within 60s", s.cmd.Args)
+		return result{}
+	}
+}
+
+// inWindow waits until the unit serves version under a trial: modelslot is in
+// its confirmation window.
+func (d *sdDevice) inWindow(version string) {
+	d.t.Helper()
+	waitFor(d.t, 20*time.Second, version+" serving under trial", func() bool {
+		st := d.view().State()
+		return st.Trial != nil && st.Trial.Version == version && d.servedNow() == version
+	})
+}
+
+// servedNow is served without failing: "" when nothing answers.
+func (d *sdDevice) servedNow() string {
+	c := http.Client{Timeout: time.Second}
+	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", d.port))
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var h struct{ Version string }
+	json.NewDecoder(resp.Body).Decode(&h)
+	return h.Version
+}

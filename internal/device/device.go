@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/modelslot/modelslot/internal/config"
@@ -60,11 +61,25 @@ func Open(ctx context.Context, cfg *config.Config, m *config.Model, op string) (
 	}
 	d.Updater = &update.Updater{Store: s, Workers: verify.Workers(), Confirm: d.confirmer(),
 		Reporter: &report.OutboxReporter{Outbox: o, DeviceID: cfg.DeviceID, Model: m.Name}}
+	if endsTrial(op) {
+		return d, nil
+	}
 	if _, err := d.Updater.Resume(ctx, m.Health.MaxAttempts); err != nil && !errors.Is(err, update.ErrRolledBack) {
 		d.Close()
 		return nil, err
 	}
 	return d, nil
+}
+
+// endsTrial reports whether op ends a pending trial by itself (rollback,
+// mark-good, mark-bad, from the command line or as an agent command). Those
+// must not resume the trial first: `rollback --if-trial`, run by OnFailure=
+// because the new version just failed for good, would otherwise restart that
+// version once more, watch it fail again and only then find nothing to roll
+// back; and a person's mark-good must not wait for a window it overrides.
+func endsTrial(op string) bool {
+	verb := strings.Fields(strings.TrimPrefix(op, "agent "))
+	return len(verb) > 0 && (verb[0] == "rollback" || verb[0] == "mark-good" || verb[0] == "mark-bad")
 }
 
 // Close releases the model's lock and its connection to the service manager.

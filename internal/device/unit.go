@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/modelslot/modelslot/internal/config"
 	"github.com/modelslot/modelslot/systemd"
@@ -29,6 +30,7 @@ func newUnit(ctx context.Context, cfg *config.Config, m *config.Model) (*unit, e
 
 // Activate restarts or reloads the unit and waits for the job.
 func (u *unit) Activate(ctx context.Context) error {
+	u.resetIfFailed(ctx)
 	var err error
 	if u.activation == "reload" {
 		err = u.mgr.Reload(ctx, u.name)
@@ -43,6 +45,21 @@ func (u *unit) Activate(ctx context.Context) error {
 		}
 	}
 	return withReason(err)
+}
+
+// resetIfFailed clears a failed unit before it is activated. A unit that
+// systemd gave up on (OnFailure= fired) is often failed by its start limit;
+// a restart is then refused, and once failed its Result may still name the
+// earlier exit (seen: "exit-code"), so the refusal is not recognisable as
+// ErrStartLimitHit afterwards. reset-failed also zeroes the start counter.
+func (u *unit) resetIfFailed(ctx context.Context) {
+	st, err := u.mgr.Status(ctx, u.name)
+	if err != nil || st.ActiveState != "failed" {
+		return
+	}
+	if err := u.mgr.ResetFailed(ctx, u.name); err != nil {
+		slog.Warn("reset-failed before activation failed; activating anyway", "unit", u.name, "err", err)
+	}
 }
 
 // Watch reports the unit's first health failure.

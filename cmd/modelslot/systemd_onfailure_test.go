@@ -1,0 +1,86 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// No modelslot process runs: a trial was left pending (modelslot killed after
+// the swap, as a power cut would), and the device restarted the unit on the
+// new version, which crash-loops until systemd gives up (StartLimitBurst).
+// OnFailure=modelslot-rollback@%n.service runs `modelslot rollback --if-trial`,
+// which puts the link back and brings the old version up again.
+func TestSystemdOnFailureRevertsWithNoModelslotRunning(t *testing.T) {
+	t.Parallel()
+	d := newSDDevice(t, sdOptions{})
+	d.install(0, "v1")
+	if fired, r := d.crashAt(trialPoint, "install", "--insecure", "--version", "v3-crash", modelDir("v3-crash")); !fired {
+		t.Fatalf("crash point %s did not fire: %v", trialPoint, r)
+	}
+	if n := ourModelslots(t); len(n) != 0 {
+		t.Fatalf("modelslot processes still running: %v", n)
+	}
+	start := time.Now()
+	// As after a reboot: the unit starts from the link, which names v3-crash.
+	d.m.Systemctl("restart", demoUnit) // fails: the new version crashes at start
+	waitFor(t, 60*time.Second, "the rollback unit to revert the trial", func() bool {
+		st := d.view().State()
+		return st.Trial == nil && d.servedNow() == "v1"
+	})
+	t.Logf("from the restart to v1 answering again without modelslot running: %s", time.Since(start).Round(time.Millisecond))
+	if got := d.m.Show(t, rollbackUnit, "Result"); got != "success" {
+		t.Fatalf("%s: Result=%s", rollbackUnit, got)
+	}
+	if !strings.Contains(readFile(d.log), "rollback") && d.m.Show(t, rollbackUnit, "ExecMainStartTimestampMonotonic") == "0" {
+		t.Fatalf("%s never ran", rollbackUnit)
+	}
+	st := d.agree("v1")
+	if got := d.m.Show(t, demoUnit, "NRestarts"); got != "0" {
+		t.Logf("NRestarts of the restored unit: %s", got)
+	}
+	failedWith(t, st, "v3-crash", "manual")
+}
+
+// ourModelslots lists running processes of the modelslot binary under test.
+func ourModelslots(t *testing.T) []string {
+	t.Helper()
+	var pids []string
+	dirs, _ := os.ReadDir("/proc")
+	for _, e := range dirs {
+		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		if err == nil && exe == binary {
+			pids = append(pids, e.Name())
+		}
+	}
+	return pids
+}
+
+// The packaged units pass `systemd-analyze verify` with their paths replaced
+// by real files.
+func TestSystemdPackagedUnitsVerify(t *testing.T) {
+	if _, err := exec.LookPath("systemd-analyze"); err != nil {
+		t.Skip("systemd-analyze not installed")
+	}
+	dir := t.TempDir()
+	subst := strings.NewReplacer("/usr/local/bin/modelslot-demo", demoBinary(t), "/usr/local/bin/modelslot ", binary+" ")
+	var units []string
+	for _, name := range []string{demoUnit, demoSocket, "modelslot-rollback@.service", "modelslot-agent.service"} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(subst.Replace(readFile(filepath.Join("..", "..", "packaging", "systemd", name)))), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		units = append(units, p)
+	}
+	units = append(units, filepath.Join(dir, "modelslot-rollback@demo-inference.service.service"))
+	os.Symlink("modelslot-rollback@.service", units[len(units)-1])
+	cmd := exec.Command("systemd-analyze", append([]string{"verify", "--man=no"}, units...)...)
+	cmd.Env = append(os.Environ(), "SYSTEMD_UNIT_PATH="+dir+":")
+	out, err := cmd.CombinedOutput()
+	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
