@@ -61,12 +61,13 @@ func demoBinary(t testing.TB) string {
 
 // sdOptions shape one device under a real manager.
 type sdOptions struct {
-	activation  string        // restart (default) or reload
-	window      time.Duration // confirm_window
-	watchdog    time.Duration // WatchdogSec of the inference unit
-	maxAttempts int
-	checks      []string
-	health      string // extra [model.health] lines
+	activation   string        // restart (default) or reload
+	startTimeout time.Duration // start_timeout; default 15s
+	window       time.Duration // confirm_window
+	watchdog     time.Duration // WatchdogSec of the inference unit
+	maxAttempts  int
+	checks       []string
+	health       string // extra [model.health] lines
 }
 
 // sdDevice is a device whose inference unit (the demo server) runs under a
@@ -105,6 +106,9 @@ func (d *sdDevice) modelConf(o sdOptions) string {
 	if o.maxAttempts == 0 {
 		o.maxAttempts = 3
 	}
+	if o.startTimeout == 0 {
+		o.startTimeout = 15 * time.Second
+	}
 	checks, _ := json.Marshal(o.checks)
 	if o.checks == nil {
 		checks = []byte("[]")
@@ -112,7 +116,7 @@ func (d *sdDevice) modelConf(o sdOptions) string {
 	return fmt.Sprintf(`unit = %q
 activation = %q
   [model.health]
-  start_timeout  = "15s"
+  start_timeout  = %q
   confirm_window = %q
   probe_url      = "%s"
   max_latency    = "500ms"
@@ -123,7 +127,7 @@ activation = %q
 [systemd]
 scope = "user"
 bus   = %q
-`, demoUnit, activation, window.String(), d.probeURL(), o.maxAttempts, checks, o.health, d.m.BusAddress())
+`, demoUnit, activation, o.startTimeout.String(), window.String(), d.probeURL(), o.maxAttempts, checks, o.health, d.m.BusAddress())
 }
 
 func (d *sdDevice) probeURL() string { return fmt.Sprintf("http://127.0.0.1:%d/v1/infer", d.port) }

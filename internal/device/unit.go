@@ -30,9 +30,9 @@ func newUnit(ctx context.Context, cfg *config.Config, m *config.Model) (*unit, e
 
 // Activate restarts or reloads the unit and waits for the job.
 func (u *unit) Activate(ctx context.Context) error {
-	u.resetIfFailed(ctx)
+	running := u.prepare(ctx)
 	var err error
-	if u.activation == "reload" {
+	if u.activation == "reload" && running {
 		err = u.mgr.Reload(ctx, u.name)
 	} else {
 		err = u.mgr.Restart(ctx, u.name)
@@ -47,19 +47,25 @@ func (u *unit) Activate(ctx context.Context) error {
 	return withReason(err)
 }
 
-// resetIfFailed clears a failed unit before it is activated. A unit that
-// systemd gave up on (OnFailure= fired) is often failed by its start limit;
-// a restart is then refused, and once failed its Result may still name the
-// earlier exit (seen: "exit-code"), so the refusal is not recognisable as
-// ErrStartLimitHit afterwards. reset-failed also zeroes the start counter.
-func (u *unit) resetIfFailed(ctx context.Context) {
+// prepare readies the unit for activation and reports whether it is running,
+// so that activation = "reload" starts a unit that is not (reload-or-restart:
+// systemd refuses to reload an inactive unit, job result "invalid", which is
+// no verdict on the model). A failed unit is reset first: one that systemd gave
+// up on (OnFailure= fired) is often failed by its start limit, and then
+// refuses a restart while its Result may still name the earlier exit (seen:
+// "exit-code"), so the refusal is not recognisable as ErrStartLimitHit.
+// reset-failed also zeroes the start counter.
+func (u *unit) prepare(ctx context.Context) (running bool) {
 	st, err := u.mgr.Status(ctx, u.name)
-	if err != nil || st.ActiveState != "failed" {
-		return
+	if err != nil {
+		return true // let the activation itself report the trouble
 	}
-	if err := u.mgr.ResetFailed(ctx, u.name); err != nil {
-		slog.Warn("reset-failed before activation failed; activating anyway", "unit", u.name, "err", err)
+	if st.ActiveState == "failed" {
+		if err := u.mgr.ResetFailed(ctx, u.name); err != nil {
+			slog.Warn("reset-failed before activation failed; activating anyway", "unit", u.name, "err", err)
+		}
 	}
+	return st.ActiveState == "active" || st.ActiveState == "reloading"
 }
 
 // Watch reports the unit's first health failure.
