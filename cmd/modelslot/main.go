@@ -41,6 +41,9 @@ var commands = []command{
 	{"mark-good", "", "end a trial by keeping the new version", runMarkGood},
 	{"mark-bad", "", "end a trial (or leave the active version) by marking it bad", runMarkBad},
 	{"verify", "[--slot a|b] [--json]", "re-hash a slot's files against its manifest", runVerify},
+	{"keygen", "--out PREFIX", "make an ed25519 key pair for publishing", runKeygen},
+	{"publish", "--key K --repo DIR --model M --version V [--channel C] DIR", "chunk, compress and sign a model directory into a repository", runPublish},
+	{"bundle", "--key K --model M --version V -o FILE.mslot DIR", "the same as one streamable bundle file", runBundle},
 	{"agent", "[--metrics-addr A]", "the daemon: recovery, event delivery, platform commands, metrics", runAgent},
 	{"version", "", "print the version of modelslot", runVersion},
 }
@@ -91,7 +94,7 @@ func usage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprintln(w, "usage: modelslot [--config FILE] [--model NAME] [--log-level L] COMMAND [ARGS]")
 	fmt.Fprintln(w, "\ncommands:")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-10s %-28s %s\n", c.name, c.args, c.summary)
+		fmt.Fprintf(w, "  %s\n      %s\n", strings.TrimSpace(c.name+" "+c.args), c.summary)
 	}
 	fmt.Fprintln(w, "\nglobal flags:")
 	fs.SetOutput(w)
@@ -131,4 +134,10 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		return usageErrorf("%v", err)
 	}
 	return nil
+}
+
+// flagSet is the part of *flag.FlagSet that flag registration helpers use.
+type flagSet interface {
+	StringVar(p *string, name, value, usage string)
+	Uint64Var(p *uint64, name string, value uint64, usage string)
 }
