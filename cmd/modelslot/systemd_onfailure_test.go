@@ -21,7 +21,7 @@ func TestSystemdOnFailureRevertsWithNoModelslotRunning(t *testing.T) {
 	if fired, r := d.crashAt(trialPoint, "install", "--insecure", "--version", "v3-crash", modelDir("v3-crash")); !fired {
 		t.Fatalf("crash point %s did not fire: %v", trialPoint, r)
 	}
-	if n := ourModelslots(t); len(n) != 0 {
+	if n := modelslotsOf(d.config); len(n) != 0 {
 		t.Fatalf("modelslot processes still running: %v", n)
 	}
 	start := time.Now()
@@ -45,14 +45,14 @@ func TestSystemdOnFailureRevertsWithNoModelslotRunning(t *testing.T) {
 	failedWith(t, st, "v3-crash", "manual")
 }
 
-// ourModelslots lists running processes of the modelslot binary under test.
-func ourModelslots(t *testing.T) []string {
-	t.Helper()
+// modelslotsOf lists running processes of the modelslot binary under test
+// that act on config (other tests run their own in parallel).
+func modelslotsOf(config string) []string {
 	var pids []string
 	dirs, _ := os.ReadDir("/proc")
 	for _, e := range dirs {
 		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
-		if err == nil && exe == binary {
+		if err == nil && exe == binary && strings.Contains(readFile(filepath.Join("/proc", e.Name(), "cmdline")), config) {
 			pids = append(pids, e.Name())
 		}
 	}
