@@ -7,6 +7,7 @@ import (
 
 	"github.com/modelslot/modelslot/internal/agent"
 	"github.com/modelslot/modelslot/internal/config"
+	"github.com/modelslot/modelslot/internal/device"
 	"github.com/modelslot/modelslot/systemd"
 )
 
@@ -32,6 +33,10 @@ func runAgent(ctx context.Context, g *globalOptions, args []string) error {
 		a.Metrics = *metricsAddr
 	}
 	a.Heartbeat = time.Duration(cfg.Agent.Heartbeat)
+	a.Install = func(ctx context.Context, d *device.Model, source string) error {
+		_, err := d.InstallSource(ctx, source, device.InstallOptions{})
+		return err
+	}
 	go func() {
 		if err := systemd.RunWatchdog(ctx, nil); err != nil {
 			slog.Warn("agent: systemd watchdog", "err", err)

@@ -5,14 +5,16 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/modelslot/modelslot/internal/device"
 	"github.com/modelslot/modelslot/internal/update"
 	"github.com/modelslot/modelslot/verify"
 )
 
 type installOptions struct {
-	insecure bool
-	version  string
-	source   string
+	insecure       bool
+	version        string
+	source         string
+	allowDowngrade bool
 }
 
 func runInstall(ctx context.Context, g *globalOptions, args []string) error {
@@ -20,8 +22,11 @@ func runInstall(ctx context.Context, g *globalOptions, args []string) error {
 	fs := newFlagSet("install", g)
 	fs.BoolVar(&o.insecure, "insecure", false, "install a plain, unsigned directory (development only)")
 	fs.StringVar(&o.version, "version", "", "version label of the directory (with --insecure)")
+	fs.BoolVar(&o.allowDowngrade, "allow-downgrade", false, "accept a manifest whose sequence is lower than the active one")
 	fs.Usage = func() {
-		fmt.Fprintln(g.stderr, "usage: modelslot install --insecure --version V DIR")
+		fmt.Fprintln(g.stderr, "usage: modelslot install [--allow-downgrade] SOURCE")
+		fmt.Fprintln(g.stderr, "       SOURCE: a channel or manifest URL, a .mslot bundle, or - (bundle on stdin)")
+		fmt.Fprintln(g.stderr, "       modelslot install --insecure --version V DIR")
 		fs.PrintDefaults()
 		fmt.Fprint(g.stderr, exitCodeHelp)
 	}
@@ -33,7 +38,7 @@ func runInstall(ctx context.Context, g *globalOptions, args []string) error {
 	}
 	o.source = fs.Arg(0)
 	if !o.insecure {
-		return usageErrorf("installing from a repository or bundle is not supported by this build yet; use --insecure --version V DIR for a directory")
+		return installSource(ctx, g, o)
 	}
 	if o.version == "" {
 		return usageErrorf("--insecure needs --version V: the label this directory is installed as")
@@ -61,13 +66,37 @@ func installDir(ctx context.Context, g *globalOptions, o installOptions) error {
 	if err != nil {
 		return err
 	}
+	printInstalled(g, m.Model, res)
+	return nil
+}
+
+// installSource installs from a repository URL, a bundle file or stdin.
+func installSource(ctx context.Context, g *globalOptions, o installOptions) error {
+	if o.version != "" {
+		return usageErrorf("--version goes with --insecure; a signed source names its own version")
+	}
+	t, err := openTarget(ctx, g, "install "+o.source)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	bar := newProgressBar(g.stderr)
+	res, err := t.InstallSource(ctx, o.source, device.InstallOptions{AllowDowngrade: o.allowDowngrade, Stdin: os.Stdin, Progress: bar.update})
+	bar.done()
+	if err != nil {
+		return err
+	}
+	printInstalled(g, t.Model.Name, res)
+	return nil
+}
+
+func printInstalled(g *globalOptions, model string, res update.Result) {
 	switch res.Outcome {
 	case update.AlreadyActive:
-		fmt.Fprintf(g.stdout, "%s %s is already active in slot %s; nothing to do\n", m.Model, res.Version, res.Slot)
+		fmt.Fprintf(g.stdout, "%s %s is already active in slot %s; nothing to do\n", model, res.Version, res.Slot)
 	case update.Reactivated:
-		fmt.Fprintf(g.stdout, "%s %s was already in slot %s and verified; activated it without copying\n", m.Model, res.Version, res.Slot)
+		fmt.Fprintf(g.stdout, "%s %s was already in slot %s and verified; activated it without copying\n", model, res.Version, res.Slot)
 	default:
-		fmt.Fprintf(g.stdout, "%s %s installed in slot %s and active\n", m.Model, res.Version, res.Slot)
+		fmt.Fprintf(g.stdout, "%s %s installed in slot %s and active\n", model, res.Version, res.Slot)
 	}
-	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/modelslot/modelslot/internal/config"
+	"github.com/modelslot/modelslot/internal/fetch"
 	"github.com/modelslot/modelslot/internal/update"
 	"github.com/modelslot/modelslot/slots"
 	"github.com/modelslot/modelslot/verify"
@@ -49,7 +50,7 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.Is(err, errUsage), errors.Is(err, config.ErrConfig):
 		return exitUsage
-	case errors.Is(err, verify.ErrRejected):
+	case errors.Is(err, verify.ErrRejected), errors.Is(err, fetch.ErrOverBudget):
 		return exitRejected
 	case errors.Is(err, update.ErrRolledBack):
 		return exitRolledBack
@@ -62,6 +63,10 @@ func exitCode(err error) int {
 // hint adds what to do for errors whose cause is the machine, not modelslot.
 func hint(err error) string {
 	switch {
+	case errors.Is(err, fetch.ErrNoSpace):
+		return "free space on the state directory's disk, or lower what staging holds; nothing was downloaded"
+	case errors.Is(err, fetch.ErrDownload):
+		return "the network or the server failed; run the same command again: verified chunks are kept and not fetched twice"
 	case errors.Is(err, syscall.ENOSPC):
 		return "the disk is full: free space and run the command again; the active version was not touched"
 	case errors.Is(err, syscall.EROFS):

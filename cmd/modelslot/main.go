@@ -36,7 +36,7 @@ type command struct {
 
 var commands = []command{
 	{"status", "[--json]", "show slots, versions, trial and last failure", runStatus},
-	{"install", "--insecure --version V DIR", "install a model directory into the inactive slot and activate it", runInstall},
+	{"install", "[--allow-downgrade] SOURCE | --insecure --version V DIR", "install a signed model (channel or manifest URL, .mslot bundle, - for stdin) or a development directory, and activate it", runInstall},
 	{"rollback", "[--if-trial]", "go back to the previous good version now", runRollback},
 	{"mark-good", "", "end a trial by keeping the new version", runMarkGood},
 	{"mark-bad", "", "end a trial (or leave the active version) by marking it bad", runMarkBad},

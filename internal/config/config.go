@@ -37,7 +37,14 @@ type Config struct {
 	Systemd   Systemd  `toml:"systemd"`
 	Platform  Platform `toml:"platform"`
 	Agent     Agent    `toml:"agent"`
+	Download  Download `toml:"download"`
 	Models    []Model  `toml:"model"`
+
+	// Labels describe the device (site, hardware…); a manifest may require them.
+	Labels map[string]string `toml:"labels"`
+	// RuntimeVersion is the inference runtime's version, for a manifest's
+	// min_runtime; empty: unknown (a manifest requiring one is refused).
+	RuntimeVersion string `toml:"runtime_version"`
 
 	Path string `toml:"-"` // where it was read from
 }
@@ -59,6 +66,12 @@ type Platform struct {
 	PollInterval Duration `toml:"poll_interval"` // default 30s
 }
 
+// Download tunes repository downloads.
+type Download struct {
+	Workers   int  `toml:"workers"`   // chunks at once; default 4
+	Bandwidth Size `toml:"bandwidth"` // bytes per second over all requests; 0 = unlimited
+}
+
 // Agent configures the daemon.
 type Agent struct {
 	MetricsAddr string   `toml:"metrics_addr"` // Prometheus /metrics listen address; empty = off
@@ -73,7 +86,10 @@ type Model struct {
 	Activation  string   `toml:"activation"` // "restart" or "reload"
 	Source      string   `toml:"source"`
 	TrustedKeys []string `toml:"trusted_keys"`
-	Health      Health   `toml:"health"`
+	// DownloadBudget refuses an update that would download more (a delta must
+	// never silently become a full download); 0 = no limit.
+	DownloadBudget Size   `toml:"download_budget"`
+	Health         Health `toml:"health"`
 }
 
 // Health is the model's health contract (DESIGN.md § Health contract).

@@ -30,6 +30,18 @@ type Source interface {
 	Fill(ctx context.Context, fill *slots.Fill) error
 }
 
+// Downloader is a Source that fetches over a network or from a bundle before
+// it installs: its installs report a downloading step first.
+type Downloader interface {
+	Downloads() bool
+}
+
+// Committer is a Source told when the slot it filled was committed, to clean up
+// what it kept for a resume (staging).
+type Committer interface {
+	Committed()
+}
+
 // Confirmer decides whether an activated version may be kept. It returns nil to
 // commit, or an error whose text starts with a failure reason from DESIGN.md §
 // Events ("watchdog_timeout: …"). A nil Confirmer commits at once: with no unit
@@ -80,7 +92,6 @@ func (u *Updater) Install(ctx context.Context, m *verify.Manifest, src Source) (
 	if active, err := u.sameAsActive(m); active || err != nil {
 		return Result{Outcome: AlreadyActive, Slot: s.State().Active, Version: m.Version}, err
 	}
-	u.report(ctx, report.StatusInstalling, m.Version)
 	outcome, err := u.fill(ctx, m, src)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -132,6 +143,15 @@ func (u *Updater) fill(ctx context.Context, m *verify.Manifest, src Source) (Out
 		}
 		slog.Warn("inactive slot holds this version but does not verify; installing again", "slot", inactive, "err", err)
 	}
+	downloads := false
+	if d, ok := src.(Downloader); ok {
+		downloads = d.Downloads()
+	}
+	if downloads {
+		u.report(ctx, report.StatusDownloading, m.Version)
+	} else {
+		u.report(ctx, report.StatusInstalling, m.Version)
+	}
 	fill, err := s.BeginInstall(ctx, m)
 	if err != nil {
 		return "", err
@@ -142,8 +162,14 @@ func (u *Updater) fill(ctx context.Context, m *verify.Manifest, src Source) (Out
 		}
 		return "", fmt.Errorf("install %s: %w", m.Version, err)
 	}
+	if downloads {
+		u.report(ctx, report.StatusInstalling, m.Version)
+	}
 	if err := fill.Commit(ctx); err != nil {
 		return "", err
+	}
+	if c, ok := src.(Committer); ok {
+		c.Committed()
 	}
 	slog.Info("installed", "model", m.Model, "version", m.Version, "slot", fill.Slot())
 	return Installed, nil
