@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/modelslot/modelslot/internal/bundle"
+	"github.com/modelslot/modelslot/internal/config"
 	"github.com/modelslot/modelslot/internal/fetch"
 	"github.com/modelslot/modelslot/internal/update"
 	"github.com/modelslot/modelslot/slots"
@@ -47,7 +48,7 @@ func (d *Model) InstallSource(ctx context.Context, source string, o InstallOptio
 
 func (d *Model) trustedKeys() (verify.Keyring, error) {
 	if len(d.Model.TrustedKeys) == 0 {
-		return nil, fmt.Errorf("model %s: no trusted_keys configured: a device installs only what a key it trusts signed; add the publisher's .pub file (or use install --insecure for a development directory)", d.Model.Name)
+		return nil, fmt.Errorf("%w: model %s: no trusted_keys configured: a device installs only what a key it trusts signed; add the publisher's .pub file (or use install --insecure for a development directory)", config.ErrConfig, d.Model.Name)
 	}
 	return verify.LoadKeyring(d.Model.TrustedKeys)
 }
