@@ -5,24 +5,30 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/modelslot/modelslot/verify"
 )
 
 // Fill is what Assemble needs of a slot being filled (slots.Fill provides it).
 type Fill interface {
+	// Dir is the directory being filled.
+	Dir() string
 	// WriteFile writes f from r, hashing as it writes; a mismatch is a rejection.
 	WriteFile(ctx context.Context, f verify.File, r io.Reader) error
-	// CreateFile creates f for filling by other means (reflinks); the fill
-	// verifies it at commit.
+	// CreateFile creates f for filling by other means; the fill verifies it at
+	// commit, whatever file then has its name.
 	CreateFile(f verify.File) (*os.File, error)
 }
 
-// Assemble writes every file of the plan's manifest into fill, in manifest
-// order, from the active slot and the staging store; Download or Ingest must
-// have staged the chunks the plan fetches. Where the filesystem can share
-// blocks (FICLONE/FICLONERANGE on btrfs, XFS), unchanged files and aligned
-// ranges are reflinked instead of copied. The caller commits or aborts fill.
+// Assemble completes the staged files with the chunks reused from the active
+// slot and moves them into fill, in manifest order; whole unchanged files are
+// taken from the active slot. Download or Ingest must have staged the chunks
+// the plan fetches. Where the filesystem can share blocks (FICLONE and
+// FICLONERANGE on btrfs, XFS), reuse is a reflink instead of a copy. A staged
+// file enters the slot by rename, so its bytes are written once; the fill
+// hashes every file at commit. The caller commits or aborts fill, and clears
+// staging after a commit.
 func Assemble(ctx context.Context, p *Plan, fill Fill) error {
 	clone := p.reflinkWorks()
 	for _, f := range p.Manifest.Files {
@@ -37,33 +43,83 @@ func Assemble(ctx context.Context, p *Plan, fill Fill) error {
 }
 
 func (p *Plan) assembleFile(ctx context.Context, f verify.File, fill Fill, clone bool) error {
-	src, whole := p.whole[f.Path]
-	switch {
-	case whole && clone:
-		return cloneWhole(fill, f, src)
-	case whole:
+	if src, ok := p.whole[f.Path]; ok {
+		if clone {
+			return cloneWhole(fill, f, src)
+		}
 		in, err := os.Open(src)
 		if err != nil {
 			return fmt.Errorf("reuse from the active slot: %w", err)
 		}
 		defer in.Close()
 		return fill.WriteFile(ctx, f, in)
-	case clone && p.usesSlot(f):
-		return p.cloneRanges(ctx, f, fill)
 	}
-	r := p.newFileReader(ctx, f)
-	defer r.close()
-	return fill.WriteFile(ctx, f, r)
+	if err := p.copyFromSlot(ctx, f, clone); err != nil {
+		return err
+	}
+	return adopt(ctx, fill, f, p.work.file(f))
 }
 
-// usesSlot reports whether any chunk of f comes from the active slot.
-func (p *Plan) usesSlot(f verify.File) bool {
+// copyFromSlot writes f's chunks that the active slot holds into f's staged
+// file: reflinked where aligned and possible, else copied after a hash check.
+func (p *Plan) copyFromSlot(ctx context.Context, f verify.File, clone bool) error {
+	name := p.work.file(f)
+	var off int64
 	for _, c := range f.Chunks {
-		if _, ok := p.slot[c.SHA256]; ok {
-			return true
+		sr, ok := p.slot[c.SHA256]
+		if ok {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := reuseRange(name, off, sr, c, clone); err != nil {
+				return err
+			}
 		}
+		off += c.Size
 	}
-	return false
+	return nil
+}
+
+func reuseRange(name string, off int64, sr slotRange, c verify.Chunk, clone bool) error {
+	if clone {
+		out, err := os.OpenFile(name, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		defer out.Close()
+		return cloneOrCopyRange(out, off, sr, c.Size)
+	}
+	buf := getBuf(c.Size)[:c.Size]
+	defer putBuf(buf)
+	if err := readAt(sr.file, sr.off, buf); err != nil {
+		return fmt.Errorf("reuse chunk %s from the active slot: %w", c.SHA256, err)
+	}
+	if err := checkSum(buf, c); err != nil {
+		return fmt.Errorf("the active slot's %s no longer matches its manifest (run `modelslot verify`): %w", sr.file, err)
+	}
+	return writeAt(name, off, buf)
+}
+
+// adopt puts the staged file staged into fill under f's name: it lets the fill
+// create the file (so it is known and verified at commit) and renames the
+// staged file over it. Across filesystems it is copied instead.
+func adopt(ctx context.Context, fill Fill, f verify.File, staged string) error {
+	out, err := fill.CreateFile(f)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	err = os.Rename(staged, filepath.Join(fill.Dir(), filepath.FromSlash(f.Path)))
+	if err == nil || !isCrossDevice(err) {
+		return err
+	}
+	in, err := os.Open(staged)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	_, err = verify.CopyBuffer(ctx, out, in)
+	return err
 }
 
 func cloneWhole(fill Fill, f verify.File, src string) error {
@@ -83,31 +139,6 @@ func cloneWhole(fill Fill, f verify.File, src string) error {
 			out.Close()
 			return err
 		}
-	}
-	return out.Close()
-}
-
-// cloneRanges fills f with the chunks in order: ranges of the active slot that
-// sit at the same block alignment are reflinked, the rest is written from
-// verified bytes. Commit hashes the whole file afterwards.
-func (p *Plan) cloneRanges(ctx context.Context, f verify.File, fill Fill) error {
-	out, err := fill.CreateFile(f)
-	if err != nil {
-		return err
-	}
-	defer out.Close()
-	r := p.newFileReader(ctx, f)
-	defer r.close()
-	var off int64
-	for _, c := range f.Chunks {
-		if sr, ok := p.slot[c.SHA256]; ok {
-			if err := cloneOrCopyRange(out, off, sr, c.Size); err != nil {
-				return err
-			}
-		} else if err := r.writeChunkAt(out, off, c); err != nil {
-			return err
-		}
-		off += c.Size
 	}
 	return out.Close()
 }

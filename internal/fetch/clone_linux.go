@@ -33,7 +33,7 @@ func (p *Plan) reflinkWorks() bool {
 		return false
 	}
 	defer in.Close()
-	probe, err := os.CreateTemp(p.staging.chunkDir(), tmpPrefix+"reflink-*")
+	probe, err := os.CreateTemp(p.work.dir, ".reflink-probe-*")
 	if err != nil {
 		return false
 	}
@@ -92,3 +92,5 @@ func copyRange(out *os.File, off int64, in *os.File, srcOff, n int64) error {
 	}
 	return nil
 }
+
+func isCrossDevice(err error) bool { return errors.Is(err, unix.EXDEV) }

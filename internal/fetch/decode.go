@@ -91,8 +91,8 @@ func checkSum(data []byte, c verify.Chunk) error {
 	return nil
 }
 
-// stageChunk decodes a chunk's compressed bytes, verifies them and stores them
-// in staging, recycling both buffers.
+// stageChunk decodes a chunk's compressed bytes, verifies them and writes them
+// to their places in staging, recycling the buffer.
 func (p *Plan) stageChunk(z []byte, c verify.Chunk) error {
 	plain := getBuf(c.Size)
 	defer putBuf(plain)
@@ -100,11 +100,7 @@ func (p *Plan) stageChunk(z []byte, c verify.Chunk) error {
 	if err != nil {
 		return err
 	}
-	if err := p.staging.Put(c, data); err != nil {
-		return err
-	}
-	p.markStagedSafe(c)
-	return nil
+	return p.stage(c, data)
 }
 
 // fetchChunk downloads chunk ch from the repository at repoURL into staging.

@@ -146,6 +146,8 @@ func (d *dirFill) WriteFile(ctx context.Context, f verify.File, r io.Reader) err
 	return out.Chmod(os.FileMode(f.Mode))
 }
 
+func (d *dirFill) Dir() string { return d.dir }
+
 func (d *dirFill) CreateFile(f verify.File) (*os.File, error) {
 	name := filepath.Join(d.dir, filepath.FromSlash(f.Path))
 	os.MkdirAll(filepath.Dir(name), 0o755)

@@ -111,20 +111,40 @@ func TestResumeAfterRestartFetchesOnlyWhatIsMissing(t *testing.T) {
 func TestStagedChunkCorruptedOnDiskIsFetchedAgain(t *testing.T) {
 	r := newRepo(t)
 	r.publish(model(t, 1), "v1")
-	staging := t.TempDir()
-	if _, _, err := install(t, fastClient(), r, nil, staging); err != nil {
-		t.Fatal(err)
-	}
-	entries, _ := os.ReadDir(filepath.Join(staging, "chunks"))
-	victim := filepath.Join(staging, "chunks", entries[0].Name())
-	b, _ := os.ReadFile(victim)
-	b[10] ^= 0xff // bit rot, or a power cut that kept garbage
-	os.WriteFile(victim, b, 0o644)
-	_, p, err := install(t, fastClient(), r, nil, staging)
+	ctx := context.Background()
+	c := fastClient()
+	res, err := c.Resolve(ctx, r.channelURL(), r.trusted())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Fetch) != 1 || p.Fetch[0].SHA256 != entries[0].Name() {
-		t.Fatalf("plan fetches %d chunks; want exactly the corrupted one again", len(p.Fetch))
+	st, _ := OpenStaging(t.TempDir())
+	p, _ := NewPlan(ctx, res.Manifest, st, nil)
+	if err := c.Download(ctx, res.RepoURL, p, DownloadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The process stops before assembling; then bit rot, or a power cut that
+	// kept garbage, hits the second chunk of weights.bin.
+	f, _ := res.Manifest.Lookup("weights.bin")
+	victim := f.Chunks[1]
+	name := p.work.file(f)
+	b, _ := os.ReadFile(name)
+	b[f.Chunks[0].Size+10] ^= 0xff
+	os.WriteFile(name, b, 0o644)
+	p2, err := NewPlan(ctx, res.Manifest, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p2.Fetch) != 1 || p2.Fetch[0].SHA256 != victim.SHA256 {
+		t.Fatalf("plan fetches %d chunks; want exactly the corrupted one again", len(p2.Fetch))
+	}
+	if err := c.Download(ctx, res.RepoURL, p2, DownloadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	if err := Assemble(ctx, p2, &dirFill{dir: out}); err != nil {
+		t.Fatal(err)
+	}
+	if err := verify.VerifyTree(ctx, out, res.Manifest, 1); err != nil {
+		t.Fatal(err)
 	}
 }

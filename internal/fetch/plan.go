@@ -3,8 +3,8 @@ package fetch
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
-	"sync"
 
 	"github.com/modelslot/modelslot/internal/bundle"
 	"github.com/modelslot/modelslot/verify"
@@ -23,74 +23,124 @@ type slotRange struct {
 	off  int64
 }
 
+// place is one use of a chunk: a staged file and an offset in it.
+type place struct {
+	file string
+	off  int64
+}
+
 // Plan says, before the first byte is downloaded, where every byte of the new
 // version will come from: a whole unchanged file of the active slot, a chunk in
-// the active slot, a chunk already staged, or the network.
+// the active slot, a chunk already staged by an earlier attempt, or the network.
 type Plan struct {
 	Manifest *verify.Manifest
 
 	Fetch      []verify.Chunk // distinct chunks to download, in order of first use
 	FetchBytes int64          // their compressed size: bytes on the wire
-	FetchSize  int64          // their uncompressed size: what staging grows by
-	StagedSize int64          // bytes of chunks already staged and re-verified
+	FetchSize  int64          // their uncompressed size
+	StagedSize int64          // bytes already staged and re-verified
 	ReusedSize int64          // bytes taken from the active slot
+	WholeSize  int64          // of which whole unchanged files
 
 	staging *Staging
+	work    *work
 	whole   map[string]string    // new file path → identical active file
 	slot    map[string]slotRange // chunk sha256 → its bytes in the active slot
-	mu      sync.Mutex
-	staged  map[string]bool // chunk sha256 → verified in staging; guarded by mu
+	places  map[string][]place   // chunk sha256 → where it goes in the staged files
 }
 
-// NewPlan plans the install of m. active may be nil (first install). Staged
-// chunks are re-hashed here; the active slot's bytes are hashed as they are
-// copied (Assemble), since the slot is read-only and was verified at install.
+// NewPlan plans the install of m. active may be nil (first install). Chunks an
+// earlier attempt staged are re-hashed in place here; the active slot's bytes
+// are checked as they are copied (Assemble).
 func NewPlan(ctx context.Context, m *verify.Manifest, st *Staging, active *Active) (*Plan, error) {
-	p := &Plan{Manifest: m, staging: st, whole: map[string]string{}, slot: map[string]slotRange{}, staged: map[string]bool{}}
+	w, err := st.workFor(m)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{Manifest: m, staging: st, work: w, whole: map[string]string{},
+		slot: map[string]slotRange{}, places: map[string][]place{}}
 	p.indexActive(active)
-	need := map[string]bool{}
-	for _, f := range m.Files {
-		if _, ok := p.whole[f.Path]; ok {
-			p.ReusedSize += f.Size
-			continue
-		}
-		if f.Size > 0 && len(f.Chunks) == 0 {
-			return nil, rejectf("file %s has no chunk list: this manifest cannot be installed from a repository", f.Path)
-		}
-		for _, c := range f.Chunks {
-			need[c.SHA256] = true
-		}
+	if err := p.placeFiles(); err != nil {
+		return nil, err
+	}
+	done, err := w.journaled()
+	if err != nil {
+		return nil, err
 	}
 	for _, c := range bundle.ChunkOrder(m) {
-		if !need[c.SHA256] {
+		if _, needed := p.places[c.SHA256]; !needed {
 			continue
 		}
-		if err := p.place(ctx, c); err != nil {
+		if err := p.source(ctx, c, done[c.SHA256]); err != nil {
 			return nil, err
 		}
 	}
 	return p, nil
 }
 
-// place decides where chunk c comes from.
-func (p *Plan) place(ctx context.Context, c verify.Chunk) error {
+// placeFiles prepares a staged file for every file not reused whole and notes
+// where each of its chunks goes.
+func (p *Plan) placeFiles() error {
+	for _, f := range p.Manifest.Files {
+		if _, ok := p.whole[f.Path]; ok {
+			p.ReusedSize += f.Size
+			p.WholeSize += f.Size
+			continue
+		}
+		if f.Size > 0 && len(f.Chunks) == 0 {
+			return rejectf("file %s has no chunk list: this manifest cannot be installed from a repository", f.Path)
+		}
+		if err := p.work.prepare(f); err != nil {
+			return err
+		}
+		var off int64
+		for _, c := range f.Chunks {
+			p.places[c.SHA256] = append(p.places[c.SHA256], place{file: p.work.file(f), off: off})
+			off += c.Size
+		}
+	}
+	return nil
+}
+
+// source decides where chunk c comes from.
+func (p *Plan) source(ctx context.Context, c verify.Chunk, journaled bool) error {
 	if _, ok := p.slot[c.SHA256]; ok {
 		p.ReusedSize += c.Size
 		return nil
 	}
-	ok, err := p.staging.Has(ctx, c)
-	if err != nil {
-		return fmt.Errorf("plan: %w", err)
-	}
-	if ok {
-		p.staged[c.SHA256] = true
-		p.StagedSize += c.Size
-		return nil
+	if journaled {
+		ok, err := p.verifyPlaced(ctx, c)
+		if err != nil {
+			return err
+		}
+		if ok {
+			p.StagedSize += c.Size
+			return nil
+		}
 	}
 	p.Fetch = append(p.Fetch, c)
 	p.FetchBytes += c.CSize
 	p.FetchSize += c.Size
 	return nil
+}
+
+// verifyPlaced re-hashes every place of a journaled chunk: a restart, a power
+// cut or a stray write may have left other bytes there.
+func (p *Plan) verifyPlaced(ctx context.Context, c verify.Chunk) (bool, error) {
+	buf := getBuf(c.Size)[:c.Size]
+	defer putBuf(buf)
+	for _, pl := range p.places[c.SHA256] {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		if err := readAt(pl.file, pl.off, buf); err != nil {
+			return false, fmt.Errorf("plan: %w", err)
+		}
+		if checkSum(buf, c) != nil {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // indexActive records the active slot's whole files by digest and its chunks
@@ -102,7 +152,7 @@ func (p *Plan) indexActive(a *Active) {
 	files := map[string]string{}
 	for _, f := range a.Manifest.Files {
 		name := filepath.Join(a.Dir, filepath.FromSlash(f.Path))
-		files[f.SHA256+"/"+fmt.Sprint(f.Size)] = name
+		files[fmt.Sprintf("%s/%d", f.SHA256, f.Size)] = name
 		var off int64
 		for _, c := range f.Chunks {
 			if _, ok := p.slot[c.SHA256]; !ok {
@@ -112,22 +162,46 @@ func (p *Plan) indexActive(a *Active) {
 		}
 	}
 	for _, f := range p.Manifest.Files {
-		if name, ok := files[f.SHA256+"/"+fmt.Sprint(f.Size)]; ok && f.Size > 0 {
+		if name, ok := files[fmt.Sprintf("%s/%d", f.SHA256, f.Size)]; ok && f.Size > 0 {
 			p.whole[f.Path] = name
 		}
 	}
 }
 
-// markStagedSafe records that c is now staged (after a download or a bundle
-// read); downloads call it from several goroutines.
-func (p *Plan) markStagedSafe(c verify.Chunk) {
-	p.mu.Lock()
-	p.staged[c.SHA256] = true
-	p.mu.Unlock()
+// stage writes a verified chunk to every place it has, then journals it.
+func (p *Plan) stage(c verify.Chunk, data []byte) error {
+	for _, pl := range p.places[c.SHA256] {
+		if err := writeAt(pl.file, pl.off, data); err != nil {
+			return fmt.Errorf("staging: chunk %s: %w", c.SHA256, err)
+		}
+	}
+	return p.work.record(c.SHA256)
 }
 
 // Summary is one line for logs and the terminal.
 func (p *Plan) Summary() string {
 	return fmt.Sprintf("%s %s: download %d chunks (%d bytes), %d bytes already staged, %d bytes reused from the active slot, %d bytes in all",
 		p.Manifest.Model, p.Manifest.Version, len(p.Fetch), p.FetchBytes, p.StagedSize, p.ReusedSize, p.Manifest.TotalSize())
+}
+
+func readAt(name string, off int64, buf []byte) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = f.ReadAt(buf, off)
+	return err
+}
+
+func writeAt(name string, off int64, data []byte) error {
+	f, err := os.OpenFile(name, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteAt(data, off)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -22,8 +22,10 @@ const DefaultMargin = 64 << 20
 // statfs is a seam: tests can fake a full disk without mounting one.
 var statfs = unix.Statfs
 
-// Check refuses the plan when it would exceed the budget or the free space:
-// staging must hold the chunks still to download, and the slot the whole model.
+// Check refuses the plan when it would exceed the budget or the free space. On
+// one filesystem the install needs the model's size less what is staged
+// already (staged files move into the slot by rename). On two, staging needs
+// the files it assembles and the slot a copy of everything.
 func (p *Plan) Check(sp Space) error {
 	if sp.Budget > 0 && p.FetchBytes > sp.Budget {
 		return fmt.Errorf("%w: %s %s needs %d bytes (%d chunks) downloaded, the budget is %d; raise the budget or install from a bundle",
@@ -39,15 +41,16 @@ func (p *Plan) Check(sp Space) error {
 	if err := statfs(sp.SlotDir, &ss); err != nil {
 		return fmt.Errorf("free space of %s: %w", sp.SlotDir, err)
 	}
-	slotNeed := p.Manifest.TotalSize() - sp.Reclaim
+	total := p.Manifest.TotalSize()
+	staged := total - p.WholeSize - p.StagedSize // still to write into staging
 	if st.Fsid == ss.Fsid {
-		return enough(sp.StagingDir, avail(&st), p.FetchSize+slotNeed+sp.Margin,
-			fmt.Sprintf("%d to stage and %d for the slot", p.FetchSize, slotNeed))
+		return enough(sp.StagingDir, avail(&st), staged+p.WholeSize-sp.Reclaim+sp.Margin,
+			fmt.Sprintf("%d to stage, %d copied from the active slot, %d freed first", staged, p.WholeSize, sp.Reclaim))
 	}
-	if err := enough(sp.StagingDir, avail(&st), p.FetchSize+sp.Margin, fmt.Sprintf("%d to stage", p.FetchSize)); err != nil {
+	if err := enough(sp.StagingDir, avail(&st), staged+sp.Margin, fmt.Sprintf("%d to stage", staged)); err != nil {
 		return err
 	}
-	return enough(sp.SlotDir, avail(&ss), slotNeed+sp.Margin, fmt.Sprintf("%d for the slot", slotNeed))
+	return enough(sp.SlotDir, avail(&ss), total-sp.Reclaim+sp.Margin, fmt.Sprintf("%d for the slot, %d freed first", total, sp.Reclaim))
 }
 
 func avail(s *unix.Statfs_t) int64 { return int64(s.Bavail) * int64(s.Bsize) }

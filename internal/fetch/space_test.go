@@ -8,11 +8,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// smallDisk mounts a 1 MiB tmpfs: a real filesystem that is nearly full, so the
+// smallDisk mounts a 512 KiB tmpfs: a real filesystem that is nearly full, so the
 // check is tested against what statfs really says. It needs root.
 func smallDisk(t *testing.T) string {
 	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=512k"); err != nil {
 		t.Skipf("cannot mount a tmpfs (needs root): %v", err)
 	}
 	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
@@ -21,7 +21,7 @@ func smallDisk(t *testing.T) string {
 
 func TestHostileNotEnoughSpaceRefusedBeforeDownload(t *testing.T) {
 	r := newRepo(t)
-	r.publish(model(t, 1), "v1") // ~500 KiB to stage and ~500 KiB for the slot
+	r.publish(model(t, 1), "v1") // ~500 KiB to stage, then moved into the slot
 	disk := smallDisk(t)
 	staging := filepath.Join(disk, "staging")
 	slots := filepath.Join(disk, "slots")

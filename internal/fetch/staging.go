@@ -1,122 +1,137 @@
 package fetch
 
 import (
-	"context"
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/modelslot/modelslot/internal/durable"
 	"github.com/modelslot/modelslot/verify"
 )
 
-// Staging keeps verified, uncompressed chunks between attempts of an install
-// (<state>/<model>/staging/chunks/<sha256>), so an install interrupted by a
-// dropped connection, a restart or a power cut resumes without fetching a
-// verified chunk twice. It is a cache of our own making: a chunk that no longer
-// matches its name is deleted, never used.
+// Staging keeps an install's verified progress between attempts
+// (<state>/<model>/staging/), so an install interrupted by a dropped
+// connection, a restart or a power cut resumes without fetching a verified
+// chunk twice. Each manifest gets a work directory holding its files as they
+// are assembled — each verified chunk written straight to its place, so the
+// bytes are written once, not once to a chunk store and again to the slot — and
+// a journal naming the chunks written. The journal is a hint, not a proof:
+// every journaled chunk is re-hashed in place before it is trusted, so neither
+// the data nor the journal needs an fsync per chunk.
 type Staging struct {
 	dir string
 }
 
-const tmpPrefix = ".tmp-"
-
-// OpenStaging opens (creating it if needed) the staging store at dir and removes
-// the temp files an interrupted write left; they were never renamed, so they
-// were never trusted.
+// OpenStaging opens (creating it if needed) the staging store at dir.
 func OpenStaging(dir string) (*Staging, error) {
-	s := &Staging{dir: dir}
-	if err := os.MkdirAll(s.chunkDir(), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, "work"), 0o755); err != nil {
 		return nil, fmt.Errorf("staging: %w", err)
 	}
-	entries, err := os.ReadDir(s.chunkDir())
-	if err != nil {
-		return nil, fmt.Errorf("staging: %w", err)
-	}
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), tmpPrefix) {
-			os.Remove(filepath.Join(s.chunkDir(), e.Name()))
-		}
-	}
-	return s, nil
+	return &Staging{dir: dir}, nil
 }
 
 // Dir is the staging directory.
 func (s *Staging) Dir() string { return s.dir }
 
-func (s *Staging) chunkDir() string       { return filepath.Join(s.dir, "chunks") }
-func (s *Staging) path(sum string) string { return filepath.Join(s.chunkDir(), sum) }
-
-// Put stores a verified chunk: temp, fsync, rename, so after a power cut the
-// name holds the whole chunk or does not exist. The directory is not synced per
-// chunk: a name lost in a power cut costs one download again, not a wrong byte
-// (Has re-hashes whatever it finds).
-func (s *Staging) Put(c verify.Chunk, data []byte) error {
-	if err := checkSum(data, c); err != nil {
-		return err // callers verify first; this guards the invariant, not the network
+// Clear removes all staged work, after the install it served committed.
+func (s *Staging) Clear() error {
+	if err := os.RemoveAll(filepath.Join(s.dir, "work")); err != nil {
+		return fmt.Errorf("staging: clear: %w", err)
 	}
-	f, err := os.CreateTemp(s.chunkDir(), tmpPrefix+"*")
+	if err := os.MkdirAll(filepath.Join(s.dir, "work"), 0o755); err != nil {
+		return fmt.Errorf("staging: clear: %w", err)
+	}
+	return durable.SyncDir(s.dir)
+}
+
+// work is the staged state of one manifest.
+type work struct {
+	dir string
+	mu  sync.Mutex // serializes journal appends
+}
+
+// workFor opens the work directory of m, named by the digest of its content so
+// that another manifest never mistakes it for its own.
+func (s *Staging) workFor(m *verify.Manifest) (*work, error) {
+	b, err := m.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(b)
+	w := &work{dir: filepath.Join(s.dir, "work", hex.EncodeToString(sum[:8]))}
+	if err := os.MkdirAll(filepath.Join(w.dir, "files"), 0o755); err != nil {
+		return nil, fmt.Errorf("staging: %w", err)
+	}
+	return w, nil
+}
+
+// file is where f is assembled.
+func (w *work) file(f verify.File) string {
+	return filepath.Join(w.dir, "files", filepath.FromSlash(f.Path))
+}
+
+// prepare makes f's staged file exist with f's size (sparse where nothing was
+// written yet), keeping what an earlier attempt wrote.
+func (w *work) prepare(f verify.File) error {
+	name := w.file(f)
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		return fmt.Errorf("staging: %w", err)
+	}
+	out, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE, 0o644)
 	if err != nil {
 		return fmt.Errorf("staging: %w", err)
 	}
-	defer os.Remove(f.Name()) // a no-op once renamed
-	_, err = f.Write(data)
-	if err == nil {
-		err = durable.Sync(f)
+	defer out.Close()
+	if fi, err := out.Stat(); err == nil && fi.Size() == f.Size {
+		return nil
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), s.path(c.SHA256))
-	}
-	if err != nil {
-		return fmt.Errorf("staging: store chunk %s: %w", c.SHA256, err)
+	if err := out.Truncate(f.Size); err != nil {
+		return fmt.Errorf("staging: %w", err)
 	}
 	return nil
 }
 
-// Has reports whether a verified copy of c is staged. It re-hashes the file: a
-// chunk kept across a restart is trusted only for what it is now. A staged
-// file that does not match is removed.
-func (s *Staging) Has(ctx context.Context, c verify.Chunk) (bool, error) {
-	name := s.path(c.SHA256)
-	fi, err := os.Stat(name)
+// journaled lists the chunks an earlier attempt recorded as written.
+func (w *work) journaled() (map[string]bool, error) {
+	f, err := os.Open(filepath.Join(w.dir, "journal"))
 	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
+		return map[string]bool{}, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("staging: %w", err)
+		return nil, fmt.Errorf("staging: %w", err)
 	}
-	if fi.Size() == c.Size && fi.Mode().IsRegular() {
-		sum, _, err := verify.HashFile(ctx, name)
-		if err != nil {
-			return false, fmt.Errorf("staging: %w", err)
-		}
-		if sum == c.SHA256 {
-			return true, nil
+	defer f.Close()
+	done := map[string]bool{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if line := strings.TrimSpace(sc.Text()); verify.CheckDigest(line) == nil {
+			done[line] = true // a torn last line fails CheckDigest and is ignored
 		}
 	}
-	slog.Warn("staged chunk does not match its name; removed, it will be downloaded again", "chunk", c.SHA256, "file", name)
-	return false, os.Remove(name)
+	return done, nil
 }
 
-// Open opens a staged chunk for reading.
-func (s *Staging) Open(sum string) (*os.File, error) {
-	return os.Open(s.path(sum))
-}
-
-// Clear removes every staged chunk, after the install they served committed.
-func (s *Staging) Clear() error {
-	if err := os.RemoveAll(s.chunkDir()); err != nil {
-		return fmt.Errorf("staging: clear: %w", err)
+// record appends sum to the journal after its bytes were written.
+func (w *work) record(sum string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	f, err := os.OpenFile(filepath.Join(w.dir, "journal"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("staging: %w", err)
 	}
-	if err := os.MkdirAll(s.chunkDir(), 0o755); err != nil {
-		return fmt.Errorf("staging: clear: %w", err)
+	_, err = f.WriteString(sum + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	return durable.SyncDir(s.dir)
+	if err != nil {
+		return fmt.Errorf("staging: journal: %w", err)
+	}
+	return nil
 }
