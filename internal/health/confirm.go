@@ -16,6 +16,9 @@ import (
 const (
 	DefaultCheckTimeout = 60 * time.Second
 	DefaultStartTimeout = 60 * time.Second
+	// DefaultWindow is how long a unit must stay healthy when confirm_window
+	// is not set (docs/config.md); without a unit there is nothing to watch.
+	DefaultWindow = 60 * time.Second
 	DefaultProbeSamples = 5
 	// DefaultTolerance applies when the manifest names none: the same default
 	// as the loader's own probe (docs/demo-server.md), so a model that passes
@@ -53,7 +56,7 @@ type Confirmer struct {
 
 	Unit         Unit          // nil: no unit to activate or watch
 	StartTimeout time.Duration // for the unit to be up and the probe to answer the new version
-	Window       time.Duration // how long the unit must stay healthy
+	Window       time.Duration // how long the unit must stay healthy; DefaultWindow if 0 with a Unit
 	ProbeURL     string        // "" = no probe
 	MaxLatency   time.Duration
 	ProbeSamples int
@@ -76,7 +79,7 @@ func (c *Confirmer) Confirm(ctx context.Context, slot, version string) error {
 	if c.Unit != nil {
 		failures = c.Unit.Watch(wctx)
 	}
-	end := time.Now().Add(c.Window)
+	end := time.Now().Add(c.window())
 	err := c.whileWatched(ctx, failures, func(ctx context.Context) error {
 		if err := c.probeUntilReady(ctx, slot, version, start); err != nil {
 			return err
@@ -89,7 +92,7 @@ func (c *Confirmer) Confirm(ctx context.Context, slot, version string) error {
 	if err := c.wait(ctx, failures, end); err != nil {
 		return err
 	}
-	if c.Window > 0 && c.ProbeURL != "" { // still answering at the end of the window?
+	if c.window() > 0 && c.ProbeURL != "" { // still answering at the end of the window?
 		return c.whileWatched(ctx, failures, func(ctx context.Context) error { return c.probeOnce(ctx, slot, version) })
 	}
 	return nil
@@ -259,6 +262,13 @@ func (c *Confirmer) startTimeout() time.Duration {
 		return c.StartTimeout
 	}
 	return DefaultStartTimeout
+}
+
+func (c *Confirmer) window() time.Duration {
+	if c.Window <= 0 && c.Unit != nil {
+		return DefaultWindow
+	}
+	return c.Window
 }
 
 func (c *Confirmer) samples() int {
