@@ -18,7 +18,7 @@ const (
 	DefaultStartTimeout = 60 * time.Second
 	// DefaultWindow is how long a unit must stay healthy when confirm_window
 	// is not set (docs/config.md); without a unit there is nothing to watch.
-	DefaultWindow = 60 * time.Second
+	DefaultWindow       = 60 * time.Second
 	DefaultProbeSamples = 5
 	// DefaultTolerance applies when the manifest names none: the same default
 	// as the loader's own probe (docs/demo-server.md), so a model that passes
