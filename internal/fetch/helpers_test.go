@@ -25,9 +25,14 @@ var testParams = chunker.Params{Min: 16 << 10, Avg: 32 << 10, Max: 64 << 10}
 
 func testKey(t testing.TB, seed byte) *verify.PrivateKey {
 	t.Helper()
+	return testKeyNoT(seed)
+}
+
+// testKeyNoT is testKey for a child process, which has no *testing.T.
+func testKeyNoT(seed byte) *verify.PrivateKey {
 	k, err := verify.GenerateKey(bytes.NewReader(bytes.Repeat([]byte{seed}, 32)))
 	if err != nil {
-		t.Fatal(err)
+		panic(err)
 	}
 	return k
 }
