@@ -10,7 +10,8 @@
 #
 # Needs root (a mount namespace and a cgroup for the manager) and Go. Everything
 # it starts (manager, servers) and every file it writes live under one temp
-# directory and are removed on exit, also on Ctrl-C.
+# directory and are removed on exit, also on Ctrl-C. DEMO_DEBUG=1 shows
+# modelslot's log (with MODELSLOT_LOG_LEVEL=info, every step).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo_root=$PWD
@@ -107,10 +108,11 @@ systemctl --user start demo-inference.socket
 say "demo-inference.socket listens on 127.0.0.1:$port (WatchdogSec=2, Restart=on-failure, OnFailure=modelslot-rollback@)"
 
 # A local repository on loopback when this build can publish and install from
-# one; otherwise plain directory installs (install --insecure --version V DIR).
+# one (and python3 serves it); otherwise, or with DEMO_DIRS=1, plain directory
+# installs (install --insecure --version V DIR).
 source_of() { echo "--insecure --version $1 testdata/models/$2"; }
 help=$("$ms_bin" --help 2>&1)
-if grep -q '^  publish' <<<"$help" && grep -q '^  install.*SOURCE' <<<"$help" && command -v python3 >/dev/null; then
+if [ -z "${DEMO_DIRS:-}" ] && grep -q '^  publish' <<<"$help" && grep -q '^  install.*SOURCE' <<<"$help" && command -v python3 >/dev/null; then
 	mkdir -p "$work/keys"
 	"$ms_bin" keygen --out "$work/keys/publisher" >/dev/null
 	rport=$((port + 1))
