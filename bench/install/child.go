@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 
@@ -23,6 +24,14 @@ func runChild(args []string) error {
 	// A soft memory limit, as the command sets it: the installer's buffers are
 	// bounded, and the limit tells the collector not to let garbage double them.
 	debug.SetMemoryLimit(48 << 20)
+	if name := os.Getenv("MODELSLOT_BENCH_CPUPROFILE"); name != "" {
+		f, err := os.Create(name)
+		if err != nil {
+			return err
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	ctx := context.Background()
 	trusted, err := verify.LoadKeyring([]string{args[1]})
 	if err != nil {

@@ -10,7 +10,8 @@
 //
 // Each modelslot install runs in a child process (this binary with -child), so
 // its RSS and start-up are measured like the pipeline's. Run it with
-// `go run ./bench/install` (flags: -size, -rounds, -work, -skip-rss).
+// `go run ./bench/install` (flags: -size, -rounds, -work, -only, -skip-rss;
+// MODELSLOT_BENCH_CPUPROFILE=FILE profiles the child installs).
 package main
 
 import (
@@ -29,6 +30,7 @@ func main() {
 		work    = flag.String("work", "/var/tmp", "directory for the repository and state (several GiB)")
 		skipRSS = flag.Bool("skip-rss", false, "skip the peak RSS runs (512 MiB and 2 GiB)")
 		keep    = flag.Bool("keep", false, "keep the work directory (for debugging)")
+		only    = flag.Int("only", 0, "run only measurement 1, 2 or 3")
 	)
 	flag.Parse()
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
@@ -53,13 +55,18 @@ func main() {
 		log.Fatal(err)
 	}
 	defer b.close()
-	if err := b.compareInstall(int64(*sizeMiB)<<20, *rounds); err != nil {
-		log.Fatal(err)
+	run := func(n int) bool { return *only == 0 || *only == n }
+	if run(1) {
+		if err := b.compareInstall(int64(*sizeMiB)<<20, *rounds); err != nil {
+			log.Fatal(err)
+		}
 	}
-	if err := b.delta(); err != nil {
-		log.Fatal(err)
+	if run(2) {
+		if err := b.delta(); err != nil {
+			log.Fatal(err)
+		}
 	}
-	if !*skipRSS {
+	if run(3) && !*skipRSS {
 		for _, mib := range []int64{512, 2048} {
 			if err := b.peakRSS(mib << 20); err != nil {
 				log.Fatal(err)
