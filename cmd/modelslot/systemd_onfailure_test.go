@@ -84,3 +84,33 @@ func TestSystemdPackagedUnitsVerify(t *testing.T) {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
 	}
 }
+
+// The old version does not come back either (here: every start of the unit
+// fails from now on): modelslot reverts the link, says so plainly in status,
+// and stops; no swinging back and forth, also not on the next start.
+func TestSystemdOldVersionFailingTooIsReportedAndStops(t *testing.T) {
+	t.Parallel()
+	d := newSDDevice(t, sdOptions{startTimeout: 3 * time.Second})
+	d.install(0, "v1")
+	d.writeUnitFile(t, demoUnit+".d/broken.conf", "[Service]\nExecStartPre=/bin/false\n")
+	d.m.DaemonReload(t)
+	r := d.install(exitRolledBack, "v2")
+	if !strings.Contains(r.stderr, "did not come back healthy") {
+		t.Fatalf("the error should say the old version failed too: %s", r.stderr)
+	}
+	if got := d.checkInvariants(); got != "v1" {
+		t.Fatalf("the link must be back on v1, serves %q", got)
+	}
+	st := d.status()
+	if st.Trial != nil || st.LastFailure == nil || st.LastFailure.RestoreFailed == "" {
+		t.Fatalf("status must show the failed restore and no trial: %+v", st)
+	}
+	failedWith(t, st, "v2", "crash_loop")
+	human := d.must(0, "status").stdout
+	if !strings.Contains(human, "ATTENTION") {
+		t.Fatalf("status must say it plainly:\n%s", human)
+	}
+	if again := d.status(); *again.ActiveVersion != "v1" || again.Trial != nil {
+		t.Fatalf("the next start changed something: %+v", again)
+	}
+}
