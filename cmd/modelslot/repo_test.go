@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/modelslot/modelslot/internal/publish"
+	"github.com/modelslot/modelslot/verify"
+)
+
+// repoServer is a real loopback repository whose answers a test can spoil.
+type repoServer struct {
+	t      *testing.T
+	dir    string
+	key    *verify.PrivateKey
+	pub    string // the key's .pub file
+	url    string
+	mu     sync.Mutex
+	spoil  func(w http.ResponseWriter, r *http.Request) bool // true: answered already
+	chunks []string                                          // chunk paths requested, in order
+}
+
+func newRepoServer(t *testing.T) *repoServer {
+	t.Helper()
+	r := &repoServer{t: t, dir: t.TempDir()}
+	k, err := verify.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.key, r.pub = k, filepath.Join(t.TempDir(), "publisher")
+	if err := verify.WriteKeyPair(r.pub, k); err != nil {
+		t.Fatal(err)
+	}
+	r.pub += ".pub"
+	files := http.FileServer(http.Dir(r.dir))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.mu.Lock()
+		spoil := r.spoil
+		if strings.HasPrefix(req.URL.Path, "/chunks/") {
+			r.chunks = append(r.chunks, req.URL.Path)
+		}
+		r.mu.Unlock()
+		if spoil != nil && spoil(w, req) {
+			return
+		}
+		files.ServeHTTP(w, req)
+	}))
+	t.Cleanup(srv.Close)
+	r.url = srv.URL
+	return r
+}
+
+func (r *repoServer) publish(dir, version string, req ...*verify.Requires) {
+	r.t.Helper()
+	opts := publish.Options{Repo: r.dir, Model: "demo", Version: version, Channel: "stable", Key: r.key}
+	if len(req) > 0 {
+		opts.Requires = req[0]
+	}
+	_, err := publish.Publish(context.Background(), dir, opts)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *repoServer) channel() string { return r.url + "/demo/channels/stable.json" }
+
+func (r *repoServer) setSpoil(f func(w http.ResponseWriter, req *http.Request) bool) {
+	r.mu.Lock()
+	r.spoil, r.chunks = f, nil
+	r.mu.Unlock()
+}
+
+func (r *repoServer) chunkRequests() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.chunks)
+}
+
+// repoEnv is a device that trusts the repository's key and runs v1 from it.
+func repoEnv(t *testing.T, r *repoServer) *env {
+	t.Helper()
+	e := newEnv(t)
+	e.extraConf = fmt.Sprintf("trusted_keys = [%q]\n", r.pub)
+	e.writeConfig()
+	r.publish(makeModel(t, 300<<10, 5000), "v1")
+	e.must(0, "install", r.channel())
+	return e
+}
+
+// afterFailure checks what every hostile test must leave: v1 serving and
+// verifying, no half slot.
+func afterFailure(t *testing.T, e *env) {
+	t.Helper()
+	if got := e.checkInvariants(); got != "v1" {
+		t.Fatalf("active %q after a refused update, want v1", got)
+	}
+	e.must(0, "verify")
+}
+
+func TestRepositoryInstallRefusals(t *testing.T) {
+	tests := []struct {
+		name     string
+		extra    string // config, in the [[model]] table
+		prepare  func(r *repoServer, m2 string)
+		wantCode int
+		want     string
+	}{
+		{name: "corrupt chunk", prepare: func(r *repoServer, m2 string) {
+			r.publish(m2, "v2")
+			r.setSpoil(func(w http.ResponseWriter, req *http.Request) bool {
+				if !strings.HasPrefix(req.URL.Path, "/chunks/") {
+					return false
+				}
+				b, _ := os.ReadFile(filepath.Join(r.dir, req.URL.Path))
+				b[len(b)/2] ^= 0xff
+				w.Write(b)
+				return true
+			})
+		}, wantCode: exitRejected, want: "corrupt"},
+		{name: "404 chunk", prepare: func(r *repoServer, m2 string) {
+			r.publish(m2, "v2")
+			r.setSpoil(func(w http.ResponseWriter, req *http.Request) bool {
+				if strings.HasPrefix(req.URL.Path, "/chunks/") {
+					http.NotFound(w, req)
+					return true
+				}
+				return false
+			})
+		}, wantCode: exitError, want: "not found"},
+		{name: "manifest edited after signing", prepare: func(r *repoServer, m2 string) {
+			r.publish(m2, "v2")
+			name := filepath.Join(r.dir, "demo/manifests/v2.json")
+			b, _ := os.ReadFile(name)
+			os.WriteFile(name, bytes.Replace(b, []byte(`"payload": "`), []byte(`"payload": "e`), 1), 0o644)
+		}, wantCode: exitRejected, want: "rejected"},
+		{name: "untrusted key", prepare: func(r *repoServer, m2 string) {
+			k, _ := verify.GenerateKey(rand.Reader)
+			r.key = k // the repository is now signed by a key the device does not trust
+			r.publish(m2, "v2")
+		}, wantCode: exitRejected, want: "untrusted"},
+		{name: "budget exceeded", extra: "download_budget = \"1KiB\"\n", prepare: func(r *repoServer, m2 string) {
+			r.publish(m2, "v2")
+		}, wantCode: exitRejected, want: "budget"},
+		{name: "incompatible device", prepare: func(r *repoServer, m2 string) {
+			r.publish(m2, "v2", &verify.Requires{Arch: []string{"riscv64"}})
+		}, wantCode: exitRejected, want: "riscv64"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRepoServer(t)
+			e := repoEnv(t, r)
+			e.extraConf += tt.extra
+			e.writeConfig()
+			m2 := makeModel(t, 300<<10, 6000)
+			tt.prepare(r, m2)
+			res := e.must(tt.wantCode, "install", r.channel())
+			if !strings.Contains(strings.ToLower(res.stderr), tt.want) {
+				t.Fatalf("want a message about %q, got:\n%s", tt.want, res.stderr)
+			}
+			afterFailure(t, e)
+		})
+	}
+}
