@@ -54,3 +54,20 @@ func firstLine(s string) string {
 	}
 	return s
 }
+
+// systemd counts modelslot's own restarts against StartLimitBurst (5 in 30 s
+// in the packaged unit). Updates and reverts in quick succession, 7 restarts
+// here, must each conclude on their merits, not as crash_loop because the
+// unit was locked out by the limit.
+func TestSystemdUpdatesInARowAreNotLockedOutByTheStartLimit(t *testing.T) {
+	t.Parallel()
+	d := newSDDevice(t, sdOptions{window: 500 * time.Millisecond})
+	d.install(0, "v1")
+	d.install(0, "v2")
+	for range 2 {
+		d.install(exitRolledBack, "v3-wrong")
+		failedWith(t, d.agree("v2"), "v3-wrong", "probe_mismatch")
+	}
+	d.install(0, "v1")
+	d.agree("v1")
+}

@@ -37,7 +37,7 @@ func (u *unit) Activate(ctx context.Context) error {
 	} else {
 		err = u.mgr.Restart(ctx, u.name)
 	}
-	if errors.Is(err, systemd.ErrStartLimitHit) {
+	if startLimitHit(err) {
 		// A burst of manual restarts (updates and reverts) must not lock the
 		// unit out: clear the counter and try once more.
 		if rerr := u.mgr.ResetFailed(ctx, u.name); rerr == nil {
@@ -66,6 +66,16 @@ func (u *unit) prepare(ctx context.Context) (running bool) {
 		}
 	}
 	return st.ActiveState == "active" || st.ActiveState == "reloading"
+}
+
+// startLimitHit tells a restart refused by the unit's start limit. The job's
+// own error says so (ErrStartLimitHit), but the poll that runs beside the job
+// often sees the unit failed first and reports crash_loop with the unit's
+// Result (seen: a third update within StartLimitIntervalSec was reverted as
+// crash_loop, "failed/failed, result start-limit-hit").
+func startLimitHit(err error) bool {
+	var f *systemd.Failure
+	return errors.Is(err, systemd.ErrStartLimitHit) || (errors.As(err, &f) && f.Status.Result == "start-limit-hit")
 }
 
 // Watch reports the unit's first health failure.
