@@ -1,6 +1,8 @@
 package fetch
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -8,11 +10,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// smallDisk mounts a 512 KiB tmpfs: a real filesystem that is nearly full, so the
-// check is tested against what statfs really says. It needs root.
-func smallDisk(t *testing.T) string {
+// smallDisk mounts a tmpfs of size ("512k"): a real filesystem that is nearly
+// full, so the code meets what statfs and write really say. It needs root.
+func smallDisk(t *testing.T, size string) string {
 	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=512k"); err != nil {
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
 		t.Skipf("cannot mount a tmpfs (needs root): %v", err)
 	}
 	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
@@ -22,7 +24,7 @@ func smallDisk(t *testing.T) string {
 func TestHostileNotEnoughSpaceRefusedBeforeDownload(t *testing.T) {
 	r := newRepo(t)
 	r.publish(model(t, 1), "v1") // ~500 KiB to stage, then moved into the slot
-	disk := smallDisk(t)
+	disk := smallDisk(t, "512k")
 	staging := filepath.Join(disk, "staging")
 	slots := filepath.Join(disk, "slots")
 	os.Mkdir(staging, 0o755)
@@ -55,4 +57,28 @@ func TestSpaceCheckSeparateFilesystems(t *testing.T) {
 	r.publish(model(t, 1), "v1")
 	err := plan(t, r).Check(Space{StagingDir: "/staging", SlotDir: "/slots", Margin: 1})
 	wantErr(t, err, ErrNoSpace, "on /slots")
+}
+
+func TestHostileDiskFullMidDownloadIsAnErrorNotARetry(t *testing.T) {
+	r := newRepo(t)
+	r.publish(model(t, 1), "v1") // ~500 KiB on a 256 KiB disk
+	disk := smallDisk(t, "256k")
+	ctx := context.Background()
+	res, err := fastClient().Resolve(ctx, r.channelURL(), r.trusted())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := OpenStaging(disk)
+	p, err := NewPlan(ctx, res.Manifest, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Skipping Check, as if another process filled the disk after it passed.
+	err = fastClient().Download(ctx, res.RepoURL, p, DownloadOptions{Workers: 1})
+	if !errors.Is(err, unix.ENOSPC) {
+		t.Fatalf("Download on a full disk = %v, want ENOSPC", err)
+	}
+	if got := r.chunkRx.Load(); got > int64(len(p.Fetch)) {
+		t.Fatalf("%d chunk requests for %d chunks: a full disk must not be retried", got, len(p.Fetch))
+	}
 }
