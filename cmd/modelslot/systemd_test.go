@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -41,8 +42,24 @@ func TestSystemdBrokenVersionsAreReverted(t *testing.T) {
 			start := time.Now()
 			r := d.install(exitRolledBack, tc.version)
 			t.Logf("%s reverted in %s: %s", tc.version, time.Since(start).Round(time.Millisecond), firstLine(r.stderr))
-			failedWith(t, d.agree("v1"), tc.version, tc.reason)
+			st := d.agree("v1")
+			failedWith(t, st, tc.version, tc.reason)
+			if tc.reason == "memory_limit" {
+				memorySource(t, d, st.LastFailure.Reason)
+			}
 		})
+	}
+}
+
+// memorySource checks the memory figure behind a memory_limit verdict: where
+// the manager reports no MemoryCurrent (2^64-1, "[not set]"; seen on hybrid
+// cgroups), it must come from the /proc RSS fallback.
+func memorySource(t *testing.T, d *sdDevice, reason string) {
+	t.Helper()
+	cur := d.m.Show(t, demoUnit, "MemoryCurrent")
+	t.Logf("MemoryCurrent here: %s; verdict: %s", cur, reason)
+	if cur == "[not set]" && !strings.Contains(reason, "(rss)") {
+		t.Fatalf("MemoryCurrent is unknown here, so the verdict must come from the RSS fallback: %q", reason)
 	}
 }
 
