@@ -13,7 +13,7 @@ func runRollback(ctx context.Context, g *globalOptions, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	t, err := openTarget(ctx, g, "rollback")
+	t, err := openToEndTrial(ctx, g, "rollback")
 	if err != nil {
 		return err
 	}
@@ -29,7 +29,7 @@ func runMarkGood(ctx context.Context, g *globalOptions, args []string) error {
 	if err := parseFlags(newFlagSet("mark-good", g), args); err != nil {
 		return err
 	}
-	t, err := openTarget(ctx, g, "mark-good")
+	t, err := openToEndTrial(ctx, g, "mark-good")
 	if err != nil {
 		return err
 	}
@@ -45,7 +45,7 @@ func runMarkBad(ctx context.Context, g *globalOptions, args []string) error {
 	if err := parseFlags(newFlagSet("mark-bad", g), args); err != nil {
 		return err
 	}
-	t, err := openTarget(ctx, g, "mark-bad")
+	t, err := openToEndTrial(ctx, g, "mark-bad")
 	if err != nil {
 		return err
 	}

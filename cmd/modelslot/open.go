@@ -28,3 +28,13 @@ func openTarget(ctx context.Context, g *globalOptions, op string) (*device.Model
 	}
 	return device.Open(ctx, cfg, m, op)
 }
+
+// openToEndTrial opens the model for rollback, mark-good or mark-bad, which end
+// a pending trial themselves instead of resuming it.
+func openToEndTrial(ctx context.Context, g *globalOptions, op string) (*device.Model, error) {
+	cfg, m, err := loadModel(g)
+	if err != nil {
+		return nil, err
+	}
+	return device.OpenToEndTrial(ctx, cfg, m, op)
+}

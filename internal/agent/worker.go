@@ -29,7 +29,11 @@ func (a *Agent) runCommand(ctx context.Context, c Command) error {
 	if err != nil {
 		return err // not configured here: retrying cannot help
 	}
-	d, err := device.Open(ctx, a.Config, m, "agent "+c.Action+" "+c.ID)
+	open := device.Open
+	if c.Action != ActionInstall {
+		open = device.OpenToEndTrial // rollback, mark-good, mark-bad end a trial themselves
+	}
+	d, err := open(ctx, a.Config, m, "agent "+c.Action+" "+c.ID)
 	if errors.Is(err, slots.ErrBusy) {
 		return fmt.Errorf("%w: %v", errRetry, err)
 	}

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/modelslot/modelslot/internal/config"
@@ -43,6 +42,20 @@ func OutboxDir(cfg *config.Config, m *config.Model) string {
 // resumes an interrupted trial, as every operation must before it acts. op
 // names the operation for the lock holder message.
 func Open(ctx context.Context, cfg *config.Config, m *config.Model, op string) (*Model, error) {
+	return open(ctx, cfg, m, op, true)
+}
+
+// OpenToEndTrial opens model m like Open but leaves a pending trial alone, for
+// the operations that end a trial by themselves (rollback, mark-good,
+// mark-bad). Resuming first would be wrong for them: `rollback --if-trial`, run
+// by OnFailure= because the new version just failed for good, would restart
+// that version once more and watch it fail again before it could roll back;
+// and a person's mark-good must not wait for a window it overrides.
+func OpenToEndTrial(ctx context.Context, cfg *config.Config, m *config.Model, op string) (*Model, error) {
+	return open(ctx, cfg, m, op, false)
+}
+
+func open(ctx context.Context, cfg *config.Config, m *config.Model, op string, resume bool) (*Model, error) {
 	s, err := slots.Open(ctx, StoreConfig(cfg, m), op)
 	if err != nil {
 		return nil, err
@@ -61,7 +74,7 @@ func Open(ctx context.Context, cfg *config.Config, m *config.Model, op string) (
 	}
 	d.Updater = &update.Updater{Store: s, Workers: verify.Workers(), Confirm: d.confirmer(),
 		Reporter: &report.OutboxReporter{Outbox: o, DeviceID: cfg.DeviceID, Model: m.Name}}
-	if endsTrial(op) {
+	if !resume {
 		return d, nil
 	}
 	if _, err := d.Updater.Resume(ctx, m.Health.MaxAttempts); err != nil && !errors.Is(err, update.ErrRolledBack) {
@@ -69,17 +82,6 @@ func Open(ctx context.Context, cfg *config.Config, m *config.Model, op string) (
 		return nil, err
 	}
 	return d, nil
-}
-
-// endsTrial reports whether op ends a pending trial by itself (rollback,
-// mark-good, mark-bad, from the command line or as an agent command). Those
-// must not resume the trial first: `rollback --if-trial`, run by OnFailure=
-// because the new version just failed for good, would otherwise restart that
-// version once more, watch it fail again and only then find nothing to roll
-// back; and a person's mark-good must not wait for a window it overrides.
-func endsTrial(op string) bool {
-	verb := strings.Fields(strings.TrimPrefix(op, "agent "))
-	return len(verb) > 0 && (verb[0] == "rollback" || verb[0] == "mark-good" || verb[0] == "mark-bad")
 }
 
 // Close releases the model's lock and its connection to the service manager.
