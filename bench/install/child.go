@@ -23,7 +23,10 @@ func runChild(args []string) error {
 	}
 	// A soft memory limit, as the command sets it: the installer's buffers are
 	// bounded, and the limit tells the collector not to let garbage double them.
-	debug.SetMemoryLimit(48 << 20)
+	// MODELSLOT_BENCH_NO_MEMLIMIT=1 measures without it.
+	if os.Getenv("MODELSLOT_BENCH_NO_MEMLIMIT") == "" {
+		debug.SetMemoryLimit(48 << 20)
+	}
 	if name := os.Getenv("MODELSLOT_BENCH_CPUPROFILE"); name != "" {
 		f, err := os.Create(name)
 		if err != nil {
