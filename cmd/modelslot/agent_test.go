@@ -282,3 +282,30 @@ func scrape(t *testing.T, addr string) string {
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
 }
+
+// TestAgentFollowsChannelAndReportsTheWholeUpdate: the agent polls the model's
+// channel, installs the new version it points at (download, install, activate,
+// confirm), reports every step in order, and counts the bytes it downloaded.
+func TestAgentFollowsChannelAndReportsTheWholeUpdate(t *testing.T) {
+	p := newPlatform(t, true)
+	r := newRepoServer(t)
+	e := repoEnv(t, r) // v1 installed by hand from the repository
+	e.extraConf += fmt.Sprintf("source = %q\n", r.channel()) + p.conf() + "channel_poll = \"200ms\"\n"
+	e.writeConfig()
+	e.startAgent()
+	r.publish(makeModel(t, 200<<10, 7000), "v2")
+	want := "v1:downloading v1:installing v1:activating v1:confirming v1:success " +
+		"v2:downloading v2:installing v2:activating v2:confirming v2:success"
+	waitUntil(t, 30*time.Second, "the update's events", func() bool { return story(t, p.mqttEvents(t)) == want })
+	if got := e.checkInvariants(); got != "v2" {
+		t.Fatalf("active %q, want v2", got)
+	}
+	waitUntil(t, 10*time.Second, "the download counted", func() bool {
+		return strings.Contains(scrape(t, p.metrics), `modelslot_download_bytes_total{model="demo"}`) &&
+			!strings.Contains(scrape(t, p.metrics), `modelslot_download_bytes_total{model="demo"} 0`)
+	})
+	time.Sleep(time.Second) // more polls of the same pointer must not install again
+	if got := story(t, p.mqttEvents(t)); got != want {
+		t.Fatalf("events after more polls:\n got %s\nwant %s", got, want)
+	}
+}

@@ -33,8 +33,8 @@ func runAgent(ctx context.Context, g *globalOptions, args []string) error {
 		a.Metrics = *metricsAddr
 	}
 	a.Heartbeat = time.Duration(cfg.Agent.Heartbeat)
-	a.Install = func(ctx context.Context, d *device.Model, source string) error {
-		_, err := d.InstallSource(ctx, source, device.InstallOptions{})
+	a.Install = func(ctx context.Context, d *device.Model, source string, progress func(done, total int64)) error {
+		_, err := d.InstallSource(ctx, source, device.InstallOptions{Progress: progress})
 		return err
 	}
 	go func() {

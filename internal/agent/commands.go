@@ -24,6 +24,13 @@ func (a *Agent) commandSources() []func(context.Context) {
 	if a.mqtt != nil {
 		a.mqtt.Subscribe(report.CommandsTopic(a.Config.Platform.TopicPrefix, a.Config.DeviceID), a.onMQTTCommand)
 	}
+	for i := range a.Config.Models {
+		m := &a.Config.Models[i]
+		if m.Source != "" && a.Config.Agent.ChannelPoll > 0 {
+			p := &channelPoller{model: m.Name, url: m.Source, every: time.Duration(a.Config.Agent.ChannelPoll), inbox: a.Inbox}
+			loops = append(loops, p.run)
+		}
+	}
 	if url := a.Config.Platform.CommandsURL; url != "" {
 		p := &poller{url: url, every: time.Duration(a.Config.Platform.PollInterval), inbox: a.Inbox}
 		loops = append(loops, p.run)

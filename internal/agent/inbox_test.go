@@ -106,3 +106,37 @@ func TestPollerRefusesGarbage(t *testing.T) {
 		t.Fatalf("poll = %v", err)
 	}
 }
+
+func TestChannelPollerQueuesOneInstallPerPointer(t *testing.T) {
+	var body atomic.Value
+	body.Store(`{"version":"v1"}`)
+	var notModified atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b := body.Load().(string)
+		etag := `"` + b[12:14] + `"`
+		if r.Header.Get("If-None-Match") == etag {
+			notModified.Add(1)
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Header().Set("ETag", etag)
+		w.Write([]byte(b))
+	}))
+	defer srv.Close()
+	in, _ := OpenInbox(t.TempDir())
+	p := &channelPoller{model: "demo", url: srv.URL, inbox: in}
+	for range 3 {
+		p.poll(t.Context())
+	}
+	body.Store(`{"version":"v2"}`)
+	p.poll(t.Context())
+	p.etag = "" // a restarted agent: no ETag, same pointer → same id, no new command
+	p.poll(t.Context())
+	_, cmds := in.Pending()
+	if len(cmds) != 2 || cmds[0].Source != srv.URL || cmds[0].Action != ActionInstall || cmds[0].ID == cmds[1].ID {
+		t.Fatalf("pending = %+v, want one install per channel pointer", cmds)
+	}
+	if notModified.Load() != 2 {
+		t.Fatalf("%d 304s: the ETag was not sent back", notModified.Load())
+	}
+}

@@ -26,6 +26,7 @@ type metrics struct {
 	lastSuccess *prometheus.GaugeVec
 	sentEvents  *prometheus.CounterVec
 	commands    *prometheus.CounterVec
+	downloaded  *prometheus.CounterVec
 }
 
 // observerCursor is the outbox cursor of the metrics observer. It is not a
@@ -45,8 +46,10 @@ func newMetrics(cfg *config.Config) *metrics {
 			Help: "Events delivered to the platform, by sink."}, []string{"model", "sink"}),
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "modelslot_commands_total",
 			Help: "Platform commands carried out, by action and result."}, []string{"action", "result"}),
+		downloaded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "modelslot_download_bytes_total",
+			Help: "Bytes downloaded (compressed, on the wire) by installs the agent ran."}, []string{"model"}),
 	}
-	m.reg.MustRegister(m.updates, m.rollbacks, m.lastSuccess, m.sentEvents, m.commands,
+	m.reg.MustRegister(m.updates, m.rollbacks, m.lastSuccess, m.sentEvents, m.commands, m.downloaded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&versionCollector{cfg: cfg})
 	return m
@@ -59,6 +62,19 @@ func (m *metrics) handler() http.Handler {
 func (m *metrics) sent(model, sink string) func(int) {
 	c := m.sentEvents.WithLabelValues(model, sink)
 	return func(n int) { c.Add(float64(n)) }
+}
+
+// downloadProgress turns an install's progress (bytes done so far) into
+// increments of the download counter.
+func (m *metrics) downloadProgress(model string) func(done, total int64) {
+	c := m.downloaded.WithLabelValues(model)
+	var last int64
+	return func(done, _ int64) {
+		if done > last {
+			c.Add(float64(done - last))
+			last = done
+		}
+	}
 }
 
 func (m *metrics) command(action string, err error) {

@@ -16,7 +16,8 @@ import (
 // Installer installs the artifact that source names into an open model (a
 // channel or manifest URL, or a bundle path). The command line provides it, so
 // the agent installs exactly as `modelslot install SOURCE` does.
-type Installer func(ctx context.Context, m *device.Model, source string) error
+// progress counts the bytes downloaded, for the metrics.
+type Installer func(ctx context.Context, m *device.Model, source string, progress func(done, total int64)) error
 
 // errRetry marks a command that failed for a reason that may pass (the model is
 // busy, the network is down): it stays queued and is tried again later.
@@ -58,7 +59,7 @@ func (a *Agent) install(ctx context.Context, d *device.Model, source string) err
 	if a.Install == nil {
 		return fmt.Errorf("install from %s: this agent was started without an installer", source)
 	}
-	err := a.Install(ctx, d, source)
+	err := a.Install(ctx, d, source, a.metrics.downloadProgress(d.Model.Name))
 	if err == nil || errors.Is(err, verify.ErrRejected) || errors.Is(err, update.ErrRolledBack) || ctx.Err() != nil {
 		return err // done, or a verdict that retrying would only repeat
 	}

@@ -37,7 +37,7 @@ func TestInstallRetriesNetworkFailuresUntilItSucceeds(t *testing.T) {
 	a.RetryMin = 10 * time.Millisecond
 	a.metrics = newMetrics(cfg)
 	var calls atomic.Int64
-	a.Install = func(ctx context.Context, d *device.Model, source string) error {
+	a.Install = func(ctx context.Context, d *device.Model, source string, _ func(int64, int64)) error {
 		if calls.Add(1) < 3 {
 			return fmt.Errorf("fetch %s: %w: connection refused", source, fetch.ErrDownload)
 		}
@@ -70,7 +70,7 @@ func TestRejectedInstallIsNotRetried(t *testing.T) {
 	a, _ := New(cfg)
 	a.metrics = newMetrics(cfg)
 	var calls atomic.Int64
-	a.Install = func(ctx context.Context, d *device.Model, source string) error {
+	a.Install = func(ctx context.Context, d *device.Model, source string, _ func(int64, int64)) error {
 		calls.Add(1)
 		return fmt.Errorf("%w: untrusted key", verify.ErrRejected)
 	}

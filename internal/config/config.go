@@ -76,6 +76,9 @@ type Download struct {
 type Agent struct {
 	MetricsAddr string   `toml:"metrics_addr"` // Prometheus /metrics listen address; empty = off
 	Heartbeat   Duration `toml:"heartbeat"`    // retained status refresh; default 60s
+	// ChannelPoll is how often each model's `source` channel is checked for a
+	// new version (an install is queued when it moves); 0 = never.
+	ChannelPoll Duration `toml:"channel_poll"`
 }
 
 // Model is one [[model]] table.
