@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -73,5 +74,26 @@ func TestLoadMissingFileSaysWhatToDo(t *testing.T) {
 	_, err := Load("/nonexistent/modelslot.toml")
 	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "--config") {
 		t.Fatalf("Load = %v", err)
+	}
+}
+
+// TestDocumentedConfigParses keeps docs/config.md true: its example must be a
+// config this build accepts.
+func TestDocumentedConfigParses(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/config.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "```toml\n")
+	example, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("docs/config.md has no ```toml block")
+	}
+	c, err := Parse([]byte(example))
+	if err != nil {
+		t.Fatalf("the documented config does not parse: %v", err)
+	}
+	if c.Labels["site"] != "berlin" || c.Models[0].Unit == "" || c.Download.Workers != 4 {
+		t.Fatalf("documented settings did not land where documented: %+v", c)
 	}
 }

@@ -35,6 +35,10 @@ var sizeUnits = []struct {
 
 func (s *Size) UnmarshalText(b []byte) error {
 	text := strings.TrimSpace(string(b))
+	if text == "" {
+		*s = 0 // unset
+		return nil
+	}
 	num, mult := text, int64(1)
 	for _, u := range sizeUnits {
 		if strings.HasSuffix(text, u.suffix) {
