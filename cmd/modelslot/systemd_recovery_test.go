@@ -41,7 +41,9 @@ func TestSystemdTrialKilledBeforeConfirmResumesOnNextStart(t *testing.T) {
 // window, with the new version serving; the next start concludes the trial.
 func TestSystemdKilledDuringWindowConcludesOnNextStart(t *testing.T) {
 	t.Parallel()
-	d := newSDDevice(t, sdOptions{window: 3 * time.Second})
+	// A 4 s window and a kill at most 2 s after the new version was first
+	// seen serving leave margin for a loaded CI machine.
+	d := newSDDevice(t, sdOptions{window: 4 * time.Second})
 	d.install(0, "v1")
 	p := d.start(nil, "install", "--insecure", "--version", "v2", modelDir("v2"))
 	d.inWindow("v2")
