@@ -8,7 +8,7 @@ LDFLAGS     := -s -w -X main.version=$(VERSION)
 STATICCHECK := $(BIN)/staticcheck
 # Fuzz targets, each run briefly by `make test` (package:target).
 FUZZ_TARGETS ?= ./verify:FuzzCheckPath ./verify:FuzzParseManifest ./verify:FuzzOpenManifest \
-	./internal/safetensors:FuzzParse ./loader:FuzzMatchJSON
+	./internal/safetensors:FuzzParse ./loader:FuzzMatchJSON ./internal/bundle:FuzzReader
 
 .PHONY: all build test unit lint fuzz bench demo cross clean
 
@@ -41,7 +41,10 @@ fuzz:
 	done
 
 bench: build
+	scripts/bench-setup.sh
 	bench/slots.sh
+	@echo "== install from a repository vs curl|zstd|tee|sha256sum; delta bytes vs zsync and casync; peak RSS"
+	$(GO) run ./bench/install
 	@echo "== demo server: link swap -> new version answering (reload, systemd restart, socket activation)"
 	$(GO) test -run '^$$' -bench '^BenchmarkSwapToAnswer$$' -benchtime 1x ./cmd/modelslot-demo/
 	@echo "== agent: idle RSS and CPU, events drained to mosquitto"
