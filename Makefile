@@ -10,16 +10,21 @@ STATICCHECK := $(BIN)/staticcheck
 FUZZ_TARGETS ?= ./verify:FuzzCheckPath ./verify:FuzzParseManifest ./verify:FuzzOpenManifest \
 	./internal/safetensors:FuzzParse ./loader:FuzzMatchJSON ./internal/bundle:FuzzReader
 
-.PHONY: all build test unit lint fuzz bench demo cross clean
+.PHONY: all build setup test unit lint fuzz bench demo cross powercut clean
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
+# The Debian packages the tests use (a real systemd, mosquitto); needs root.
+setup:
+	scripts/ci-setup.sh
+
 # The whole suite: lint, unit and integration tests (real processes, real
-# mounts; run as root), then a short pass of every fuzz target.
-test: lint unit fuzz
+# mounts, a real systemd manager and broker; run as root), then a short pass of
+# every fuzz target.
+test: setup lint unit fuzz
 
 unit:
 	$(GO) test -count=1 -timeout 15m ./...
