@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -25,9 +24,8 @@ type repoServer struct {
 	key    *verify.PrivateKey
 	pub    string // the key's .pub file
 	url    string
-	mu     sync.Mutex
-	spoil  func(w http.ResponseWriter, r *http.Request) bool // true: answered already
-	chunks []string                                          // chunk paths requested, in order
+	mu    sync.Mutex
+	spoil func(w http.ResponseWriter, r *http.Request) bool // true: answered already
 }
 
 func newRepoServer(t *testing.T) *repoServer {
@@ -46,9 +44,6 @@ func newRepoServer(t *testing.T) *repoServer {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.mu.Lock()
 		spoil := r.spoil
-		if strings.HasPrefix(req.URL.Path, "/chunks/") {
-			r.chunks = append(r.chunks, req.URL.Path)
-		}
 		r.mu.Unlock()
 		if spoil != nil && spoil(w, req) {
 			return
@@ -76,14 +71,8 @@ func (r *repoServer) channel() string { return r.url + "/demo/channels/stable.js
 
 func (r *repoServer) setSpoil(f func(w http.ResponseWriter, req *http.Request) bool) {
 	r.mu.Lock()
-	r.spoil, r.chunks = f, nil
+	r.spoil = f
 	r.mu.Unlock()
-}
-
-func (r *repoServer) chunkRequests() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.chunks)
 }
 
 // repoEnv is a device that trusts the repository's key and runs v1 from it.
