@@ -19,11 +19,11 @@ import (
 
 // repoServer is a real loopback repository whose answers a test can spoil.
 type repoServer struct {
-	t      *testing.T
-	dir    string
-	key    *verify.PrivateKey
-	pub    string // the key's .pub file
-	url    string
+	t     *testing.T
+	dir   string
+	key   *verify.PrivateKey
+	pub   string // the key's .pub file
+	url   string
 	mu    sync.Mutex
 	spoil func(w http.ResponseWriter, r *http.Request) bool // true: answered already
 }
