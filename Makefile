@@ -52,6 +52,8 @@ bench: build
 	$(GO) run ./bench/install
 	@echo "== demo server: link swap -> new version answering (reload, systemd restart, socket activation)"
 	$(GO) test -run '^$$' -bench '^BenchmarkSwapToAnswer$$' -benchtime 1x ./cmd/modelslot-demo/
+	@echo "== health: failure -> old version answering again, per failure kind"
+	MODELSLOT_HEALTH_BENCH=1 $(GO) test -count=1 -run '^TestHealthRevertTimes$$' -v ./cmd/modelslot/
 	@echo "== agent: idle RSS and CPU, events drained to mosquitto"
 	bench/agent.sh
 

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 
 	"github.com/modelslot/modelslot/internal/device"
+	"github.com/modelslot/modelslot/internal/update"
 )
 
 func runRollback(ctx context.Context, g *globalOptions, args []string) error {
@@ -18,11 +20,28 @@ func runRollback(ctx context.Context, g *globalOptions, args []string) error {
 		return err
 	}
 	defer t.Close()
-	changed, err := t.Updater.Rollback(ctx, *ifTrial)
+	changed, err := t.Updater.RollbackFor(ctx, *ifTrial, onFailureReason())
 	if err != nil {
 		return err
 	}
 	return printOutcome(g, t, changed, "rolled back", "nothing to roll back")
+}
+
+// onFailureReason names why a trial is reverted: what systemd saw when it
+// started this command through OnFailure= (MONITOR_SERVICE_RESULT), or a
+// person's request.
+func onFailureReason() string {
+	result := os.Getenv("MONITOR_SERVICE_RESULT")
+	switch {
+	case result == "":
+		return update.ReasonManual + ": rollback requested"
+	case result == "watchdog":
+		return "watchdog_timeout: the unit was killed by its watchdog and systemd gave up on it (OnFailure=)"
+	case result == "oom-kill":
+		return "memory_limit: the unit was killed for lack of memory and systemd gave up on it (OnFailure=)"
+	}
+	return fmt.Sprintf("crash_loop: systemd gave up on the unit (OnFailure=; result %s, exit %s %s)",
+		result, os.Getenv("MONITOR_EXIT_CODE"), os.Getenv("MONITOR_EXIT_STATUS"))
 }
 
 func runMarkGood(ctx context.Context, g *globalOptions, args []string) error {

@@ -36,9 +36,16 @@ func (u *Updater) Resume(ctx context.Context, maxAttempts int) (bool, error) {
 // (for OnFailure= units). A repeated rollback is a no-op, not a swing back.
 // It returns whether anything changed.
 func (u *Updater) Rollback(ctx context.Context, ifTrial bool) (bool, error) {
+	return u.RollbackFor(ctx, ifTrial, ReasonManual+": rollback requested")
+}
+
+// RollbackFor is Rollback with the reason a running trial is reverted for,
+// when it is not a person's wish: the OnFailure= unit passes what systemd saw
+// ("crash_loop: …", "watchdog_timeout: …").
+func (u *Updater) RollbackFor(ctx context.Context, ifTrial bool, trialReason string) (bool, error) {
 	st := u.Store.State()
 	if st.Trial != nil {
-		err := u.revert(ctx, st.Trial, ReasonManual+": rollback requested")
+		err := u.revert(ctx, st.Trial, trialReason)
 		return true, ignoreRolledBack(err)
 	}
 	if ifTrial {
@@ -90,9 +97,10 @@ func nothingToRollBack(st *slots.State) error {
 }
 
 // ignoreRolledBack turns the revert's ErrRolledBack into success: the operator
-// asked for exactly that.
+// asked for exactly that. A revert whose previous version did not come back
+// stays an error: nothing healthy serves.
 func ignoreRolledBack(err error) error {
-	if errors.Is(err, ErrRolledBack) {
+	if errors.Is(err, ErrRolledBack) && !errors.Is(err, ErrRestoreFailed) {
 		return nil
 	}
 	return err

@@ -21,6 +21,11 @@ var confirmPoint = crashpoint.Declare("trial.before-confirm")
 // serving again. The command line maps it to exit code 4.
 var ErrRolledBack = errors.New("update failed and was rolled back")
 
+// ErrRestoreFailed means that after a revert the previous version did not come
+// back healthy either: the device needs a person. It always comes with
+// ErrRolledBack.
+var ErrRestoreFailed = errors.New("the previous version failed too")
+
 // ReasonManual is the failure reason of a rollback or mark-bad by a person or a
 // platform command (DESIGN.md § Events).
 const ReasonManual = "manual"
@@ -216,7 +221,7 @@ func (u *Updater) revert(ctx context.Context, t *slots.Trial, reason string) err
 			slog.Error("could not record the failed restore", "err", nerr)
 		}
 		u.report(ctx, report.StatusFailed, t.Version, failure(reason), func(ev *report.Event) { ev.Logs = append(ev.Logs, msg) })
-		return fmt.Errorf("%w: %s: %s; %s", ErrRolledBack, t.Version, reason, msg)
+		return fmt.Errorf("%w: %w: %s: %s; %s", ErrRolledBack, ErrRestoreFailed, t.Version, reason, msg)
 	}
 	u.report(ctx, report.StatusRolledBack, t.Version, failure(reason), rolledBackNow)
 	return fmt.Errorf("%w: %s: %s", ErrRolledBack, t.Version, reason)
