@@ -309,3 +309,28 @@ func TestAgentFollowsChannelAndReportsTheWholeUpdate(t *testing.T) {
 		t.Fatalf("events after more polls:\n got %s\nwant %s", got, want)
 	}
 }
+
+// TestAgentKilledMidUpdateLosesNoEvent: the agent is killed with SIGKILL in the
+// middle of an update it runs (its trial has started); the restarted agent
+// finishes the update, and the platform gets every step, in order, with
+// redeliveries carrying the same event_id.
+func TestAgentKilledMidUpdateLosesNoEvent(t *testing.T) {
+	p := newPlatform(t, true)
+	r := newRepoServer(t)
+	e := repoEnv(t, r)
+	e.extraConf += fmt.Sprintf("source = %q\n", r.channel()) + p.conf() + "channel_poll = \"200ms\"\n"
+	e.writeConfig()
+	r.publish(makeModel(t, 100<<10, 3000), "v2")
+	a := e.startAgent(crashpointEnv("trial.before-confirm"))
+	a.Wait()
+	if ws := a.ProcessState.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("the agent was not killed in the update's trial: %v", a.ProcessState)
+	}
+	e.startAgent()
+	want := "v1:downloading v1:installing v1:activating v1:confirming v1:success " +
+		"v2:downloading v2:installing v2:activating v2:confirming v2:success"
+	waitUntil(t, 30*time.Second, "every step of both updates", func() bool { return story(t, p.mqttEvents(t)) == want })
+	if got := e.checkInvariants(); got != "v2" {
+		t.Fatalf("active %q, want v2", got)
+	}
+}
