@@ -98,9 +98,18 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
+// makeLayout creates the state directory and its subdirectories when they are
+// missing, syncing the parent of each one it creates: on a device's first
+// install a new directory entry must not vanish in a power cut.
 func makeLayout(dir string) error {
 	for _, d := range []string{dir, filepath.Join(dir, slotsDir), filepath.Join(dir, StagingDir)} {
+		if _, err := os.Stat(d); err == nil {
+			continue
+		}
 		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("create state directory: %w", err)
+		}
+		if err := durable.SyncDir(filepath.Dir(d)); err != nil {
 			return fmt.Errorf("create state directory: %w", err)
 		}
 	}
