@@ -102,7 +102,8 @@ func (c Config) withDefaults() (Config, error) {
 // missing, syncing the parent of each one it creates: on a device's first
 // install a new directory entry must not vanish in a power cut.
 func makeLayout(dir string) error {
-	for _, d := range []string{dir, filepath.Join(dir, slotsDir), filepath.Join(dir, StagingDir)} {
+	dirs := []string{filepath.Dir(dir), dir, filepath.Join(dir, slotsDir), filepath.Join(dir, StagingDir)}
+	for _, d := range dirs { // the state root first: a new one is synced into its parent too
 		if _, err := os.Stat(d); err == nil {
 			continue
 		}
