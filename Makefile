@@ -53,7 +53,7 @@ powercut:
 
 # The shorter pass CI runs (part of make test).
 powercut-ci:
-	POWERCUT_CUTS=40 POWERCUT_CANARY_CUTS=10 test/powercut/run.sh
+	POWERCUT_CUTS=40 POWERCUT_CANARY_CUTS=8 test/powercut/run.sh
 
 bench: build
 	scripts/bench-setup.sh
