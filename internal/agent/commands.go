@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -27,13 +25,11 @@ func (a *Agent) commandSources() []func(context.Context) {
 	for i := range a.Config.Models {
 		m := &a.Config.Models[i]
 		if m.Source != "" && a.Config.Agent.ChannelPoll > 0 {
-			p := &channelPoller{model: m.Name, url: m.Source, every: time.Duration(a.Config.Agent.ChannelPoll), inbox: a.Inbox}
-			loops = append(loops, p.run)
+			loops = append(loops, channelPoller(m.Name, m.Source, time.Duration(a.Config.Agent.ChannelPoll), a.Inbox).run)
 		}
 	}
 	if url := a.Config.Platform.CommandsURL; url != "" {
-		p := &poller{url: url, every: time.Duration(a.Config.Platform.PollInterval), inbox: a.Inbox}
-		loops = append(loops, p.run)
+		loops = append(loops, commandPoller(url, time.Duration(a.Config.Platform.PollInterval), a.Inbox).run)
 	}
 	return loops
 }
@@ -61,53 +57,20 @@ func (a *Agent) onMQTTCommand(m mqtt.Message) {
 	m.Ack()
 }
 
-// poller fetches commands over HTTP for platforms without MQTT. The ETag of
-// the last answer is sent back (If-None-Match) so an unchanged list costs a 304.
-type poller struct {
-	url   string
-	every time.Duration
-	inbox *Inbox
-	etag  string
-}
-
-func (p *poller) run(ctx context.Context) {
-	for ctx.Err() == nil {
-		if err := p.poll(ctx); err != nil && ctx.Err() == nil {
-			slog.Warn("agent: command poll failed; trying again later", "url", p.url, "err", err)
-		}
-		sleepCtx(ctx, p.every, nil)
-	}
-}
-
-func (p *poller) poll(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url, nil)
-	if err != nil {
-		return err
-	}
-	if p.etag != "" {
-		req.Header.Set("If-None-Match", p.etag)
-	}
-	client := &http.Client{Timeout: 30 * time.Second}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotModified {
-		return nil
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", p.url, resp.Status)
-	}
-	var cmds []Command
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxCommandSize)).Decode(&cmds); err != nil {
-		return fmt.Errorf("GET %s: not a JSON list of commands: %w", p.url, err)
-	}
-	for _, c := range cmds {
-		if _, err := p.inbox.Add(c); err != nil {
-			return err // not remembering the ETag: the list is read again next time
-		}
-	}
-	p.etag = resp.Header.Get("ETag")
-	return nil
+// commandPoller fetches commands over HTTP for platforms without MQTT: the
+// answer is a JSON list of commands.
+func commandPoller(url string, every time.Duration, in *Inbox) *etagPoller {
+	return &etagPoller{url: url, every: every, maxSize: maxCommandSize, what: "command list",
+		handle: func(body []byte) error {
+			var cmds []Command
+			if err := json.Unmarshal(body, &cmds); err != nil {
+				return fmt.Errorf("GET %s: not a JSON list of commands: %w", url, err)
+			}
+			for _, c := range cmds {
+				if _, err := in.Add(c); err != nil {
+					return err
+				}
+			}
+			return nil
+		}}
 }

@@ -83,7 +83,7 @@ func TestPollerUsesETag(t *testing.T) {
 	}))
 	defer srv.Close()
 	in, _ := OpenInbox(t.TempDir())
-	p := &poller{url: srv.URL, inbox: in}
+	p := commandPoller(srv.URL, 0, in)
 	for range 3 {
 		if err := p.poll(t.Context()); err != nil {
 			t.Fatal(err)
@@ -101,7 +101,7 @@ func TestPollerRefusesGarbage(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("<html>")) }))
 	defer srv.Close()
 	in, _ := OpenInbox(t.TempDir())
-	err := (&poller{url: srv.URL, inbox: in}).poll(t.Context())
+	err := commandPoller(srv.URL, 0, in).poll(t.Context())
 	if err == nil || !strings.Contains(err.Error(), "not a JSON list of commands") {
 		t.Fatalf("poll = %v", err)
 	}
@@ -124,7 +124,7 @@ func TestChannelPollerQueuesOneInstallPerPointer(t *testing.T) {
 	}))
 	defer srv.Close()
 	in, _ := OpenInbox(t.TempDir())
-	p := &channelPoller{model: "demo", url: srv.URL, inbox: in}
+	p := channelPoller("demo", srv.URL, 0, in)
 	for range 3 {
 		p.poll(t.Context())
 	}
