@@ -75,7 +75,7 @@ cut_once() {
 	start=$(date +%s%N)
 	qemu-system-x86_64 -accel tcg -M pc -m 256 -smp 1 -nodefaults -display none -no-reboot \
 		-kernel "$PC_CACHE/vmlinux" -initrd "$initrd" \
-		-append "console=ttyS0 quiet panic=-1 pcdirty=1 pcseed=$seed" \
+		-append "console=ttyS0 quiet panic=-1 no_timer_check pcdirty=1 pcseed=$seed" \
 		-serial "file:$d/serial.log" \
 		-drive "file=$d/disk.img,format=raw,if=virtio,cache=none" &
 	echo $! > "$d/qemu.pid"
