@@ -15,6 +15,9 @@ import (
 const (
 	PayloadManifest = "application/vnd.modelslot.manifest+json"
 	PayloadChannel  = "application/vnd.modelslot.channel+json"
+	// PayloadRollout is a fleet rollout document (internal/rollout), signed by a
+	// rollout key that is separate from the publisher's key.
+	PayloadRollout = "application/vnd.modelslot.rollout+json"
 )
 
 // MaxEnvelopeSize bounds an envelope before it is parsed: the largest manifest in
@@ -142,8 +145,8 @@ func checkSignatures(env *Envelope, pae []byte, trusted Keyring) (string, error)
 		}
 		return s.KeyID, nil
 	}
-	return "", rejectf("untrusted key: signed only by %s; trusted keys are %s",
-		strings.Join(unknown, ", "), strings.Join(shortIDs(trusted.IDs()), ", "))
+	return "", fmt.Errorf("%w: signed only by %s; trusted keys are %s",
+		ErrUntrustedKey, strings.Join(unknown, ", "), strings.Join(shortIDs(trusted.IDs()), ", "))
 }
 
 // shortID shortens a key id for messages, as git does for commits; a hostile id
@@ -172,6 +175,8 @@ func kindOf(payloadType string) string {
 		return "manifest"
 	case PayloadChannel:
 		return "channel pointer"
+	case PayloadRollout:
+		return "rollout"
 	}
 	return "payload"
 }

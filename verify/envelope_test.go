@@ -97,6 +97,9 @@ func TestOpenRejects(t *testing.T) {
 			if !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Open = %v, want ErrRejected about %q", err, tt.want)
 			}
+			if untrusted := tt.name == "untrusted key"; errors.Is(err, ErrUntrustedKey) != untrusted {
+				t.Fatalf("errors.Is(%v, ErrUntrustedKey) = %v, want %v", err, !untrusted, untrusted)
+			}
 		})
 	}
 }

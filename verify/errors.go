@@ -10,6 +10,12 @@ import (
 // command line maps it to exit code 3. Retrying cannot fix it.
 var ErrRejected = errors.New("artifact rejected")
 
+// ErrUntrustedKey means an envelope carries no signature by a trusted key. It
+// is an ErrRejected; callers that must tell "signed by a key we do not know"
+// from other rejections (the rollout follower reports it as its own reason)
+// test it with errors.Is.
+var ErrUntrustedKey = fmt.Errorf("%w: untrusted key", ErrRejected)
+
 // MismatchError says which file of a slot or artifact differs from its manifest.
 type MismatchError struct {
 	Path   string // slash-separated path inside the model tree
