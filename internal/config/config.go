@@ -79,6 +79,9 @@ type Agent struct {
 	// ChannelPoll is how often each model's `source` channel is checked for a
 	// new version (an install is queued when it moves); 0 = never.
 	ChannelPoll Duration `toml:"channel_poll"`
+	// RolloutPoll is how often a model's rollout_url is fetched (with ETag);
+	// default 60s.
+	RolloutPoll Duration `toml:"rollout_poll"`
 }
 
 // Model is one [[model]] table.
@@ -93,6 +96,19 @@ type Model struct {
 	// never silently become a full download); 0 = no limit.
 	DownloadBudget Size   `toml:"download_budget"`
 	Health         Health `toml:"health"`
+
+	// Fleet rollouts (docs/fleet.md). RolloutChannel turns them on: the agent
+	// follows the rollout of this model's channel (retained MQTT message, and
+	// RolloutURL when set) and accepts only documents signed by RolloutKeys,
+	// which are not the publisher's trusted_keys.
+	RolloutChannel string   `toml:"rollout_channel"`
+	RolloutURL     string   `toml:"rollout_url"`
+	RolloutKeys    []string `toml:"rollout_keys"`
+	// MaintenanceWindow limits when a rollout may start an install here;
+	// RolloutDefer spreads a stage's starts: each device waits its own share of
+	// it (from its id) after it joins a stage.
+	MaintenanceWindow Window   `toml:"maintenance_window"`
+	RolloutDefer      Duration `toml:"rollout_defer"`
 }
 
 // Health is the model's health contract (DESIGN.md § Health contract).
@@ -173,6 +189,12 @@ func (c *Config) fill() error {
 	if c.Agent.Heartbeat == 0 {
 		c.Agent.Heartbeat = Duration(time.Minute)
 	}
+	if c.Agent.RolloutPoll == 0 {
+		c.Agent.RolloutPoll = Duration(time.Minute)
+	}
+	if c.DeviceID == ReservedDeviceID {
+		return fmt.Errorf("device_id %q is reserved: it is the first level of the rollout topics; choose another", c.DeviceID)
+	}
 	if len(c.Models) == 0 {
 		return errors.New("no [[model]] table: configure at least one model")
 	}
@@ -212,6 +234,30 @@ func (m *Model) fill(stateRoot string) error {
 	}
 	if m.Health.MaxAttempts < 0 {
 		return fmt.Errorf("model %s: max_attempts must be positive", m.Name)
+	}
+	return m.checkRollout()
+}
+
+// ReservedDeviceID is the topic level under which rollouts are published
+// (<prefix>/rollouts/<model>/<channel>); a device of that name would own
+// those topics under a per-device ACL.
+const ReservedDeviceID = "rollouts"
+
+func (m *Model) checkRollout() error {
+	if m.RolloutChannel == "" {
+		if m.RolloutURL != "" || len(m.RolloutKeys) > 0 || m.MaintenanceWindow.Set || m.RolloutDefer != 0 {
+			return fmt.Errorf("model %s: rollout settings without rollout_channel do nothing; set rollout_channel (docs/fleet.md)", m.Name)
+		}
+		return nil
+	}
+	if err := verify.CheckModelName(m.RolloutChannel); err != nil {
+		return fmt.Errorf("model %s: rollout_channel: %v", m.Name, err)
+	}
+	if len(m.RolloutKeys) == 0 {
+		return fmt.Errorf("model %s: rollout_channel needs rollout_keys: the rollout keys' .pub files (not the publisher's)", m.Name)
+	}
+	if u := m.RolloutURL; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		return fmt.Errorf("model %s: rollout_url %q: want an http:// or https:// URL", m.Name, u)
 	}
 	return nil
 }

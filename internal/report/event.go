@@ -15,6 +15,14 @@ import (
 // EventType is the `event` field of every status event.
 const EventType = "model_update_status"
 
+// RolloutEventType is the `event` field of a device's verdict on a rollout
+// document (docs/fleet.md): Status is StatusRefused, FailureReason the
+// refusal's reason code, Logs[0] the reason in words.
+const RolloutEventType = "rollout_status"
+
+// StatusRefused: the device refused a rollout document; nothing changed.
+const StatusRefused = "refused"
+
 // Statuses of an update (DESIGN.md § Events).
 const (
 	StatusDownloading = "downloading"
@@ -42,6 +50,11 @@ type Event struct {
 	EventID           string     `json:"event_id"`
 	Model             string     `json:"model"`
 	Sequence          uint64     `json:"sequence"`
+	// RolloutID names the fleet rollout that ordered this update (or that a
+	// rollout event is about); CommandID the platform command. Empty for an
+	// update run by hand.
+	RolloutID string `json:"rollout_id,omitempty"`
+	CommandID string `json:"command_id,omitempty"`
 }
 
 // Terminal reports whether the event ends an update. A full outbox never drops

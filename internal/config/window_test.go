@@ -1,0 +1,65 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestWindowOpen(t *testing.T) {
+	day := func(h, m int) time.Time { return time.Date(2026, 12, 1, h, m, 0, 0, time.Local) }
+	tests := []struct {
+		window string
+		at     time.Time
+		open   bool
+		wait   time.Duration
+	}{
+		{"02:00-05:00", day(3, 0), true, 0},
+		{"02:00-05:00", day(2, 0), true, 0},
+		{"02:00-05:00", day(5, 0), false, 21 * time.Hour},
+		{"02:00-05:00", day(1, 30), false, 30 * time.Minute},
+		{"22:00-04:00", day(23, 0), true, 0},
+		{"22:00-04:00", day(3, 59), true, 0},
+		{"22:00-04:00", day(12, 0), false, 10 * time.Hour},
+	}
+	for _, tt := range tests {
+		var w Window
+		if err := w.UnmarshalText([]byte(tt.window)); err != nil {
+			t.Fatal(err)
+		}
+		open, wait := w.Open(tt.at)
+		if open != tt.open || wait != tt.wait {
+			t.Errorf("%s at %s: open %v in %s, want %v in %s", tt.window, tt.at.Format("15:04"), open, wait, tt.open, tt.wait)
+		}
+	}
+	if open, _ := (Window{}).Open(day(12, 0)); !open {
+		t.Fatal("an unset window must always be open")
+	}
+}
+
+func TestRolloutSettings(t *testing.T) {
+	base := "[[model]]\nname = \"demo\"\n"
+	c, err := Parse([]byte(base + "rollout_channel = \"stable\"\nrollout_keys = [\"/k.pub\"]\nrollout_url = \"https://fleet/demo/stable.json\"\nmaintenance_window = \"02:00-05:00\"\nrollout_defer = \"1h\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := c.Models[0]
+	if m.RolloutChannel != "stable" || !m.MaintenanceWindow.Set || time.Duration(m.RolloutDefer) != time.Hour || time.Duration(c.Agent.RolloutPoll) != time.Minute {
+		t.Fatalf("rollout settings: %+v %+v", m, c.Agent)
+	}
+	for name, tt := range map[string]struct{ conf, want string }{
+		"keys without a channel":  {base + "rollout_keys = [\"/k.pub\"]\n", "without rollout_channel"},
+		"channel without keys":    {base + "rollout_channel = \"stable\"\n", "needs rollout_keys"},
+		"bad channel":             {base + "rollout_channel = \"Stable!\"\nrollout_keys = [\"/k\"]\n", "rollout_channel"},
+		"url not http":            {base + "rollout_channel = \"stable\"\nrollout_keys = [\"/k\"]\nrollout_url = \"ftp://x\"\n", "rollout_url"},
+		"bad window":              {base + "rollout_channel = \"stable\"\nrollout_keys = [\"/k\"]\nmaintenance_window = \"2-5\"\n", "maintenance window"},
+		"empty window":            {base + "rollout_channel = \"stable\"\nrollout_keys = [\"/k\"]\nmaintenance_window = \"02:00-02:00\"\n", "maintenance window"},
+		"reserved device id":      {"device_id = \"rollouts\"\n" + base, "reserved"},
+		"hour out of range":       {base + "rollout_channel = \"stable\"\nrollout_keys = [\"/k\"]\nmaintenance_window = \"25:00-02:00\"\n", "maintenance window"},
+		"unknown rollout setting": {base + "rollout_chanel = \"stable\"\n", "unknown setting"},
+	} {
+		if _, err := Parse([]byte(tt.conf)); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: Parse = %v, want an error about %q", name, err, tt.want)
+		}
+	}
+}
