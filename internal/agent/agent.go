@@ -29,8 +29,10 @@ type Agent struct {
 	RetryMin  time.Duration // first retry of a command that may succeed later
 	Metrics   string        // listen address for /metrics; "" = off
 
-	metrics *metrics
-	mqtt    *report.MQTTSink
+	metrics  *metrics
+	mqtt     *report.MQTTSink
+	outboxes map[string]*report.Outbox // by model: the instances the drainers watch
+	rollouts map[string]*follower      // by model, for the models that follow a rollout
 }
 
 // New prepares an agent for cfg; its inbox lives in <state_root>/inbox.
@@ -46,6 +48,7 @@ func New(cfg *config.Config) (*Agent, error) {
 // called once the agent serves (for sd_notify READY=1).
 func (a *Agent) Run(ctx context.Context, ready func()) error {
 	a.metrics = newMetrics(a.Config)
+	a.outboxes = map[string]*report.Outbox{}
 	a.recoverAll(ctx)
 	var wg sync.WaitGroup
 	sinks := a.sinks()
@@ -55,6 +58,7 @@ func (a *Agent) Run(ctx context.Context, ready func()) error {
 		if err != nil {
 			return err
 		}
+		a.outboxes[m.Name] = o
 		a.metrics.watchOutbox(m.Name, o, sinks)
 		for _, s := range sinks {
 			d := &report.Drainer{Outbox: o, Sink: s, OnSent: a.metrics.sent(m.Name, s.Name())}

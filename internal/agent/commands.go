@@ -28,6 +28,7 @@ func (a *Agent) commandSources() []func(context.Context) {
 			loops = append(loops, channelPoller(m.Name, m.Source, time.Duration(a.Config.Agent.ChannelPoll), a.Inbox).run)
 		}
 	}
+	loops = append(loops, a.rolloutSources()...)
 	if url := a.Config.Platform.CommandsURL; url != "" {
 		loops = append(loops, commandPoller(url, time.Duration(a.Config.Platform.PollInterval), a.Inbox).run)
 	}
@@ -44,6 +45,7 @@ func (a *Agent) onMQTTCommand(m mqtt.Message) {
 		m.Ack()
 		return
 	}
+	c.Rollout = "" // only the rollout follower queues rollout commands
 	added, err := a.Inbox.Add(c)
 	switch {
 	case err != nil && c.Validate() == nil:
@@ -67,6 +69,7 @@ func commandPoller(url string, every time.Duration, in *Inbox) *etagPoller {
 				return fmt.Errorf("GET %s: not a JSON list of commands: %w", url, err)
 			}
 			for _, c := range cmds {
+				c.Rollout = "" // only the rollout follower queues rollout commands
 				if _, err := in.Add(c); err != nil {
 					return err
 				}

@@ -29,6 +29,9 @@ type Command struct {
 	Model    string    `json:"model"`
 	Source   string    `json:"source,omitempty"`
 	Received time.Time `json:"received,omitzero"`
+	// Rollout is set on the commands the rollout follower queues (never taken
+	// from the platform): they run only while their rollout still says so.
+	Rollout string `json:"rollout,omitempty"`
 }
 
 // Validate checks the fields a command must have.

@@ -23,12 +23,24 @@ type Installer func(ctx context.Context, m *device.Model, source string, progres
 // busy, the network is down): it stays queued and is tried again later.
 var errRetry = errors.New("will retry")
 
+// errReplaced: a queued install dropped for a newer one for the same model.
+var errReplaced = errors.New("replaced by a newer command")
+
 // runCommand carries out one command. It returns an error wrapping errRetry
 // when the command should stay queued.
 func (a *Agent) runCommand(ctx context.Context, c Command) error {
 	m, err := a.Config.Model(c.Model)
 	if err != nil {
 		return err // not configured here: retrying cannot help
+	}
+	if c.Rollout != "" {
+		f := a.rollouts[c.Model]
+		if f == nil {
+			return fmt.Errorf("%w: model %s follows no rollout", errGated, c.Model)
+		}
+		if err := f.gate(c); err != nil {
+			return err
+		}
 	}
 	open := device.Open
 	if c.Action != ActionInstall {
@@ -42,6 +54,7 @@ func (a *Agent) runCommand(ctx context.Context, c Command) error {
 		return err
 	}
 	defer d.Close()
+	d.Updater.Reporter = &taggedReporter{next: d.Updater.Reporter, rollout: c.Rollout, command: c.ID}
 	switch c.Action {
 	case ActionRollback:
 		_, err = d.Updater.Rollback(ctx, false)
@@ -80,7 +93,7 @@ func (a *Agent) work(ctx context.Context) {
 		}
 		if newer := replacedBy(cmds); newer > 0 {
 			slog.Info("agent: command replaced by a newer one for the same model", "id", cmds[0].ID, "by", cmds[newer].ID)
-			a.finish(seqs[0], cmds[0], errors.New("replaced by a newer command"))
+			a.finish(seqs[0], cmds[0], errReplaced)
 			continue
 		}
 		err := a.runCommand(ctx, cmds[0])
@@ -120,6 +133,9 @@ func (a *Agent) finish(seq uint64, c Command, err error) {
 		slog.Info("agent: command done", "id", c.ID, "action", c.Action, "model", c.Model)
 	}
 	a.metrics.command(c.Action, err)
+	if f := a.rollouts[c.Model]; f != nil && c.Rollout != "" && !errors.Is(err, errGated) && !errors.Is(err, errReplaced) {
+		f.done(c, err)
+	}
 	if derr := a.Inbox.Done(seq); derr != nil {
 		slog.Error("agent: could not remove a finished command; it will run again (harmless: commands are idempotent)", "id", c.ID, "err", derr)
 	}

@@ -17,6 +17,13 @@ func eventsTopic(prefix, device string) string   { return prefix + "/" + device 
 func statusTopic(prefix, device string) string   { return prefix + "/" + device + "/status" }
 func CommandsTopic(prefix, device string) string { return prefix + "/" + device + "/commands" }
 
+// RolloutTopic carries the retained, signed rollout document of a model's
+// channel (docs/fleet.md). Its first level, "rollouts", is reserved as a
+// device id so that no device's own topics can overlap it.
+func RolloutTopic(prefix, model, channel string) string {
+	return prefix + "/rollouts/" + model + "/" + channel
+}
+
 // ErrNotConnected means the broker cannot be reached right now; events wait.
 var ErrNotConnected = errors.New("not connected to the MQTT broker")
 
