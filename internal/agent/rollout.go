@@ -252,6 +252,16 @@ func (f *follower) gate(c Command) error {
 	return nil
 }
 
+// target is the version rollout id installs, "" when it is not the one held.
+func (f *follower) target(id string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.held == nil || f.held.ID != id {
+		return ""
+	}
+	return f.held.Target.Version
+}
+
 // done records how a rollout install ended. It is final: the device never
 // installs that rollout again, whatever later copies of it say.
 func (f *follower) done(c Command, err error) {

@@ -46,10 +46,12 @@ func (a *Agent) rolloutSources() []func(context.Context) {
 type taggedReporter struct {
 	next             update.Reporter
 	rollout, command string
+	terminal         bool // a terminal event was reported
 }
 
 func (r *taggedReporter) Report(ctx context.Context, ev *report.Event) {
 	ev.RolloutID, ev.CommandID = r.rollout, r.command
+	r.terminal = r.terminal || ev.Terminal()
 	if r.next != nil {
 		r.next.Report(ctx, ev)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/modelslot/modelslot/internal/device"
+	"github.com/modelslot/modelslot/internal/report"
 	"github.com/modelslot/modelslot/internal/update"
 	"github.com/modelslot/modelslot/slots"
 	"github.com/modelslot/modelslot/verify"
@@ -54,7 +55,18 @@ func (a *Agent) runCommand(ctx context.Context, c Command) error {
 		return err
 	}
 	defer d.Close()
-	d.Updater.Reporter = &taggedReporter{next: d.Updater.Reporter, rollout: c.Rollout, command: c.ID}
+	return a.carryOut(ctx, d, c)
+}
+
+// carryOut runs c on the open model. Every event of the update carries the
+// command's id (and rollout id). An install refused before the updater ran —
+// the manifest's signature, its sequence (downgrade), the device's
+// constraints — would otherwise leave the platform no trace, so it is reported
+// here as failed, once the refusal is final.
+func (a *Agent) carryOut(ctx context.Context, d *device.Model, c Command) error {
+	rep := &taggedReporter{next: d.Updater.Reporter, rollout: c.Rollout, command: c.ID}
+	d.Updater.Reporter = rep
+	var err error
 	switch c.Action {
 	case ActionRollback:
 		_, err = d.Updater.Rollback(ctx, false)
@@ -64,6 +76,20 @@ func (a *Agent) runCommand(ctx context.Context, c Command) error {
 		_, err = d.Updater.MarkBad(ctx)
 	case ActionInstall:
 		err = a.install(ctx, d, c.Source)
+	}
+	if c.Action == ActionInstall && err != nil && !rep.terminal && !errors.Is(err, errRetry) && ctx.Err() == nil {
+		reason := update.ReasonDownload
+		if errors.Is(err, verify.ErrRejected) {
+			reason = update.ReasonVerification
+		}
+		ev := &report.Event{Status: report.StatusFailed, FailureReason: reason, Logs: []string{err.Error()}}
+		if f := a.rollouts[c.Model]; f != nil && c.Rollout != "" {
+			ev.TargetVersion = f.target(c.Rollout)
+		}
+		if st := d.Store.State(); st.Active != "" {
+			ev.CurrentVersion = st.Slots[st.Active].Version
+		}
+		rep.Report(ctx, ev)
 	}
 	return err
 }
