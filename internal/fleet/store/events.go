@@ -1,0 +1,137 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/modelslot/modelslot/internal/report"
+)
+
+// Outcome statuses of a device in a rollout.
+const (
+	OutcomeInProgress = "in_progress"
+	OutcomeSucceeded  = "succeeded"
+	OutcomeFailed     = "failed"
+)
+
+// AddEvent records ev (body is its JSON as received) once: a redelivered
+// event_id changes nothing and reports false. In the same transaction it
+// updates the device's row and, for an update a rollout ordered, the device's
+// outcome in that rollout — a terminal outcome is never overwritten.
+func (db *DB) AddEvent(ctx context.Context, ev *report.Event, body []byte, received time.Time) (bool, error) {
+	added := false
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		res, err := db.exec(ctx, tx, `INSERT INTO events (event_id, device_id, model, rollout_id, event, status, target_version, failure_reason, at, received, body)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING`,
+			ev.EventID, ev.DeviceID, ev.Model, ev.RolloutID, ev.Event, ev.Status, ev.TargetVersion, ev.FailureReason,
+			ms(ev.Timestamp), ms(received), string(body))
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil // seen before
+		}
+		added = true
+		if ev.Event == report.RolloutEventType {
+			return nil // a refusal: history only
+		}
+		if err := db.upsertDevice(ctx, tx, ev, received); err != nil {
+			return err
+		}
+		if ev.RolloutID == "" {
+			return nil
+		}
+		return db.recordOutcome(ctx, tx, ev.RolloutID, ev.DeviceID, outcomeOf(ev.Status), ev.FailureReason, received)
+	})
+	if err != nil {
+		return false, fmt.Errorf("record event %s of %s: %w", ev.EventID, ev.DeviceID, err)
+	}
+	return added, nil
+}
+
+func outcomeOf(status string) string {
+	switch status {
+	case report.StatusSuccess:
+		return OutcomeSucceeded
+	case report.StatusFailed, report.StatusRolledBack:
+		return OutcomeFailed
+	}
+	return OutcomeInProgress
+}
+
+func (db *DB) upsertDevice(ctx context.Context, tx *sql.Tx, ev *report.Event, at time.Time) error {
+	_, err := db.exec(ctx, tx, `INSERT INTO devices (device_id, model, version, status, reason, online, last_seen)
+		VALUES (?, ?, ?, ?, ?, 1, ?)
+		ON CONFLICT (device_id, model) DO UPDATE SET version = excluded.version, status = excluded.status,
+			reason = excluded.reason, online = 1, last_seen = excluded.last_seen`,
+		ev.DeviceID, ev.Model, ev.CurrentVersion, ev.Status, ev.FailureReason, ms(at))
+	return err
+}
+
+// recordOutcome moves a device's outcome forward; a terminal one stays.
+func (db *DB) recordOutcome(ctx context.Context, tx *sql.Tx, rolloutID, deviceID, status, reason string, at time.Time) error {
+	_, err := db.exec(ctx, tx, `INSERT INTO outcomes (rollout_id, device_id, status, reason, started, updated)
+		VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (rollout_id, device_id) DO UPDATE SET status = excluded.status, reason = excluded.reason, updated = excluded.updated
+		WHERE outcomes.status = 'in_progress'`,
+		rolloutID, deviceID, status, reason, ms(at), ms(at))
+	return err
+}
+
+// SetPresence records a device's retained status (online, or its last will).
+func (db *DB) SetPresence(ctx context.Context, deviceID string, online bool, at time.Time) error {
+	on := 0
+	if online {
+		on = 1
+	}
+	_, err := db.exec(ctx, nil, `UPDATE devices SET online = ?, last_seen = ? WHERE device_id = ?`, on, ms(at), deviceID)
+	if err != nil {
+		return fmt.Errorf("record presence of %s: %w", deviceID, err)
+	}
+	return nil
+}
+
+// Device is one model on one device, as its last event left it.
+type Device struct {
+	ID       string    `json:"device_id"`
+	Model    string    `json:"model"`
+	Version  string    `json:"version"`
+	Status   string    `json:"status"`
+	Reason   string    `json:"reason,omitempty"`
+	Online   bool      `json:"online"`
+	LastSeen time.Time `json:"last_seen"`
+}
+
+// Devices lists the devices that run model ("" for every model), by id.
+func (db *DB) Devices(ctx context.Context, model string) ([]Device, error) {
+	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT device_id, model, version, status, reason, online, last_seen
+		FROM devices WHERE ? = '' OR model = ? ORDER BY device_id, model`), model, model)
+	if err != nil {
+		return nil, fmt.Errorf("list devices: %w", err)
+	}
+	defer rows.Close()
+	var out []Device
+	for rows.Next() {
+		var d Device
+		var online int
+		var seen int64
+		if err := rows.Scan(&d.ID, &d.Model, &d.Version, &d.Status, &d.Reason, &online, &seen); err != nil {
+			return nil, fmt.Errorf("list devices: %w", err)
+		}
+		d.Online, d.LastSeen = online == 1, fromMS(seen)
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// EventCount counts the events recorded (of a rollout, or all with "").
+func (db *DB) EventCount(ctx context.Context, rolloutID string) (int, error) {
+	var n int
+	err := db.sql.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM events WHERE ? = '' OR rollout_id = ?`), rolloutID, rolloutID).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count events: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,191 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelslot/modelslot/internal/pgtest"
+	"github.com/modelslot/modelslot/internal/report"
+	"github.com/modelslot/modelslot/internal/rollout"
+)
+
+var t0 = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+
+// backends runs f against a fresh SQLite file and a fresh PostgreSQL cluster:
+// one schema and one set of queries must behave the same on both.
+func backends(t *testing.T, f func(t *testing.T, url string)) {
+	t.Run("sqlite", func(t *testing.T) { f(t, filepath.Join(t.TempDir(), "fleet.db")) })
+	t.Run("postgres", func(t *testing.T) { f(t, pgtest.Start(t, true).URL()) })
+}
+
+func open(t *testing.T, url string) *DB {
+	t.Helper()
+	db, err := Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func event(id, device, status, rolloutID string) *report.Event {
+	return &report.Event{Event: report.EventType, EventID: id, DeviceID: device, Model: "demo", Status: status,
+		RolloutID: rolloutID, TargetVersion: "v2", CurrentVersion: "v1", Timestamp: t0}
+}
+
+func TestStore(t *testing.T) {
+	backends(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		db := open(t, url)
+		open(t, url) // a second open finds the schema migrated and changes nothing
+		t.Run("events are recorded once and move outcomes forward only", func(t *testing.T) {
+			steps := []struct {
+				ev   *report.Event
+				new  bool
+				want string
+			}{
+				{event("e1", "d1", report.StatusDownloading, "r1"), true, OutcomeInProgress},
+				{event("e1", "d1", report.StatusDownloading, "r1"), false, OutcomeInProgress}, // redelivered
+				{event("e2", "d1", report.StatusRolledBack, "r1"), true, OutcomeFailed},
+				{event("e3", "d1", report.StatusSuccess, "r1"), true, OutcomeFailed}, // terminal is final
+			}
+			for _, s := range steps {
+				added, err := db.AddEvent(ctx, s.ev, []byte(`{}`), t0)
+				if err != nil || added != s.new {
+					t.Fatalf("AddEvent(%s) = %v, %v; want new=%v", s.ev.EventID, added, err, s.new)
+				}
+				outs, err := db.Outcomes(ctx, "r1")
+				if err != nil || len(outs) != 1 || outs[0].Status != s.want {
+					t.Fatalf("after %s: outcomes %+v, %v; want %s", s.ev.EventID, outs, err, s.want)
+				}
+			}
+			if n, _ := db.EventCount(ctx, "r1"); n != 3 {
+				t.Fatalf("%d events of r1, want 3", n)
+			}
+			refusal := &report.Event{Event: report.RolloutEventType, EventID: "e4", DeviceID: "d2", Model: "demo",
+				Status: report.StatusRefused, RolloutID: "r1", FailureReason: rollout.ReasonStale}
+			if _, err := db.AddEvent(ctx, refusal, []byte(`{}`), t0); err != nil {
+				t.Fatal(err)
+			}
+			devs, err := db.Devices(ctx, "demo")
+			if err != nil || len(devs) != 1 || devs[0].ID != "d1" || devs[0].Version != "v1" || !devs[0].Online {
+				t.Fatalf("devices %+v, %v: a refusal is history, not a device state", devs, err)
+			}
+			if err := db.SetPresence(ctx, "d1", false, t0.Add(time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			if devs, _ := db.Devices(ctx, ""); devs[0].Online || !devs[0].LastSeen.Equal(t0.Add(time.Second)) {
+				t.Fatalf("presence not recorded: %+v", devs[0])
+			}
+		})
+		t.Run("rollouts change only from the revision read", func(t *testing.T) {
+			r := &Rollout{Doc: rollout.Rollout{ID: "r9", Revision: 1, Model: "demo", Channel: "stable", State: rollout.StateRunning},
+				Envelope: []byte("env1"), StageOpened: t0, Created: t0, Updated: t0}
+			if err := db.CreateRollout(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.CreateRollout(ctx, r); !errors.Is(err, ErrExists) {
+				t.Fatalf("second create = %v, want ErrExists", err)
+			}
+			r.Doc.Revision, r.Doc.Stage, r.Doc.Reason, r.Envelope = 2, 1, "stage 0 passed", []byte("env2")
+			if err := db.SaveRollout(ctx, r, 1); err != nil {
+				t.Fatal(err)
+			}
+			r.Doc.Revision = 3
+			if err := db.SaveRollout(ctx, r, 1); !errors.Is(err, ErrConflict) {
+				t.Fatalf("save from a stale revision = %v, want ErrConflict", err)
+			}
+			got, err := db.GetRollout(ctx, "r9")
+			if err != nil || got.Doc.Revision != 2 || got.Doc.Stage != 1 || string(got.Envelope) != "env2" || !got.StageOpened.Equal(t0) {
+				t.Fatalf("GetRollout = %+v, %v", got, err)
+			}
+			h, err := db.RolloutHistory(ctx, "r9")
+			if err != nil || len(h) != 2 || h[1].Reason != "stage 0 passed" {
+				t.Fatalf("history %+v, %v", h, err)
+			}
+			if _, err := db.GetRollout(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("GetRollout of an unknown id = %v", err)
+			}
+		})
+		t.Run("devices stuck in progress time out", func(t *testing.T) {
+			db.AddEvent(ctx, event("t1", "slow", report.StatusDownloading, "r5"), []byte(`{}`), t0)
+			db.AddEvent(ctx, event("t2", "fast", report.StatusDownloading, "r5"), []byte(`{}`), t0.Add(time.Minute))
+			n, err := db.TimeOut(ctx, "r5", t0.Add(30*time.Second), t0.Add(time.Hour))
+			if err != nil || n != 1 {
+				t.Fatalf("TimeOut = %d, %v; want 1", n, err)
+			}
+			outs, _ := db.Outcomes(ctx, "r5")
+			if outs[0].DeviceID != "fast" || outs[0].Status != OutcomeInProgress || outs[1].Status != OutcomeFailed || outs[1].Reason != "timeout" {
+				t.Fatalf("outcomes %+v", outs)
+			}
+		})
+	})
+}
+
+// TestOneLeaderPerDatabase: a second controller on the same database waits
+// until the first gives up its leadership.
+func TestOneLeaderPerDatabase(t *testing.T) {
+	backends(t, func(t *testing.T, url string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		a, b := open(t, url), open(t, url)
+		_, release, err := a.Leader(ctx, 50*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make(chan error, 1)
+		go func() {
+			_, rel, err := b.Leader(ctx, 50*time.Millisecond)
+			if err == nil {
+				defer rel()
+			}
+			got <- err
+		}()
+		select {
+		case err := <-got:
+			t.Fatalf("a second leader while the first holds it (err %v)", err)
+		case <-time.After(500 * time.Millisecond):
+		}
+		release()
+		select {
+		case err := <-got:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the second controller did not take over after the first released")
+		}
+	})
+}
+
+// TestLeaderLostWhenItsSessionDies: PostgreSQL going away ends leadership, so
+// a controller cut off from its database stops acting.
+func TestLeaderLostWhenItsSessionDies(t *testing.T) {
+	pg := pgtest.Start(t, true)
+	db := open(t, pg.URL())
+	lost, release, err := db.Leader(context.Background(), 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	pg.Kill()
+	select {
+	case <-lost:
+	case <-time.After(10 * time.Second):
+		t.Fatal("leadership not reported lost after the database went away")
+	}
+}
+
+func TestRedactHidesPasswords(t *testing.T) {
+	got := Redact("postgres://fleet:s3cret@db:5432/fleet")
+	if strings.Contains(got, "s3cret") || !strings.Contains(got, "fleet:xxxxx@db") {
+		t.Fatalf("Redact = %s", got)
+	}
+	if _, err := Open(context.Background(), "postgres://fleet:s3cret@127.0.0.1:1/x?connect_timeout=1"); err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("Open error shows the password or is nil: %v", err)
+	}
+}
