@@ -17,17 +17,18 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/modelslot/modelslot/internal/fleet"
 	"github.com/modelslot/modelslot/internal/mqtttest"
 	"github.com/modelslot/modelslot/internal/report"
 	"github.com/modelslot/modelslot/internal/rollout"
 	"github.com/modelslot/modelslot/verify"
 )
 
-// fleet is a real broker, a real repository on loopback and n real devices,
+// testFleet is a real broker, a real repository on loopback and n real devices,
 // each its own state root, config and (once started) agent process, all on v1
 // installed from the repository. The test plays the controller: it signs
 // rollout documents with its rollout key and publishes them retained.
-type fleet struct {
+type testFleet struct {
 	t       *testing.T
 	broker  *mqtttest.Broker
 	repo    *repoServer
@@ -37,7 +38,7 @@ type fleet struct {
 	pub     mqtt.Client
 	events  *fleetEvents
 	salt    string
-	v2Gets  atomic.Int64 // GETs of v2's manifest: one per device that started it
+	v2Gets  atomic.Int64 // devices' GETs of v2's manifest: one per device that started it
 }
 
 type fleetDevice struct {
@@ -57,9 +58,9 @@ func (e *fleetEvents) all() []report.Event {
 	return append([]report.Event(nil), e.evs...)
 }
 
-func newFleet(t *testing.T, n int, extraConf string) *fleet {
+func newFleet(t *testing.T, n int, extraConf string) *testFleet {
 	t.Helper()
-	f := &fleet{t: t, broker: mqtttest.Start(t), repo: newRepoServer(t), events: &fleetEvents{}}
+	f := &testFleet{t: t, broker: mqtttest.Start(t), repo: newRepoServer(t), events: &fleetEvents{}}
 	k, err := verify.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +71,7 @@ func newFleet(t *testing.T, n int, extraConf string) *fleet {
 	}
 	f.keyPub += ".pub"
 	f.repo.setSpoil(func(_ http.ResponseWriter, req *http.Request) bool {
-		if strings.HasSuffix(req.URL.Path, "/manifests/v2.json") {
+		if strings.HasSuffix(req.URL.Path, "/manifests/v2.json") && req.UserAgent() != fleet.UserAgent {
 			f.v2Gets.Add(1)
 		}
 		return false
@@ -90,7 +91,7 @@ func newFleet(t *testing.T, n int, extraConf string) *fleet {
 
 // writeConfig: the device follows the rollouts of demo/stable signed by the
 // fleet's rollout key, and trusts the repository's publisher key.
-func (f *fleet) writeConfig(d *fleetDevice, extraConf string) {
+func (f *testFleet) writeConfig(d *fleetDevice, extraConf string) {
 	conf := fmt.Sprintf("device_id = %q\nstate_root = %q\n\n[[model]]\nname = \"demo\"\nlink = %q\n"+
 		"trusted_keys = [%q]\nrollout_channel = \"stable\"\nrollout_keys = [%q]\n%s"+
 		"[platform]\nmqtt_url = %q\n[agent]\nheartbeat = \"1s\"\n",
@@ -100,7 +101,7 @@ func (f *fleet) writeConfig(d *fleetDevice, extraConf string) {
 	}
 }
 
-func (f *fleet) subscribe() {
+func (f *testFleet) subscribe() {
 	c := mqtttest.Connect(f.t, f.broker, "platform")
 	tok := c.Subscribe("modelslot/+/events", 1, func(_ mqtt.Client, m mqtt.Message) {
 		var ev report.Event
@@ -117,7 +118,7 @@ func (f *fleet) subscribe() {
 
 // story of one device: "version:status" (or "refused:reason") of its distinct
 // events of rollouts, in order.
-func (f *fleet) story(id string) string {
+func (f *testFleet) story(id string) string {
 	f.events.mu.Lock()
 	defer f.events.mu.Unlock()
 	seen := map[string]bool{}
@@ -141,7 +142,7 @@ func (f *fleet) story(id string) string {
 
 // pickSalt finds a salt that puts the devices in the stages as counts says
 // (devices per stage), so a test with a handful of devices is deterministic.
-func (f *fleet) pickSalt(stages []rollout.Stage, counts ...int) {
+func (f *testFleet) pickSalt(stages []rollout.Stage, counts ...int) {
 	for i := range 100000 {
 		r := &rollout.Rollout{Salt: fmt.Sprint("salt-", i), Stages: stages}
 		got := make([]int, len(stages))
@@ -159,11 +160,11 @@ func (f *fleet) pickSalt(stages []rollout.Stage, counts ...int) {
 }
 
 // stageOf is the stage of device i under the fleet's salt.
-func (f *fleet) stageOf(i int, stages []rollout.Stage) int {
+func (f *testFleet) stageOf(i int, stages []rollout.Stage) int {
 	return (&rollout.Rollout{Salt: f.salt, Stages: stages}).StageOf(f.devices[i].id)
 }
 
-func (f *fleet) doc(rev uint64, state string, stage int, stages []rollout.Stage, change ...func(*rollout.Rollout)) []byte {
+func (f *testFleet) doc(rev uint64, state string, stage int, stages []rollout.Stage, change ...func(*rollout.Rollout)) []byte {
 	f.t.Helper()
 	env, err := os.ReadFile(filepath.Join(f.repo.dir, "demo", "manifests", "v2.json"))
 	if err != nil {
@@ -187,7 +188,7 @@ func (f *fleet) doc(rev uint64, state string, stage int, stages []rollout.Stage,
 }
 
 // publish puts a document on a rollout topic, retained, as the controller does.
-func (f *fleet) publish(topic string, doc []byte) {
+func (f *testFleet) publish(topic string, doc []byte) {
 	f.t.Helper()
 	if tok := f.pub.Publish(topic, 1, true, doc); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		f.t.Fatalf("publish rollout: %v", tok.Error())
@@ -196,7 +197,7 @@ func (f *fleet) publish(topic string, doc []byte) {
 
 const stableTopic = "modelslot/rollouts/demo/stable"
 
-func (f *fleet) startAll() {
+func (f *testFleet) startAll() {
 	for _, d := range f.devices {
 		d.startAgent()
 	}
@@ -204,7 +205,7 @@ func (f *fleet) startAll() {
 
 // activeVersions lists every device's active version, read as a second
 // process would (the agents hold no lock between commands).
-func (f *fleet) activeVersions() string {
+func (f *testFleet) activeVersions() string {
 	var out []string
 	for _, d := range f.devices {
 		st := d.view().State()

@@ -46,6 +46,8 @@ var commands = []command{
 	{"publish", "--key K --repo DIR --model M --version V [--channel C] DIR", "chunk, compress and sign a model directory into a repository", runPublish},
 	{"bundle", "--key K --model M --version V -o FILE.mslot DIR", "the same as one streamable bundle file", runBundle},
 	{"agent", "[--metrics-addr A]", "the daemon: recovery, event delivery, platform commands, metrics", runAgent},
+	{"fleet", "serve | devices [--json]", "the rollout controller, and the devices it knows (docs/fleet.md)", runFleet},
+	{"rollout", "create|status|pause|resume|abort …", "staged fleet rollouts through the controller (docs/fleet.md)", runRollout},
 	{"version", "", "print the version of modelslot", runVersion},
 }
 

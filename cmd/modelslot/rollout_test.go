@@ -32,7 +32,7 @@ const (
 )
 
 // devicesIn returns the indexes of the devices in stage s.
-func (f *fleet) devicesIn(s int) []int {
+func (f *testFleet) devicesIn(s int) []int {
 	var out []int
 	for i := range f.devices {
 		if f.stageOf(i, fleetStages()) == s {
@@ -42,7 +42,7 @@ func (f *fleet) devicesIn(s int) []int {
 	return out
 }
 
-func (f *fleet) waitStory(i int, want string) {
+func (f *testFleet) waitStory(i int, want string) {
 	f.t.Helper()
 	waitUntil(f.t, 30*time.Second, f.devices[i].id+": "+want, func() bool { return f.story(f.devices[i].id) == want })
 }

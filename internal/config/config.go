@@ -39,6 +39,8 @@ type Config struct {
 	Agent     Agent    `toml:"agent"`
 	Download  Download `toml:"download"`
 	Models    []Model  `toml:"model"`
+	// Fleet is the controller's table; nil when the file has none.
+	Fleet *Fleet `toml:"fleet"`
 
 	// Labels describe the device (site, hardware…); a manifest may require them.
 	Labels map[string]string `toml:"labels"`
@@ -195,8 +197,13 @@ func (c *Config) fill() error {
 	if c.DeviceID == ReservedDeviceID {
 		return fmt.Errorf("device_id %q is reserved: it is the first level of the rollout topics; choose another", c.DeviceID)
 	}
-	if len(c.Models) == 0 {
-		return errors.New("no [[model]] table: configure at least one model")
+	if c.Fleet != nil {
+		if err := c.Fleet.fill(&c.Platform); err != nil {
+			return err
+		}
+	}
+	if len(c.Models) == 0 && c.Fleet == nil {
+		return errors.New("no [[model]] table: configure at least one model (or a [fleet] table for the controller)")
 	}
 	seen := map[string]bool{}
 	for i := range c.Models {

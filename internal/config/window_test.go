@@ -63,3 +63,25 @@ func TestRolloutSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestFleetSettings(t *testing.T) {
+	c, err := Parse([]byte("[platform]\nmqtt_url = \"mqtt://127.0.0.1:1883\"\n[fleet]\nrollout_key = \"/k.key\"\n"))
+	if err != nil {
+		t.Fatalf("a controller config needs no [[model]]: %v", err)
+	}
+	f := c.Fleet
+	if f.Database != "/var/lib/modelslot-fleet/fleet.db" || f.Broker != "mqtt://127.0.0.1:1883" || f.URL != "http://127.0.0.1:8470" ||
+		time.Duration(f.Tick) != 5*time.Second || f.HaltAction != "halt" {
+		t.Fatalf("fleet defaults: %+v", f)
+	}
+	for name, tt := range map[string]struct{ conf, want string }{
+		"relative state dir":  {"[fleet]\nstate_dir = \"var\"\n", "state_dir"},
+		"relative sqlite":     {"[fleet]\ndatabase = \"fleet.db\"\n", "database"},
+		"unknown halt action": {"[fleet]\nhalt_action = \"panic\"\n", "halt_action"},
+		"unknown key":         {"[fleet]\ndatabse = \"x\"\n", "unknown setting fleet.databse"},
+	} {
+		if _, err := Parse([]byte(tt.conf)); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: Parse = %v, want an error about %q", name, err, tt.want)
+		}
+	}
+}

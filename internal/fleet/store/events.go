@@ -135,3 +135,23 @@ func (db *DB) EventCount(ctx context.Context, rolloutID string) (int, error) {
 	}
 	return n, nil
 }
+
+// Refusals counts the devices' refusals of a rollout's documents by reason.
+func (db *DB) Refusals(ctx context.Context, rolloutID string) (map[string]int, error) {
+	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT failure_reason, COUNT(*) FROM events
+		WHERE rollout_id = ? AND event = ? GROUP BY failure_reason`), rolloutID, report.RolloutEventType)
+	if err != nil {
+		return nil, fmt.Errorf("count refusals: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var reason string
+		var n int
+		if err := rows.Scan(&reason, &n); err != nil {
+			return nil, fmt.Errorf("count refusals: %w", err)
+		}
+		out[reason] = n
+	}
+	return out, rows.Err()
+}

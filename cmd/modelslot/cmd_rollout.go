@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/modelslot/modelslot/internal/fleet"
+	"github.com/modelslot/modelslot/internal/rollout"
+)
+
+// runRollout: `modelslot rollout create|status|pause|resume|abort`, through
+// the controller's API.
+func runRollout(ctx context.Context, g *globalOptions, args []string) error {
+	if len(args) == 0 {
+		return usageErrorf("rollout: want a subcommand: create, status, pause, resume, abort")
+	}
+	switch args[0] {
+	case "create":
+		return runRolloutCreate(ctx, g, args[1:])
+	case "status":
+		return runRolloutStatus(ctx, g, args[1:])
+	case "pause", "resume", "abort":
+		return runRolloutChange(ctx, g, args[0], args[1:])
+	}
+	return usageErrorf("rollout: unknown subcommand %q: create, status, pause, resume, abort", args[0])
+}
+
+type createFlags struct {
+	req                        fleet.CreateRequest
+	stages, success, failShare string
+	soak                       time.Duration
+	maxFailures                int
+}
+
+func runRolloutCreate(ctx context.Context, g *globalOptions, args []string) error {
+	fs := newFlagSet("rollout create", g)
+	fs.BoolVar(&g.json, "json", false, "print JSON for scripts")
+	var f createFlags
+	fs.StringVar(&f.req.ID, "id", "", "rollout id (default: <model>-<version>-<random>)")
+	fs.StringVar(&f.req.Model, "model", g.model, "model to roll out")
+	fs.StringVar(&f.req.Channel, "channel", "stable", "channel the devices follow (their rollout_channel)")
+	fs.StringVar(&f.req.ManifestURL, "manifest", "", "URL of the signed manifest to roll out (<repo>/<model>/manifests/<version>.json)")
+	fs.StringVar(&f.stages, "stages", "5,30,100", "cumulative shares of the fleet in percent, one per stage")
+	fs.DurationVar(&f.soak, "soak", time.Hour, "minimum time each stage runs before the next opens")
+	fs.StringVar(&f.success, "success", "95", "percent of a stage's devices that must succeed before the next opens")
+	fs.IntVar(&f.maxFailures, "max-failures", 1, "halt once this many devices failed (0: no count limit)")
+	fs.StringVar(&f.failShare, "max-failure-share", "0", "halt once this percent of the opened stages' devices failed (0: no share limit)")
+	fs.BoolVar(&f.req.AbortRollback, "abort-rollback", true, "when aborted, devices that took the rollout roll back")
+	fs.StringVar(&f.req.Salt, "salt", "", "cohort salt (default: random; set it to repeat a rollout's cohorts)")
+	api := controllerFlag(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if f.req.Model == "" || f.req.ManifestURL == "" {
+		return usageErrorf("rollout create needs --model and --manifest")
+	}
+	stages, err := f.stageList()
+	if err != nil {
+		return err
+	}
+	f.req.Stages = stages
+	var s fleet.Status
+	if err := newAPIClient(g, *api).do(ctx, "POST", "/v1/rollouts", f.req, &s); err != nil {
+		return err
+	}
+	return printRollout(g, &s)
+}
+
+func (f *createFlags) stageList() ([]rollout.Stage, error) {
+	success, err := basisPoints("--success", f.success)
+	if err != nil {
+		return nil, err
+	}
+	failShare, err := basisPoints("--max-failure-share", f.failShare)
+	if err != nil {
+		return nil, err
+	}
+	var out []rollout.Stage
+	for _, p := range strings.Split(f.stages, ",") {
+		share, err := basisPoints("--stages", strings.TrimSpace(p))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rollout.Stage{Share: share, MinSoak: rollout.Duration(f.soak), Success: success,
+			MaxFailures: f.maxFailures, MaxFailureShare: failShare})
+	}
+	return out, nil
+}
+
+// basisPoints reads a percentage ("5", "0.5") as basis points.
+func basisPoints(flagName, pct string) (uint32, error) {
+	v, err := strconv.ParseFloat(pct, 64)
+	if err != nil || v < 0 || v > 100 {
+		return 0, usageErrorf("%s %q: want a percentage from 0 to 100", flagName, pct)
+	}
+	return uint32(math.Round(v * 100)), nil
+}
+
+func runRolloutStatus(ctx context.Context, g *globalOptions, args []string) error {
+	fs := newFlagSet("rollout status", g)
+	fs.BoolVar(&g.json, "json", false, "print JSON for scripts")
+	api := controllerFlag(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	c := newAPIClient(g, *api)
+	if fs.NArg() == 1 {
+		var s fleet.Status
+		if err := c.do(ctx, "GET", "/v1/rollouts/"+fs.Arg(0), nil, &s); err != nil {
+			return err
+		}
+		return printRollout(g, &s)
+	}
+	var all []fleet.Status
+	if err := c.do(ctx, "GET", "/v1/rollouts", nil, &all); err != nil {
+		return err
+	}
+	if g.json {
+		return json.NewEncoder(g.stdout).Encode(all)
+	}
+	w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ROLLOUT\tMODEL/CHANNEL\tTARGET\tSTATE\tSTAGE\tSUCCEEDED\tFAILED")
+	for _, s := range all {
+		r := s.Rollout
+		fmt.Fprintf(w, "%s\t%s/%s\t%s\t%s\t%d/%d\t%d/%d\t%d\n", r.ID, r.Model, r.Channel, r.Target.Version, r.State,
+			r.Stage+1, len(r.Stages), s.Succeeded, s.Cohort, s.Failed)
+	}
+	return w.Flush()
+}
+
+func runRolloutChange(ctx context.Context, g *globalOptions, op string, args []string) error {
+	fs := newFlagSet("rollout "+op, g)
+	fs.BoolVar(&g.json, "json", false, "print JSON for scripts")
+	reason := fs.String("reason", "", "why, for the rollout's history and the devices' logs")
+	api := controllerFlag(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageErrorf("rollout %s ID", op)
+	}
+	var s fleet.Status
+	if err := newAPIClient(g, *api).do(ctx, "POST", "/v1/rollouts/"+fs.Arg(0)+"/"+op, map[string]string{"reason": *reason}, &s); err != nil {
+		return err
+	}
+	return printRollout(g, &s)
+}
+
+func printRollout(g *globalOptions, s *fleet.Status) error {
+	if g.json {
+		return json.NewEncoder(g.stdout).Encode(s)
+	}
+	r := s.Rollout
+	fmt.Fprintf(g.stdout, "rollout %s: %s/%s → %s (sequence %d), revision %d\n", r.ID, r.Model, r.Channel, r.Target.Version, r.Target.Sequence, r.Revision)
+	fmt.Fprintf(g.stdout, "  state %s, stage %d of %d (%s of the fleet) since %s\n", r.State, r.Stage+1, len(r.Stages),
+		percent(r.Stages[r.Stage].Share), s.StageOpened.Format(time.RFC3339))
+	if r.Reason != "" {
+		fmt.Fprintf(g.stdout, "  reason: %s\n", r.Reason)
+	}
+	fmt.Fprintf(g.stdout, "  devices in the opened stages: %d, succeeded %d, failed %d\n", s.Cohort, s.Succeeded, s.Failed)
+	for reason, n := range s.Failures {
+		fmt.Fprintf(g.stdout, "    failed: %s × %d\n", reason, n)
+	}
+	for reason, n := range s.Refusals {
+		fmt.Fprintf(g.stdout, "    refused the document: %s × %d\n", reason, n)
+	}
+	return nil
+}
+
+func percent(bp uint32) string { return strconv.FormatFloat(float64(bp)/100, 'f', -1, 64) + "%" }

@@ -1,0 +1,107 @@
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/modelslot/modelslot/internal/report"
+)
+
+// clientID is the controller's MQTT identity: a persistent session under it
+// keeps the events that arrive while the controller is down or restarting.
+const clientID = "modelslot-fleet-controller"
+
+// connect opens the broker connection and subscribes to every device's events
+// and status. Messages are acknowledged only once recorded in the database,
+// so an event the controller dies on is delivered again (and deduplicated by
+// its event_id).
+func (c *Controller) connect() error {
+	if c.Fleet.Broker == "" {
+		return fmt.Errorf("fleet: no broker: set [fleet] broker or [platform] mqtt_url")
+	}
+	opts := mqtt.NewClientOptions().
+		AddBroker(strings.Replace(c.Fleet.Broker, "mqtt://", "tcp://", 1)).
+		SetClientID(clientID).
+		SetCleanSession(false).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(time.Second).
+		SetMaxReconnectInterval(10 * time.Second).
+		SetAutoAckDisabled(true).
+		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { c.onMessage(m) }).
+		SetOnConnectHandler(func(cl mqtt.Client) {
+			// Queued messages of the session may arrive before this returns;
+			// the default handler takes them.
+			filters := map[string]byte{c.Prefix + "/+/events": 1, c.Prefix + "/+/status": 1}
+			cl.SubscribeMultiple(filters, nil)
+			go c.republish() // a broker that restarted without persistence lost the retained documents
+		})
+	c.mqtt = mqtt.NewClient(opts)
+	c.mqtt.Connect() // retries in the background until the broker answers
+	return nil
+}
+
+func (c *Controller) onMessage(m mqtt.Message) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var err error
+	switch {
+	case strings.HasSuffix(m.Topic(), "/events"):
+		err = c.ingestEvent(ctx, m.Payload())
+	case strings.HasSuffix(m.Topic(), "/status"):
+		err = c.ingestStatus(ctx, m.Payload())
+	}
+	if err != nil {
+		slog.Error("fleet: could not record a message; not acknowledging it, the broker delivers it again", "topic", m.Topic(), "err", err)
+		return
+	}
+	m.Ack()
+}
+
+func (c *Controller) ingestEvent(ctx context.Context, body []byte) error {
+	var ev report.Event
+	if err := json.Unmarshal(body, &ev); err != nil || ev.EventID == "" || ev.DeviceID == "" {
+		slog.Warn("fleet: dropped an event that is not a modelslot event", "err", err)
+		return nil
+	}
+	added, err := c.DB.AddEvent(ctx, &ev, body, c.now())
+	if err != nil {
+		return err
+	}
+	if added {
+		c.metrics.events.Inc()
+		if ev.RolloutID != "" {
+			c.wake()
+		}
+	}
+	return nil
+}
+
+// statusMessage is the retained status a device keeps on <prefix>/<id>/status.
+type statusMessage struct {
+	State    string        `json:"state"`
+	DeviceID string        `json:"device_id"`
+	Last     *report.Event `json:"last_event"`
+}
+
+func (c *Controller) ingestStatus(ctx context.Context, body []byte) error {
+	var s statusMessage
+	if err := json.Unmarshal(body, &s); err != nil || s.DeviceID == "" {
+		return nil // a cleared retained message, or not ours
+	}
+	if s.Last != nil && s.Last.EventID != "" {
+		// Already sent on the events topic; recording it again is a no-op
+		// unless the controller missed it, and it names the device's model.
+		b, _ := json.Marshal(s.Last)
+		if _, err := c.DB.AddEvent(ctx, s.Last, b, c.now()); err != nil {
+			return err
+		}
+	}
+	return c.DB.SetPresence(ctx, s.DeviceID, s.State == "online", c.now())
+}
