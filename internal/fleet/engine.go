@@ -25,8 +25,9 @@ func (c *Controller) evaluateAll(ctx context.Context) error {
 		return err
 	}
 	var errs []error
+	newest := c.newest(rs)
 	for _, r := range rs {
-		if err := c.evaluate(ctx, r); err != nil {
+		if err := c.evaluate(ctx, r, newest[c.topic(r)] == r); err != nil {
 			errs = append(errs, fmt.Errorf("rollout %s: %w", r.Doc.ID, err))
 		}
 	}
@@ -34,7 +35,11 @@ func (c *Controller) evaluateAll(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (c *Controller) evaluate(ctx context.Context, r *store.Rollout) error {
+// evaluate applies r's thresholds if it runs. current: r is the newest
+// rollout of its topic, the one devices read; only it is kept fresh (a
+// superseded document is never read again, so re-signing it would only grow
+// its history).
+func (c *Controller) evaluate(ctx context.Context, r *store.Rollout, current bool) error {
 	now := c.now()
 	if r.Doc.State == rollout.StateRunning {
 		n, err := c.DB.TimeOut(ctx, r.Doc.ID, now.Add(-time.Duration(c.Fleet.ProgressTimeout)), now)
@@ -53,7 +58,7 @@ func (c *Controller) evaluate(ctx context.Context, r *store.Rollout) error {
 			return c.transition(ctx, r, why, verdictChange(v, c.Fleet.HaltAction, now))
 		}
 	}
-	if half := r.Doc.IssuedAt.Add(r.Doc.ExpiresAt.Sub(r.Doc.IssuedAt) / 2); now.After(half) {
+	if half := r.Doc.IssuedAt.Add(r.Doc.ExpiresAt.Sub(r.Doc.IssuedAt) / 2); current && now.After(half) {
 		return c.transition(ctx, r, r.Doc.Reason, func(*store.Rollout) {}) // a fresh copy, same content
 	}
 	return nil
@@ -156,11 +161,7 @@ func reasonCode(r string) string {
 // already. A failure is retried at the next tick: devices keep the previous
 // revision meanwhile, which is safe (an older document starts nothing newer).
 func (c *Controller) publishLocked(rs []*store.Rollout) {
-	newest := map[string]*store.Rollout{}
-	for _, r := range rs { // oldest first: the last one wins
-		newest[report.RolloutTopic(c.Prefix, r.Doc.Model, r.Doc.Channel)] = r
-	}
-	for topic, r := range newest {
+	for topic, r := range c.newest(rs) {
 		if c.published[topic] == r.Doc.Revision {
 			continue
 		}
@@ -175,6 +176,19 @@ func (c *Controller) publishLocked(rs []*store.Rollout) {
 		}
 		c.published[topic] = r.Doc.Revision
 	}
+}
+
+func (c *Controller) topic(r *store.Rollout) string {
+	return report.RolloutTopic(c.Prefix, r.Doc.Model, r.Doc.Channel)
+}
+
+// newest maps each topic to its newest rollout (rs is oldest first).
+func (c *Controller) newest(rs []*store.Rollout) map[string]*store.Rollout {
+	m := map[string]*store.Rollout{}
+	for _, r := range rs {
+		m[c.topic(r)] = r
+	}
+	return m
 }
 
 // republish forgets what was published, so the next evaluation publishes

@@ -138,21 +138,21 @@ func randomHex(n int) string {
 // was paused. Abort ends a rollout for good; by its abort_rollback policy the
 // devices that took it roll back.
 func (c *Controller) Pause(ctx context.Context, id, reason string) (*store.Rollout, error) {
-	return c.change(ctx, id, reason, []string{rollout.StateRunning}, rollout.StatePaused)
+	return c.change(ctx, id, reason, "paused", []string{rollout.StateRunning}, rollout.StatePaused)
 }
 
 // Resume: see Pause. A halted rollout is not resumed: its failures would halt
 // it again at once; abort it and start a new one once the cause is fixed.
 func (c *Controller) Resume(ctx context.Context, id, reason string) (*store.Rollout, error) {
-	return c.change(ctx, id, reason, []string{rollout.StatePaused}, rollout.StateRunning)
+	return c.change(ctx, id, reason, "resumed", []string{rollout.StatePaused}, rollout.StateRunning)
 }
 
 // Abort: see Pause.
 func (c *Controller) Abort(ctx context.Context, id, reason string) (*store.Rollout, error) {
-	return c.change(ctx, id, reason, []string{rollout.StateRunning, rollout.StatePaused, rollout.StateHalted}, rollout.StateAborted)
+	return c.change(ctx, id, reason, "aborted", []string{rollout.StateRunning, rollout.StatePaused, rollout.StateHalted}, rollout.StateAborted)
 }
 
-func (c *Controller) change(ctx context.Context, id, reason string, from []string, to string) (*store.Rollout, error) {
+func (c *Controller) change(ctx context.Context, id, reason, verb string, from []string, to string) (*store.Rollout, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r, err := c.DB.GetRollout(ctx, id)
@@ -167,7 +167,7 @@ func (c *Controller) change(ctx context.Context, id, reason string, from []strin
 		return nil, fmt.Errorf("%w: rollout %s is %s; %s needs %v", ErrState, id, r.Doc.State, to, from)
 	}
 	if reason == "" {
-		reason = to + " by a person"
+		reason = verb + " by a person"
 	}
 	if err := c.transition(ctx, r, reason, func(n *store.Rollout) { n.Doc.State = to }); err != nil {
 		return nil, err
