@@ -4,9 +4,10 @@
 # mosquitto: a real MQTT broker for the reporting tests (started by the tests).
 # xfsprogs: a loop-mounted XFS to test reflinked chunk reuse; openssl: key interop.
 # postgresql: the fleet controller's tests make a throwaway cluster (internal/pgtest).
+# prometheus: promtool checks that the fleet alert rules fire on the controller's metrics.
 set -euo pipefail
 need=()
-for pkg in systemd util-linux make git mosquitto mosquitto-clients dbus-user-session xfsprogs openssl e2fsprogs postgresql; do
+for pkg in systemd util-linux make git mosquitto mosquitto-clients dbus-user-session xfsprogs openssl e2fsprogs postgresql prometheus; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

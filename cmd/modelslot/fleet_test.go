@@ -259,9 +259,44 @@ func TestControllerHaltsAFailingVersionAtTheFirstStage(t *testing.T) {
 	if got := f.activeVersions(); got != "v1 v1 v1 v1" {
 		t.Fatalf("active versions %s", got)
 	}
-	if m := scrapeURL(t, c.url); !strings.Contains(m, `modelslot_fleet_rollout_state{channel="stable",model="demo",rollout="r1",state="halted"} 1`) ||
+	halted := `modelslot_fleet_rollout_state{channel="stable",model="demo",rollout="r1",state="halted"}`
+	if m := scrapeURL(t, c.url); !strings.Contains(m, halted+" 1") ||
 		!strings.Contains(m, `modelslot_fleet_rollout_failures{reason="check_failed",rollout="r1"} 1`) {
 		t.Fatalf("metrics:\n%s", m)
+	}
+	alertFires(t, halted, "ModelslotRolloutHalted")
+}
+
+// alertFires runs promtool's rule tests: the series the controller exposed,
+// held for 5 minutes, must fire alert in packaging/prometheus.
+func alertFires(t *testing.T, series, alert string) {
+	t.Helper()
+	rules, err := filepath.Abs("../../packaging/prometheus/modelslot-fleet-alerts.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	test := fmt.Sprintf(`rule_files: [%q]
+tests:
+  - interval: 1m
+    input_series:
+      - series: '%s'
+        values: '1x10'
+    alert_rule_test:
+      - eval_time: 5m
+        alertname: %s
+        exp_alerts:
+          - exp_labels: {severity: critical, channel: stable, model: demo, rollout: r1, state: halted}
+            exp_annotations:
+              summary: "rollout r1 of demo/stable halted"
+              description: "modelslot rollout status r1 lists the failures by reason; abort it, fix the version, start a new rollout."
+`, rules, series, alert)
+	name := filepath.Join(t.TempDir(), "alerts_test.yml")
+	if err := os.WriteFile(name, []byte(test), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("promtool", "test", "rules", name).CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool test rules (Debian's prometheus package; scripts/ci-setup.sh): %v\n%s", err, out)
 	}
 }
 
