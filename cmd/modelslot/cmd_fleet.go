@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"text/tabwriter"
 
 	"github.com/modelslot/modelslot/internal/config"
 	"github.com/modelslot/modelslot/internal/fleet"
 	"github.com/modelslot/modelslot/internal/fleet/store"
+	"github.com/modelslot/modelslot/internal/netconf"
 	"github.com/modelslot/modelslot/systemd"
 	"github.com/modelslot/modelslot/verify"
 )
@@ -56,7 +58,15 @@ func runFleetServe(ctx context.Context, g *globalOptions, args []string) error {
 		return err
 	}
 	defer db.Close()
+	conn, err := netconf.Load(cfg.Platform.Files(), cfg.Platform.Username)
+	if err != nil {
+		return fmt.Errorf("%w: [platform] %w", config.ErrConfig, err)
+	}
 	c := fleet.New(*cfg.Fleet, cfg.Platform.TopicPrefix, db, key)
+	c.Conn = conn
+	if conn.TLS != nil {
+		c.HTTP.Transport = &http.Transport{TLSClientConfig: conn.TLS, Proxy: http.ProxyFromEnvironment}
+	}
 	err = c.Run(ctx, func(addr string) {
 		slog.Info("fleet controller ready", "addr", addr)
 		systemd.NotifyReady()

@@ -9,6 +9,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/modelslot/modelslot/internal/config"
 	"github.com/modelslot/modelslot/internal/device"
+	"github.com/modelslot/modelslot/internal/netconf"
 	"github.com/modelslot/modelslot/internal/report"
 )
 
@@ -29,6 +31,7 @@ type Agent struct {
 	RetryMin  time.Duration // first retry of a command that may succeed later
 	Metrics   string        // listen address for /metrics; "" = off
 
+	conn     *netconf.Conn // TLS, credentials and token for the platform
 	metrics  *metrics
 	mqtt     *report.MQTTSink
 	outboxes map[string]*report.Outbox // by model: the instances the drainers watch
@@ -37,11 +40,20 @@ type Agent struct {
 
 // New prepares an agent for cfg; its inbox lives in <state_root>/inbox.
 func New(cfg *config.Config) (*Agent, error) {
+	p := cfg.Platform
+	user := p.Username
+	if user == "" && p.PasswordFile != "" {
+		user = cfg.DeviceID // the per-device ACL names devices by username
+	}
+	conn, err := netconf.Load(p.Files(), user)
+	if err != nil {
+		return nil, fmt.Errorf("%w: [platform] %w", config.ErrConfig, err)
+	}
 	in, err := OpenInbox(filepath.Join(cfg.StateRoot, "inbox"))
 	if err != nil {
 		return nil, err
 	}
-	return &Agent{Config: cfg, Inbox: in, Heartbeat: time.Minute}, nil
+	return &Agent{Config: cfg, Inbox: in, Heartbeat: time.Minute, conn: conn}, nil
 }
 
 // Run recovers every model, then runs until ctx is cancelled (SIGTERM). ready is
@@ -110,13 +122,41 @@ func (a *Agent) sinks() []report.Sink {
 	p := a.Config.Platform
 	var sinks []report.Sink
 	if p.MQTTURL != "" {
-		a.mqtt = report.NewMQTTSink(p.MQTTURL, p.TopicPrefix, a.Config.DeviceID)
+		a.mqtt = report.NewMQTTSink(a.mqttOptions(), p.TopicPrefix, a.Config.DeviceID)
 		sinks = append(sinks, a.mqtt)
 	}
 	if p.HTTPURL != "" {
-		sinks = append(sinks, report.NewHTTPSink(p.HTTPURL))
+		sinks = append(sinks, report.NewHTTPSink(p.HTTPURL, report.HTTPOptions{TLS: a.conn.TLS, Token: a.conn.Token}))
 	}
 	return sinks
+}
+
+// mqttOptions: credentials in the URL (redacted in every message) win over
+// username and password_file.
+func (a *Agent) mqttOptions() report.MQTTOptions {
+	broker, user, pass, _, _ := netconf.Broker(a.Config.Platform.MQTTURL) // checked by config
+	o := report.MQTTOptions{Broker: broker, TLS: a.conn.TLS, Username: a.conn.Username, Password: a.conn.Password}
+	if user != "" {
+		o.Username, o.Password = user, pass
+	}
+	return o
+}
+
+// platformClient is the HTTP client for the platform's endpoints (command
+// list, rollout document): the configured CAs, and the token by the poller.
+func (a *Agent) platformClient() *http.Client {
+	c := &http.Client{Timeout: 30 * time.Second}
+	if a.conn != nil && a.conn.TLS != nil {
+		c.Transport = &http.Transport{TLSClientConfig: a.conn.TLS, Proxy: http.ProxyFromEnvironment}
+	}
+	return c
+}
+
+func (a *Agent) token() string {
+	if a.conn == nil {
+		return ""
+	}
+	return a.conn.Token
 }
 
 // heartbeat refreshes the retained status so the platform can tell a quiet

@@ -30,7 +30,9 @@ func (a *Agent) commandSources() []func(context.Context) {
 	}
 	loops = append(loops, a.rolloutSources()...)
 	if url := a.Config.Platform.CommandsURL; url != "" {
-		loops = append(loops, commandPoller(url, time.Duration(a.Config.Platform.PollInterval), a.Inbox).run)
+		p := commandPoller(url, time.Duration(a.Config.Platform.PollInterval), a.Inbox)
+		p.client, p.token = a.platformClient(), a.token()
+		loops = append(loops, p.run)
 	}
 	return loops
 }

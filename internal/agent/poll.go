@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/modelslot/modelslot/internal/netconf"
 )
 
 // etagPoller GETs a URL every so often, sending the last answer's ETag back
@@ -20,12 +22,14 @@ type etagPoller struct {
 	what    string // for logs: "command list", "channel of demo"
 	handle  func(body []byte) error
 	etag    string
+	client  *http.Client // nil: a plain client
+	token   string       // bearer token; empty: none
 }
 
 func (p *etagPoller) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		if err := p.poll(ctx); err != nil && ctx.Err() == nil {
-			slog.Warn("agent: poll failed; trying again later", "what", p.what, "url", p.url, "err", err)
+			slog.Warn("agent: poll failed; trying again later", "what", p.what, "url", netconf.Redact(p.url), "err", err)
 		}
 		sleepCtx(ctx, p.every, nil)
 	}
@@ -39,7 +43,14 @@ func (p *etagPoller) poll(ctx context.Context) error {
 	if p.etag != "" {
 		req.Header.Set("If-None-Match", p.etag)
 	}
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if p.token != "" {
+		req.Header.Set("Authorization", "Bearer "+p.token)
+	}
+	client := p.client
+	if client == nil {
+		client = &http.Client{Timeout: 30 * time.Second}
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
@@ -48,11 +59,11 @@ func (p *etagPoller) poll(ctx context.Context) error {
 		return nil
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", p.url, resp.Status)
+		return fmt.Errorf("GET %s: %s", netconf.Redact(p.url), resp.Status)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, p.maxSize))
 	if err != nil {
-		return fmt.Errorf("GET %s: %w", p.url, err)
+		return fmt.Errorf("GET %s: %w", netconf.Redact(p.url), err)
 	}
 	if err := p.handle(body); err != nil {
 		return err

@@ -33,7 +33,8 @@ func (a *Agent) rolloutSources() []func(context.Context) {
 		}
 		if m.RolloutURL != "" {
 			p := &etagPoller{url: m.RolloutURL, every: time.Duration(a.Config.Agent.RolloutPoll), maxSize: rollout.MaxSize + 1,
-				what: "rollout of " + m.Name, handle: func(b []byte) error { return f.offer(b, "GET "+m.RolloutURL) }}
+				what: "rollout of " + m.Name, handle: func(b []byte) error { return f.offer(b, "GET "+m.RolloutURL) },
+				client: a.platformClient(), token: a.token()}
 			loops = append(loops, p.run)
 		}
 		loops = append(loops, f.run)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/modelslot/modelslot/internal/netconf"
 	"github.com/modelslot/modelslot/verify"
 )
 
@@ -66,6 +67,20 @@ type Platform struct {
 	// commands, for platforms without MQTT.
 	CommandsURL  string   `toml:"commands_url"`
 	PollInterval Duration `toml:"poll_interval"` // default 30s
+
+	// An authenticated, encrypted connection (docs/fleet.md § Platform
+	// connection). Secrets are read from files, never written here.
+	CAFile       string `toml:"ca_file"`       // CAs for mqtts:// and https:// (default: the system's)
+	CertFile     string `toml:"cert_file"`     // client certificate (mqtts), with key_file
+	KeyFile      string `toml:"key_file"`      //
+	Username     string `toml:"username"`      // MQTT username; a device defaults to its device_id when password_file is set
+	PasswordFile string `toml:"password_file"` // MQTT password
+	TokenFile    string `toml:"token_file"`    // bearer token for http_url, commands_url and rollout_url
+}
+
+// Files names the platform connection's files for netconf.Load.
+func (p *Platform) Files() netconf.Files {
+	return netconf.Files{CA: p.CAFile, Cert: p.CertFile, Key: p.KeyFile, PasswordFile: p.PasswordFile, TokenFile: p.TokenFile}
 }
 
 // Download tunes repository downloads.
@@ -181,6 +196,14 @@ func (c *Config) fill() error {
 	case "system", "user":
 	default:
 		return fmt.Errorf("[systemd] scope %q: use \"system\" or \"user\"", c.Systemd.Scope)
+	}
+	if u := c.Platform.MQTTURL; u != "" {
+		if _, _, _, _, err := netconf.Broker(u); err != nil {
+			return fmt.Errorf("[platform] %v", err)
+		}
+	}
+	if (c.Platform.CertFile == "") != (c.Platform.KeyFile == "") {
+		return errors.New("[platform] cert_file and key_file go together: set both or neither")
 	}
 	if c.Platform.TopicPrefix == "" {
 		c.Platform.TopicPrefix = "modelslot"

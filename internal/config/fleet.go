@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/modelslot/modelslot/internal/netconf"
 )
 
 // Fleet configures the controller, `modelslot fleet serve` (docs/fleet.md).
@@ -54,6 +56,11 @@ func (f *Fleet) fill(p *Platform) error {
 	}
 	if f.Broker == "" {
 		f.Broker = p.MQTTURL
+	}
+	if f.Broker != "" {
+		if _, _, _, _, err := netconf.Broker(f.Broker); err != nil {
+			return fmt.Errorf("[fleet] broker: %v", err)
+		}
 	}
 	if f.URL == "" {
 		f.URL = "http://" + f.Listen

@@ -14,6 +14,10 @@ type Window struct {
 }
 
 func (w *Window) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*w = Window{} // unset: always open
+		return nil
+	}
 	var h1, m1, h2, m2 int
 	if _, err := fmt.Sscanf(string(b), "%d:%d-%d:%d", &h1, &m1, &h2, &m2); err != nil ||
 		!clock(h1, m1) || !clock(h2, m2) || (h1 == h2 && m1 == m2) {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -82,6 +83,24 @@ func TestFleetSettings(t *testing.T) {
 	} {
 		if _, err := Parse([]byte(tt.conf)); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: Parse = %v, want an error about %q", name, err, tt.want)
+		}
+	}
+}
+
+func TestPlatformConnectionSettings(t *testing.T) {
+	base := "[[model]]\nname = \"demo\"\n[platform]\n"
+	if _, err := Parse([]byte(base + "mqtt_url = \"mqtts://dev1:pw@broker:8883\"\nca_file = \"/ca.pem\"\npassword_file = \"/pw\"\n")); err != nil {
+		t.Fatal(err)
+	}
+	for name, tt := range map[string]struct{ conf, want string }{
+		"http scheme":       {base + "mqtt_url = \"http://broker:80\"\n", `scheme "http"`},
+		"no scheme":         {base + "mqtt_url = \"broker:1883\"\n", "scheme"},
+		"cert without key":  {base + "cert_file = \"/c.pem\"\n", "cert_file and key_file"},
+		"password redacted": {base + "mqtt_url = \"http://dev1:s3cret@broker\"\n", "dev1:xxxxx@broker"},
+	} {
+		_, err := Parse([]byte(tt.conf))
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%s: Parse = %v, want a config error about %q without the password", name, err, tt.want)
 		}
 	}
 }

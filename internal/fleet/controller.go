@@ -27,6 +27,7 @@ import (
 
 	"github.com/modelslot/modelslot/internal/config"
 	"github.com/modelslot/modelslot/internal/fleet/store"
+	"github.com/modelslot/modelslot/internal/netconf"
 	"github.com/modelslot/modelslot/verify"
 )
 
@@ -42,6 +43,7 @@ type Controller struct {
 	Key    *verify.PrivateKey
 	Now    func() time.Time // default time.Now
 	HTTP   *http.Client     // fetches target manifests; default a 30 s client
+	Conn   *netconf.Conn    // TLS and credentials for the broker; nil: plain, anonymous
 
 	mu        sync.Mutex        // one decision at a time: ticks and API calls
 	published map[string]uint64 // topic → revision last published there
@@ -88,7 +90,7 @@ func (c *Controller) Run(ctx context.Context, ready func(addr string)) error {
 		return err
 	}
 	defer c.mqtt.Disconnect(500)
-	slog.Info("fleet controller leading", "database", c.DB.Dialect(), "listen", ln.Addr().String(), "broker", store.Redact(c.Fleet.Broker))
+	slog.Info("fleet controller leading", "database", c.DB.Dialect(), "listen", ln.Addr().String(), "broker", netconf.Redact(c.Fleet.Broker))
 	if ready != nil {
 		ready(ln.Addr().String())
 	}

@@ -10,6 +10,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/modelslot/modelslot/internal/netconf"
 	"github.com/modelslot/modelslot/internal/report"
 )
 
@@ -25,8 +26,21 @@ func (c *Controller) connect() error {
 	if c.Fleet.Broker == "" {
 		return fmt.Errorf("fleet: no broker: set [fleet] broker or [platform] mqtt_url")
 	}
+	broker, user, pass, _, err := netconf.Broker(c.Fleet.Broker)
+	if err != nil {
+		return err
+	}
+	conn := c.Conn
+	if conn == nil {
+		conn = &netconf.Conn{}
+	}
+	if user == "" {
+		user, pass = conn.Username, conn.Password
+	}
 	opts := mqtt.NewClientOptions().
-		AddBroker(strings.Replace(c.Fleet.Broker, "mqtt://", "tcp://", 1)).
+		AddBroker(broker).
+		SetUsername(user).
+		SetPassword(pass).
 		SetClientID(clientID).
 		SetCleanSession(false).
 		SetAutoReconnect(true).
@@ -42,6 +56,9 @@ func (c *Controller) connect() error {
 			cl.SubscribeMultiple(filters, nil)
 			go c.republish() // a broker that restarted without persistence lost the retained documents
 		})
+	if conn.TLS != nil {
+		opts.SetTLSConfig(conn.TLS)
+	}
 	c.mqtt = mqtt.NewClient(opts)
 	c.mqtt.Connect() // retries in the background until the broker answers
 	return nil

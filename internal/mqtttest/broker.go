@@ -15,10 +15,12 @@ import (
 
 // Broker is one mosquitto process owned by a test.
 type Broker struct {
-	t    *testing.T
-	Port int
-	conf string
-	cmd  *exec.Cmd
+	t      *testing.T
+	Port   int
+	CAFile string // the CA of a secure broker (NewSecure); "" for a plain one
+	conf   string
+	scheme string // "mqtt" or "mqtts"
+	cmd    *exec.Cmd
 }
 
 // Binary is where Debian installs mosquitto.
@@ -36,7 +38,7 @@ func New(t *testing.T) *Broker {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	b := &Broker{t: t, Port: port, conf: filepath.Join(t.TempDir(), "mosquitto.conf")}
+	b := &Broker{t: t, Port: port, conf: filepath.Join(t.TempDir(), "mosquitto.conf"), scheme: "mqtt"}
 	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n", port)
 	if err := os.WriteFile(b.conf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -53,7 +55,7 @@ func Start(t *testing.T) *Broker {
 }
 
 // URL is the broker's address in the config's form.
-func (b *Broker) URL() string { return fmt.Sprintf("mqtt://127.0.0.1:%d", b.Port) }
+func (b *Broker) URL() string { return fmt.Sprintf("%s://127.0.0.1:%d", b.scheme, b.Port) }
 
 // Start (re)starts the broker on its port.
 func (b *Broker) Start() {

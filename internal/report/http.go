@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,23 +12,35 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/modelslot/modelslot/internal/netconf"
 )
 
 // HTTPSink POSTs each event as one JSON object; any 2xx answer acknowledges it.
 type HTTPSink struct {
 	URL    string
+	token  string
 	client *retryablehttp.Client
+}
+
+// HTTPOptions say how to reach the platform over HTTP(S).
+type HTTPOptions struct {
+	TLS   *tls.Config // CAs (and client certificate); nil: the system's roots
+	Token string      // sent as "Authorization: Bearer …"; empty: none
 }
 
 // NewHTTPSink returns a sink for url. Retries inside one Send are few and quick;
 // the Drainer's backoff handles long outages.
-func NewHTTPSink(url string) *HTTPSink {
+func NewHTTPSink(url string, o HTTPOptions) *HTTPSink {
 	c := retryablehttp.NewClient()
 	c.RetryMax = 2
 	c.RetryWaitMin, c.RetryWaitMax = 200*time.Millisecond, 2*time.Second
 	c.HTTPClient.Timeout = 15 * time.Second
+	if o.TLS != nil {
+		c.HTTPClient.Transport.(*http.Transport).TLSClientConfig = o.TLS
+	}
 	c.Logger = slogAdapter{}
-	return &HTTPSink{URL: url, client: c}
+	return &HTTPSink{URL: url, token: o.Token, client: c}
 }
 
 // Name is the cursor name of the HTTP sink.
@@ -50,10 +63,13 @@ func (s *HTTPSink) post(ctx context.Context, ev *Event) error {
 	}
 	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, s.URL, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("http sink %s: %w", s.URL, err)
+		return fmt.Errorf("http sink %s: %w", netconf.Redact(s.URL), err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Idempotency-Key", ev.EventID)
+	if s.token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.token)
+	}
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("http sink: post event %d: %w", ev.Sequence, err)

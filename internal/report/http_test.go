@@ -103,7 +103,7 @@ func TestHTTPSinkDeliversInOrderThroughFailures(t *testing.T) {
 	everySecond := func(n int64) bool { return n%2 == 0 }
 	c := startCollector(t, "127.0.0.1:0", everySecond)
 	o, _ := OpenOutbox(t.TempDir(), 0, "http")
-	drain(t, o, NewHTTPSink("http://"+c.addr+"/events"))
+	drain(t, o, NewHTTPSink("http://"+c.addr+"/events", HTTPOptions{}))
 	appendN(t, o, StatusDownloading, StatusInstalling, StatusActivating, StatusConfirming, StatusSuccess)
 	waitFor(t, 10*time.Second, "5 events", func() bool { return o.Depth("http") == 0 })
 	assertInOrder(t, c.received(), 5)
@@ -114,7 +114,7 @@ func TestHTTPSinkWaitsForCollectorThatIsDown(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there yet
 	o, _ := OpenOutbox(t.TempDir(), 0, "http")
-	drain(t, o, NewHTTPSink("http://"+addr+"/events"))
+	drain(t, o, NewHTTPSink("http://"+addr+"/events", HTTPOptions{}))
 	appendN(t, o, StatusDownloading, StatusInstalling, StatusSuccess)
 	time.Sleep(300 * time.Millisecond)
 	if o.Depth("http") != 3 {

@@ -2,6 +2,7 @@ package report
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,14 +49,22 @@ type statusMessage struct {
 	Last      *Event    `json:"last_event,omitempty"`
 }
 
-// NewMQTTSink prepares a sink for brokerURL (mqtt://host:port or
-// tcp://host:port); Connect starts it. Subscribe before Connect, so no message
-// can arrive before its handler is in place.
-func NewMQTTSink(brokerURL, prefix, device string) *MQTTSink {
+// MQTTOptions say how to reach the broker.
+type MQTTOptions struct {
+	Broker             string      // tcp://host:port or ssl://host:port (netconf.Broker makes it from mqtt_url)
+	TLS                *tls.Config // for ssl://; nil: the system's roots
+	Username, Password string      // empty: anonymous
+}
+
+// NewMQTTSink prepares a sink; Connect starts it. Subscribe before Connect, so
+// no message can arrive before its handler is in place.
+func NewMQTTSink(o MQTTOptions, prefix, device string) *MQTTSink {
 	s := &MQTTSink{prefix: prefix, device: device, timeout: 10 * time.Second, subs: map[string]func(mqtt.Message){}}
 	will, _ := json.Marshal(statusMessage{State: "offline", DeviceID: device})
 	opts := mqtt.NewClientOptions().
-		AddBroker(strings.Replace(brokerURL, "mqtt://", "tcp://", 1)).
+		AddBroker(strings.Replace(o.Broker, "mqtt://", "tcp://", 1)).
+		SetUsername(o.Username).
+		SetPassword(o.Password).
 		SetClientID("modelslot-"+device).
 		SetCleanSession(false). // the broker keeps our command subscription while we are away
 		SetWill(statusTopic(prefix, device), string(will), 1, true).
@@ -66,6 +75,9 @@ func NewMQTTSink(brokerURL, prefix, device string) *MQTTSink {
 		SetConnectTimeout(5 * time.Second).
 		SetAutoAckDisabled(true). // a command is acknowledged only once it is on disk
 		SetOnConnectHandler(s.onConnect)
+	if o.TLS != nil {
+		opts.SetTLSConfig(o.TLS)
+	}
 	s.client = mqtt.NewClient(opts)
 	return s
 }

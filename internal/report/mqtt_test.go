@@ -51,7 +51,7 @@ func TestMQTTDeliversInOrder(t *testing.T) {
 	b := mqtttest.Start(t)
 	sub := subscribe(t, b, eventsTopic("modelslot", "d1"))
 	o, _ := OpenOutbox(t.TempDir(), 0, "mqtt")
-	sink := NewMQTTSink(b.URL(), "modelslot", "d1")
+	sink := NewMQTTSink(MQTTOptions{Broker: b.URL()}, "modelslot", "d1")
 	sink.Connect()
 	t.Cleanup(sink.Close)
 	drain(t, o, sink)
@@ -65,7 +65,7 @@ func TestMQTTDeliversInOrder(t *testing.T) {
 func TestMQTTBrokerDownForWholeUpdate(t *testing.T) {
 	b := mqtttest.New(t) // not started: the platform is unreachable
 	o, _ := OpenOutbox(t.TempDir(), 0, "mqtt")
-	sink := NewMQTTSink(b.URL(), "modelslot", "d2")
+	sink := NewMQTTSink(MQTTOptions{Broker: b.URL()}, "modelslot", "d2")
 	sink.Connect()
 	t.Cleanup(sink.Close)
 	drain(t, o, sink)
@@ -103,7 +103,7 @@ func TestTenThousandQueuedEventsAllDelivered(t *testing.T) {
 	}
 	b.Start()
 	sub := subscribe(t, b, eventsTopic("modelslot", "d3"))
-	sink := NewMQTTSink(b.URL(), "modelslot", "d3")
+	sink := NewMQTTSink(MQTTOptions{Broker: b.URL()}, "modelslot", "d3")
 	sink.Connect()
 	t.Cleanup(sink.Close)
 	start := time.Now()

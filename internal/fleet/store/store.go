@@ -12,7 +12,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,6 +19,8 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
 	_ "modernc.org/sqlite"             // registers "sqlite"
+
+	"github.com/modelslot/modelslot/internal/netconf"
 )
 
 // Kinds of errors callers test with errors.Is.
@@ -122,17 +123,8 @@ func (db *DB) tx(ctx context.Context, f func(*sql.Tx) error) error {
 	return nil
 }
 
-// Redact hides the password of a URL, for every message that names one.
-func Redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
-	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	return u.String()
-}
+// Redact hides the password of a database URL, for every message that names one.
+func Redact(raw string) string { return netconf.Redact(raw) }
 
 func ms(t time.Time) int64 {
 	if t.IsZero() {
