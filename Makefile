@@ -67,6 +67,8 @@ bench: build
 	MODELSLOT_HEALTH_BENCH=1 $(GO) test -count=1 -run '^TestHealthRevertTimes$$' -v ./cmd/modelslot/
 	@echo "== agent: idle RSS and CPU, events drained to mosquitto"
 	bench/agent.sh
+	@echo "== fleet controller: events/s into SQLite and PostgreSQL from 1,000 devices, CPU and RSS"
+	MODELSLOT_FLEET_BENCH=1 $(GO) test -count=1 -run '^TestFleetBench$$' -v ./cmd/modelslot/ | grep '^fleet bench'
 
 demo:
 	scripts/demo.sh

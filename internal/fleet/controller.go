@@ -49,13 +49,19 @@ type Controller struct {
 	published map[string]uint64 // topic → revision last published there
 	mqtt      mqtt.Client
 	kick      chan struct{}
+	// subscribed is closed once the broker granted the subscription to every
+	// device's events: only then is the controller ready, since the first
+	// session would miss what devices publish before it.
+	subscribed     chan struct{}
+	subscribedOnce sync.Once
 	metrics   *metrics
 }
 
 // New prepares a controller; Run starts it.
 func New(f config.Fleet, prefix string, db *store.DB, key *verify.PrivateKey) *Controller {
 	c := &Controller{Fleet: f, Prefix: prefix, DB: db, Key: key, Now: time.Now,
-		HTTP: &http.Client{Timeout: 30 * time.Second}, published: map[string]uint64{}, kick: make(chan struct{}, 1)}
+		HTTP: &http.Client{Timeout: 30 * time.Second}, published: map[string]uint64{}, kick: make(chan struct{}, 1),
+		subscribed: make(chan struct{})}
 	c.metrics = newMetrics(c)
 	return c
 }
@@ -90,11 +96,21 @@ func (c *Controller) Run(ctx context.Context, ready func(addr string)) error {
 		return err
 	}
 	defer c.mqtt.Disconnect(500)
+	select {
+	case <-c.subscribed:
+	case <-ctx.Done():
+		return c.stopped(leadership)
+	}
 	slog.Info("fleet controller leading", "database", c.DB.Dialect(), "listen", ln.Addr().String(), "broker", netconf.Redact(c.Fleet.Broker))
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
 	c.loop(ctx)
+	return c.stopped(leadership)
+}
+
+// stopped says why Run ends: a clean stop, or leadership lost.
+func (c *Controller) stopped(leadership <-chan struct{}) error {
 	select {
 	case <-leadership:
 		return ErrLeadershipLost

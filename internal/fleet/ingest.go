@@ -53,7 +53,8 @@ func (c *Controller) connect() error {
 			// Queued messages of the session may arrive before this returns;
 			// the default handler takes them.
 			filters := map[string]byte{c.Prefix + "/+/events": 1, c.Prefix + "/+/status": 1}
-			cl.SubscribeMultiple(filters, nil)
+			tok := cl.SubscribeMultiple(filters, nil)
+			go c.awaitSubscription(tok)
 			go c.republish() // a broker that restarted without persistence lost the retained documents
 		})
 	if conn.TLS != nil {
@@ -62,6 +63,25 @@ func (c *Controller) connect() error {
 	c.mqtt = mqtt.NewClient(opts)
 	c.mqtt.Connect() // retries in the background until the broker answers
 	return nil
+}
+
+// awaitSubscription marks the controller subscribed once the broker granted
+// both filters; a refusal (an ACL without the controller's user) is logged,
+// since the controller would see no device.
+func (c *Controller) awaitSubscription(tok mqtt.Token) {
+	if !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
+		slog.Error("fleet: no answer to the subscription; it is sent again at the next reconnect", "err", tok.Error())
+		return
+	}
+	if st, ok := tok.(*mqtt.SubscribeToken); ok {
+		for filter, code := range st.Result() {
+			if code == 0x80 {
+				slog.Error("fleet: the broker refused the subscription; check the controller's ACL (docs/fleet.md)", "filter", filter)
+				return
+			}
+		}
+	}
+	c.subscribedOnce.Do(func() { close(c.subscribed) })
 }
 
 func (c *Controller) onMessage(m mqtt.Message) {
