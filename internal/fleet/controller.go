@@ -54,7 +54,7 @@ type Controller struct {
 	// session would miss what devices publish before it.
 	subscribed     chan struct{}
 	subscribedOnce sync.Once
-	metrics   *metrics
+	metrics        *metrics
 }
 
 // New prepares a controller; Run starts it.
