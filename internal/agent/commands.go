@@ -25,6 +25,12 @@ func (a *Agent) commandSources() []func(context.Context) {
 	for i := range a.Config.Models {
 		m := &a.Config.Models[i]
 		if m.Source != "" && a.Config.Agent.ChannelPoll > 0 {
+			if m.RolloutChannel != "" {
+				// Following the channel too would install every new version at
+				// once, past the rollout's stages.
+				slog.Info("agent: the model follows fleet rollouts; its source channel is not polled", "model", m.Name)
+				continue
+			}
 			loops = append(loops, channelPoller(m.Name, m.Source, time.Duration(a.Config.Agent.ChannelPoll), a.Inbox).run)
 		}
 	}

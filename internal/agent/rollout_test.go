@@ -259,3 +259,11 @@ func TestFollowerWaitsForTheMaintenanceWindow(t *testing.T) {
 		t.Fatalf("queued %v inside the window, want the install", q)
 	}
 }
+
+func TestAModelFollowingRolloutsDoesNotPollItsChannel(t *testing.T) {
+	rig := newRolloutRig(t, "source = \"http://127.0.0.1:1/repo/demo/channels/stable.json\"\n[agent]\nchannel_poll = \"1s\"\n")
+	loops := rig.a.commandSources() // the rollout follower only; no channel poller
+	if len(loops) != 1 {
+		t.Fatalf("%d loops, want only the rollout follower's", len(loops))
+	}
+}
