@@ -68,7 +68,7 @@ bench: build
 	@echo "== agent: idle RSS and CPU, events drained to mosquitto"
 	bench/agent.sh
 	@echo "== fleet controller: events/s into SQLite and PostgreSQL from 1,000 devices, CPU and RSS"
-	MODELSLOT_FLEET_BENCH=1 $(GO) test -count=1 -run '^TestFleetBench$$' -v ./cmd/modelslot/ | grep '^fleet bench'
+	MODELSLOT_FLEET_BENCH=1 $(GO) test -count=1 -timeout 30m -run '^TestFleetBench$$' -v ./cmd/modelslot/ | grep '^fleet bench'
 
 demo:
 	scripts/demo.sh

@@ -38,6 +38,8 @@ type testFleet struct {
 	pub     mqtt.Client
 	events  *fleetEvents
 	salt    string
+	secure  bool   // TLS broker with passwords and the ACL
+	secrets string // password files, one per user
 	v2Gets  atomic.Int64 // devices' GETs of v2's manifest: one per device that started it
 }
 
@@ -60,7 +62,34 @@ func (e *fleetEvents) all() []report.Event {
 
 func newFleet(t *testing.T, n int, extraConf string) *testFleet {
 	t.Helper()
-	f := &testFleet{t: t, broker: mqtttest.Start(t), repo: newRepoServer(t), events: &fleetEvents{}}
+	return newFleetOn(t, n, extraConf, false)
+}
+
+// newSecureFleet is newFleet on a TLS broker with passwords and the ACL of
+// packaging/mosquitto: each device logs in as its device_id, the controller
+// (and the test playing it) as fleet-controller.
+func newSecureFleet(t *testing.T, n int, extraConf string) *testFleet {
+	t.Helper()
+	return newFleetOn(t, n, extraConf, true)
+}
+
+func newFleetOn(t *testing.T, n int, extraConf string, secure bool) *testFleet {
+	t.Helper()
+	f := &testFleet{t: t, repo: newRepoServer(t), events: &fleetEvents{}, secure: secure, secrets: t.TempDir()}
+	if secure {
+		users := map[string]string{controllerUser: "controller-pw"}
+		for i := range n {
+			users[fmt.Sprintf("dev-%d", i)] = fmt.Sprintf("pw-%d", i)
+		}
+		for u, pw := range users {
+			if err := os.WriteFile(filepath.Join(f.secrets, u), []byte(pw), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		f.broker = secureBroker(t, users)
+	} else {
+		f.broker = mqtttest.Start(t)
+	}
 	k, err := verify.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +106,7 @@ func newFleet(t *testing.T, n int, extraConf string) *testFleet {
 		return false
 	})
 	f.subscribe()
-	f.pub = mqtttest.Connect(t, f.broker, "controller")
+	f.pub = f.connect("controller")
 	f.repo.publish(makeModel(t, 20<<10, 3000), "v1")
 	for i := range n {
 		d := &fleetDevice{env: newEnv(t), id: fmt.Sprintf("dev-%d", i)}
@@ -94,15 +123,45 @@ func newFleet(t *testing.T, n int, extraConf string) *testFleet {
 func (f *testFleet) writeConfig(d *fleetDevice, extraConf string) {
 	conf := fmt.Sprintf("device_id = %q\nstate_root = %q\n\n[[model]]\nname = \"demo\"\nlink = %q\n"+
 		"trusted_keys = [%q]\nrollout_channel = \"stable\"\nrollout_keys = [%q]\n%s"+
-		"[platform]\nmqtt_url = %q\n[agent]\nheartbeat = \"1s\"\n",
-		d.id, d.root, d.link, f.repo.pub, f.keyPub, extraConf, f.broker.URL())
+		"[platform]\nmqtt_url = %q\n%s[agent]\nheartbeat = \"1s\"\n",
+		d.id, d.root, d.link, f.repo.pub, f.keyPub, extraConf, f.broker.URL(), f.credentials(d.id))
 	if err := os.WriteFile(d.config, []byte(conf), 0o644); err != nil {
 		f.t.Fatal(err)
 	}
 }
 
+// controllerUser is the controller's account in the ACL template.
+const controllerUser = "fleet-controller"
+
+// credentials are the [platform] lines that log user in on a secure broker
+// (a device's username defaults to its device_id).
+func (f *testFleet) credentials(user string) string {
+	if !f.secure {
+		return ""
+	}
+	conf := fmt.Sprintf("ca_file = %q\npassword_file = %q\n", f.broker.CAFile, filepath.Join(f.secrets, user))
+	if user == controllerUser {
+		conf += fmt.Sprintf("username = %q\n", user)
+	}
+	return conf
+}
+
+// connect is a client of the test's own, with the controller's rights.
+func (f *testFleet) connect(id string) mqtt.Client {
+	f.t.Helper()
+	if !f.secure {
+		return mqtttest.Connect(f.t, f.broker, id)
+	}
+	pw, _ := os.ReadFile(filepath.Join(f.secrets, controllerUser))
+	c, err := mqtttest.ConnectAs(f.t, f.broker, id, controllerUser, string(pw))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return c
+}
+
 func (f *testFleet) subscribe() {
-	c := mqtttest.Connect(f.t, f.broker, "platform")
+	c := f.connect("platform")
 	tok := c.Subscribe("modelslot/+/events", 1, func(_ mqtt.Client, m mqtt.Message) {
 		var ev report.Event
 		if json.Unmarshal(m.Payload(), &ev) == nil {

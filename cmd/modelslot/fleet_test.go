@@ -41,8 +41,8 @@ type controller struct {
 func (f *testFleet) controllerConfig(db string) (string, string) {
 	dir := f.t.TempDir()
 	listen := freeAddr(f.t)
-	conf := fmt.Sprintf("[platform]\nmqtt_url = %q\n[fleet]\nlisten = %q\nstate_dir = %q\nrollout_key = %q\ntick = \"100ms\"\n",
-		f.broker.URL(), listen, filepath.Join(dir, "state"), strings.TrimSuffix(f.keyPub, ".pub")+".key")
+	conf := fmt.Sprintf("[platform]\nmqtt_url = %q\n%s[fleet]\nlisten = %q\nstate_dir = %q\nrollout_key = %q\ntick = \"100ms\"\n",
+		f.broker.URL(), f.credentials(controllerUser), listen, filepath.Join(dir, "state"), strings.TrimSuffix(f.keyPub, ".pub")+".key")
 	if db != "" {
 		conf += fmt.Sprintf("database = %q\n", db)
 	}
@@ -394,3 +394,24 @@ func appendFile(t *testing.T, name, text string) {
 		t.Fatal(err)
 	}
 }
+
+// TestRolloutOverTLSWithTheACL: the same staged rollout on a broker that
+// speaks only TLS, checks passwords and applies packaging/mosquitto's ACL; the
+// controller logs in with its own account, each agent as its device_id.
+func TestRolloutOverTLSWithTheACL(t *testing.T) {
+	f := newSecureFleet(t, 2, "")
+	stages := fleetStages()
+	f.pickSalt(stages, 1, 0, 1)
+	conf, url := f.controllerConfig("")
+	c := startController(t, conf, url)
+	c.waitReady(20 * time.Second)
+	f.startAll()
+	c.waitDevices(2)
+	f.create(c, "300ms")
+	s := c.waitState("r1", rollout.StateCompleted, 60*time.Second)
+	checkStages(t, s, 300*time.Millisecond, f.stageOfID)
+	if got := f.activeVersions(); got != "v2 v2" {
+		t.Fatalf("active versions %s", got)
+	}
+}
+

@@ -54,6 +54,7 @@ type Controller struct {
 	// session would miss what devices publish before it.
 	subscribed     chan struct{}
 	subscribedOnce sync.Once
+	incoming       chan pending // parsed messages for the ingest loop
 	metrics        *metrics
 }
 
@@ -61,7 +62,7 @@ type Controller struct {
 func New(f config.Fleet, prefix string, db *store.DB, key *verify.PrivateKey) *Controller {
 	c := &Controller{Fleet: f, Prefix: prefix, DB: db, Key: key, Now: time.Now,
 		HTTP: &http.Client{Timeout: 30 * time.Second}, published: map[string]uint64{}, kick: make(chan struct{}, 1),
-		subscribed: make(chan struct{})}
+		subscribed: make(chan struct{}), incoming: make(chan pending, maxBatch)}
 	c.metrics = newMetrics(c)
 	return c
 }
@@ -92,6 +93,7 @@ func (c *Controller) Run(ctx context.Context, ready func(addr string)) error {
 	srv := &http.Server{Handler: c.handler(), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	defer srv.Close()
+	go c.ingestLoop(ctx)
 	if err := c.connect(); err != nil {
 		return err
 	}

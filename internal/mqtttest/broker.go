@@ -47,6 +47,19 @@ func New(t *testing.T) *Broker {
 	return b
 }
 
+// Configure adds lines to the broker's configuration; call it before Start.
+func (b *Broker) Configure(lines string) {
+	b.t.Helper()
+	f, err := os.OpenFile(b.conf, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(lines); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
 // Start launches the broker and waits until it accepts connections.
 func Start(t *testing.T) *Broker {
 	b := New(t)

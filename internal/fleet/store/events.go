@@ -16,39 +16,77 @@ const (
 	OutcomeFailed     = "failed"
 )
 
+// Incoming is one message from a device: an event (Event and its JSON as
+// received), or a presence change (Presence set; Event, if any, the last event
+// the status message repeats).
+type Incoming struct {
+	Event    *report.Event
+	Body     []byte
+	Presence *bool
+	DeviceID string // for a presence change
+	Received time.Time
+}
+
 // AddEvent records ev (body is its JSON as received) once: a redelivered
 // event_id changes nothing and reports false. In the same transaction it
 // updates the device's row and, for an update a rollout ordered, the device's
 // outcome in that rollout — a terminal outcome is never overwritten.
 func (db *DB) AddEvent(ctx context.Context, ev *report.Event, body []byte, received time.Time) (bool, error) {
-	added := false
+	n, err := db.Ingest(ctx, []Incoming{{Event: ev, Body: body, Received: received}})
+	return n == 1, err
+}
+
+// Ingest records a batch of messages in order, in one transaction (one fsync
+// for the batch, which is what lets the controller keep up with a fleet), and
+// returns how many events were new. On error nothing of the batch is kept.
+func (db *DB) Ingest(ctx context.Context, batch []Incoming) (int, error) {
+	added := 0
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		res, err := db.exec(ctx, tx, `INSERT INTO events (event_id, device_id, model, rollout_id, event, status, target_version, failure_reason, at, received, body)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING`,
-			ev.EventID, ev.DeviceID, ev.Model, ev.RolloutID, ev.Event, ev.Status, ev.TargetVersion, ev.FailureReason,
-			ms(ev.Timestamp), ms(received), string(body))
-		if err != nil {
-			return err
+		for _, in := range batch {
+			if in.Event != nil {
+				ok, err := db.addEvent(ctx, tx, in.Event, in.Body, in.Received)
+				if err != nil {
+					return fmt.Errorf("record event %s of %s: %w", in.Event.EventID, in.Event.DeviceID, err)
+				}
+				if ok {
+					added++
+				}
+			}
+			if in.Presence != nil {
+				if err := db.setPresence(ctx, tx, in.DeviceID, *in.Presence, in.Received); err != nil {
+					return err
+				}
+			}
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return nil // seen before
-		}
-		added = true
-		if ev.Event == report.RolloutEventType {
-			return nil // a refusal: history only
-		}
-		if err := db.upsertDevice(ctx, tx, ev, received); err != nil {
-			return err
-		}
-		if ev.RolloutID == "" {
-			return nil
-		}
-		return db.recordOutcome(ctx, tx, ev.RolloutID, ev.DeviceID, outcomeOf(ev.Status), ev.FailureReason, received)
+		return nil
 	})
 	if err != nil {
-		return false, fmt.Errorf("record event %s of %s: %w", ev.EventID, ev.DeviceID, err)
+		return 0, err
 	}
 	return added, nil
+}
+
+func (db *DB) addEvent(ctx context.Context, tx *sql.Tx, ev *report.Event, body []byte, received time.Time) (bool, error) {
+	res, err := db.exec(ctx, tx, `INSERT INTO events (event_id, device_id, model, rollout_id, event, status, target_version, failure_reason, at, received, body)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING`,
+		ev.EventID, ev.DeviceID, ev.Model, ev.RolloutID, ev.Event, ev.Status, ev.TargetVersion, ev.FailureReason,
+		ms(ev.Timestamp), ms(received), string(body))
+	if err != nil {
+		return false, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return false, nil // seen before
+	}
+	if ev.Event == report.RolloutEventType {
+		return true, nil // a refusal: history only
+	}
+	if err := db.upsertDevice(ctx, tx, ev, received); err != nil {
+		return false, err
+	}
+	if ev.RolloutID == "" {
+		return true, nil
+	}
+	return true, db.recordOutcome(ctx, tx, ev.RolloutID, ev.DeviceID, outcomeOf(ev.Status), ev.FailureReason, received)
 }
 
 func outcomeOf(status string) string {
@@ -82,11 +120,16 @@ func (db *DB) recordOutcome(ctx context.Context, tx *sql.Tx, rolloutID, deviceID
 
 // SetPresence records a device's retained status (online, or its last will).
 func (db *DB) SetPresence(ctx context.Context, deviceID string, online bool, at time.Time) error {
+	_, err := db.Ingest(ctx, []Incoming{{Presence: &online, DeviceID: deviceID, Received: at}})
+	return err
+}
+
+func (db *DB) setPresence(ctx context.Context, tx *sql.Tx, deviceID string, online bool, at time.Time) error {
 	on := 0
 	if online {
 		on = 1
 	}
-	_, err := db.exec(ctx, nil, `UPDATE devices SET online = ?, last_seen = ? WHERE device_id = ?`, on, ms(at), deviceID)
+	_, err := db.exec(ctx, tx, `UPDATE devices SET online = ?, last_seen = ? WHERE device_id = ?`, on, ms(at), deviceID)
 	if err != nil {
 		return fmt.Errorf("record presence of %s: %w", deviceID, err)
 	}
