@@ -38,8 +38,8 @@ type testFleet struct {
 	pub     mqtt.Client
 	events  *fleetEvents
 	salt    string
-	secure  bool   // TLS broker with passwords and the ACL
-	secrets string // password files, one per user
+	secure  bool         // TLS broker with passwords and the ACL
+	secrets string       // password files, one per user
 	v2Gets  atomic.Int64 // devices' GETs of v2's manifest: one per device that started it
 }
 

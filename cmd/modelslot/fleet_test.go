@@ -414,4 +414,3 @@ func TestRolloutOverTLSWithTheACL(t *testing.T) {
 		t.Fatalf("active versions %s", got)
 	}
 }
-
