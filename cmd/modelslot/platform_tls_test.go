@@ -178,3 +178,40 @@ func TestBadMQTTURLIsAConfigError(t *testing.T) {
 		t.Fatalf("status with a bad mqtt_url: %v", r)
 	}
 }
+
+// TestAgentOverMQTTSWithAClientCertificate: the broker checks client
+// certificates and takes the certificate's name as the username the ACL
+// matches; a client without one is refused, and a real agent with its
+// cert_file and key_file delivers its events.
+func TestAgentOverMQTTSWithAClientCertificate(t *testing.T) {
+	acl, err := os.ReadFile("../../packaging/mosquitto/modelslot.acl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := mqtttest.NewSecure(t, mqtttest.Secure{ACL: string(acl), CertUsers: []string{"test-device", "fleet-controller", "dev-2"}})
+	b.Start()
+	if _, err := mqtttest.ConnectWithCert(t, b, "nocert", ""); err == nil {
+		t.Fatal("a client without a certificate was let in")
+	}
+	ctl := must(mqtttest.ConnectWithCert(t, b, "ctl", "fleet-controller"))
+	events := listen(t, ctl, "modelslot/test-device/events")
+	other := must(mqtttest.ConnectWithCert(t, b, "dev2", "dev-2"))
+	mqttPublish(t, other, "modelslot/test-device/events", "forged")
+	events.expectNothing(t, "dev-2's certificate writing test-device's events")
+	cert, key := b.ClientCert("test-device")
+	e := newEnv(t)
+	e.extraConf = fmt.Sprintf("[platform]\nmqtt_url = %q\nca_file = %q\ncert_file = %q\nkey_file = %q\n", b.URL(), b.CAFile, cert, key)
+	e.writeConfig()
+	installBoth(e, makeModel(t, 100), makeModel(t, 200))
+	e.startAgent()
+	for range 8 {
+		select {
+		case m := <-events.ch:
+			if !strings.Contains(m, `"device_id":"test-device"`) {
+				t.Fatalf("event %s", m)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("no events from the agent with a client certificate")
+		}
+	}
+}

@@ -21,6 +21,8 @@ type Broker struct {
 	conf   string
 	scheme string // "mqtt" or "mqtts"
 	cmd    *exec.Cmd
+
+	clientCerts map[string][2]string // user → certificate and key files (NewSecure)
 }
 
 // Binary is where Debian installs mosquitto.

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +26,10 @@ import (
 type Secure struct {
 	Users map[string]string // username → password
 	ACL   string            // mosquitto acl_file contents
+	// CertUsers: clients log in with a certificate instead of a password
+	// (require_certificate, use_identity_as_username); ClientCert makes one
+	// for each of these names (its common name is the username).
+	CertUsers []string
 }
 
 // NewSecure prepares a TLS broker with users and an ACL, without starting it.
@@ -34,7 +39,11 @@ func NewSecure(t *testing.T, s Secure) *Broker {
 	b := New(t)
 	dir := filepath.Dir(b.conf)
 	b.CAFile = filepath.Join(dir, "ca.crt")
-	cert, key := makeCerts(t, dir, b.CAFile)
+	cert, key, ca, caKey := makeCerts(t, dir, b.CAFile)
+	b.clientCerts = map[string][2]string{}
+	for _, u := range s.CertUsers {
+		b.clientCerts[u] = makeClientCert(t, dir, u, ca, caKey)
+	}
 	pw, acl := filepath.Join(dir, "passwords"), filepath.Join(dir, "acl")
 	if err := os.WriteFile(pw, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -47,8 +56,13 @@ func NewSecure(t *testing.T, s Secure) *Broker {
 	if err := os.WriteFile(acl, []byte(s.ACL), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	conf := fmt.Sprintf("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nallow_anonymous false\npassword_file %s\nacl_file %s\npersistence false\nlog_dest none\n",
-		b.Port, b.CAFile, cert, key, pw, acl)
+	conf := fmt.Sprintf("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nallow_anonymous false\nacl_file %s\npersistence false\nlog_dest none\n",
+		b.Port, b.CAFile, cert, key, acl)
+	if len(s.CertUsers) > 0 {
+		conf += "require_certificate true\nuse_identity_as_username true\n"
+	} else {
+		conf += "password_file " + pw + "\n"
+	}
 	if os.Geteuid() == 0 {
 		conf += "user root\n" // the files live in the test's private temp dir
 	}
@@ -60,8 +74,8 @@ func NewSecure(t *testing.T, s Secure) *Broker {
 }
 
 // makeCerts writes a CA (to caFile) and a server certificate for 127.0.0.1
-// signed by it, and returns the server's certificate and key files.
-func makeCerts(t *testing.T, dir, caFile string) (string, string) {
+// signed by it, and returns the server's certificate and key files and the CA.
+func makeCerts(t *testing.T, dir, caFile string) (string, string, *x509.Certificate, *ecdsa.PrivateKey) {
 	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "modelslot test CA"},
@@ -86,7 +100,65 @@ func makeCerts(t *testing.T, dir, caFile string) (string, string) {
 	writePEM(t, caFile, "CERTIFICATE", caDER)
 	writePEM(t, cert, "CERTIFICATE", srvDER)
 	writePEM(t, key, "EC PRIVATE KEY", keyDER)
-	return cert, key
+	return cert, key, caCert, caKey
+}
+
+var serial atomic.Int64
+
+// makeClientCert writes a client certificate for user (its common name)
+// signed by the CA; it returns the certificate and key files.
+func makeClientCert(t *testing.T, dir, user string, ca *x509.Certificate, caKey *ecdsa.PrivateKey) [2]string {
+	t.Helper()
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(100 + serial.Add(1)), Subject: pkix.Name{CommonName: user},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalECPrivateKey(k)
+	files := [2]string{filepath.Join(dir, user+".crt"), filepath.Join(dir, user+".key")}
+	writePEM(t, files[0], "CERTIFICATE", der)
+	writePEM(t, files[1], "EC PRIVATE KEY", keyDER)
+	return files
+}
+
+// ClientCert returns the certificate and key files made for user.
+func (b *Broker) ClientCert(user string) (cert, key string) {
+	f, ok := b.clientCerts[user]
+	if !ok {
+		b.t.Fatalf("no client certificate was made for %q (Secure.CertUsers)", user)
+	}
+	return f[0], f[1]
+}
+
+// ConnectWithCert connects to a certificate-checking broker as user, or with
+// no certificate when user is empty, and returns the broker's verdict.
+func ConnectWithCert(t *testing.T, b *Broker, id, user string) (mqtt.Client, error) {
+	t.Helper()
+	cfg := b.TLSConfig(t)
+	if user != "" {
+		cert, key := b.ClientCert(user)
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	clients.Add(1)
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(fmt.Sprintf("ssl://127.0.0.1:%d", b.Port)).
+		SetClientID(fmt.Sprintf("%s-%d", id, clients.Load())).SetTLSConfig(cfg).
+		SetAutoReconnect(false).SetConnectTimeout(5 * time.Second))
+	tok := c.Connect()
+	if !tok.WaitTimeout(10 * time.Second) {
+		return nil, fmt.Errorf("connect as %q: no answer", user)
+	}
+	if tok.Error() != nil {
+		return nil, tok.Error()
+	}
+	t.Cleanup(func() { c.Disconnect(100) })
+	return c, nil
 }
 
 func writePEM(t *testing.T, name, typ string, der []byte) {
