@@ -64,6 +64,13 @@ func runFleetServe(ctx context.Context, g *globalOptions, args []string) error {
 	}
 	c := fleet.New(*cfg.Fleet, cfg.Platform.TopicPrefix, db, key)
 	c.Conn = conn
+	if f := cfg.Fleet.APITokenFile; f != "" {
+		tok, err := netconf.Load(netconf.Files{TokenFile: f}, "")
+		if err != nil {
+			return fmt.Errorf("%w: [fleet] api_token_file: %w", config.ErrConfig, err)
+		}
+		c.APIToken = tok.Token
+	}
 	if conn.TLS != nil {
 		c.HTTP.Transport = &http.Transport{TLSClientConfig: conn.TLS, Proxy: http.ProxyFromEnvironment}
 	}
@@ -88,7 +95,7 @@ func runFleetDevices(ctx context.Context, g *globalOptions, args []string) error
 	if *model != "" {
 		path += "?model=" + *model
 	}
-	if err := newAPIClient(g, *api).do(ctx, "GET", path, nil, &devs); err != nil {
+	if err := newAPIClient(g, api).do(ctx, "GET", path, nil, &devs); err != nil {
 		return err
 	}
 	if g.json {

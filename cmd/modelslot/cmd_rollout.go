@@ -66,7 +66,7 @@ func runRolloutCreate(ctx context.Context, g *globalOptions, args []string) erro
 	}
 	f.req.Stages = stages
 	var s fleet.Status
-	if err := newAPIClient(g, *api).do(ctx, "POST", "/v1/rollouts", f.req, &s); err != nil {
+	if err := newAPIClient(g, api).do(ctx, "POST", "/v1/rollouts", f.req, &s); err != nil {
 		return err
 	}
 	return printRollout(g, &s)
@@ -109,7 +109,7 @@ func runRolloutStatus(ctx context.Context, g *globalOptions, args []string) erro
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	c := newAPIClient(g, *api)
+	c := newAPIClient(g, api)
 	if fs.NArg() == 1 {
 		var s fleet.Status
 		if err := c.do(ctx, "GET", "/v1/rollouts/"+fs.Arg(0), nil, &s); err != nil {
@@ -146,7 +146,7 @@ func runRolloutChange(ctx context.Context, g *globalOptions, op string, args []s
 		return usageErrorf("rollout %s ID", op)
 	}
 	var s fleet.Status
-	if err := newAPIClient(g, *api).do(ctx, "POST", "/v1/rollouts/"+fs.Arg(0)+"/"+op, map[string]string{"reason": *reason}, &s); err != nil {
+	if err := newAPIClient(g, api).do(ctx, "POST", "/v1/rollouts/"+fs.Arg(0)+"/"+op, map[string]string{"reason": *reason}, &s); err != nil {
 		return err
 	}
 	return printRollout(g, &s)

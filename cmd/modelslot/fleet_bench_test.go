@@ -58,7 +58,7 @@ func benchIngest(t *testing.T, db string, devices, perDevice int) benchResult {
 	b := mqtttest.New(t)
 	b.Configure("max_queued_messages 0\nmax_inflight_messages 200\n")
 	b.Start()
-	f := &testFleet{t: t, broker: b}
+	f := &testFleet{t: t, broker: b, secrets: t.TempDir()}
 	k, _ := verify.GenerateKey(nil)
 	f.keyPub = t.TempDir() + "/rollout"
 	if err := verify.WriteKeyPair(f.keyPub, k); err != nil {

@@ -11,32 +11,59 @@ import (
 	"time"
 
 	"github.com/modelslot/modelslot/internal/config"
+	"github.com/modelslot/modelslot/internal/netconf"
 )
 
 // apiClient talks to the controller's JSON API (docs/fleet.md § API).
 type apiClient struct {
-	base string
-	http *http.Client
+	base  string
+	token string // --api-token-file or [fleet] api_token_file
+	err   error  // the token file could not be read: every call fails with it
+	http  *http.Client
 }
 
-// controllerFlag registers --controller: the controller's URL, default
-// [fleet] url from the config, else http://127.0.0.1:8470.
-func controllerFlag(fs *flag.FlagSet) *string {
-	return fs.String("controller", "", "controller URL (default [fleet] url, else http://"+config.DefaultFleetListen+")")
+// controllerFlags are where the controller is and how to prove who we are.
+type controllerFlags struct{ url, tokenFile string }
+
+// controllerFlag registers --controller (default [fleet] url from the config,
+// else http://127.0.0.1:8470) and --api-token-file (default [fleet]
+// api_token_file).
+func controllerFlag(fs *flag.FlagSet) *controllerFlags {
+	var f controllerFlags
+	fs.StringVar(&f.url, "controller", "", "controller URL (default [fleet] url, else http://"+config.DefaultFleetListen+")")
+	fs.StringVar(&f.tokenFile, "api-token-file", "", "file holding the controller's API token (default [fleet] api_token_file)")
+	return &f
 }
 
-func newAPIClient(g *globalOptions, flagURL string) *apiClient {
-	base := flagURL
-	if base == "" {
-		base = "http://" + config.DefaultFleetListen
-		if cfg, err := config.Load(g.config); err == nil && cfg.Fleet != nil {
-			base = cfg.Fleet.URL
+func newAPIClient(g *globalOptions, f *controllerFlags) *apiClient {
+	c := &apiClient{base: f.url, http: &http.Client{Timeout: 60 * time.Second}}
+	tokenFile := f.tokenFile
+	if cfg, err := config.Load(g.config); err == nil && cfg.Fleet != nil {
+		if c.base == "" {
+			c.base = cfg.Fleet.URL
+		}
+		if tokenFile == "" {
+			tokenFile = cfg.Fleet.APITokenFile
 		}
 	}
-	return &apiClient{base: base, http: &http.Client{Timeout: 60 * time.Second}}
+	if c.base == "" {
+		c.base = "http://" + config.DefaultFleetListen
+	}
+	if tokenFile != "" {
+		tok, err := netconf.Load(netconf.Files{TokenFile: tokenFile}, "")
+		if err != nil {
+			c.err = fmt.Errorf("%w: %w", config.ErrConfig, err)
+		} else {
+			c.token = tok.Token
+		}
+	}
+	return c
 }
 
 func (c *apiClient) do(ctx context.Context, method, path string, in, out any) error {
+	if c.err != nil {
+		return c.err
+	}
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -50,6 +77,9 @@ func (c *apiClient) do(ctx context.Context, method, path string, in, out any) er
 		return usageErrorf("--controller %q: %v", c.base, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("reach the controller at %s: %w; is `modelslot fleet serve` running there (--controller)?", c.base, err)

@@ -29,18 +29,19 @@ import (
 // installed from the repository. The test plays the controller: it signs
 // rollout documents with its rollout key and publishes them retained.
 type testFleet struct {
-	t       *testing.T
-	broker  *mqtttest.Broker
-	repo    *repoServer
-	key     *verify.PrivateKey
-	keyPub  string
-	devices []*fleetDevice
-	pub     mqtt.Client
-	events  *fleetEvents
-	salt    string
-	secure  bool         // TLS broker with passwords and the ACL
-	secrets string       // password files, one per user
-	v2Gets  atomic.Int64 // devices' GETs of v2's manifest: one per device that started it
+	t        *testing.T
+	broker   *mqtttest.Broker
+	repo     *repoServer
+	key      *verify.PrivateKey
+	keyPub   string
+	devices  []*fleetDevice
+	pub      mqtt.Client
+	events   *fleetEvents
+	salt     string
+	secure   bool         // TLS broker with passwords and the ACL
+	secrets  string       // password files, one per user
+	apiToken string       // the controller's API token file
+	v2Gets   atomic.Int64 // devices' GETs of v2's manifest: one per device that started it
 }
 
 type fleetDevice struct {

@@ -41,8 +41,12 @@ type controller struct {
 func (f *testFleet) controllerConfig(db string) (string, string) {
 	dir := f.t.TempDir()
 	listen := freeAddr(f.t)
-	conf := fmt.Sprintf("[platform]\nmqtt_url = %q\n%s[fleet]\nlisten = %q\nstate_dir = %q\nrollout_key = %q\ntick = \"100ms\"\n",
-		f.broker.URL(), f.credentials(controllerUser), listen, filepath.Join(dir, "state"), strings.TrimSuffix(f.keyPub, ".pub")+".key")
+	f.apiToken = filepath.Join(f.secrets, "api-token")
+	if err := os.WriteFile(f.apiToken, []byte(apiToken+"\n"), 0o600); err != nil {
+		f.t.Fatal(err)
+	}
+	conf := fmt.Sprintf("[platform]\nmqtt_url = %q\n%s[fleet]\nlisten = %q\nstate_dir = %q\nrollout_key = %q\ntick = \"100ms\"\napi_token_file = %q\n",
+		f.broker.URL(), f.credentials(controllerUser), listen, filepath.Join(dir, "state"), strings.TrimSuffix(f.keyPub, ".pub")+".key", f.apiToken)
 	if db != "" {
 		conf += fmt.Sprintf("database = %q\n", db)
 	}
@@ -118,8 +122,16 @@ func (c *controller) stop() {
 	}
 }
 
+// apiToken is the controllers' API token in these tests.
+const apiToken = "test-api-token"
+
 func (c *controller) get(path string, out any) error {
-	resp, err := http.Get(c.url + path)
+	req, err := http.NewRequest("GET", c.url+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+apiToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
 	}
@@ -159,7 +171,7 @@ func (c *controller) waitState(id, state string, d time.Duration) fleet.Status {
 // create runs `modelslot rollout create` against the controller.
 func (f *testFleet) create(c *controller, soak string, extra ...string) fleet.Status {
 	f.t.Helper()
-	args := append([]string{"rollout", "create", "--controller", c.url, "--json", "--id", "r1", "--model", "demo",
+	args := append([]string{"rollout", "create", "--controller", c.url, "--api-token-file", f.apiToken, "--json", "--id", "r1", "--model", "demo",
 		"--manifest", f.repo.url + "/demo/manifests/v2.json", "--stages", "25,50,100", "--soak", soak,
 		"--success", "100", "--max-failures", "1", "--salt", f.salt}, extra...)
 	r := f.devices[0].must(0, args...)
@@ -223,11 +235,14 @@ func TestControllerRollsAGoodVersionThroughThreeStages(t *testing.T) {
 	if got := f.activeVersions(); got != "v2 v2 v2 v2" {
 		t.Fatalf("active versions %s", got)
 	}
-	r := f.devices[0].must(0, "rollout", "status", "--controller", c.url, "r1")
+	if r := f.devices[0].run(nil, "rollout", "status", "--controller", c.url, "r1"); r.code != exitError || !strings.Contains(r.stderr, "API token") {
+		t.Fatalf("rollout status without the token: %v", r)
+	}
+	r := f.devices[0].must(0, "rollout", "status", "--controller", c.url, "--api-token-file", f.apiToken, "r1")
 	if !strings.Contains(r.stdout, "state completed, stage 3 of 3") || !strings.Contains(r.stdout, "succeeded 4, failed 0") {
 		t.Fatalf("rollout status:\n%s", r.stdout)
 	}
-	r = f.devices[0].must(0, "fleet", "devices", "--controller", c.url)
+	r = f.devices[0].must(0, "fleet", "devices", "--controller", c.url, "--api-token-file", f.apiToken)
 	if strings.Count(r.stdout, " v2 ") != 4 {
 		t.Fatalf("fleet devices:\n%s", r.stdout)
 	}

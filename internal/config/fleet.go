@@ -30,6 +30,9 @@ type Fleet struct {
 	HaltAction string `toml:"halt_action"`
 	// URL is where the CLI reaches the controller; default http://<listen>.
 	URL string `toml:"url"`
+	// APITokenFile holds the bearer token the /v1/ API requires (and the CLI
+	// sends); empty: the API is open (keep listen on loopback then).
+	APITokenFile string `toml:"api_token_file"`
 }
 
 // Fleet defaults.

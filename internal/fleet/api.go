@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -27,14 +28,31 @@ const maxRequest = 1 << 20
 // under /v1/, Prometheus metrics, and the rollout documents as static files.
 func (c *Controller) handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/rollouts", c.apiList)
-	mux.HandleFunc("POST /v1/rollouts", c.apiCreate)
-	mux.HandleFunc("GET /v1/rollouts/{id}", c.apiStatus)
-	mux.HandleFunc("POST /v1/rollouts/{id}/{op}", c.apiChange)
-	mux.HandleFunc("GET /v1/devices", c.apiDevices)
+	mux.HandleFunc("GET /v1/rollouts", c.authorized(c.apiList))
+	mux.HandleFunc("POST /v1/rollouts", c.authorized(c.apiCreate))
+	mux.HandleFunc("GET /v1/rollouts/{id}", c.authorized(c.apiStatus))
+	mux.HandleFunc("POST /v1/rollouts/{id}/{op}", c.authorized(c.apiChange))
+	mux.HandleFunc("GET /v1/devices", c.authorized(c.apiDevices))
 	mux.Handle("GET /metrics", c.metrics.handler())
 	mux.HandleFunc("GET /rollouts/{model}/{file}", c.serveDocument)
 	return mux
+}
+
+// authorized requires the API token, when one is configured. The signed
+// documents and the metrics stay readable without it: devices and Prometheus
+// fetch them, and neither can change anything.
+func (c *Controller) authorized(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if c.APIToken != "" {
+			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(c.APIToken)) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="modelslot fleet"`)
+				writeJSON(w, http.StatusUnauthorized, apiError{Error: "missing or wrong API token: set [fleet] api_token_file for the CLI"})
+				return
+			}
+		}
+		h(w, r)
+	}
 }
 
 func (c *Controller) apiList(w http.ResponseWriter, r *http.Request) {

@@ -44,6 +44,8 @@ type Controller struct {
 	Now    func() time.Time // default time.Now
 	HTTP   *http.Client     // fetches target manifests; default a 30 s client
 	Conn   *netconf.Conn    // TLS and credentials for the broker; nil: plain, anonymous
+	// APIToken, when set, is required as "Authorization: Bearer …" on /v1/.
+	APIToken string
 
 	mu        sync.Mutex        // one decision at a time: ticks and API calls
 	published map[string]uint64 // topic → revision last published there

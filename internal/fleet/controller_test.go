@@ -295,3 +295,30 @@ func TestAPIErrors(t *testing.T) {
 	}
 	resp2.Body.Close()
 }
+
+func TestAPIRequiresTheTokenWhenOneIsSet(t *testing.T) {
+	r := newRig(t, "halt")
+	r.c.APIToken = "t0ken"
+	srv := httptest.NewServer(r.c.handler())
+	defer srv.Close()
+	for _, tt := range []struct {
+		auth string
+		want int
+	}{{"", http.StatusUnauthorized}, {"Bearer wrong", http.StatusUnauthorized}, {"t0ken", http.StatusUnauthorized}, {"Bearer t0ken", http.StatusOK}} {
+		req, _ := http.NewRequest("GET", srv.URL+"/v1/devices", nil)
+		if tt.auth != "" {
+			req.Header.Set("Authorization", tt.auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("Authorization %q: %d, want %d", tt.auth, resp.StatusCode, tt.want)
+		}
+	}
+	if resp, err := http.Get(srv.URL + "/metrics"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("metrics need no token: %v %v", resp, err)
+	}
+}
