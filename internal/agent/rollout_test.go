@@ -267,3 +267,28 @@ func TestAModelFollowingRolloutsDoesNotPollItsChannel(t *testing.T) {
 		t.Fatalf("%d loops, want only the rollout follower's", len(loops))
 	}
 }
+
+func TestFollowerDefersItsOwnShareOfRolloutDefer(t *testing.T) {
+	rig := newRolloutRig(t, "rollout_defer = \"1h\"\n")
+	rig.offer(rig.doc(1, rollout.StateRunning, 2))
+	share := time.Duration(rollout.Bucket("d", rig.salt+"/defer")) * time.Hour / rollout.FullShare
+	if share < time.Minute {
+		t.Fatalf("device d defers only %s under the rig's salt; pick another salt for this test", share)
+	}
+	if q := rig.queued(); len(q) != 0 {
+		t.Fatalf("installed at once despite a deferral of %s: %v", share, q)
+	}
+	if !rig.f.st.Joined.Equal(now0) {
+		t.Fatalf("joined at %s, want %s", rig.f.st.Joined, now0)
+	}
+	rig.now = now0.Add(share - time.Second)
+	rig.f.step()
+	if q := rig.queued(); len(q) != 0 {
+		t.Fatalf("installed a second before its deferral ended: %v", q)
+	}
+	rig.now = now0.Add(share)
+	rig.f.step()
+	if q := rig.queued(); len(q) != 1 {
+		t.Fatalf("queued %v once the deferral passed, want the install", q)
+	}
+}
