@@ -32,6 +32,7 @@ func (c *Controller) handler() http.Handler {
 	mux.HandleFunc("POST /v1/rollouts", c.authorized(c.apiCreate))
 	mux.HandleFunc("GET /v1/rollouts/{id}", c.authorized(c.apiStatus))
 	mux.HandleFunc("POST /v1/rollouts/{id}/{op}", c.authorized(c.apiChange))
+	mux.HandleFunc("GET /v1/rollouts/{id}/events", c.authorized(c.apiEvents))
 	mux.HandleFunc("GET /v1/devices", c.authorized(c.apiDevices))
 	mux.Handle("GET /metrics", c.metrics.handler())
 	mux.HandleFunc("GET /rollouts/{model}/{file}", c.serveDocument)
@@ -136,6 +137,23 @@ func (c *Controller) apiChange(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, s)
+}
+
+// maxEvents bounds one answer of the event history.
+const maxEvents = 10000
+
+func (c *Controller) apiEvents(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, err := c.DB.GetRollout(r.Context(), id); err != nil {
+		writeError(w, err)
+		return
+	}
+	evs, err := c.DB.Events(r.Context(), id, r.URL.Query().Get("device"), maxEvents)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, evs)
 }
 
 func (c *Controller) apiDevices(w http.ResponseWriter, r *http.Request) {

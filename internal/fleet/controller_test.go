@@ -184,6 +184,10 @@ func TestFailureThresholdHaltsOrAbortsAtOnce(t *testing.T) {
 			r.device(first, report.StatusSuccess, "v1", "", "")
 			r.create(twoStages...)
 			r.device(first, report.StatusFailed, "v1", "r1", "check_failed")
+			evs, err := r.c.DB.Events(context.Background(), "r1", first, 10)
+			if err != nil || len(evs) != 1 || evs[0].FailureReason != "check_failed" || evs[0].DeviceID != first {
+				t.Fatalf("event history of r1: %+v, %v", evs, err)
+			}
 			d := r.step()
 			want := map[string]string{"halt": rollout.StateHalted, "abort": rollout.StateAborted}[action]
 			if d.State != want || d.Stage != 0 || !strings.Contains(d.Reason, "1 devices failed") {
@@ -266,6 +270,8 @@ func TestAPIErrors(t *testing.T) {
 		{"POST", "/v1/rollouts/r1/resume", "", http.StatusOK},
 		{"GET", "/rollouts/demo/stable.json", "", http.StatusNotFound}, // not published yet: no tick ran
 		{"GET", "/v1/devices", "", http.StatusOK},
+		{"GET", "/v1/rollouts/r1/events", "", http.StatusOK},
+		{"GET", "/v1/rollouts/nope/events", "", http.StatusNotFound},
 	} {
 		req, _ := http.NewRequest(tt.method, srv.URL+tt.path, strings.NewReader(tt.body))
 		resp, err := http.DefaultClient.Do(req)

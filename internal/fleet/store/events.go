@@ -198,3 +198,38 @@ func (db *DB) Refusals(ctx context.Context, rolloutID string) (map[string]int, e
 	}
 	return out, rows.Err()
 }
+
+// EventRecord is one recorded event, for the audit trail of a rollout.
+type EventRecord struct {
+	EventID       string    `json:"event_id"`
+	DeviceID      string    `json:"device_id"`
+	Event         string    `json:"event"`
+	Status        string    `json:"status"`
+	TargetVersion string    `json:"target_version"`
+	FailureReason string    `json:"failure_reason,omitempty"`
+	At            time.Time `json:"timestamp"`
+	Received      time.Time `json:"received"`
+}
+
+// Events lists the events recorded under a rollout (of one device when
+// device is set), in the order they were received, at most limit.
+func (db *DB) Events(ctx context.Context, rolloutID, device string, limit int) ([]EventRecord, error) {
+	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT event_id, device_id, event, status, target_version, failure_reason, at, received
+		FROM events WHERE rollout_id = ? AND (? = '' OR device_id = ?) ORDER BY received, at, event_id LIMIT ?`),
+		rolloutID, device, device, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
+	}
+	defer rows.Close()
+	out := []EventRecord{}
+	for rows.Next() {
+		var e EventRecord
+		var at, received int64
+		if err := rows.Scan(&e.EventID, &e.DeviceID, &e.Event, &e.Status, &e.TargetVersion, &e.FailureReason, &at, &received); err != nil {
+			return nil, fmt.Errorf("list events: %w", err)
+		}
+		e.At, e.Received = fromMS(at), fromMS(received)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}

@@ -66,6 +66,10 @@ func TestStore(t *testing.T) {
 			if n, _ := db.EventCount(ctx, "r1"); n != 3 {
 				t.Fatalf("%d events of r1, want 3", n)
 			}
+			evs, err := db.Events(ctx, "r1", "d1", 2)
+			if err != nil || len(evs) != 2 || evs[0].EventID != "e1" || evs[1].Status != report.StatusRolledBack {
+				t.Fatalf("Events(r1, d1, 2) = %+v, %v", evs, err)
+			}
 			refusal := &report.Event{Event: report.RolloutEventType, EventID: "e4", DeviceID: "d2", Model: "demo",
 				Status: report.StatusRefused, RolloutID: "r1", FailureReason: rollout.ReasonStale}
 			if _, err := db.AddEvent(ctx, refusal, []byte(`{}`), t0); err != nil {
