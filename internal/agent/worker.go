@@ -24,6 +24,11 @@ type Installer func(ctx context.Context, m *device.Model, source string, progres
 // busy, the network is down): it stays queued and is tried again later.
 var errRetry = errors.New("will retry")
 
+// reasonInstallFailed: an install refused before the updater ran, for a reason
+// retrying cannot fix that is not a verification verdict (no trusted_keys, a
+// model the config lacks).
+const reasonInstallFailed = "install_failed"
+
 // errReplaced: a queued install dropped for a newer one for the same model.
 var errReplaced = errors.New("replaced by a newer command")
 
@@ -78,7 +83,9 @@ func (a *Agent) carryOut(ctx context.Context, d *device.Model, c Command) error 
 		err = a.install(ctx, d, c.Source)
 	}
 	if c.Action == ActionInstall && err != nil && !rep.terminal && !errors.Is(err, errRetry) && ctx.Err() == nil {
-		reason := update.ReasonDownload
+		// Final, so not download_failed (which the agent retries and the
+		// controller counts as still in progress).
+		reason := reasonInstallFailed
 		if errors.Is(err, verify.ErrRejected) {
 			reason = update.ReasonVerification
 		}

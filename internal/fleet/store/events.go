@@ -86,14 +86,21 @@ func (db *DB) addEvent(ctx context.Context, tx *sql.Tx, ev *report.Event, body [
 	if ev.RolloutID == "" {
 		return true, nil
 	}
-	return true, db.recordOutcome(ctx, tx, ev.RolloutID, ev.DeviceID, outcomeOf(ev.Status), ev.FailureReason, received)
+	return true, db.recordOutcome(ctx, tx, ev.RolloutID, ev.DeviceID, outcomeOf(ev.Status, ev.FailureReason), ev.FailureReason, received)
 }
 
-func outcomeOf(status string) string {
-	switch status {
-	case report.StatusSuccess:
+// reasonDownload is update.ReasonDownload: a download that failed for network
+// reasons. The agent retries it (the command stays queued), so for the
+// rollout the device is still in progress; progress_timeout bounds it.
+const reasonDownload = "download_failed"
+
+func outcomeOf(status, reason string) string {
+	switch {
+	case status == report.StatusSuccess:
 		return OutcomeSucceeded
-	case report.StatusFailed, report.StatusRolledBack:
+	case status == report.StatusFailed && reason == reasonDownload:
+		return OutcomeInProgress
+	case status == report.StatusFailed, status == report.StatusRolledBack:
 		return OutcomeFailed
 	}
 	return OutcomeInProgress

@@ -11,6 +11,7 @@ import (
 	"github.com/modelslot/modelslot/internal/pgtest"
 	"github.com/modelslot/modelslot/internal/report"
 	"github.com/modelslot/modelslot/internal/rollout"
+	"github.com/modelslot/modelslot/internal/update"
 )
 
 var t0 = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
@@ -132,6 +133,21 @@ func TestStore(t *testing.T) {
 
 // TestOneLeaderPerDatabase: a second controller on the same database waits
 // until the first gives up its leadership.
+// TestADownloadFailureIsNotAVerdict: the agent retries a download that failed
+// for network reasons, so the device is still in progress for its rollout;
+// the reason code is the one the updater reports.
+func TestADownloadFailureIsNotAVerdict(t *testing.T) {
+	if reasonDownload != update.ReasonDownload {
+		t.Fatalf("reasonDownload %q != update.ReasonDownload %q", reasonDownload, update.ReasonDownload)
+	}
+	if got := outcomeOf(report.StatusFailed, update.ReasonDownload); got != OutcomeInProgress {
+		t.Fatalf("a download failure: %s", got)
+	}
+	if got := outcomeOf(report.StatusFailed, update.ReasonVerification); got != OutcomeFailed {
+		t.Fatalf("a verification failure: %s", got)
+	}
+}
+
 func TestOneLeaderPerDatabase(t *testing.T) {
 	backends(t, func(t *testing.T, url string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
