@@ -55,17 +55,17 @@ func (c *Controller) evaluate(ctx context.Context, r *store.Rollout, current boo
 		}
 		v, why := r.Doc.Evaluate(t.Tally, r.StageOpened, now)
 		if v != rollout.VerdictWait {
-			return c.transition(ctx, r, why, verdictChange(v, c.Fleet.HaltAction, now))
+			return c.transition(ctx, r, why, verdictChange(v, c.Fleet.HaltAction))
 		}
 	}
 	if half := r.Doc.IssuedAt.Add(r.Doc.ExpiresAt.Sub(r.Doc.IssuedAt) / 2); current && now.After(half) {
-		return c.transition(ctx, r, r.Doc.Reason, func(*store.Rollout) {}) // a fresh copy, same content
+		return c.transition(ctx, r, r.Doc.Reason, func(*store.Rollout, time.Time) {}) // a fresh copy, same content
 	}
 	return nil
 }
 
-func verdictChange(v rollout.Verdict, haltAction string, now time.Time) func(*store.Rollout) {
-	return func(r *store.Rollout) {
+func verdictChange(v rollout.Verdict, haltAction string) func(*store.Rollout, time.Time) {
+	return func(r *store.Rollout, now time.Time) {
 		switch v {
 		case rollout.VerdictHalt:
 			r.Doc.State = rollout.StateHalted
@@ -84,11 +84,13 @@ func verdictChange(v rollout.Verdict, haltAction string, now time.Time) func(*st
 // transition saves the next revision of r — change applied, reason set, fresh
 // issue and expiry, signed — on the revision read. Publishing follows; the
 // saved envelope is what will be published, even after a crash in between.
-func (c *Controller) transition(ctx context.Context, r *store.Rollout, reason string, change func(*store.Rollout)) error {
+// One clock reading serves the change and the revision, so a stage's opening
+// time and its history row agree to the millisecond.
+func (c *Controller) transition(ctx context.Context, r *store.Rollout, reason string, change func(*store.Rollout, time.Time)) error {
+	now := c.now().Truncate(time.Millisecond) // what the database keeps
 	next := *r
 	next.Doc.Stages = append([]rollout.Stage(nil), r.Doc.Stages...)
-	change(&next)
-	now := c.now()
+	change(&next, now)
 	next.Doc.Revision++
 	next.Doc.Reason = reason
 	next.Doc.IssuedAt, next.Doc.ExpiresAt = now, now.Add(time.Duration(c.Fleet.DocumentTTL))

@@ -169,7 +169,7 @@ func (c *Controller) change(ctx context.Context, id, reason, verb string, from [
 	if reason == "" {
 		reason = verb + " by a person"
 	}
-	if err := c.transition(ctx, r, reason, func(n *store.Rollout) { n.Doc.State = to }); err != nil {
+	if err := c.transition(ctx, r, reason, func(n *store.Rollout, _ time.Time) { n.Doc.State = to }); err != nil {
 		return nil, err
 	}
 	c.wake()
