@@ -47,7 +47,30 @@ type State struct {
 	Trial       *Trial                `json:"trial,omitempty"`
 	Switch      *Switch               `json:"switch,omitempty"` // a link change that may not have happened yet
 	LastFailure *Failure              `json:"last_failure,omitempty"`
-	Updated     time.Time             `json:"updated"`
+	// Restore is a version the link was moved back to that the unit does not
+	// serve yet: saved with the switch, cleared once the version answers.
+	Restore *Restore  `json:"restore,omitempty"`
+	Updated time.Time `json:"updated"`
+}
+
+// Restore is a version that a revert or rollback put the link back to, and
+// that must still be brought into service (the unit restarted or reloaded on
+// it and the probe answered). It is persisted with the switch, so a restore
+// that fails, or that a crash or power cut interrupts, is tried again by the
+// agent, by `modelslot recover` and by the next command that changes state,
+// until the version answers.
+type Restore struct {
+	Slot    string `json:"slot"`
+	Version string `json:"version"`
+	// Op is the switch that owes the restore (revert or rollback); From the
+	// version it left and Reason why, for the events that report the outcome.
+	Op       string    `json:"op"`
+	From     string    `json:"from,omitempty"`
+	Reason   string    `json:"reason,omitempty"`
+	Since    time.Time `json:"since"`
+	Attempts int       `json:"attempts,omitempty"` // failed tries so far
+	// LastError is why the last try failed, for status and events.
+	LastError string `json:"last_error,omitempty"`
 }
 
 // SlotState describes one slot.
@@ -162,6 +185,9 @@ func (st *State) check(model string) error {
 	if st.Trial != nil && st.Trial.Slot != A && st.Trial.Slot != B {
 		return fmt.Errorf("trial names unknown slot %q", st.Trial.Slot)
 	}
+	if r := st.Restore; r != nil && r.Slot != A && r.Slot != B {
+		return fmt.Errorf("pending restore names unknown slot %q", r.Slot)
+	}
 	if sw := st.Switch; sw != nil && ((sw.To != "" && sw.To != A && sw.To != B) || !validOp(sw.Op)) {
 		return fmt.Errorf("pending switch %+v is not valid", *sw)
 	}
@@ -205,6 +231,10 @@ func (st *State) clone() *State {
 	if st.LastFailure != nil {
 		f := *st.LastFailure
 		c.LastFailure = &f
+	}
+	if st.Restore != nil {
+		r := *st.Restore
+		c.Restore = &r
 	}
 	return &c
 }

@@ -40,6 +40,7 @@ func (s *Store) Activate(name string) error {
 	from := s.st.Active
 	return s.switchLink(Switch{Op: OpActivate, To: name, From: from}, func(st *State) {
 		st.Trial = &Trial{Slot: name, Version: slot.Version, From: from, Started: time.Now().UTC(), Attempts: 1}
+		st.Restore = nil // the new trial supersedes it; its revert owes a restore of its own
 		st.Slots[name].Status, st.Slots[name].Reason = Trialling, ""
 	})
 }
@@ -60,16 +61,42 @@ func (s *Store) Commit() error {
 
 // Revert ends the trial as a failure: the slot is marked bad with reason, and the
 // link goes back to the slot served before (or is removed on a first install,
-// where there is nothing to go back to).
+// where there is nothing to go back to). The slot gone back to is saved as a
+// pending Restore until the caller confirms it serves (Restored).
 func (s *Store) Revert(reason string) error {
+	return s.revert(reason, Bad)
+}
+
+// RevertUnjudged ends the trial without a verdict on the version, when it could
+// not be judged (the service manager went away during the window): the link
+// goes back as in Revert, but the slot stays installed (verified, not blamed),
+// so the same version may be tried again. LastFailure records why.
+func (s *Store) RevertUnjudged(reason string) error {
+	return s.revert(reason, Installed)
+}
+
+func (s *Store) revert(reason string, status Status) error {
 	t := s.st.Trial
 	if t == nil {
 		return ErrNoTrial
 	}
 	return s.switchLink(Switch{Op: OpRevert, To: t.From, From: t.Slot, Reason: reason}, func(st *State) {
-		st.Slots[t.Slot].Status, st.Slots[t.Slot].Reason = Bad, reason
+		st.Slots[t.Slot].Status, st.Slots[t.Slot].Reason = status, ""
+		if status == Bad {
+			st.Slots[t.Slot].Reason = reason
+		}
 		st.LastFailure = &Failure{Slot: t.Slot, Version: t.Version, Reason: reason, At: time.Now().UTC()}
+		st.Restore = pendingRestore(st, OpRevert, t.From, t.Version, reason)
 	})
+}
+
+// pendingRestore is the restore owed after the link goes back to slot, or nil
+// when the link is removed.
+func pendingRestore(st *State, op, slot, from, reason string) *Restore {
+	if slot == "" {
+		return nil
+	}
+	return &Restore{Slot: slot, Version: st.Slots[slot].Version, Op: op, From: from, Reason: reason, Since: time.Now().UTC()}
 }
 
 // Rollback leaves the active, committed version for the previous good one. The
@@ -85,6 +112,7 @@ func (s *Store) Rollback(reason string) error {
 	}
 	return s.switchLink(Switch{Op: OpRollback, To: prev, From: active, Reason: reason}, func(st *State) {
 		st.Slots[active].Status, st.Slots[active].Reason = Bad, reason
+		st.Restore = pendingRestore(st, OpRollback, prev, st.Slots[active].Version, reason)
 	})
 }
 
@@ -131,11 +159,31 @@ func (s *Store) finishSwitch() error {
 	})
 }
 
-// NoteRestoreFailure records, on the last failure, that the version reverted to
-// did not come back healthy either.
+// NoteRestoreFailure records that bringing the pending restore's version into
+// service failed (once more): on the restore, for the next try, and on the last
+// failure, where status shows it.
 func (s *Store) NoteRestoreFailure(msg string) error {
-	if s.st.LastFailure == nil {
+	return s.update(func(st *State) {
+		if r := st.Restore; r != nil {
+			r.Attempts++
+			r.LastError = msg
+		}
+		if st.LastFailure != nil {
+			st.LastFailure.RestoreFailed = msg
+		}
+	})
+}
+
+// Restored clears the pending restore: its version serves again. A restore
+// failure noted earlier is cleared with it, since it no longer holds.
+func (s *Store) Restored() error {
+	if s.st.Restore == nil {
 		return nil
 	}
-	return s.update(func(st *State) { st.LastFailure.RestoreFailed = msg })
+	return s.update(func(st *State) {
+		st.Restore = nil
+		if st.LastFailure != nil {
+			st.LastFailure.RestoreFailed = ""
+		}
+	})
 }

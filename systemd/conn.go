@@ -49,6 +49,20 @@ type Manager struct {
 
 // Connect opens a connection to the manager chosen by s. log may be nil.
 func Connect(ctx context.Context, s Settings, log *slog.Logger) (*Manager, error) {
+	m, err := New(s, log)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := m.connection(ctx); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// New is Connect without dialing: the first call that needs the manager dials
+// it (and says so if it cannot). For callers that must work while the manager
+// is down, and be ready when it is back. Only the settings are checked here.
+func New(s Settings, log *slog.Logger) (*Manager, error) {
 	if s.Scope == "" {
 		s.Scope = ScopeSystem
 	}
@@ -58,11 +72,7 @@ func Connect(ctx context.Context, s Settings, log *slog.Logger) (*Manager, error
 	if log == nil {
 		log = slog.Default()
 	}
-	m := &Manager{settings: s, log: log.With("scope", s.Scope)}
-	if _, err := m.connection(ctx); err != nil {
-		return nil, err
-	}
-	return m, nil
+	return &Manager{settings: s, log: log.With("scope", s.Scope)}, nil
 }
 
 // Close closes the connection; later calls fail with ErrClosed. Running Watch

@@ -17,8 +17,10 @@ const (
 	ReasonCrashLoop    Reason = "crash_loop"       // exited, restarted, failed or stopped
 	ReasonMemory       Reason = "memory_limit"     // over Limits.MaxMemory, or OOM-killed
 	// ReasonUnreachable: the manager could not be asked for longer than
-	// Limits.Unreachable; the contract's generic reason.
-	ReasonUnreachable Reason = "health_check_failed"
+	// Limits.Unreachable, or it restarted and lost track of the unit (a new
+	// invocation, or the unit stopped while the manager shut down). Not a
+	// verdict on the unit's version: nobody could watch it.
+	ReasonUnreachable Reason = "manager_unreachable"
 )
 
 // Failure is the first health failure seen of a unit. It is an error.

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 
+	"github.com/modelslot/modelslot/internal/config"
 	"github.com/modelslot/modelslot/internal/device"
 	"github.com/modelslot/modelslot/internal/update"
 )
@@ -12,19 +14,64 @@ import (
 func runRollback(ctx context.Context, g *globalOptions, args []string) error {
 	fs := newFlagSet("rollback", g)
 	ifTrial := fs.Bool("if-trial", false, "only revert a running trial; otherwise do nothing (for OnFailure= units)")
+	unit := fs.String("unit", "", "act on the models the unit serves (OnFailure=modelslot-rollback@%n.service passes it as %i), instead of --model")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *unit != "" {
+		return rollbackByUnit(ctx, g, *unit, *ifTrial)
 	}
 	t, err := openToEndTrial(ctx, g, "rollback")
 	if err != nil {
 		return err
 	}
 	defer t.Close()
-	changed, err := t.Updater.RollbackFor(ctx, *ifTrial, onFailureReason())
+	return rollbackModel(ctx, g, t, *ifTrial)
+}
+
+func rollbackModel(ctx context.Context, g *globalOptions, t *device.Model, ifTrial bool) error {
+	changed, err := t.Updater.RollbackFor(ctx, ifTrial, onFailureReason())
 	if err != nil {
 		return err
 	}
 	return printOutcome(g, t, changed, "rolled back", "nothing to roll back")
+}
+
+// rollbackByUnit rolls back every model that unit serves: with --if-trial that
+// is the one in trial (trials are serialized per unit), so one OnFailure=
+// template serves every model.
+func rollbackByUnit(ctx context.Context, g *globalOptions, unit string, ifTrial bool) error {
+	cfg, err := config.Load(g.config)
+	if err != nil {
+		return err
+	}
+	models := device.ModelsOnUnit(cfg, unit)
+	if g.model != "" {
+		m, err := cfg.Model(g.model)
+		if err != nil {
+			return err
+		}
+		if m.Unit != unit {
+			return usageErrorf("model %s is served by unit %q, not %q", m.Name, m.Unit, unit)
+		}
+		models = []*config.Model{m}
+	}
+	if len(models) == 0 {
+		return usageErrorf("no configured model is served by unit %q; check `unit` in the config", unit)
+	}
+	var errs []error
+	for _, m := range models {
+		t, err := device.OpenToEndTrial(ctx, cfg, m, "rollback")
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := rollbackModel(ctx, g, t, ifTrial); err != nil {
+			errs = append(errs, fmt.Errorf("model %s: %w", m.Name, err))
+		}
+		t.Close()
+	}
+	return errors.Join(errs...)
 }
 
 // onFailureReason names why a trial is reverted: what systemd saw when it

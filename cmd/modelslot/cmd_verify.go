@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/modelslot/modelslot/internal/device"
 	"github.com/modelslot/modelslot/slots"
 	"github.com/modelslot/modelslot/verify"
 )
@@ -17,20 +18,26 @@ func runVerify(ctx context.Context, g *globalOptions, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	t, err := openTarget(ctx, g, "verify")
+	// The store alone: verify reads files and needs no service manager (it
+	// works with the bus down), and resumes no trial.
+	cfg, mc, err := loadModel(g)
 	if err != nil {
 		return err
 	}
-	defer t.Close()
+	store, err := slots.Open(ctx, device.StoreConfig(cfg, mc), "verify")
+	if err != nil {
+		return err
+	}
+	defer store.Close()
 	name := *slot
 	if name == "" {
-		name = t.Store.State().Active
+		name = store.State().Active
 	}
 	if name != slots.A && name != slots.B {
 		return usageErrorf("nothing to verify: no slot is active; name one with --slot a|b")
 	}
 	start := time.Now()
-	m, err := t.Store.VerifySlot(ctx, name, verify.Workers())
+	m, err := store.VerifySlot(ctx, name, verify.Workers())
 	if err != nil {
 		return err
 	}

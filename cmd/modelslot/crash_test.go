@@ -109,12 +109,12 @@ func TestTrialKilledEveryStartRevertsAfterMaxAttempts(t *testing.T) {
 	if r := e.run(crash, installV2(m1, m2)...); r.signal != syscall.SIGKILL {
 		t.Fatalf("install was not killed in its trial: %v", r)
 	}
-	if r := e.run(crash, "status"); r.signal != syscall.SIGKILL {
+	if r := e.run(crash, "recover"); r.signal != syscall.SIGKILL {
 		t.Fatalf("attempt 2: the resumed trial was not killed: %v", r)
 	}
 	// Attempt 3 is past max_attempts: it reverts without confirming again.
-	if r := e.run(crash, "status"); r.signal != 0 || r.code != 0 {
-		t.Fatalf("third start should revert and report status, got %v", r)
+	if r := e.run(crash, "recover"); r.signal != 0 || r.code != 0 {
+		t.Fatalf("third start should revert, got %v", r)
 	}
 	if got := e.checkInvariants(); got != "v1" {
 		t.Fatalf("active %q after max_attempts, want v1", got)

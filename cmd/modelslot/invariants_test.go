@@ -13,7 +13,8 @@ import (
 // returns the active version ("" for none).
 func (e *env) checkInvariants() string {
 	e.t.Helper()
-	st := e.status() // runs recovery, as the next start of modelslot would
+	e.must(0, "recover") // finishes what was interrupted, as the agent's next start would
+	st := e.status()
 	v := e.view()
 	state := v.State()
 	linked, err := v.LinkedSlot()

@@ -38,7 +38,8 @@ type command struct {
 var commands = []command{
 	{"status", "[--json]", "show slots, versions, trial and last failure", runStatus},
 	{"install", "[--allow-downgrade] SOURCE | --insecure --version V DIR", "install a signed model (channel or manifest URL, .mslot bundle, - for stdin) or a development directory, and activate it", runInstall},
-	{"rollback", "[--if-trial]", "go back to the previous good version now", runRollback},
+	{"rollback", "[--if-trial [--unit UNIT]]", "go back to the previous good version now, and bring it back into service", runRollback},
+	{"recover", "", "finish what a crash, power cut or lost service manager interrupted: a trial, a restore (the agent does this at start)", runRecover},
 	{"mark-good", "", "end a trial by keeping the new version", runMarkGood},
 	{"mark-bad", "", "end a trial (or leave the active version) by marking it bad", runMarkBad},
 	{"verify", "[--slot a|b] [--json]", "re-hash a slot's files against its manifest", runVerify},

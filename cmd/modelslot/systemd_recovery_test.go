@@ -81,7 +81,7 @@ func TestSystemdKilledOnEveryStartRevertsAfterMaxAttempts(t *testing.T) {
 		if kills > maxAttempts+1 {
 			t.Fatalf("killed %d times and still trying: the trial loops", kills)
 		}
-		args = []string{"status"}
+		args = []string{"recover"}
 	}
 	if kills != maxAttempts {
 		t.Fatalf("killed %d times, want %d (max_attempts) before the revert", kills, maxAttempts)

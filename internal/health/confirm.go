@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +26,9 @@ const (
 	// its probe inside the server passes modelslot's too.
 	DefaultTolerance = 1e-4
 	probeRetryEvery  = 200 * time.Millisecond
+	// Backoff between two tries of a restore.
+	restoreRetryFirst = 500 * time.Millisecond
+	restoreRetryMax   = 5 * time.Second
 )
 
 // ReasonStartTimeout is the contract's reason for a unit that did not come up.
@@ -61,6 +65,8 @@ type Confirmer struct {
 	MaxLatency   time.Duration
 	ProbeSamples int
 	Checks       Checks
+	// RestoreTimeout bounds the tries of one Restore; 2 × StartTimeout if 0.
+	RestoreTimeout time.Duration
 }
 
 // Confirm activates slot's version and judges it. Every wait is bounded: a
@@ -93,7 +99,26 @@ func (c *Confirmer) Confirm(ctx context.Context, slot, version string) error {
 		return err
 	}
 	if c.window() > 0 && c.ProbeURL != "" { // still answering at the end of the window?
-		return c.whileWatched(ctx, failures, func(ctx context.Context) error { return c.probeOnce(ctx, slot, version) })
+		if err := c.whileWatched(ctx, failures, func(ctx context.Context) error { return c.probeOnce(ctx, slot, version) }); err != nil {
+			return err
+		}
+	}
+	return endWatch(stop, failures)
+}
+
+// endWatch stops the watch and takes its verdict: nil only when the unit was
+// seen healthy to the end. A watch that could not reach the manager when the
+// window ended goes on until it can judge (or gives up: never a silent pass),
+// so nothing is committed while nobody can see the unit.
+func endWatch(stop context.CancelFunc, failures <-chan error) error {
+	if failures == nil {
+		return nil
+	}
+	stop()
+	for f := range failures {
+		if f != nil {
+			return f
+		}
 	}
 	return nil
 }
@@ -137,14 +162,55 @@ func seen(failures <-chan error) error {
 	}
 }
 
-// Restore brings the previous version back after a revert: the unit is
-// activated again and must answer the probe with that version.
+// Restore brings the previous version back after a revert or rollback: the
+// unit is revived (failed state and start limit cleared, its socket started)
+// and activated again, and must answer the probe with that version. What
+// systemd refuses at one moment (a start limit, a queued job, a manager that
+// is restarting) often passes the next, so a failed try is repeated with
+// backoff until RestoreTimeout; the caller keeps the restore pending past that.
 func (c *Confirmer) Restore(ctx context.Context, slot, version string) error {
+	deadline := time.Now().Add(c.restoreTimeout())
+	wait := restoreRetryFirst
+	for {
+		err := c.restoreOnce(ctx, slot, version)
+		if err == nil || ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		slog.Warn("restore of the previous version failed; trying again", "model", c.Model, "version", version, "in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, restoreRetryMax)
+	}
+}
+
+func (c *Confirmer) restoreOnce(ctx context.Context, slot, version string) error {
 	start := time.Now()
+	if r, ok := c.Unit.(Reviver); ok {
+		if err := r.Revive(ctx); err != nil {
+			slog.Warn("could not revive the unit before restoring; activating anyway", "model", c.Model, "err", err)
+		}
+	}
 	if err := c.activate(ctx); err != nil {
 		return err
 	}
 	return c.probeUntilReady(ctx, slot, version, start)
+}
+
+// Reviver is a Unit that can be readied for a deliberate start: failed state
+// and start-limit counter cleared, its socket listening, processes a lost
+// service manager left behind ended.
+type Reviver interface {
+	Revive(ctx context.Context) error
+}
+
+func (c *Confirmer) restoreTimeout() time.Duration {
+	if c.RestoreTimeout > 0 {
+		return c.RestoreTimeout
+	}
+	return 2 * c.startTimeout()
 }
 
 func (c *Confirmer) activate(ctx context.Context) error {

@@ -25,7 +25,7 @@ func (u *Updater) Resume(ctx context.Context, maxAttempts int) (bool, error) {
 		return true, err
 	}
 	if maxAttempts > 0 && n > maxAttempts {
-		return true, u.revert(ctx, t, fmt.Sprintf("crash_loop: the trial was interrupted %d times (max_attempts %d)", n-1, maxAttempts))
+		return true, u.revert(ctx, t, fmt.Sprintf("crash_loop: the trial was interrupted %d times (max_attempts %d)", n-1, maxAttempts), nil)
 	}
 	return true, u.confirm(ctx)
 }
@@ -45,11 +45,16 @@ func (u *Updater) Rollback(ctx context.Context, ifTrial bool) (bool, error) {
 func (u *Updater) RollbackFor(ctx context.Context, ifTrial bool, trialReason string) (bool, error) {
 	st := u.Store.State()
 	if st.Trial != nil {
-		err := u.revert(ctx, st.Trial, trialReason)
+		err := u.revert(ctx, st.Trial, trialReason, nil)
 		return true, ignoreRolledBack(err)
 	}
 	if ifTrial {
 		return false, nil
+	}
+	if st.Restore != nil {
+		// The last revert or rollback has not reached the server yet: finish
+		// that one instead of going further back.
+		return u.FinishRestore(ctx)
 	}
 	if st.Previous == "" || st.Slots[st.Previous].Status != slots.Good {
 		return false, nothingToRollBack(st)
@@ -60,8 +65,8 @@ func (u *Updater) RollbackFor(ctx context.Context, ifTrial bool, trialReason str
 		u.report(ctx, report.StatusFailed, st.Slots[st.Previous].Version, failure(ReasonManual+": rollback from "+from+" failed: "+err.Error()))
 		return false, err
 	}
-	u.report(ctx, report.StatusRolledBack, st.Slots[st.Previous].Version, failure(ReasonManual), rolledBackNow)
-	return true, nil
+	_, err := u.FinishRestore(ctx)
+	return true, err
 }
 
 // MarkGood commits a running trial; without one it does nothing.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/modelslot/modelslot/internal/report"
+	"github.com/modelslot/modelslot/slots"
 	"github.com/modelslot/modelslot/verify"
 )
 
@@ -50,6 +51,40 @@ func failure(reason string) func(*report.Event) {
 func rolledBackNow(ev *report.Event) {
 	now := time.Now().UTC()
 	ev.RollbackTimestamp = &now
+}
+
+// Reasons of the contract that this package decides itself (docs/health.md §
+// Reasons).
+const (
+	// ReasonUnitUnavailable: the unit is not found or masked; nothing was swapped.
+	ReasonUnitUnavailable = "unit_unavailable"
+	// ReasonBusy: another model on the same unit is in trial; nothing was swapped.
+	ReasonBusy = "busy"
+	// ReasonManagerUnreachable: the service manager could not be asked about
+	// the unit; the trial ended without a verdict on the version.
+	ReasonManagerUnreachable = "manager_unreachable"
+)
+
+// preflightReason names why activation was refused before the link moved.
+func preflightReason(err error) string {
+	if errors.Is(err, slots.ErrBusy) {
+		return ReasonBusy
+	}
+	return ReasonUnitUnavailable
+}
+
+// outputLines is an error that carries the last lines of the unit's own output.
+type outputLines interface{ OutputLines() []string }
+
+// logLines appends the unit's output lines that err carries, if any, to the
+// event's logs.
+func logLines(err error) func(*report.Event) {
+	return func(ev *report.Event) {
+		var o outputLines
+		if errors.As(err, &o) {
+			ev.Logs = append(ev.Logs, o.OutputLines()...)
+		}
+	}
 }
 
 // installFailureReason names why an install failed before activation.

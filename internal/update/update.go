@@ -26,6 +26,17 @@ var ErrRolledBack = errors.New("update failed and was rolled back")
 // ErrRolledBack.
 var ErrRestoreFailed = errors.New("the previous version failed too")
 
+// ErrNotJudged marks a trial that could not be judged: the service manager
+// could not be asked about the unit (it died or restarted during the window).
+// The trial ends without blaming the version: the link goes back, the slot
+// stays installed (RevertUnjudged), and the same version may be tried again.
+var ErrNotJudged = errors.New("the trial could not be judged")
+
+// ErrUnitUnavailable means the configured unit cannot be activated (not found,
+// masked, or not loadable): the install stops before the link moves, and the
+// new version stays installed.
+var ErrUnitUnavailable = errors.New("the unit cannot be activated")
+
 // ReasonManual is the failure reason of a rollback or mark-bad by a person or a
 // platform command (DESIGN.md § Events).
 const ReasonManual = "manual"
@@ -84,6 +95,11 @@ type Updater struct {
 	Confirm  Confirmer // nil: commit right after the swap
 	Workers  int       // files hashed at once when re-verifying a slot
 	Reporter Reporter  // nil: steps are only logged
+	// Preflight, if set, runs before the link moves to a new version: it checks
+	// that the unit can be activated (ErrUnitUnavailable) and that no other
+	// model on the same unit is in trial (slots.ErrBusy). An error stops the
+	// install with the new version installed and nothing swapped.
+	Preflight func(ctx context.Context) error
 }
 
 // Install makes m the active, committed version. Installing the version that is
@@ -105,6 +121,14 @@ func (u *Updater) Install(ctx context.Context, m *verify.Manifest, src Source) (
 		return Result{}, err
 	}
 	slot := s.Inactive()
+	if u.Preflight != nil {
+		if err := u.Preflight(ctx); err != nil {
+			if !errors.Is(err, slots.ErrBusy) { // busy is retried, not a failure
+				u.report(ctx, report.StatusFailed, m.Version, failure(preflightReason(err)+": "+err.Error()))
+			}
+			return Result{}, fmt.Errorf("install %s: not activated, the link was not moved (the version stays installed in slot %s): %w", m.Version, slot, err)
+		}
+	}
 	u.report(ctx, report.StatusActivating, m.Version)
 	if err := s.Activate(slot); err != nil {
 		u.report(ctx, report.StatusFailed, m.Version, failure("activation_failed: "+err.Error()))
@@ -197,7 +221,7 @@ func (u *Updater) confirm(ctx context.Context) error {
 				// the operator's stop.
 				return fmt.Errorf("trial of %s interrupted; the next modelslot command resumes it: %w", t.Version, ctx.Err())
 			}
-			return u.revert(ctx, t, err.Error())
+			return u.revert(ctx, t, err.Error(), err)
 		}
 	}
 	if err := u.Store.Commit(); err != nil {
@@ -208,34 +232,62 @@ func (u *Updater) confirm(ctx context.Context) error {
 	return nil
 }
 
-func (u *Updater) revert(ctx context.Context, t *slots.Trial, reason string) error {
-	u.report(ctx, report.StatusRollingBack, t.Version, failure(reason))
-	if err := u.Store.Revert(reason); err != nil {
+// revert ends trial t as failed for reason (cause: the error behind it, or
+// nil), moves the link back and restores the previous version. A cause that
+// is ErrNotJudged does not blame the version (RevertUnjudged).
+func (u *Updater) revert(ctx context.Context, t *slots.Trial, reason string, cause error) error {
+	judged := !errors.Is(cause, ErrNotJudged)
+	u.report(ctx, report.StatusRollingBack, t.Version, failure(reason), logLines(cause))
+	store := u.Store.Revert
+	if !judged {
+		store = u.Store.RevertUnjudged
+	}
+	if err := store(reason); err != nil {
 		u.report(ctx, report.StatusFailed, t.Version, failure(reason+"; and the revert failed: "+err.Error()))
 		return fmt.Errorf("revert %s after %q: %w", t.Version, reason, err)
 	}
-	slog.Warn("reverted", "version", t.Version, "reason", reason)
-	if err := u.restore(ctx, t); err != nil {
-		msg := fmt.Sprintf("the previous version did not come back healthy either: %v; modelslot stopped here, fix it by hand", err)
-		if nerr := u.Store.NoteRestoreFailure(msg); nerr != nil {
-			slog.Error("could not record the failed restore", "err", nerr)
-		}
-		u.report(ctx, report.StatusFailed, t.Version, failure(reason), func(ev *report.Event) { ev.Logs = append(ev.Logs, msg) })
-		return fmt.Errorf("%w: %w: %s: %s; %s", ErrRolledBack, ErrRestoreFailed, t.Version, reason, msg)
+	slog.Warn("reverted", "version", t.Version, "reason", reason, "judged", judged)
+	if _, err := u.FinishRestore(ctx); err != nil {
+		return fmt.Errorf("%w: %w", ErrRolledBack, err)
 	}
-	u.report(ctx, report.StatusRolledBack, t.Version, failure(reason), rolledBackNow)
 	return fmt.Errorf("%w: %s: %s", ErrRolledBack, t.Version, reason)
 }
 
-// restore brings back the version served before the trial, when the confirmer
-// knows how (a unit to restart).
-func (u *Updater) restore(ctx context.Context, t *slots.Trial) error {
-	r, ok := u.Confirm.(Restorer)
-	if !ok || t.From == "" {
-		return nil
+// FinishRestore brings the version that a revert or rollback put the link back
+// to into service (state.json's pending restore): the unit is restarted or
+// reloaded on it and it must answer its probe. Only then is it reported
+// rolled_back. A restore that fails stays pending, is reported failed with what
+// went wrong, and is tried again by the next FinishRestore (the agent retries
+// with backoff; `modelslot recover` and every state-changing command do too).
+// It returns whether a restore was pending. The error wraps ErrRestoreFailed.
+func (u *Updater) FinishRestore(ctx context.Context) (bool, error) {
+	r := u.Store.State().Restore
+	if r == nil {
+		return false, nil
 	}
-	st := u.Store.State()
-	return r.Restore(ctx, t.From, st.Slots[t.From].Version)
+	target := r.From // a revert reports on the version it reverted
+	if r.Op == slots.OpRollback {
+		target = r.Version // a rollback, on the version it goes back to
+	}
+	if rs, ok := u.Confirm.(Restorer); ok {
+		if err := rs.Restore(ctx, r.Slot, r.Version); err != nil {
+			if ctx.Err() != nil {
+				return true, fmt.Errorf("restore of %s interrupted; the next modelslot command or the agent tries again: %w", r.Version, ctx.Err())
+			}
+			msg := fmt.Sprintf("%s (slot %s) did not come back into service: %v; modelslot keeps trying (the agent with backoff, or run `modelslot recover`)", r.Version, r.Slot, err)
+			if nerr := u.Store.NoteRestoreFailure(msg); nerr != nil {
+				slog.Error("could not record the failed restore", "err", nerr)
+			}
+			u.report(ctx, report.StatusFailed, target, failure(r.Reason), logLines(err), func(ev *report.Event) { ev.Logs = append(ev.Logs, msg) })
+			return true, fmt.Errorf("%w: %s", ErrRestoreFailed, msg)
+		}
+	}
+	if err := u.Store.Restored(); err != nil {
+		return true, fmt.Errorf("record that %s serves again: %w", r.Version, err)
+	}
+	slog.Info("restored", "version", r.Version, "slot", r.Slot)
+	u.report(ctx, report.StatusRolledBack, target, failure(r.Reason), rolledBackNow)
+	return true, nil
 }
 
 // reasonCode is the failure_reason part of a reason ("latency_limit: …").
