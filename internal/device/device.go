@@ -27,7 +27,7 @@ type Model struct {
 	Store   *slots.Store
 	Updater *update.Updater
 
-	unit     *unit          // nil without a configured unit
+	unit     *unit           // nil without a configured unit
 	unitLock *slots.FileLock // held while this model may activate its unit
 }
 
