@@ -274,7 +274,7 @@ func (u *Updater) FinishRestore(ctx context.Context) (bool, error) {
 			if ctx.Err() != nil {
 				return true, fmt.Errorf("restore of %s interrupted; the next modelslot command or the agent tries again: %w", r.Version, ctx.Err())
 			}
-			msg := fmt.Sprintf("%s (slot %s) did not come back into service: %v; modelslot keeps trying (the agent with backoff, or run `modelslot recover`)", r.Version, r.Slot, err)
+			msg := fmt.Sprintf("%s (slot %s) did not come back healthy: %v; modelslot keeps trying (the agent with backoff, or run `modelslot recover`)", r.Version, r.Slot, err)
 			if nerr := u.Store.NoteRestoreFailure(msg); nerr != nil {
 				slog.Error("could not record the failed restore", "err", nerr)
 			}
