@@ -191,7 +191,7 @@ func (w *watcher) waitTick(ctx context.Context, tick *time.Ticker) *Failure {
 			}
 			changed.applyTo(&w.last)
 			if f := w.state.observe(w.last, time.Now(), w.lim); f != nil {
-				return w.m.refresh(ctx, f)
+				return w.managerStopping(ctx, w.m.refresh(ctx, f))
 			}
 		}
 	}

@@ -28,7 +28,7 @@ const exitCodeHelp = `
 exit codes:
   0  done, or nothing to do (the same version is already active)
   1  error
-  2  usage or config error
+  2  usage or config error (also: the configured unit is missing or masked)
   3  artifact rejected (signature, digest, policy, unsafe path)
   4  update failed and was rolled back
   5  busy (another operation holds the lock)
@@ -48,7 +48,7 @@ func exitCode(err error) int {
 	switch {
 	case err == nil, errors.Is(err, errHelpShown):
 		return exitOK
-	case errors.Is(err, errUsage), errors.Is(err, config.ErrConfig):
+	case errors.Is(err, errUsage), errors.Is(err, config.ErrConfig), errors.Is(err, update.ErrUnitUnavailable):
 		return exitUsage
 	case errors.Is(err, verify.ErrRejected), errors.Is(err, fetch.ErrOverBudget):
 		return exitRejected

@@ -200,6 +200,9 @@ func (d *sdDevice) agree(version string) modelStatus {
 	if st.Trial != nil {
 		d.t.Fatalf("a trial is still pending: %+v", *st.Trial)
 	}
+	if st.Restore != nil {
+		d.t.Fatalf("a restore is still pending: %+v", *st.Restore)
+	}
 	if got := d.m.Show(d.t, demoUnit, "ActiveState"); got != "active" {
 		d.t.Fatalf("%s is %s, want active", demoUnit, got)
 	}
