@@ -61,6 +61,10 @@ type Confirmer struct {
 	MaxLatency   time.Duration
 	ProbeSamples int
 	Checks       Checks
+
+	// RestoreTimeout bounds how long Restore's probe waits for the previous
+	// version to answer again after a revert; StartTimeout if 0.
+	RestoreTimeout time.Duration
 }
 
 // Confirm activates slot's version and judges it. Every wait is bounded: a
@@ -81,7 +85,7 @@ func (c *Confirmer) Confirm(ctx context.Context, slot, version string) error {
 	}
 	end := time.Now().Add(c.window())
 	err := c.whileWatched(ctx, failures, func(ctx context.Context) error {
-		if err := c.probeUntilReady(ctx, slot, version, start); err != nil {
+		if err := c.probeUntilReady(ctx, slot, version, start, c.startTimeout()); err != nil {
 			return err
 		}
 		return c.runChecks(ctx, slot, version)
@@ -144,7 +148,7 @@ func (c *Confirmer) Restore(ctx context.Context, slot, version string) error {
 	if err := c.activate(ctx); err != nil {
 		return err
 	}
-	return c.probeUntilReady(ctx, slot, version, start)
+	return c.probeUntilReady(ctx, slot, version, start, c.restoreTimeout())
 }
 
 func (c *Confirmer) activate(ctx context.Context) error {
@@ -185,24 +189,19 @@ func (c *Confirmer) wait(ctx context.Context, failures <-chan error, deadline ti
 }
 
 // probeUntilReady retries the probe while the answer comes from the old version
-// or nothing answers yet (a reload takes a moment after its job ends), until the
-// start timeout; any other failure is final at once.
-func (c *Confirmer) probeUntilReady(ctx context.Context, slot, version string, start time.Time) error {
+// or nothing answers yet (a reload takes a moment after its job ends), until
+// limit has passed since start; any other failure is final at once.
+func (c *Confirmer) probeUntilReady(ctx context.Context, slot, version string, start time.Time, limit time.Duration) error {
 	if c.ProbeURL == "" {
 		return nil
 	}
 	for {
 		err := c.probeOnce(ctx, slot, version)
-		if err == nil || !notReadyYet(err) || ctx.Err() != nil || time.Since(start) > c.startTimeout() {
+		if err == nil || !errors.Is(err, errNotReady) || ctx.Err() != nil || time.Since(start) > limit {
 			return err
 		}
 		time.Sleep(probeRetryEvery)
 	}
-}
-
-func notReadyYet(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "the answer came from version") || strings.HasPrefix(s, ReasonHealthCheck+": probe request")
 }
 
 func (c *Confirmer) probeOnce(ctx context.Context, slot, version string) error {
@@ -262,6 +261,13 @@ func (c *Confirmer) startTimeout() time.Duration {
 		return c.StartTimeout
 	}
 	return DefaultStartTimeout
+}
+
+func (c *Confirmer) restoreTimeout() time.Duration {
+	if c.RestoreTimeout > 0 {
+		return c.RestoreTimeout
+	}
+	return c.startTimeout()
 }
 
 func (c *Confirmer) window() time.Duration {
