@@ -72,7 +72,8 @@ type Confirmer struct {
 // starts once the unit is up (a slow start must not eat the window), and the
 // unit is watched from then on, also while the probe and the checks run: the
 // first failure of the unit ends the trial at once, whatever else is pending.
-func (c *Confirmer) Confirm(ctx context.Context, slot, version string) error {
+func (c *Confirmer) Confirm(ctx context.Context, slot, version string) (verdict error) {
+	defer func() { verdict = c.withOutput(ctx, verdict) }() // a *Failure with the unit's last lines
 	start := time.Now()
 	if err := c.activate(ctx); err != nil {
 		return err
@@ -143,7 +144,8 @@ func seen(failures <-chan error) error {
 
 // Restore brings the previous version back after a revert: the unit is
 // activated again and must answer the probe with that version.
-func (c *Confirmer) Restore(ctx context.Context, slot, version string) error {
+func (c *Confirmer) Restore(ctx context.Context, slot, version string) (verdict error) {
+	defer func() { verdict = c.withOutput(ctx, verdict) }() // a *Failure with the unit's last lines
 	start := time.Now()
 	if err := c.activate(ctx); err != nil {
 		return err

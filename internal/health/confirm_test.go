@@ -2,8 +2,10 @@ package health
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -51,5 +53,38 @@ func TestRestoreProbeIsBoundedByRestoreTimeout(t *testing.T) {
 	}
 	if took := time.Since(start); took > 5*time.Second {
 		t.Fatalf("Restore gave up after %s, want about RestoreTimeout (300ms), far below StartTimeout", took)
+	}
+}
+
+// failingUnit fails its activation and has output to show.
+type failingUnit struct{ lines []string }
+
+func (u failingUnit) Activate(context.Context) error {
+	return errors.New("crash_loop: unit demo.service: exited before READY=1")
+}
+func (u failingUnit) Watch(context.Context) <-chan error { return make(chan error) }
+func (u failingUnit) OutputTail(_ context.Context, n int) []string {
+	return u.lines[max(len(u.lines)-n, 0):]
+}
+
+// A failed verdict carries the unit's last output lines, with the text of the
+// verdict unchanged; a stopped confirmation (no verdict) carries none.
+func TestFailureCarriesTheUnitsLastOutput(t *testing.T) {
+	c := &Confirmer{Unit: failingUnit{lines: []string{"loading v3", "panic: bad weights"}}}
+	err := c.Confirm(context.Background(), "b", "v3")
+	var f *Failure
+	if !errors.As(err, &f) || !slices.Equal(f.Lines, []string{"loading v3", "panic: bad weights"}) {
+		t.Fatalf("Confirm = %#v, want a *Failure with the unit's lines", err)
+	}
+	if err.Error() != "crash_loop: unit demo.service: exited before READY=1" || f.LogLines()[1] != "panic: bad weights" {
+		t.Fatalf("text %q: want the verdict's text unchanged", err)
+	}
+	if err := c.Restore(context.Background(), "a", "v1"); !errors.As(err, &f) {
+		t.Fatalf("Restore = %v, want a *Failure too", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := c.Confirm(ctx, "b", "v3"); errors.As(err, &f) {
+		t.Fatalf("a stopped confirmation got output lines: %v", f.Lines)
 	}
 }

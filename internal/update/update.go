@@ -197,7 +197,7 @@ func (u *Updater) confirm(ctx context.Context) error {
 				// the operator's stop.
 				return fmt.Errorf("trial of %s interrupted; the next modelslot command resumes it: %w", t.Version, ctx.Err())
 			}
-			return u.revert(ctx, t, err.Error())
+			return u.revert(ctx, t, err.Error(), logLines(err)...)
 		}
 	}
 	if err := u.Store.Commit(); err != nil {
@@ -208,8 +208,10 @@ func (u *Updater) confirm(ctx context.Context) error {
 	return nil
 }
 
-func (u *Updater) revert(ctx context.Context, t *slots.Trial, reason string) error {
-	u.report(ctx, report.StatusRollingBack, t.Version, failure(reason))
+// revert reverts the trial t for reason; logs (the unit's last output) go
+// into its rolling_back and rolled_back events after the reason.
+func (u *Updater) revert(ctx context.Context, t *slots.Trial, reason string, logs ...string) error {
+	u.report(ctx, report.StatusRollingBack, t.Version, failure(reason), withLogs(logs))
 	if err := u.Store.Revert(reason); err != nil {
 		u.report(ctx, report.StatusFailed, t.Version, failure(reason+"; and the revert failed: "+err.Error()))
 		return fmt.Errorf("revert %s after %q: %w", t.Version, reason, err)
@@ -220,10 +222,11 @@ func (u *Updater) revert(ctx context.Context, t *slots.Trial, reason string) err
 		if nerr := u.Store.NoteRestoreFailure(msg); nerr != nil {
 			slog.Error("could not record the failed restore", "err", nerr)
 		}
-		u.report(ctx, report.StatusFailed, t.Version, failure(reason), func(ev *report.Event) { ev.Logs = append(ev.Logs, msg) })
+		u.report(ctx, report.StatusFailed, t.Version, failure(reason), func(ev *report.Event) { ev.Logs = append(ev.Logs, msg) },
+			withLogs(logLines(err))) // the unit's output as the old version failed too
 		return fmt.Errorf("%w: %w: %s: %s; %s", ErrRolledBack, ErrRestoreFailed, t.Version, reason, msg)
 	}
-	u.report(ctx, report.StatusRolledBack, t.Version, failure(reason), rolledBackNow)
+	u.report(ctx, report.StatusRolledBack, t.Version, failure(reason), withLogs(logs), rolledBackNow)
 	return fmt.Errorf("%w: %s: %s", ErrRolledBack, t.Version, reason)
 }
 
