@@ -75,7 +75,7 @@ func (d *sdDevice) measureRevert(version, reason string) [3]time.Duration {
 	d.t.Helper()
 	poll := d.pollVersions()
 	r := d.run([]string{"MODELSLOT_LOG_LEVEL=info"}, "install", "--insecure", "--version", version, modelDir(version))
-	seen := poll()
+	seen := poll("v1")
 	if r.code != exitRolledBack {
 		d.t.Fatalf("install %s: want exit %d, got %v", version, exitRolledBack, r)
 	}
@@ -107,8 +107,11 @@ type sample struct {
 }
 
 // pollVersions sends v1's probe input every 10 ms until the returned function
-// is called, which returns what answered when.
-func (d *sdDevice) pollVersions() func() []sample {
+// is called and has seen version answer once more (at most 5 s), and returns
+// what answered when. Waiting for that answer matters: the restore's probe
+// takes only a few milliseconds, so modelslot may exit before the 10 ms poll
+// saw the old version back; it stays back, so its next answer still counts.
+func (d *sdDevice) pollVersions() func(version string) []sample {
 	input := []byte(readFile(filepath.Join(modelDir("v1"), "probe", "input.json")))
 	c := http.Client{Timeout: 100 * time.Millisecond}
 	stop := make(chan struct{})
@@ -135,7 +138,16 @@ func (d *sdDevice) pollVersions() func() []sample {
 			mu.Unlock()
 		}
 	}()
-	return func() []sample {
+	return func(version string) []sample {
+		from := time.Now()
+		for deadline := from.Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			mu.Lock()
+			back := len(seen) > 0 && seen[len(seen)-1].version == version && seen[len(seen)-1].at.After(from)
+			mu.Unlock()
+			if back {
+				break
+			}
+		}
 		close(stop)
 		mu.Lock()
 		defer mu.Unlock()
