@@ -31,6 +31,10 @@ type modelStatus struct {
 	LastFailure     *slots.Failure      `json:"last_failure,omitempty"`
 	Busy            string              `json:"busy,omitempty"` // another process holds the lock: shown as last saved
 	state           *slots.State
+
+	// UnitOutput: with a last failure, the unit's last output lines as they
+	// are now (journal or output file), to see what the server said.
+	UnitOutput []string `json:"unit_output,omitempty"`
 }
 
 type trialJSON struct {
@@ -104,8 +108,15 @@ func modelStatusOf(ctx context.Context, cfg *config.Config, m *config.Model) (mo
 	default:
 		return modelStatus{}, err
 	}
-	return toModelStatus(m.Name, link, st, busy), nil
+	ms := toModelStatus(m.Name, link, st, busy)
+	if t != nil && st.LastFailure != nil {
+		ms.UnitOutput = t.UnitOutput(ctx, statusOutputLines)
+	}
+	return ms, nil
 }
+
+// statusOutputLines is how many of the unit's last lines status shows.
+const statusOutputLines = 20
 
 func toModelStatus(name, link string, st *slots.State, busy string) modelStatus {
 	ms := modelStatus{Name: name, Link: link, Slots: map[string]slotJSON{}, LastFailure: st.LastFailure, Busy: busy, state: st}
@@ -151,6 +162,12 @@ func printStatus(w io.Writer, out *statusJSON) {
 			fmt.Fprintf(w, "  last failure: %s at %s: %s\n", f.Version, f.At.Local().Format(time.DateTime), f.Reason)
 			if f.RestoreFailed != "" {
 				fmt.Fprintf(w, "  ATTENTION: after reverting, %s\n", f.RestoreFailed)
+			}
+		}
+		if len(m.UnitOutput) > 0 {
+			fmt.Fprintln(w, "  unit output, last lines:")
+			for _, line := range m.UnitOutput {
+				fmt.Fprintf(w, "    | %s\n", line)
 			}
 		}
 	}

@@ -13,7 +13,7 @@ import (
 // The revert of a crashing version tells the platform what the server said as
 // it crashed: its rolled_back event carries the unit's last output lines, read
 // from the file the unit appends to (StandardOutput=append:, as the harness
-// sets; there is no journal here).
+// sets; there is no journal here), and status shows them.
 func TestSystemdRevertEventCarriesTheCrashingServersOutput(t *testing.T) {
 	t.Parallel()
 	d := newSDDevice(t, sdOptions{})
@@ -29,6 +29,14 @@ func TestSystemdRevertEventCarriesTheCrashingServersOutput(t *testing.T) {
 			t.Fatalf("%s event logs %q lack the server's own line %q", status, ev.Logs, said)
 		}
 		t.Logf("%s event logs: %q", status, ev.Logs)
+	}
+	// status shows the unit's lines too, as they are now: v1 serves again and
+	// its start-up lines follow the crash's.
+	if st := d.status(); !containsLine(st.UnitOutput, said) {
+		t.Fatalf("status unit_output %q lacks the server's line %q", st.UnitOutput, said)
+	}
+	if out := d.must(0, "status").stdout; !strings.Contains(out, "unit output, last lines:") {
+		t.Fatalf("status does not show the unit's output:\n%s", out)
 	}
 }
 

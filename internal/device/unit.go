@@ -101,6 +101,15 @@ func (u *unit) OutputTail(ctx context.Context, n int) []string {
 	return lines
 }
 
+// UnitOutput returns up to n of the last lines the model's unit printed, for
+// status; nil without a unit or when they cannot be read.
+func (d *Model) UnitOutput(ctx context.Context, n int) []string {
+	if d.unit == nil {
+		return nil
+	}
+	return d.unit.OutputTail(ctx, n)
+}
+
 func (u *unit) close() { u.mgr.Close() }
 
 // withReason puts a systemd failure's reason first, as update expects
