@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -61,6 +62,24 @@ func TestCheckWithBackgroundChildPassesPromptly(t *testing.T) {
 		t.Fatalf("Run took %s: it must not wait for the background child's pipe", took)
 	}
 	processGone(t, readPID(t, pidFile))
+}
+
+// A process that leaves the check's group (setsid) is out of reach of the
+// group kill; it still cannot hold up the verdict by keeping stdout open.
+func TestCheckChildThatLeftTheGroupDoesNotHoldUpTheVerdict(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	c := Checks{Commands: []string{"setsid sh -c 'echo $$ > " + pidFile + "; exec sleep 30' & sleep 0.2; echo ok"}, Timeout: 20 * time.Second}
+	start := time.Now()
+	err := c.Run(context.Background())
+	if pid := readPID(t, pidFile); pid > 0 {
+		syscall.Kill(pid, syscall.SIGKILL) // it escaped the group: the test cleans up itself
+	}
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("Run took %s: an escaped child holding stdout must not hold up the verdict", took)
+	}
 }
 
 // A check that times out is killed with everything it started.
