@@ -41,8 +41,9 @@ type Probe struct {
 // Run performs the probe and returns nil or an error whose text starts with a
 // failure reason. With MaxLatency set, sampling stops as soon as the median's
 // side of the limit is certain (see latencyJudge), and a request not answered
-// within its bound counts as over the limit: a slow server is judged in about
-// (Samples/2+1) × MaxLatency, not after every sample's full answer.
+// within its bound counts as over the limit: a server that never answers in
+// time is judged in about (Samples/2 + 2) × MaxLatency (the warm-up's 2 ×
+// MaxLatency, then Samples/2 samples), not after every sample's full answer.
 func (p Probe) Run(ctx context.Context) error {
 	var expected map[string]any
 	if err := json.Unmarshal(p.Expected, &expected); err != nil {
