@@ -82,10 +82,6 @@ func hexBytes(v any) string {
 	return fmt.Sprintf("%x", b)
 }
 
-func strs(v any) []string {
-	s, _ := v.([]string)
-	return s
-}
 
 // memoryOf prefers systemd's figure and falls back to /proc when it has none.
 func memoryOf(st UnitStatus) (uint64, string) {

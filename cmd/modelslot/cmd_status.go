@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"time"
 
@@ -34,7 +35,14 @@ type modelStatus struct {
 	Busy            string              `json:"busy,omitempty"`    // another process holds the lock: what it is doing
 	Unit            *unitJSON           `json:"unit,omitempty"`
 	state           *slots.State
+
+	// UnitOutput: with a last failure, the unit's last output lines as they
+	// are now (journal or output file), to see what the server said.
+	UnitOutput []string `json:"unit_output,omitempty"`
 }
+
+// statusOutputLines is how many of the unit's last lines status shows.
+const statusOutputLines = 20
 
 type trialJSON struct {
 	Slot     string    `json:"slot"`
@@ -130,26 +138,36 @@ func modelStatusOf(ctx context.Context, cfg *config.Config, m *config.Model) (mo
 		ms.Trial.Interrupted = !held
 	}
 	if m.Unit != "" {
-		ms.Unit = unitStatusOf(ctx, cfg, m.Unit)
+		ms.Unit, ms.UnitOutput = unitStatusOf(ctx, cfg, m.Unit, ms.LastFailure != nil)
 	}
 	return ms, nil
 }
 
-func unitStatusOf(ctx context.Context, cfg *config.Config, name string) *unitJSON {
+// unitStatusOf reads the unit's state and, after a failure (withOutput), its
+// last output lines, when the manager answers within ctx.
+func unitStatusOf(ctx context.Context, cfg *config.Config, name string, withOutput bool) (*unitJSON, []string) {
 	u := &unitJSON{Name: name}
 	mgr, err := systemd.New(systemd.Settings{Scope: cfg.Systemd.Scope, Bus: cfg.Systemd.Bus}, nil)
-	if err == nil {
-		defer mgr.Close()
-		var st systemd.UnitStatus
-		if st, err = mgr.Status(ctx, name); err == nil {
-			u.Reachable, u.LoadState, u.ActiveState, u.SubState, u.Result, u.MainPID =
-				true, st.LoadState, st.ActiveState, st.SubState, st.Result, st.MainPID
-		}
-	}
 	if err != nil {
 		u.Error = err.Error()
+		return u, nil
 	}
-	return u
+	defer mgr.Close()
+	st, err := mgr.Status(ctx, name)
+	if err != nil {
+		u.Error = err.Error()
+		return u, nil
+	}
+	u.Reachable, u.LoadState, u.ActiveState, u.SubState, u.Result, u.MainPID =
+		true, st.LoadState, st.ActiveState, st.SubState, st.Result, st.MainPID
+	if !withOutput {
+		return u, nil
+	}
+	lines, err := mgr.OutputTail(ctx, name, statusOutputLines)
+	if err != nil {
+		slog.Debug("no unit output for status", "unit", name, "err", err)
+	}
+	return u, lines
 }
 
 func toModelStatus(name, link string, st *slots.State, busy string) modelStatus {
@@ -213,6 +231,12 @@ func printStatus(w io.Writer, out *statusJSON) {
 				fmt.Fprintln(w)
 			} else {
 				fmt.Fprintf(w, "  unit %s: state unknown, the service manager did not answer: %s\n", u.Name, u.Error)
+			}
+		}
+		if len(m.UnitOutput) > 0 {
+			fmt.Fprintln(w, "  unit output, last lines:")
+			for _, line := range m.UnitOutput {
+				fmt.Fprintf(w, "    | %s\n", line)
 			}
 		}
 	}

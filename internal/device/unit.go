@@ -138,6 +138,25 @@ func (u *unit) Watch(ctx context.Context) <-chan error {
 	return out
 }
 
+// OutputTail returns the unit's last output lines for a failure report
+// (health.OutputTailer); nil when systemd keeps them nowhere readable.
+func (u *unit) OutputTail(ctx context.Context, n int) []string {
+	lines, err := u.mgr.OutputTail(ctx, u.name, n)
+	if err != nil {
+		slog.Info("the failure report carries no unit output", "unit", u.name, "err", err)
+	}
+	return lines
+}
+
+// UnitOutput returns up to n of the last lines the model's unit printed, for
+// status; nil without a unit or when they cannot be read.
+func (d *Model) UnitOutput(ctx context.Context, n int) []string {
+	if d.unit == nil {
+		return nil
+	}
+	return d.unit.OutputTail(ctx, n)
+}
+
 func (u *unit) close() { u.mgr.Close() }
 
 // withReason puts a systemd failure's reason first, as update expects

@@ -65,7 +65,10 @@ type Confirmer struct {
 	MaxLatency   time.Duration
 	ProbeSamples int
 	Checks       Checks
-	// RestoreTimeout bounds the tries of one Restore; 2 × StartTimeout if 0.
+
+	// RestoreTimeout bounds one Restore, all its tries and their probes: how
+	// long the previous version may take to answer again after a revert;
+	// StartTimeout if 0. Past it the restore stays pending (update).
 	RestoreTimeout time.Duration
 }
 
@@ -74,7 +77,8 @@ type Confirmer struct {
 // starts once the unit is up (a slow start must not eat the window), and the
 // unit is watched from then on, also while the probe and the checks run: the
 // first failure of the unit ends the trial at once, whatever else is pending.
-func (c *Confirmer) Confirm(ctx context.Context, slot, version string) error {
+func (c *Confirmer) Confirm(ctx context.Context, slot, version string) (verdict error) {
+	defer func() { verdict = c.withOutput(ctx, verdict) }() // a *Failure with the unit's last lines
 	start := time.Now()
 	if err := c.activate(ctx); err != nil {
 		return err
@@ -87,7 +91,7 @@ func (c *Confirmer) Confirm(ctx context.Context, slot, version string) error {
 	}
 	end := time.Now().Add(c.window())
 	err := c.whileWatched(ctx, failures, func(ctx context.Context) error {
-		if err := c.probeUntilReady(ctx, slot, version, start); err != nil {
+		if err := c.probeUntilReady(ctx, slot, version, start, c.startTimeout()); err != nil {
 			return err
 		}
 		return c.runChecks(ctx, slot, version)
@@ -168,11 +172,12 @@ func seen(failures <-chan error) error {
 // systemd refuses at one moment (a start limit, a queued job, a manager that
 // is restarting) often passes the next, so a failed try is repeated with
 // backoff until RestoreTimeout; the caller keeps the restore pending past that.
-func (c *Confirmer) Restore(ctx context.Context, slot, version string) error {
+func (c *Confirmer) Restore(ctx context.Context, slot, version string) (verdict error) {
+	defer func() { verdict = c.withOutput(ctx, verdict) }() // a *Failure with the unit's last lines
 	deadline := time.Now().Add(c.restoreTimeout())
 	wait := restoreRetryFirst
 	for {
-		err := c.restoreOnce(ctx, slot, version)
+		err := c.restoreOnce(ctx, slot, version, deadline)
 		if err == nil || ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
 			return err
 		}
@@ -186,7 +191,7 @@ func (c *Confirmer) Restore(ctx context.Context, slot, version string) error {
 	}
 }
 
-func (c *Confirmer) restoreOnce(ctx context.Context, slot, version string) error {
+func (c *Confirmer) restoreOnce(ctx context.Context, slot, version string, deadline time.Time) error {
 	start := time.Now()
 	if r, ok := c.Unit.(Reviver); ok {
 		if err := r.Revive(ctx); err != nil {
@@ -196,7 +201,7 @@ func (c *Confirmer) restoreOnce(ctx context.Context, slot, version string) error
 	if err := c.activate(ctx); err != nil {
 		return err
 	}
-	return c.probeUntilReady(ctx, slot, version, start)
+	return c.probeUntilReady(ctx, slot, version, start, time.Until(deadline))
 }
 
 // Reviver is a Unit that can be readied for a deliberate start: failed state
@@ -210,7 +215,7 @@ func (c *Confirmer) restoreTimeout() time.Duration {
 	if c.RestoreTimeout > 0 {
 		return c.RestoreTimeout
 	}
-	return 2 * c.startTimeout()
+	return c.startTimeout()
 }
 
 func (c *Confirmer) activate(ctx context.Context) error {
@@ -251,24 +256,19 @@ func (c *Confirmer) wait(ctx context.Context, failures <-chan error, deadline ti
 }
 
 // probeUntilReady retries the probe while the answer comes from the old version
-// or nothing answers yet (a reload takes a moment after its job ends), until the
-// start timeout; any other failure is final at once.
-func (c *Confirmer) probeUntilReady(ctx context.Context, slot, version string, start time.Time) error {
+// or nothing answers yet (a reload takes a moment after its job ends), until
+// limit has passed since start; any other failure is final at once.
+func (c *Confirmer) probeUntilReady(ctx context.Context, slot, version string, start time.Time, limit time.Duration) error {
 	if c.ProbeURL == "" {
 		return nil
 	}
 	for {
 		err := c.probeOnce(ctx, slot, version)
-		if err == nil || !notReadyYet(err) || ctx.Err() != nil || time.Since(start) > c.startTimeout() {
+		if err == nil || !errors.Is(err, errNotReady) || ctx.Err() != nil || time.Since(start) > limit {
 			return err
 		}
 		time.Sleep(probeRetryEvery)
 	}
-}
-
-func notReadyYet(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "the answer came from version") || strings.HasPrefix(s, ReasonHealthCheck+": probe request")
 }
 
 func (c *Confirmer) probeOnce(ctx context.Context, slot, version string) error {

@@ -73,20 +73,6 @@ func preflightReason(err error) string {
 	return ReasonUnitUnavailable
 }
 
-// outputLines is an error that carries the last lines of the unit's own output.
-type outputLines interface{ OutputLines() []string }
-
-// logLines appends the unit's output lines that err carries, if any, to the
-// event's logs.
-func logLines(err error) func(*report.Event) {
-	return func(ev *report.Event) {
-		var o outputLines
-		if errors.As(err, &o) {
-			ev.Logs = append(ev.Logs, o.OutputLines()...)
-		}
-	}
-}
-
 // installFailureReason names why an install failed before activation.
 func installFailureReason(err error) string {
 	if errors.Is(err, verify.ErrRejected) {

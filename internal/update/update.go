@@ -237,7 +237,8 @@ func (u *Updater) confirm(ctx context.Context) error {
 // is ErrNotJudged does not blame the version (RevertUnjudged).
 func (u *Updater) revert(ctx context.Context, t *slots.Trial, reason string, cause error) error {
 	judged := !errors.Is(cause, ErrNotJudged)
-	u.report(ctx, report.StatusRollingBack, t.Version, failure(reason), logLines(cause))
+	lines := withLogs(logLines(cause)) // the unit's last output, after the reason
+	u.report(ctx, report.StatusRollingBack, t.Version, failure(reason), lines)
 	store := u.Store.Revert
 	if !judged {
 		store = u.Store.RevertUnjudged
@@ -247,7 +248,7 @@ func (u *Updater) revert(ctx context.Context, t *slots.Trial, reason string, cau
 		return fmt.Errorf("revert %s after %q: %w", t.Version, reason, err)
 	}
 	slog.Warn("reverted", "version", t.Version, "reason", reason, "judged", judged)
-	if _, err := u.FinishRestore(ctx); err != nil {
+	if _, err := u.finishRestore(ctx, lines); err != nil {
 		return fmt.Errorf("%w: %w", ErrRolledBack, err)
 	}
 	return fmt.Errorf("%w: %s: %s", ErrRolledBack, t.Version, reason)
@@ -261,6 +262,12 @@ func (u *Updater) revert(ctx context.Context, t *slots.Trial, reason string, cau
 // with backoff; `modelslot recover` and every state-changing command do too).
 // It returns whether a restore was pending. The error wraps ErrRestoreFailed.
 func (u *Updater) FinishRestore(ctx context.Context) (bool, error) {
+	return u.finishRestore(ctx)
+}
+
+// finishRestore is FinishRestore with more for the rolled_back event (the
+// failed version's output lines).
+func (u *Updater) finishRestore(ctx context.Context, more ...func(*report.Event)) (bool, error) {
 	r := u.Store.State().Restore
 	if r == nil {
 		return false, nil
@@ -278,7 +285,8 @@ func (u *Updater) FinishRestore(ctx context.Context) (bool, error) {
 			if nerr := u.Store.NoteRestoreFailure(msg); nerr != nil {
 				slog.Error("could not record the failed restore", "err", nerr)
 			}
-			u.report(ctx, report.StatusFailed, target, failure(r.Reason), logLines(err), func(ev *report.Event) { ev.Logs = append(ev.Logs, msg) })
+			u.report(ctx, report.StatusFailed, target, failure(r.Reason), func(ev *report.Event) { ev.Logs = append(ev.Logs, msg) },
+				withLogs(logLines(err))) // the unit's output as the old version failed too
 			return true, fmt.Errorf("%w: %s", ErrRestoreFailed, msg)
 		}
 	}
@@ -286,7 +294,7 @@ func (u *Updater) FinishRestore(ctx context.Context) (bool, error) {
 		return true, fmt.Errorf("record that %s serves again: %w", r.Version, err)
 	}
 	slog.Info("restored", "version", r.Version, "slot", r.Slot)
-	u.report(ctx, report.StatusRolledBack, target, failure(r.Reason), rolledBackNow)
+	u.report(ctx, report.StatusRolledBack, target, append([]func(*report.Event){failure(r.Reason)}, append(more, rolledBackNow)...)...)
 	return true, nil
 }
 
