@@ -147,7 +147,19 @@ func (w *watcher) poll(ctx context.Context) *Failure {
 // replaced after a crash) has started the unit anew or not at all, and what
 // ran meanwhile was watched by nobody.
 func (w *watcher) lostTrack(st UnitStatus) *Failure {
-	if !w.gap || w.last.InvocationID == "" || st.InvocationID == w.last.InvocationID {
+	if !w.gap {
+		return nil
+	}
+	if w.last.Unit == "" {
+		// The manager went away before the first look: a unit that is healthy
+		// now becomes the baseline; one that is not was lost, not judged.
+		if healthy(st) {
+			return nil
+		}
+		return &Failure{Unit: w.unit, Reason: ReasonUnreachable, Status: st, At: time.Now(),
+			Detail: "the service manager went away before the unit could be watched; now " + describe(st)}
+	}
+	if st.InvocationID == w.last.InvocationID {
 		return nil
 	}
 	return &Failure{Unit: w.unit, Reason: ReasonUnreachable, Status: w.last, At: time.Now(),
