@@ -103,7 +103,7 @@ func (m *Manager) connection(ctx context.Context) (*sddbus.Conn, error) {
 		m.conn.Close()
 		m.conn = nil
 	}
-	conn, err := m.open(ctx)
+	conn, err := m.dial(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("connect to the %s systemd manager%s: %w; check that it runs and that [systemd] scope/bus are right",
 			m.settings.Scope, m.busHint(), err)
@@ -117,6 +117,33 @@ func (m *Manager) busHint() string {
 		return ""
 	}
 	return " at " + m.settings.Bus
+}
+
+// dial opens a connection within ctx. Dialing a manager that is stopped or
+// hung connects (the socket's backlog accepts) and then blocks in the
+// authentication, which takes no context: the caller stops waiting when ctx
+// ends, and a connection that comes later is closed.
+func (m *Manager) dial(ctx context.Context) (*sddbus.Conn, error) {
+	type dialed struct {
+		conn *sddbus.Conn
+		err  error
+	}
+	ch := make(chan dialed, 1)
+	go func() {
+		conn, err := m.open(ctx)
+		ch <- dialed{conn, err}
+	}()
+	select {
+	case d := <-ch:
+		return d.conn, d.err
+	case <-ctx.Done():
+		go func() {
+			if d := <-ch; d.conn != nil {
+				d.conn.Close()
+			}
+		}()
+		return nil, fmt.Errorf("the manager did not answer: %w", ctx.Err())
+	}
 }
 
 // open dials the scope's default bus, or the Bus address through the same

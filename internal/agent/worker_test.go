@@ -82,3 +82,19 @@ func TestRejectedInstallIsNotRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestRestoreBackoffDoublesUpToItsBound(t *testing.T) {
+	first := 2 * time.Second
+	for _, tc := range []struct {
+		attempts int
+		want     time.Duration
+	}{{0, 0}, {1, 2 * time.Second}, {2, 6 * time.Second}, {3, 14 * time.Second}} {
+		if got := restoreBackoff(tc.attempts, first); got != tc.want {
+			t.Errorf("restoreBackoff(%d) = %s, want %s", tc.attempts, got, tc.want)
+		}
+	}
+	// Far out, the tries are restoreBackoffMax apart.
+	if d := restoreBackoff(40, first) - restoreBackoff(39, first); d != restoreBackoffMax {
+		t.Errorf("step after 39 tries = %s, want %s", d, restoreBackoffMax)
+	}
+}

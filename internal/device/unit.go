@@ -67,7 +67,20 @@ func (u *unit) Activate(ctx context.Context) error {
 			err = u.mgr.Restart(ctx, u.name)
 		}
 	}
+	u.noteLost(err)
 	return withReason(err)
+}
+
+// noteLost remembers what ran of the unit when a failure says its manager went
+// away: processes nobody supervises, to end before the next activation.
+func (u *unit) noteLost(err error) {
+	var f *systemd.Failure
+	if errors.As(err, &f) && f.Reason == systemd.ReasonUnreachable && (f.Status.ControlGroup != "" || f.Status.MainPID != 0) {
+		st := f.Status
+		u.mu.Lock()
+		u.lost = &st
+		u.mu.Unlock()
+	}
 }
 
 // Revive readies the unit for a restore: processes that a lost manager left
@@ -126,12 +139,7 @@ func (u *unit) Watch(ctx context.Context) <-chan error {
 	go func() {
 		defer close(out)
 		if f, ok := <-in; ok && f != nil {
-			if f.Reason == systemd.ReasonUnreachable {
-				st := f.Status
-				u.mu.Lock()
-				u.lost = &st
-				u.mu.Unlock()
-			}
+			u.noteLost(f)
 			out <- withReason(f)
 		}
 	}()
