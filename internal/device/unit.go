@@ -21,9 +21,13 @@ type unit struct {
 	limits     systemd.Limits
 
 	mu sync.Mutex
-	// lost is what ran of the unit when its manager went away during a watch:
-	// processes nobody supervises any more, ended before the next activation.
-	lost *systemd.UnitStatus
+	// lost: the unit's manager went away while modelslot worked with it; the
+	// processes it ran go on unsupervised and are ended before the next
+	// activation. lostPID is its main process then, if known; cgroup the
+	// unit's control group as last seen (stable for a unit name).
+	lost    bool
+	lostPID uint32
+	cgroup  string
 }
 
 // newUnit prepares the adapter without dialing: the manager may be down right
@@ -75,12 +79,25 @@ func (u *unit) Activate(ctx context.Context) error {
 // away: processes nobody supervises, to end before the next activation.
 func (u *unit) noteLost(err error) {
 	var f *systemd.Failure
-	if errors.As(err, &f) && f.Reason == systemd.ReasonUnreachable && (f.Status.ControlGroup != "" || f.Status.MainPID != 0) {
-		st := f.Status
-		u.mu.Lock()
-		u.lost = &st
-		u.mu.Unlock()
+	if !errors.As(err, &f) || f.Reason != systemd.ReasonUnreachable {
+		return
 	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.lost, u.lostPID = true, f.Status.MainPID
+	if f.Status.ControlGroup != "" {
+		u.cgroup = f.Status.ControlGroup
+	}
+}
+
+// seen remembers the unit's control group from a status read.
+func (u *unit) seen(st systemd.UnitStatus) {
+	if st.ControlGroup == "" {
+		return
+	}
+	u.mu.Lock()
+	u.cgroup = st.ControlGroup
+	u.mu.Unlock()
 }
 
 // Revive readies the unit for a restore: processes that a lost manager left
@@ -88,17 +105,21 @@ func (u *unit) noteLost(err error) {
 // then the failed state and start limit are cleared and its socket started.
 func (u *unit) Revive(ctx context.Context) error {
 	u.mu.Lock()
-	lost := u.lost
+	lost, pid, cgroup := u.lost, u.lostPID, u.cgroup
 	u.mu.Unlock()
-	if lost != nil {
+	if lost {
 		if _, err := u.mgr.SystemState(ctx); err != nil {
 			return fmt.Errorf("the service manager is not back yet: %w", err)
 		}
-		if n := systemd.KillLeftovers(ctx, lost.ControlGroup, lost.MainPID, 5*time.Second); n > 0 {
-			slog.Warn("ended processes the lost service manager left running", "unit", u.name, "processes", n, "cgroup", lost.ControlGroup)
+		if st, err := u.mgr.Status(ctx, u.name); err == nil && st.ActiveState == "inactive" {
+			// The manager that is back does not run the unit: what runs in its
+			// control group was left by the lost one.
+			if n := systemd.KillLeftovers(ctx, cgroup, pid, 5*time.Second); n > 0 {
+				slog.Warn("ended processes the lost service manager left running", "unit", u.name, "processes", n, "cgroup", cgroup)
+			}
 		}
 		u.mu.Lock()
-		u.lost = nil
+		u.lost = false
 		u.mu.Unlock()
 	}
 	return u.mgr.Revive(ctx, u.name)
@@ -116,6 +137,7 @@ func (u *unit) prepare(ctx context.Context) (running bool) {
 	if err != nil {
 		return true // let the activation itself report the trouble
 	}
+	u.seen(st)
 	if err := u.mgr.Revive(ctx, u.name); err != nil {
 		slog.Warn("reset-failed before activation failed; activating anyway", "unit", u.name, "err", err)
 	}
