@@ -14,9 +14,13 @@ STATICCHECK := $(BIN)/staticcheck
 FUZZ_TARGETS ?= ./verify:FuzzCheckPath ./verify:FuzzParseManifest ./verify:FuzzOpenManifest \
 	./internal/safetensors:FuzzParse ./loader:FuzzMatchJSON ./internal/bundle:FuzzReader
 
-.PHONY: all build setup test unit lint fuzz bench demo cross powercut powercut-ci clean
+.PHONY: all build print-version setup test unit lint fuzz bench demo cross powercut powercut-ci clean
 
 all: build
+
+# VERSION and COMMIT as the binaries get them (a test checks the version is semantic).
+print-version:
+	@echo $(VERSION) $(COMMIT)
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...

@@ -109,8 +109,8 @@ say "demo-inference.socket listens on 127.0.0.1:$port (WatchdogSec=2, Restart=on
 
 # A local repository on loopback when this build can publish and install from
 # one (and python3 serves it); otherwise, or with DEMO_DIRS=1, plain directory
-# installs (install --insecure --version V DIR).
-source_of() { echo "--insecure --version $1 testdata/models/$2"; }
+# installs (install --insecure --label V DIR).
+source_of() { echo "--insecure --label $1 testdata/models/$2"; }
 help=$("$ms_bin" --help 2>&1)
 if [ -z "${DEMO_DIRS:-}" ] && grep -q '^  publish' <<<"$help" && grep -q '^  install.*SOURCE' <<<"$help" && command -v python3 >/dev/null; then
 	mkdir -p "$work/keys"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -48,9 +49,30 @@ type slotJSON struct {
 	Reason         string       `json:"reason,omitempty"`
 }
 
+var statusCommand = command{
+	name:     "status",
+	synopsis: []string{"[--json]"},
+	summary:  "show slots, versions, trial and last failure",
+	help: "Shows, for every configured model (or the one --model names), both slots with their status and version, " +
+		"which one is active and which is the previous good one, a trial in progress and the last failure with its reason. " +
+		"It recovers an interrupted step first, like every command; when another modelslot process holds the model's lock " +
+		"it shows the last saved state and says so.\n\n" +
+		"--json prints the same for scripts (a stable contract: docs/architecture.md); errors are JSON on stderr then.",
+	examples: []example{
+		{"status", "slots and versions of every model, for a person"},
+		{"--model demo status --json", "one model, as JSON for a script"},
+	},
+	flags: func(fs *flag.FlagSet) { statusFlags(fs, &globalOptions{}) },
+	run:   runStatus,
+}
+
+func statusFlags(fs *flag.FlagSet, g *globalOptions) {
+	fs.BoolVar(&g.json, "json", false, "print JSON for scripts")
+}
+
 func runStatus(ctx context.Context, g *globalOptions, args []string) error {
 	fs := newFlagSet("status", g)
-	fs.BoolVar(&g.json, "json", false, "print JSON for scripts")
+	statusFlags(fs.FlagSet, g)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

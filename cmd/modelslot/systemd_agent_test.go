@@ -15,7 +15,7 @@ func TestSystemdAgentUnitResumesTrialAtStart(t *testing.T) {
 	t.Parallel()
 	d := newSDDevice(t, sdOptions{})
 	d.install(0, "v1")
-	if fired, r := d.crashAt(trialPoint, "install", "--insecure", "--version", "v2", modelDir("v2")); !fired {
+	if fired, r := d.crashAt(trialPoint, "install", "--insecure", "--label", "v2", modelDir("v2")); !fired {
 		t.Fatalf("crash point %s did not fire: %v", trialPoint, r)
 	}
 	subst := strings.NewReplacer("/usr/local/bin/modelslot ", binary+" ", "/etc/modelslot/modelslot.toml", d.config,

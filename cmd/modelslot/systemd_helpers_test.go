@@ -185,7 +185,7 @@ func (d *sdDevice) systemctl(t *testing.T, args ...string) string {
 // install installs version from testdata/models and wants exit code want.
 func (d *sdDevice) install(want int, version string) result {
 	d.t.Helper()
-	return d.must(want, "install", "--insecure", "--version", version, modelDir(version))
+	return d.must(want, "install", "--insecure", "--label", version, modelDir(version))
 }
 
 // agree asserts that the link, state.json, `status --json`, the unit and the

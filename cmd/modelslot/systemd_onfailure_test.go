@@ -18,7 +18,7 @@ func TestSystemdOnFailureRevertsWithNoModelslotRunning(t *testing.T) {
 	t.Parallel()
 	d := newSDDevice(t, sdOptions{})
 	d.install(0, "v1")
-	if fired, r := d.crashAt(trialPoint, "install", "--insecure", "--version", "v3-crash", modelDir("v3-crash")); !fired {
+	if fired, r := d.crashAt(trialPoint, "install", "--insecure", "--label", "v3-crash", modelDir("v3-crash")); !fired {
 		t.Fatalf("crash point %s did not fire: %v", trialPoint, r)
 	}
 	if n := modelslotsOf(d.config); len(n) != 0 {
