@@ -80,13 +80,13 @@ activation = "restart"
 TOML
 export MODELSLOT_CONFIG=$work/modelslot.toml
 
-# The shipped unit files, with this demo's paths. The drop-in relaxes what a
+# The shipped unit files, with this demo's paths. The drop-ins relax what a
 # private manager in a container cannot set up (ProtectHome=,
-# ProtectKernelTunables= fail with 226/NAMESPACE there) and lets the server
-# see the link under /tmp.
+# ProtectKernelTunables=, ProtectKernelLogs= fail with 226/NAMESPACE there) and
+# let the units see the demo's directories under /tmp.
 subst() {
 	sed -e "s#/usr/local/bin/modelslot-demo#$work/bin/modelslot-demo#" \
-		-e "s#/usr/local/bin/modelslot #$ms_bin #" \
+		-e "s#/usr/bin/modelslot #$ms_bin #" \
 		-e "s#/var/lib/modelslot/demo/current#$link#" \
 		-e "s#/etc/modelslot/modelslot.toml#$MODELSLOT_CONFIG#" \
 		-e "s#127.0.0.1:9000#127.0.0.1:$port#" "$1"
@@ -102,6 +102,18 @@ ProtectHome=no
 ProtectKernelTunables=no
 StandardOutput=append:$work/server.log
 StandardError=append:$work/server.log
+EOF
+# The rollback unit writes the demo's state root instead of StateDirectory=
+# (a user manager would put that under $HOME), with the same relaxations.
+mkdir -p "$MODELSLOT_UNIT_DIR/modelslot-rollback@.service.d"
+cat >"$MODELSLOT_UNIT_DIR/modelslot-rollback@.service.d/demo.conf" <<EOF
+[Service]
+StateDirectory=
+ReadWritePaths=$work
+PrivateTmp=no
+ProtectHome=no
+ProtectKernelTunables=no
+ProtectKernelLogs=no
 EOF
 systemctl --user daemon-reload
 systemctl --user start demo-inference.socket
