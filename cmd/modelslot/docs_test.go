@@ -6,8 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/modelslot/modelslot/internal/config"
 )
 
 // manSections splits the generated modelslot(1) by its .SS headings.
@@ -171,5 +174,43 @@ func TestZshCompletionParses(t *testing.T) {
 				t.Errorf("zsh completion lacks --%s of %s", f.name, c.name)
 			}
 		}
+	}
+}
+
+// modelslot.toml(5) names every setting docs/config.md shows, and renders.
+func TestConfigManPageHasEverySetting(t *testing.T) {
+	page := readFile(filepath.Join("..", "..", "packaging", "man", "modelslot.toml.5"))
+	block := readFile(filepath.Join("..", "..", "docs", "config.md"))
+	block = block[strings.Index(block, "```toml"):]
+	block = block[:strings.Index(block[3:], "```")]
+	setting := regexp.MustCompile(`(?m)^\s*([a-z_]+)\s*=|^\s*(\[\[?[a-z.]+\]\]?)`)
+	n := 0
+	for _, m := range setting.FindAllStringSubmatch(block, -1) {
+		key := m[1]
+		if key == "" {
+			key = m[2]
+		}
+		n++
+		if !strings.Contains(page, ".B "+key+"\n") && !strings.Contains(page, ".SH "+key+"\n") {
+			t.Errorf("modelslot.toml.5 lacks %s", key)
+		}
+	}
+	if n < 30 {
+		t.Fatalf("found only %d settings in docs/config.md: is the toml block still there?", n)
+	}
+	if _, err := exec.LookPath("man"); err == nil {
+		renderMan(t, filepath.Join("..", "..", "packaging", "man", "modelslot.toml.5"))
+	}
+}
+
+// The config the package installs as /etc/modelslot/modelslot.toml is valid
+// as shipped: the agent the preset enables starts with it.
+func TestShippedExampleConfigIsValid(t *testing.T) {
+	cfg, err := config.Parse([]byte(readFile(filepath.Join("..", "..", "packaging", "modelslot.toml"))))
+	if err != nil {
+		t.Fatalf("packaging/modelslot.toml: %v", err)
+	}
+	if len(cfg.Models) != 1 || cfg.Models[0].Name != "example" {
+		t.Fatalf("want the one model example, got %+v", cfg.Models)
 	}
 }

@@ -108,7 +108,7 @@ func hint(err error) string {
 	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
 		return "permission denied: run modelslot as the user that owns the state directory (usually root)"
 	case errors.Is(err, slots.ErrCorruptState):
-		return "see docs/recovery.md"
+		return "see /usr/share/doc/modelslot/recovery.md (docs/recovery.md in the source)"
 	case errors.Is(err, context.Canceled), errors.As(err, new(*interruptedError)):
 		return "stopped by a signal; whatever was half done is finished or undone by the next modelslot command"
 	}
