@@ -101,9 +101,9 @@ func bashCompletion(w io.Writer) {
 	for _, c := range append([]*command{nil}, visibleCommands()...) {
 		var all, values []string
 		for _, f := range complFlags(c) {
-			all = append(all, "--"+f.name)
+			all = append(all, dashed(f.name))
 			if f.value {
-				values = append(values, "--"+f.name)
+				values = append(values, dashed(f.name))
 			}
 		}
 		name := "''"
@@ -184,7 +184,7 @@ func zshSpecs(c *command) string {
 	var specs []string
 	for _, f := range complFlags(c) {
 		desc := strings.NewReplacer(`\`, `\\`, "[", `\[`, "]", `\]`, ":", `\:`).Replace(f.usage)
-		spec := "--" + f.name + "[" + desc + "]"
+		spec := dashed(f.name) + "[" + desc + "]"
 		switch {
 		case len(f.choices) > 0:
 			spec += ":" + f.name + ":(" + strings.Join(f.choices, " ") + ")"
@@ -223,6 +223,9 @@ func fishCompletion(w io.Writer) {
 
 func fishFlag(f complFlag) string {
 	s := "-l " + f.name
+	if len(f.name) == 1 {
+		s = "-o " + f.name // fish's "old-style" option: one dash, bundle -o
+	}
 	switch {
 	case len(f.choices) > 0:
 		s += " -x -a " + fishQuote(strings.Join(f.choices, " "))

@@ -42,7 +42,7 @@ func TestManPageHasEveryCommandAndFlag(t *testing.T) {
 			if globalFlagNames[f.Name] && !c.ownsFlag(f.Name) {
 				return // in GLOBAL OPTIONS
 			}
-			if !strings.Contains(body, `\fB`+roffCode("--"+f.Name)+`\fR`) {
+			if !strings.Contains(body, `\fB`+roffCode(dashed(f.Name))+`\fR`) {
 				t.Errorf("section %s lacks flag --%s", c.name, f.Name)
 			}
 		})
@@ -170,8 +170,8 @@ func TestZshCompletionParses(t *testing.T) {
 			t.Errorf("zsh completion lacks %s", c.name)
 		}
 		for _, f := range complFlags(c) {
-			if !strings.Contains(text, "'--"+f.name+"[") {
-				t.Errorf("zsh completion lacks --%s of %s", f.name, c.name)
+			if !strings.Contains(text, "'"+dashed(f.name)+"[") {
+				t.Errorf("zsh completion lacks %s of %s", dashed(f.name), c.name)
 			}
 		}
 	}

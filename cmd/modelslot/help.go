@@ -127,9 +127,18 @@ func flagValue(f *flag.Flag) string {
 
 func (d docFlag) spec() string {
 	if d.arg == "" {
-		return "--" + d.name
+		return dashed(d.name)
 	}
-	return "--" + d.name + " " + d.arg
+	return dashed(d.name) + " " + d.arg
+}
+
+// dashed is a flag as it is written: --name, or -o for a one-letter flag (the
+// flag package takes either form; a one-letter flag reads best with one).
+func dashed(name string) string {
+	if len(name) == 1 {
+		return "-" + name
+	}
+	return "--" + name
 }
 
 func (d docFlag) text() string {

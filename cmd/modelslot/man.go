@@ -83,7 +83,7 @@ func manCommand(w io.Writer, c *command) {
 
 func manFlags(w io.Writer, flags []docFlag) {
 	for _, d := range flags {
-		fmt.Fprintf(w, ".TP\n\\fB%s\\fR", roffCode("--"+d.name))
+		fmt.Fprintf(w, ".TP\n\\fB%s\\fR", roffCode(dashed(d.name)))
 		if d.arg != "" {
 			fmt.Fprintf(w, " \\fI%s\\fR", roffCode(d.arg))
 		}
