@@ -169,7 +169,7 @@ func zshCompletion(w io.Writer) {
 	fmt.Fprint(w, "\tcase $state in\n\tcommand) _describe -t commands 'modelslot command' cmds ;;\n\targument)\n\t\tcase $words[1] in\n")
 	for _, c := range visibleCommands() {
 		rest := "'*:file:_files'"
-		if words, _ := argChoices(c.name); len(words) > 0 {
+		if words, ok := argChoices(c.name); ok {
 			rest = ""
 			if len(words) > 0 {
 				rest = "'1:" + c.name + ":(" + strings.Join(words, " ") + ")'"

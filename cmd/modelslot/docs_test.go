@@ -166,8 +166,14 @@ func TestZshCompletionParses(t *testing.T) {
 	}
 	text := readFile(script)
 	for _, c := range visibleCommands() {
-		if !strings.Contains(text, "\t\t"+c.name+") _arguments") {
+		_, line, found := strings.Cut(text, "\t\t"+c.name+") _arguments")
+		if !found {
 			t.Errorf("zsh completion lacks %s", c.name)
+			continue
+		}
+		line, _, _ = strings.Cut(line, "\n")
+		if _, noFiles := argChoices(c.name); noFiles == strings.HasSuffix(line, "'*:file:_files' ;;") {
+			t.Errorf("zsh: %s completes files: %v, want %v", c.name, !noFiles, noFiles)
 		}
 		for _, f := range complFlags(c) {
 			if !strings.Contains(text, "'"+dashed(f.name)+"[") {
