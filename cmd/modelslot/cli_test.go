@@ -26,6 +26,10 @@ func runBinary(t *testing.T, env []string, args ...string) result {
 
 func TestHelpOfEveryCommandGoesToStdoutWithExitZero(t *testing.T) {
 	for _, c := range commands {
+		if len(c.help) < 40 || len(c.examples) == 0 || c.summary == "" {
+			t.Errorf("command %s needs a summary, a help text and an example in its table entry", c.name)
+			continue
+		}
 		for _, h := range []string{"--help", "-h"} {
 			r := runBinary(t, nil, c.name, h)
 			if r.code != 0 || r.stderr != "" {
