@@ -85,6 +85,16 @@ class NotifyTest(unittest.TestCase):
                 self.assertEqual(ms.watchdog_interval(), want)
 
 
+def socket_activated(argv, sock, **kw):
+    """Start argv as systemd starts a socket-activated service: sock as fd 3
+    (sh moves it there: Popen closes fd 3 after a preexec_fn ran), and
+    LISTEN_PID the pid that runs argv (sh execs it, keeping its pid)."""
+    fd = sock.fileno()
+    move = "" if fd == 3 else " 3<&%d %d<&-" % (fd, fd)
+    script = 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@"' + move
+    return subprocess.Popen(["sh", "-c", script] + list(argv), pass_fds=(fd,), **kw)
+
+
 class ListenSocketsTest(unittest.TestCase):
     def test_none_passed(self):
         with mock.patch.dict(os.environ, {"LISTEN_PID": "1", "LISTEN_FDS": "1"}):
@@ -102,10 +112,7 @@ class ListenSocketsTest(unittest.TestCase):
                  "socks = ms.listen_sockets()\n"
                  "assert 'LISTEN_FDS' not in os.environ\n"
                  "c, _ = socks[0].accept(); c.sendall(b'%%d sockets' %% len(socks)); c.close()\n") % HERE
-        fd = srv.fileno()
-        proc = subprocess.Popen(
-            ["sh", "-c", 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" -c "$1"', sys.executable, child],
-            pass_fds=(fd,), preexec_fn=lambda: os.dup2(fd, 3))
+        proc = socket_activated([sys.executable, "-c", child], srv)
         self.addCleanup(proc.kill)
         with socket.create_connection(srv.getsockname(), timeout=10) as c:
             c.settimeout(10)
