@@ -80,3 +80,9 @@ f 0644 packaging/systemd/README.md "$doc/examples/systemd-units.md"
 for e in packaging/systemd/demo-inference.service packaging/systemd/demo-inference.socket packaging/prometheus/modelslot-alerts.yml; do
 	f 0644 "$e" "$doc/examples/$(basename "$e")"
 done
+# A Python inference server: the stdlib module, an example server and its units.
+d "$doc/examples/python"
+for e in integrations/python/modelslot_serve.py integrations/python/example_server.py integrations/python/README.md \
+	integrations/python/example-inference.service integrations/python/example-inference.socket; do
+	f 0644 "$e" "$doc/examples/python/$(basename "$e")"
+done
