@@ -1,6 +1,7 @@
 package python
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -197,5 +198,35 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The example units pass systemd-analyze verify with their paths replaced by
+// real files.
+func TestExampleUnitsVerify(t *testing.T) {
+	if _, err := exec.LookPath("systemd-analyze"); err != nil {
+		t.Skip("systemd-analyze not installed")
+	}
+	python := pythonPath(t)
+	script, _ := filepath.Abs("example_server.py")
+	dir := t.TempDir()
+	subst := strings.NewReplacer("/usr/bin/python3", python,
+		"/usr/share/doc/modelslot/examples/python/example_server.py", script)
+	var units []string
+	for _, name := range []string{"example-inference.service", "example-inference.socket"} {
+		b, err := os.ReadFile(name)
+		must(t, err)
+		p := filepath.Join(dir, name)
+		must(t, os.WriteFile(p, []byte(subst.Replace(string(b))), 0o644))
+		units = append(units, p)
+	}
+	// OnFailure= names the rollback template; give verify one to find.
+	rollback, err := os.ReadFile(filepath.Join("..", "..", "packaging", "systemd", "modelslot-rollback@.service"))
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(dir, "modelslot-rollback@.service"), bytes.ReplaceAll(rollback, []byte("/usr/bin/modelslot "), []byte("/bin/true ")), 0o644))
+	cmd := exec.Command("systemd-analyze", append([]string{"verify", "--man=no"}, units...)...)
+	cmd.Env = append(os.Environ(), "SYSTEMD_UNIT_PATH="+dir+":")
+	if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
 	}
 }
