@@ -3,9 +3,12 @@
 # systemd: a private user manager for the unit tests (no systemd as PID 1 here).
 # mosquitto: a real MQTT broker for the reporting tests (started by the tests).
 # xfsprogs: a loop-mounted XFS to test reflinked chunk reuse; openssl: key interop.
+# man-db: the man pages render without warnings; zsh, fish: the completions;
+# qemu-user: the arm64 and armv7 binaries of make dist run (make deb-check);
+# python3: the tests of integrations/python.
 set -euo pipefail
 need=()
-for pkg in systemd util-linux make git mosquitto mosquitto-clients dbus-user-session xfsprogs openssl e2fsprogs; do
+for pkg in systemd util-linux make git mosquitto mosquitto-clients dbus-user-session xfsprogs openssl e2fsprogs man-db zsh fish qemu-user python3; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

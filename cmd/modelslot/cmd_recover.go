@@ -9,6 +9,21 @@ import (
 	"github.com/modelslot/modelslot/internal/device"
 )
 
+var recoverCommand = command{
+	name:    "recover",
+	summary: "finish what a crash, power cut or lost service manager interrupted (the agent does this at start)",
+	help: "For every configured model (or --model): finishes a pending link switch, resumes an interrupted trial (or " +
+		"reverts it past max_attempts), and brings a version that a revert or rollback went back to into service if it " +
+		"does not serve yet. status only reports these; recover acts. The agent does the same when it starts; this " +
+		"command is for devices without the agent and for modelslot-recover.service, run once at boot. Exit 0 when " +
+		"nothing is left pending, 1 when the version gone back to still does not serve (it stays pending).",
+	examples: []example{
+		{"recover", "after a power cut, on a device without the agent"},
+		{"--model demo recover", "one model only"},
+	},
+	run: runRecover,
+}
+
 // runRecover finishes what a crash, a power cut or a lost service manager left
 // half done, for every configured model (or --model): a pending link switch,
 // an interrupted trial (resumed, or reverted past max_attempts) and a restore

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 
@@ -11,10 +12,37 @@ import (
 	"github.com/modelslot/modelslot/internal/update"
 )
 
+var rollbackCommand = command{
+	name:     "rollback",
+	synopsis: []string{"[--if-trial] [--unit UNIT]"},
+	summary:  "go back to the previous good version now, and bring it back into service",
+	help: "Swaps the link back to the previous good slot, restarts (or reloads) the unit on it and waits until that version " +
+		"answers its probe; only then does it report rolled_back. If it does not come back, the command says so (exit 1) " +
+		"and the restore stays pending: the agent retries it with backoff, and `modelslot recover` or the next rollback " +
+		"tries again. During a trial the " +
+		"new version is reverted and marked bad; after a commit the version left is marked bad (reason manual), so a " +
+		"second rollback changes nothing instead of swinging back. With one version only, there is nothing to go back to " +
+		"(exit 1).\n\n" +
+		"--if-trial reverts only a running trial and otherwise does nothing: it is what modelslot-rollback@.service runs " +
+		"when systemd gives up on an inference unit (OnFailure=), with the reason systemd saw. --unit UNIT acts on the " +
+		"models UNIT serves instead of --model (with --if-trial: the one in trial), so one OnFailure= template serves " +
+		"every model.",
+	examples: []example{
+		{"rollback", "back to the previous good version"},
+		{"rollback --if-trial --unit demo-inference.service", "as the OnFailure= unit runs it"},
+	},
+	flags: func(fs *flag.FlagSet) { rollbackFlags(fs) },
+	run:   runRollback,
+}
+
+func rollbackFlags(fs *flag.FlagSet) (ifTrial *bool, unit *string) {
+	return fs.Bool("if-trial", false, "only revert a running trial; otherwise do nothing (for OnFailure= units)"),
+		fs.String("unit", "", "act on the models UNIT serves (OnFailure=modelslot-rollback@%n.service passes it as %i), instead of --model")
+}
+
 func runRollback(ctx context.Context, g *globalOptions, args []string) error {
 	fs := newFlagSet("rollback", g)
-	ifTrial := fs.Bool("if-trial", false, "only revert a running trial; otherwise do nothing (for OnFailure= units)")
-	unit := fs.String("unit", "", "act on the models the unit serves (OnFailure=modelslot-rollback@%n.service passes it as %i), instead of --model")
+	ifTrial, unit := rollbackFlags(fs.FlagSet)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -89,6 +117,24 @@ func onFailureReason() string {
 	}
 	return fmt.Sprintf("crash_loop: systemd gave up on the unit (OnFailure=; result %s, exit %s %s)",
 		result, os.Getenv("MONITOR_EXIT_CODE"), os.Getenv("MONITOR_EXIT_STATUS"))
+}
+
+var markGoodCommand = command{
+	name:    "mark-good",
+	summary: "end a trial by keeping the new version",
+	help: "Commits the version under trial now, without waiting for the rest of its confirmation window: its slot " +
+		"becomes good and the previous slot stays the rollback target. With no trial in progress it does nothing (exit 0).",
+	examples: []example{{"mark-good", "keep the version under trial"}},
+	run:      runMarkGood,
+}
+
+var markBadCommand = command{
+	name:    "mark-bad",
+	summary: "end a trial (or leave the active version) by marking it bad",
+	help: "Marks the version under trial (or, with no trial, the active version) bad with reason manual, swaps the " +
+		"link back to the previous good slot and restores that version. Run again, it does nothing (exit 0).",
+	examples: []example{{"mark-bad", "reject the version under trial and go back"}},
+	run:      runMarkBad,
 }
 
 func runMarkGood(ctx context.Context, g *globalOptions, args []string) error {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -78,9 +79,32 @@ type slotJSON struct {
 	Reason         string       `json:"reason,omitempty"`
 }
 
+var statusCommand = command{
+	name:     "status",
+	synopsis: []string{"[--json]"},
+	summary:  "show slots, versions, trial and last failure",
+	help: "Shows, for every configured model (or the one --model names), both slots with their status and version, " +
+		"which one is active and which is the previous good one, a trial in progress and the last failure with its reason. " +
+		"It only reads: it never recovers, restarts, reloads or waits. It shows the state as last saved, an interrupted " +
+		"trial or a restore still pending as such (the agent at start, or `modelslot recover`, finishes them), another " +
+		"process holding the model's lock, and the unit as its service manager sees it now (or that the manager did " +
+		"not answer within 0.7 s). It answers within a second whatever systemd does.\n\n" +
+		"--json prints the same for scripts (a stable contract: docs/architecture.md); errors are JSON on stderr then.",
+	examples: []example{
+		{"status", "slots and versions of every model, for a person"},
+		{"--model demo status --json", "one model, as JSON for a script"},
+	},
+	flags: func(fs *flag.FlagSet) { statusFlags(fs, &globalOptions{}) },
+	run:   runStatus,
+}
+
+func statusFlags(fs *flag.FlagSet, g *globalOptions) {
+	fs.BoolVar(&g.json, "json", false, "print JSON for scripts")
+}
+
 func runStatus(ctx context.Context, g *globalOptions, args []string) error {
 	fs := newFlagSet("status", g)
-	fs.BoolVar(&g.json, "json", false, "print JSON for scripts")
+	statusFlags(fs.FlagSet, g)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

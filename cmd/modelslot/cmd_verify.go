@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"time"
 
@@ -11,10 +12,29 @@ import (
 	"github.com/modelslot/modelslot/verify"
 )
 
+var verifyCommand = command{
+	name:     "verify",
+	synopsis: []string{"[--slot a|b] [--json]"},
+	summary:  "re-hash a slot's files against its manifest",
+	help: "Reads every file of a slot (the active one unless --slot names the other) and checks its size and sha256 " +
+		"against the manifest the slot was verified against when it was installed. A mismatch exits 3 and names the file; " +
+		"nothing is changed either way.",
+	examples: []example{
+		{"verify", "re-hash the serving slot"},
+		{"verify --slot b --json", "the other slot, as JSON"},
+	},
+	flags: func(fs *flag.FlagSet) { verifyFlags(fs, &globalOptions{}) },
+	run:   runVerify,
+}
+
+func verifyFlags(fs *flag.FlagSet, g *globalOptions) *string {
+	fs.BoolVar(&g.json, "json", false, "print JSON for scripts")
+	return fs.String("slot", "", "`SLOT` to verify: a or b (default: the active slot)")
+}
+
 func runVerify(ctx context.Context, g *globalOptions, args []string) error {
 	fs := newFlagSet("verify", g)
-	slot := fs.String("slot", "", "slot to verify: a or b (default: the active slot)")
-	fs.BoolVar(&g.json, "json", false, "print JSON for scripts")
+	slot := verifyFlags(fs.FlagSet, g)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

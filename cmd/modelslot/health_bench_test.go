@@ -74,7 +74,7 @@ var stepLine = regexp.MustCompile(`time=(\S+) level=INFO msg="update step" .*sta
 func (d *sdDevice) measureRevert(version, reason string) [3]time.Duration {
 	d.t.Helper()
 	poll := d.pollVersions()
-	r := d.run([]string{"MODELSLOT_LOG_LEVEL=info"}, "install", "--insecure", "--version", version, modelDir(version))
+	r := d.run([]string{"MODELSLOT_LOG_LEVEL=info"}, "install", "--insecure", "--label", version, modelDir(version))
 	seen := poll("v1")
 	if r.code != exitRolledBack {
 		d.t.Fatalf("install %s: want exit %d, got %v", version, exitRolledBack, r)

@@ -15,18 +15,15 @@ func TestSystemdAgentUnitResumesTrialAtStart(t *testing.T) {
 	t.Parallel()
 	d := newSDDevice(t, sdOptions{})
 	d.install(0, "v1")
-	if fired, r := d.crashAt(trialPoint, "install", "--insecure", "--version", "v2", modelDir("v2")); !fired {
+	if fired, r := d.crashAt(trialPoint, "install", "--insecure", "--label", "v2", modelDir("v2")); !fired {
 		t.Fatalf("crash point %s did not fire: %v", trialPoint, r)
 	}
-	subst := strings.NewReplacer("/usr/local/bin/modelslot ", binary+" ", "/etc/modelslot/modelslot.toml", d.config,
-		"ReadWritePaths=/var/lib/modelslot", "ReadWritePaths="+d.root)
+	subst := strings.NewReplacer("/usr/bin/modelslot ", binary+" ", "/etc/modelslot/modelslot.toml", d.config)
 	d.writeUnitFile(t, "modelslot-agent.service", subst.Replace(readFile(filepath.Join("..", "..", "packaging", "systemd", "modelslot-agent.service"))))
-	// As the unit's comment says for a link outside the state root. The test's
-	// directories are under /tmp; ProtectHome=, ProtectKernelTunables= and
-	// ProtectKernelLogs= fail with 226/NAMESPACE under this private manager in
-	// a container (seen; see installUnits); the rest of the hardening applies.
-	d.writeUnitFile(t, "modelslot-agent.service.d/test.conf", "[Service]\nReadWritePaths="+filepath.Dir(d.link)+
-		"\nPrivateTmp=no\nProtectHome=no\nProtectKernelTunables=no\nProtectKernelLogs=no\n"+
+	// The state root and the link directory in place of StateDirectory=, as
+	// the unit's comment says for a link outside the state root (see
+	// unitPaths and installUnits); the rest of the hardening applies.
+	d.writeUnitFile(t, "modelslot-agent.service.d/test.conf", "[Service]\n"+d.unitPaths()+
 		"StandardOutput=append:"+d.log+"\nStandardError=append:"+d.log+"\n")
 	d.m.DaemonReload(t)
 	start := time.Now()

@@ -143,7 +143,7 @@ func (d *sdDevice) installUnits(t *testing.T, o sdOptions) {
 	subst := strings.NewReplacer(
 		"/usr/local/bin/modelslot-demo", demoBinary(t),
 		"/var/lib/modelslot/demo/current", d.link,
-		"/usr/local/bin/modelslot ", binary+" ",
+		"/usr/bin/modelslot ", binary+" ",
 		"/etc/modelslot/modelslot.toml", d.config,
 		"127.0.0.1:9000", fmt.Sprintf("127.0.0.1:%d", d.port),
 		"WatchdogSec=2", fmt.Sprintf("WatchdogSec=%dms", watchdog.Milliseconds()),
@@ -152,14 +152,24 @@ func (d *sdDevice) installUnits(t *testing.T, o sdOptions) {
 		d.writeUnitFile(t, name, subst.Replace(readFile(filepath.Join("..", "..", "packaging", "systemd", name))))
 	}
 	// Test-only: unit output into one file (there is no journal); the demo's
-	// link lives under /tmp, so it must see the real /tmp; ProtectHome= and
-	// ProtectKernelTunables= fail with 226/NAMESPACE under the private user
-	// manager in a container (seen), the rest of the hardening applies.
+	// link lives under /tmp, so it must see the real /tmp; ProtectHome=,
+	// ProtectKernelTunables= and ProtectKernelLogs= fail with 226/NAMESPACE
+	// under the private user manager in a container (seen), the rest of the
+	// hardening applies. The rollback unit writes this device's state root and
+	// link directory instead of StateDirectory= (a user manager would put that
+	// under $HOME).
 	out := fmt.Sprintf("[Service]\nStandardOutput=append:%s\nStandardError=append:%s\n", d.log, d.log)
 	d.writeUnitFile(t, demoUnit+".d/test.conf", out+"PrivateTmp=no\nProtectHome=no\nProtectKernelTunables=no\n")
-	d.writeUnitFile(t, "modelslot-rollback@.service.d/test.conf", out+"Environment=MODELSLOT_LOG_LEVEL=info\n")
+	d.writeUnitFile(t, "modelslot-rollback@.service.d/test.conf", out+"Environment=MODELSLOT_LOG_LEVEL=info\n"+d.unitPaths())
 	d.m.DaemonReload(t)
 	d.systemctl(t, "start", demoSocket)
+}
+
+// unitPaths is the drop-in text that lets a packaged modelslot unit write this
+// device's state root and link directory under a user manager in a container.
+func (d *sdDevice) unitPaths() string {
+	return "StateDirectory=\nReadWritePaths=" + d.root + " " + filepath.Dir(d.link) +
+		"\nPrivateTmp=no\nProtectHome=no\nProtectKernelTunables=no\nProtectKernelLogs=no\n"
 }
 
 func (d *sdDevice) writeUnitFile(t *testing.T, name, text string) {
@@ -185,7 +195,7 @@ func (d *sdDevice) systemctl(t *testing.T, args ...string) string {
 // install installs version from testdata/models and wants exit code want.
 func (d *sdDevice) install(want int, version string) result {
 	d.t.Helper()
-	return d.must(want, "install", "--insecure", "--version", version, modelDir(version))
+	return d.must(want, "install", "--insecure", "--label", version, modelDir(version))
 }
 
 // agree asserts that the link, state.json, `status --json`, the unit and the

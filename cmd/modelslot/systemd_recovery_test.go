@@ -21,7 +21,7 @@ func TestSystemdTrialKilledBeforeConfirmResumesOnNextStart(t *testing.T) {
 			t.Parallel()
 			d := newSDDevice(t, sdOptions{})
 			d.install(0, "v1")
-			if fired, r := d.crashAt(trialPoint, "install", "--insecure", "--version", tc.version, modelDir(tc.version)); !fired {
+			if fired, r := d.crashAt(trialPoint, "install", "--insecure", "--label", tc.version, modelDir(tc.version)); !fired {
 				t.Fatalf("crash point %s did not fire: %v", trialPoint, r)
 			}
 			if st := d.view().State(); st.Trial == nil || st.Trial.Version != tc.version {
@@ -45,7 +45,7 @@ func TestSystemdKilledDuringWindowConcludesOnNextStart(t *testing.T) {
 	// seen serving leave margin for a loaded CI machine.
 	d := newSDDevice(t, sdOptions{window: 4 * time.Second})
 	d.install(0, "v1")
-	p := d.start(nil, "install", "--insecure", "--version", "v2", modelDir("v2"))
+	p := d.start(nil, "install", "--insecure", "--label", "v2", modelDir("v2"))
 	d.inWindow("v2")
 	delay := time.Duration(rand.Int64N(int64(2 * time.Second)))
 	time.Sleep(delay)
@@ -68,7 +68,7 @@ func TestSystemdKilledOnEveryStartRevertsAfterMaxAttempts(t *testing.T) {
 	d := newSDDevice(t, sdOptions{maxAttempts: maxAttempts})
 	d.install(0, "v1")
 	kills := 0
-	args := []string{"install", "--insecure", "--version", "v2", modelDir("v2")}
+	args := []string{"install", "--insecure", "--label", "v2", modelDir("v2")}
 	for {
 		r := d.run([]string{crashpointEnv(trialPoint)}, args...)
 		if r.signal == 0 {
@@ -104,7 +104,7 @@ func TestSystemdManagerReexecMidTrialStillConcludes(t *testing.T) {
 		d := newSDDevice(t, sdOptions{window: 3 * time.Second})
 		d.install(0, "v1")
 		oldPID := d.m.Show(t, demoUnit, "MainPID")
-		p := d.start(nil, "install", "--insecure", "--version", tc.version, modelDir(tc.version))
+		p := d.start(nil, "install", "--insecure", "--label", tc.version, modelDir(tc.version))
 		// In the window: a new process of the unit is up under a trial.
 		waitFor(t, 20*time.Second, "the trial of "+tc.version, func() bool {
 			pid := d.m.Show(t, demoUnit, "MainPID")

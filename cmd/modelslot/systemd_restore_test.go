@@ -94,7 +94,7 @@ func TestSystemdManagerLostMidWindowRestoresTheOldVersion(t *testing.T) {
 			t.Parallel()
 			d := newSDDevice(t, sdOptions{window: tc.window})
 			d.install(0, "v1")
-			p := d.start(nil, "install", "--insecure", "--version", "v2", modelDir("v2"))
+			p := d.start(nil, "install", "--insecure", "--label", "v2", modelDir("v2"))
 			d.inWindow("v2")
 			tc.lose(d)
 			time.Sleep(3 * time.Second) // the manager is away for a while
@@ -124,11 +124,11 @@ func TestSystemdTwoModelsOnOneUnitAreSerialized(t *testing.T) {
 	t.Parallel()
 	d := newSDDevice(t, sdOptions{window: 6 * time.Second})
 	d.addModel("extra")
-	d.must(0, "--model", "demo", "install", "--insecure", "--version", "v1", modelDir("v1"))
-	d.must(0, "--model", "extra", "install", "--insecure", "--version", "v1", modelDir("v1"))
-	p := d.start(nil, "--model", "demo", "install", "--insecure", "--version", "v2", modelDir("v2"))
+	d.must(0, "--model", "demo", "install", "--insecure", "--label", "v1", modelDir("v1"))
+	d.must(0, "--model", "extra", "install", "--insecure", "--label", "v1", modelDir("v1"))
+	p := d.start(nil, "--model", "demo", "install", "--insecure", "--label", "v2", modelDir("v2"))
 	d.inWindow("v2")
-	r := d.run(nil, "--model", "extra", "install", "--insecure", "--version", "v2", modelDir("v2"))
+	r := d.run(nil, "--model", "extra", "install", "--insecure", "--label", "v2", modelDir("v2"))
 	if r.code != exitBusy || !strings.Contains(r.stderr, demoUnit) {
 		t.Fatalf("the second model's install during the first's window: want exit %d naming the unit, got %v", exitBusy, r)
 	}
@@ -139,7 +139,7 @@ func TestSystemdTwoModelsOnOneUnitAreSerialized(t *testing.T) {
 	if prev := st.Slots[*st.PreviousSlot]; prev.Status != "good" {
 		t.Fatalf("v1 must stay good: %+v", prev)
 	}
-	d.must(0, "--model", "extra", "install", "--insecure", "--version", "v2", modelDir("v2"))
+	d.must(0, "--model", "extra", "install", "--insecure", "--label", "v2", modelDir("v2"))
 }
 
 // With two models configured, the one packaged OnFailure= template finds the
@@ -148,9 +148,9 @@ func TestSystemdOnFailureWithTwoModelsRevertsTheOneInTrial(t *testing.T) {
 	t.Parallel()
 	d := newSDDevice(t, sdOptions{})
 	d.addModel("extra")
-	d.must(0, "--model", "demo", "install", "--insecure", "--version", "v1", modelDir("v1"))
-	d.must(0, "--model", "extra", "install", "--insecure", "--version", "v1", modelDir("v1"))
-	if fired, r := d.crashAt(trialPoint, "--model", "demo", "install", "--insecure", "--version", "v3-crash", modelDir("v3-crash")); !fired {
+	d.must(0, "--model", "demo", "install", "--insecure", "--label", "v1", modelDir("v1"))
+	d.must(0, "--model", "extra", "install", "--insecure", "--label", "v1", modelDir("v1"))
+	if fired, r := d.crashAt(trialPoint, "--model", "demo", "install", "--insecure", "--label", "v3-crash", modelDir("v3-crash")); !fired {
 		t.Fatalf("crash point %s did not fire: %v", trialPoint, r)
 	}
 	d.m.Systemctl("restart", demoUnit) // the new version crashes until systemd gives up
@@ -212,7 +212,7 @@ func TestSystemdStatusOnlyReports(t *testing.T) {
 	t.Parallel()
 	d := newSDDevice(t, sdOptions{window: 20 * time.Second})
 	d.install(0, "v1")
-	if fired, r := d.crashAt(trialPoint, "install", "--insecure", "--version", "v2", modelDir("v2")); !fired {
+	if fired, r := d.crashAt(trialPoint, "install", "--insecure", "--label", "v2", modelDir("v2")); !fired {
 		t.Fatalf("crash point %s did not fire: %v", trialPoint, r)
 	}
 	pid := d.m.Show(t, demoUnit, "MainPID")

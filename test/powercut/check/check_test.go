@@ -43,7 +43,7 @@ func disk(t *testing.T) string {
 	t.Helper()
 	mnt := t.TempDir()
 	for _, v := range []string{"v1", "v2"} {
-		modelslot(t, mnt, nil, "install", "--insecure", "--version", v, model(t, v))
+		modelslot(t, mnt, nil, "install", "--insecure", "--label", v, model(t, v))
 	}
 	return mnt
 }
