@@ -33,7 +33,7 @@ f 0755 "$bin" "$prefix/bin/modelslot"
 # Units and the preset, naming the binary where it was installed.
 d "$prefix/lib/systemd/system"
 d "$prefix/lib/systemd/system-preset"
-for u in modelslot-agent.service modelslot-rollback@.service; do
+for u in modelslot-agent.service modelslot-rollback@.service modelslot-recover.service; do
 	sed -e "s#/usr/bin/modelslot #$prefix/bin/modelslot #" \
 		-e "s#/etc/modelslot/#$etc/modelslot/#g" \
 		-e "s#file:///usr/share/doc/modelslot/#file://$doc/#" \

@@ -29,6 +29,7 @@ status=$(dpkg-query --admindir="$root/var/lib/dpkg" -W -f='${db:Status-Abbrev} $
 step "files"
 for f in /usr/bin/modelslot \
 	/usr/lib/systemd/system/modelslot-agent.service /usr/lib/systemd/system/modelslot-rollback@.service \
+	/usr/lib/systemd/system/modelslot-recover.service \
 	/usr/lib/systemd/system-preset/90-modelslot.preset /etc/modelslot/modelslot.toml \
 	/usr/share/man/man1/modelslot.1.gz /usr/share/man/man5/modelslot.toml.5.gz \
 	/usr/share/doc/modelslot/copyright /usr/share/doc/modelslot/README.md /usr/share/doc/modelslot/config.md \
@@ -52,30 +53,37 @@ step "modelslot --version, and the installed config"
 out=$("$root/usr/bin/modelslot" --version)
 [[ $out == "modelslot $version (commit "*", go"*" linux/amd64)" ]] || fail "--version: $out"
 { echo "state_root = \"$root/var/lib/modelslot\""; cat "$root/etc/modelslot/modelslot.toml"; } >"$root/check.toml"
-"$root/usr/bin/modelslot" --config "$root/check.toml" status | grep -q '^model example ' || fail "status with the shipped config"
+# Output captured first: grep -q ends the pipe at the first match, and a
+# writer that is not done then dies of SIGPIPE (pipefail).
+out=$("$root/usr/bin/modelslot" --config "$root/check.toml" status) || fail "status with the shipped config: exit $?"
+grep -q '^model example ' <<<"$out" || fail "status with the shipped config: $out"
 
 step "man pages render without warnings"
 for page in man1/modelslot.1.gz man5/modelslot.toml.5.gz; do
 	warn=$(MANWIDTH=80 man --warnings -l "$root/usr/share/man/$page" 2>&1 >/dev/null) || fail "man $page failed"
 	[ -z "$warn" ] || fail "man $page: $warn"
 done
-MANWIDTH=80 man -l "$root/usr/share/man/man1/modelslot.1.gz" 2>/dev/null | grep -q 'modelslot install \[--allow-downgrade\] SOURCE' ||
+page=$(MANWIDTH=80 man -l "$root/usr/share/man/man1/modelslot.1.gz" 2>/dev/null)
+grep -q 'modelslot install \[--allow-downgrade\] SOURCE' <<<"$page" ||
 	fail "the man page lacks the install synopsis"
 
 step "units: systemd-analyze verify and security against the root"
 # The root gets the target units a system with systemd has (sysinit.target,
 # network-online.target…), so verify resolves the dependencies as it would there.
 cp -n /usr/lib/systemd/system/*.target "$root/usr/lib/systemd/system/"
-units=(/usr/lib/systemd/system/modelslot-agent.service /usr/lib/systemd/system/modelslot-rollback@demo-inference.service.service)
+units=(/usr/lib/systemd/system/modelslot-agent.service /usr/lib/systemd/system/modelslot-rollback@demo-inference.service.service
+	/usr/lib/systemd/system/modelslot-recover.service)
 out=$(systemd-analyze verify --root="$root" --man=no "${units[@]}" 2>&1) || fail "systemd-analyze verify: $out"
 [ -z "$out" ] || fail "systemd-analyze verify: $out"
 out=$(systemd-analyze security --offline=true --root="$root" --threshold=45 --no-pager \
-	modelslot-agent.service modelslot-rollback@demo-inference.service.service 2>&1) || fail "security above 4.5: $(echo "$out" | grep Overall)"
+	modelslot-agent.service modelslot-rollback@demo-inference.service.service modelslot-recover.service 2>&1) || fail "security above 4.5: $(echo "$out" | grep Overall)"
 echo "$out" | grep 'Overall' | sed 's/^/  /'
 
 step "preset enables the agent"
 systemctl --root="$root" preset modelslot-agent.service >/dev/null 2>&1
 [ "$(systemctl --root="$root" is-enabled modelslot-agent.service)" = enabled ] || fail "the preset did not enable the agent"
+systemctl --root="$root" preset modelslot-recover.service >/dev/null 2>&1
+[ "$(systemctl --root="$root" is-enabled modelslot-recover.service)" = enabled ] || fail "the preset did not enable the recover unit"
 
 step "bash completion"
 got=$(bash -c 'source "$1"; COMP_WORDS=(modelslot ins); COMP_CWORD=1; _modelslot; echo "${COMPREPLY[*]}"' _ \

@@ -64,7 +64,7 @@ func TestSystemdPackagedUnitsVerify(t *testing.T) {
 	dir := t.TempDir()
 	subst := strings.NewReplacer("/usr/local/bin/modelslot-demo", demoBinary(t), "/usr/bin/modelslot ", binary+" ")
 	var units []string
-	for _, name := range []string{demoUnit, demoSocket, "modelslot-rollback@.service", "modelslot-agent.service"} {
+	for _, name := range []string{demoUnit, demoSocket, "modelslot-rollback@.service", "modelslot-agent.service", "modelslot-recover.service"} {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, []byte(subst.Replace(readFile(filepath.Join("..", "..", "packaging", "systemd", name)))), 0o644); err != nil {
 			t.Fatal(err)
