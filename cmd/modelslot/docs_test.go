@@ -122,7 +122,7 @@ func TestBashCompletion(t *testing.T) {
 		"modelslot install --ins":           "--insecure",
 		"modelslot install --":              "--allow-downgrade --config --insecure --label --log-level --model",
 		"modelslot help mark-":              "mark-bad mark-good",
-		"modelslot --model demo rollback -": "--config --if-trial --log-level --model",
+		"modelslot --model demo rollback -": "--config --if-trial --log-level --model --unit",
 	} {
 		words := strings.Fields(line)
 		if strings.HasSuffix(line, " ") {

@@ -29,7 +29,10 @@ func TestSystemdOnFailureRevertsWithNoModelslotRunning(t *testing.T) {
 	d.m.Systemctl("restart", demoUnit) // fails: the new version crashes at start
 	waitFor(t, 60*time.Second, "the rollback unit to revert the trial", func() bool {
 		st := d.view().State()
-		return st.Trial == nil && d.servedNow() == "v1"
+		return st.Trial == nil && st.Restore == nil && d.servedNow() == "v1"
+	})
+	waitFor(t, 10*time.Second, "the rollback unit to finish", func() bool {
+		return d.m.Show(t, rollbackUnit, "ActiveState") != "activating"
 	})
 	t.Logf("from the restart to v1 answering again without modelslot running: %s", time.Since(start).Round(time.Millisecond))
 	if d.m.Show(t, rollbackUnit, "ExecMainStartTimestampMonotonic") == "0" {

@@ -155,7 +155,11 @@ func TestSystemdOnFailureWithTwoModelsRevertsTheOneInTrial(t *testing.T) {
 	}
 	d.m.Systemctl("restart", demoUnit) // the new version crashes until systemd gives up
 	waitFor(t, 60*time.Second, "the rollback unit to revert the trial", func() bool {
-		return d.view().State().Trial == nil && d.servedNow() == "v1"
+		st := d.view().State()
+		return st.Trial == nil && st.Restore == nil && d.servedNow() == "v1"
+	})
+	waitFor(t, 10*time.Second, "the rollback unit to finish", func() bool {
+		return d.m.Show(t, rollbackUnit, "ActiveState") != "activating"
 	})
 	if res, code := d.m.Show(t, rollbackUnit, "Result"), d.m.Show(t, rollbackUnit, "ExecMainStatus"); res != "success" || code != "0" {
 		t.Fatalf("%s: Result=%s ExecMainStatus=%s", rollbackUnit, res, code)
