@@ -433,3 +433,40 @@ func (l *loadRun) stop() answers {
 	close(l.stopc)
 	return <-l.done
 }
+
+// Check commands in a real update: one that leaves a background child holding
+// its output and exits 0 passes (and the child does not outlive it); one that
+// prints 300 MB before failing is judged check_failed without modelslot's
+// memory growing with it.
+func TestSystemdCheckCommandsAreBoundedAndTheirChildrenEnded(t *testing.T) {
+	t.Parallel()
+	pidFile := filepath.Join(t.TempDir(), "child.pid")
+	d := newSDDevice(t, sdOptions{checks: []string{
+		fmt.Sprintf(`sleep 300 & echo $! > %s; exit 0`, pidFile),
+		`test "$MODELSLOT_VERSION" != v1 || exit 0; head -c 300000000 /dev/zero | tr '\0' x; exit 1`,
+	}})
+	start := time.Now()
+	d.install(0, "v1")
+	if took := time.Since(start); took > 20*time.Second {
+		t.Fatalf("a check with a background child held the install up: %s", took)
+	}
+	d.agree("v1")
+	if pid := strings.TrimSpace(readFile(pidFile)); pid == "" {
+		t.Fatal("the check did not start its child")
+	} else if _, err := os.Stat("/proc/" + pid); err == nil && !strings.Contains(readFile("/proc/"+pid+"/stat"), ") Z ") {
+		t.Fatalf("the check's child %s outlived the check", pid)
+	}
+	cmd := d.command(nil, "install", "--insecure", "--label", "v2", modelDir("v2"))
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	err := cmd.Run()
+	if code := cmd.ProcessState.ExitCode(); code != exitRolledBack {
+		t.Fatalf("the check that prints 300 MB and fails: exit %d (%v), want %d\n%s", code, err, exitRolledBack, errb.String())
+	}
+	maxRSS := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss * 1024
+	t.Logf("modelslot's peak RSS with a check printing 300 MB: %d MiB", maxRSS>>20)
+	if maxRSS > 200<<20 {
+		t.Fatalf("modelslot's peak RSS was %d MiB while the check printed 300 MB: its output is not bounded", maxRSS>>20)
+	}
+	failedWith(t, d.agree("v1"), "v2", "check_failed")
+}
