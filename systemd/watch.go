@@ -171,7 +171,8 @@ func (w *watcher) lostTrack(st UnitStatus) *Failure {
 // down (systemctl --user exit, a manager restart) into ReasonUnreachable: the
 // version did not fail, its manager went away.
 func (w *watcher) managerStopping(ctx context.Context, f *Failure) *Failure {
-	if f == nil || f.Reason != ReasonCrashLoop || f.Status.Result != "success" {
+	stopped := f != nil && f.Status.Result == "success" && !healthy(f.Status)
+	if !stopped || (f.Reason != ReasonCrashLoop && f.Reason != ReasonStartTimeout) {
 		return f
 	}
 	state, err := w.m.SystemState(ctx)
