@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
+
+	"github.com/modelslot/modelslot/internal/reason"
 )
 
 // StateFormat is the version of state.json's layout.
@@ -64,23 +67,25 @@ type Restore struct {
 	Version string `json:"version"`
 	// Op is the switch that owes the restore (revert or rollback); From the
 	// version it left and Reason why, for the events that report the outcome.
-	Op       string    `json:"op"`
-	From     string    `json:"from,omitempty"`
-	Reason   string    `json:"reason,omitempty"`
-	Since    time.Time `json:"since"`
-	Attempts int       `json:"attempts,omitempty"` // failed tries so far
+	Op       string      `json:"op"`
+	From     string      `json:"from,omitempty"`
+	Code     reason.Code `json:"code,omitempty"`
+	Reason   string      `json:"reason,omitempty"`
+	Since    time.Time   `json:"since"`
+	Attempts int         `json:"attempts,omitempty"` // failed tries so far
 	// LastError is why the last try failed, for status and events.
 	LastError string `json:"last_error,omitempty"`
 }
 
 // SlotState describes one slot.
 type SlotState struct {
-	Status         Status    `json:"status"`
-	Version        string    `json:"version,omitempty"`
-	Sequence       uint64    `json:"sequence,omitempty"`
-	ManifestSHA256 string    `json:"manifest_sha256,omitempty"`
-	InstalledAt    time.Time `json:"installed_at,omitzero"`
-	Reason         string    `json:"reason,omitempty"` // why it is bad
+	Status         Status      `json:"status"`
+	Version        string      `json:"version,omitempty"`
+	Sequence       uint64      `json:"sequence,omitempty"`
+	ManifestSHA256 string      `json:"manifest_sha256,omitempty"`
+	InstalledAt    time.Time   `json:"installed_at,omitzero"`
+	Code           reason.Code `json:"code,omitempty"`   // why it is bad, as a code of the contract
+	Reason         string      `json:"reason,omitempty"` // why it is bad, for a person ("code: detail")
 }
 
 // Trial is an activation that has not been confirmed yet.
@@ -103,10 +108,11 @@ type Switch struct {
 
 // Failure is the last update that did not succeed, for status and events.
 type Failure struct {
-	Slot    string    `json:"slot"`
-	Version string    `json:"version"`
-	Reason  string    `json:"reason"`
-	At      time.Time `json:"at"`
+	Slot    string      `json:"slot"`
+	Version string      `json:"version"`
+	Code    reason.Code `json:"code,omitempty"`
+	Reason  string      `json:"reason"`
+	At      time.Time   `json:"at"`
 	// RestoreFailed says the version reverted to did not come back healthy
 	// either; the device needs a person.
 	RestoreFailed string `json:"restore_failed,omitempty"`
@@ -134,6 +140,27 @@ func Other(s string) string {
 
 // parseState decodes state.json strictly: a file that is truncated, has unknown
 // fields or breaks an invariant is refused, with the line of a syntax error.
+// migrateCodes fills the codes of a state written before they were saved
+// apart (the reason text then began with its code): the one place a code is
+// read from text, and only from files of that older format.
+func (st *State) migrateCodes() {
+	code := func(text string) reason.Code {
+		c, _, _ := strings.Cut(text, ":")
+		return reason.Code(c)
+	}
+	for _, s := range st.Slots {
+		if s != nil && s.Code == "" && s.Reason != "" {
+			s.Code = code(s.Reason)
+		}
+	}
+	if f := st.LastFailure; f != nil && f.Code == "" {
+		f.Code = code(f.Reason)
+	}
+	if r := st.Restore; r != nil && r.Code == "" && r.Reason != "" {
+		r.Code = code(r.Reason)
+	}
+}
+
 func parseState(data []byte, model string) (*State, error) {
 	var st State
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -147,6 +174,7 @@ func parseState(data []byte, model string) (*State, error) {
 	if err := st.check(model); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorruptState, err)
 	}
+	st.migrateCodes()
 	return &st, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/modelslot/modelslot/internal/reason"
 	"github.com/modelslot/modelslot/slots"
 	"github.com/modelslot/modelslot/verify"
 )
@@ -142,14 +143,14 @@ func TestRevertOfFirstInstallRemovesLink(t *testing.T) {
 	s := openStore(t, dir, "")
 	slot := install(t, s, "v1", map[string]string{"w": "x"})
 	s.Activate(slot)
-	if err := s.Revert("probe_mismatch: wrong"); err != nil {
+	if err := s.Revert(reason.New(reason.ProbeMismatch, "wrong")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Lstat(filepath.Join(dir, "current")); !os.IsNotExist(err) {
 		t.Fatalf("link still there after reverting a first install: %v", err)
 	}
 	st := s.State()
-	if st.Active != "" || st.Slots[slot].Status != slots.Bad || st.LastFailure == nil || st.LastFailure.Reason != "probe_mismatch: wrong" {
+	if st.Active != "" || st.Slots[slot].Status != slots.Bad || st.LastFailure == nil || st.LastFailure.Reason != "probe_mismatch: wrong" || st.LastFailure.Code != reason.ProbeMismatch || st.Slots[slot].Code != reason.ProbeMismatch {
 		t.Fatalf("state after revert: %+v", st)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/modelslot/modelslot/internal/crashpoint"
+	"github.com/modelslot/modelslot/internal/reason"
 )
 
 // Errors of the state machine, for callers that must tell them apart.
@@ -41,7 +42,7 @@ func (s *Store) Activate(name string) error {
 	return s.switchLink(Switch{Op: OpActivate, To: name, From: from}, func(st *State) {
 		st.Trial = &Trial{Slot: name, Version: slot.Version, From: from, Started: time.Now().UTC(), Attempts: 1}
 		st.Restore = nil // the new trial supersedes it; its revert owes a restore of its own
-		st.Slots[name].Status, st.Slots[name].Reason = Trialling, ""
+		st.Slots[name].Status, st.Slots[name].Code, st.Slots[name].Reason = Trialling, "", ""
 	})
 }
 
@@ -59,50 +60,43 @@ func (s *Store) Commit() error {
 	})
 }
 
-// Revert ends the trial as a failure: the slot is marked bad with reason, and the
-// link goes back to the slot served before (or is removed on a first install,
-// where there is nothing to go back to). The slot gone back to is saved as a
-// pending Restore until the caller confirms it serves (Restored).
-func (s *Store) Revert(reason string) error {
-	return s.revert(reason, Bad)
-}
-
-// RevertUnjudged ends the trial without a verdict on the version, when it could
-// not be judged (the service manager went away during the window): the link
-// goes back as in Revert, but the slot stays installed (verified, not blamed),
-// so the same version may be tried again. LastFailure records why.
-func (s *Store) RevertUnjudged(reason string) error {
-	return s.revert(reason, Installed)
-}
-
-func (s *Store) revert(reason string, status Status) error {
+// Revert ends the trial as a failure: the slot is marked bad with why, and
+// the link goes back to the slot served before (or is removed on a first
+// install, where there is nothing to go back to). A reason that blames no one
+// (the trial could not be judged: reason.ManagerUnreachable) leaves the slot
+// installed, verified and not blamed, so the same version may be tried again.
+// The slot gone back to is saved as a pending Restore until the caller
+// confirms it serves (Restored).
+func (s *Store) Revert(why *reason.Error) error {
 	t := s.st.Trial
 	if t == nil {
 		return ErrNoTrial
 	}
-	return s.switchLink(Switch{Op: OpRevert, To: t.From, From: t.Slot, Reason: reason}, func(st *State) {
-		st.Slots[t.Slot].Status, st.Slots[t.Slot].Reason = status, ""
-		if status == Bad {
-			st.Slots[t.Slot].Reason = reason
+	text := why.Error()
+	return s.switchLink(Switch{Op: OpRevert, To: t.From, From: t.Slot, Reason: text}, func(st *State) {
+		slot := st.Slots[t.Slot]
+		slot.Status, slot.Code, slot.Reason = Installed, "", ""
+		if why.Code.Blames() {
+			slot.Status, slot.Code, slot.Reason = Bad, why.Code, text
 		}
-		st.LastFailure = &Failure{Slot: t.Slot, Version: t.Version, Reason: reason, At: time.Now().UTC()}
-		st.Restore = pendingRestore(st, OpRevert, t.From, t.Version, reason)
+		st.LastFailure = &Failure{Slot: t.Slot, Version: t.Version, Code: why.Code, Reason: text, At: time.Now().UTC()}
+		st.Restore = pendingRestore(st, OpRevert, t.From, t.Version, why)
 	})
 }
 
 // pendingRestore is the restore owed after the link goes back to slot, or nil
 // when the link is removed.
-func pendingRestore(st *State, op, slot, from, reason string) *Restore {
+func pendingRestore(st *State, op, slot, from string, why *reason.Error) *Restore {
 	if slot == "" {
 		return nil
 	}
-	return &Restore{Slot: slot, Version: st.Slots[slot].Version, Op: op, From: from, Reason: reason, Since: time.Now().UTC()}
+	return &Restore{Slot: slot, Version: st.Slots[slot].Version, Op: op, From: from, Code: why.Code, Reason: why.Error(), Since: time.Now().UTC()}
 }
 
 // Rollback leaves the active, committed version for the previous good one. The
-// version left is marked bad with reason, so a repeated rollback does not swing
+// version left is marked bad with why, so a repeated rollback does not swing
 // back and forth.
-func (s *Store) Rollback(reason string) error {
+func (s *Store) Rollback(why *reason.Error) error {
 	if s.st.Trial != nil {
 		return fmt.Errorf("rollback: %w; revert it instead", ErrTrialActive)
 	}
@@ -110,9 +104,10 @@ func (s *Store) Rollback(reason string) error {
 	if prev == "" || s.st.Slots[prev].Status != Good {
 		return ErrNoPrevious
 	}
-	return s.switchLink(Switch{Op: OpRollback, To: prev, From: active, Reason: reason}, func(st *State) {
-		st.Slots[active].Status, st.Slots[active].Reason = Bad, reason
-		st.Restore = pendingRestore(st, OpRollback, prev, st.Slots[active].Version, reason)
+	text := why.Error()
+	return s.switchLink(Switch{Op: OpRollback, To: prev, From: active, Reason: text}, func(st *State) {
+		st.Slots[active].Status, st.Slots[active].Code, st.Slots[active].Reason = Bad, why.Code, text
+		st.Restore = pendingRestore(st, OpRollback, prev, st.Slots[active].Version, why)
 	})
 }
 

@@ -9,7 +9,8 @@ import (
 
 	"github.com/modelslot/modelslot/internal/config"
 	"github.com/modelslot/modelslot/internal/device"
-	"github.com/modelslot/modelslot/internal/update"
+	"github.com/modelslot/modelslot/internal/reason"
+	"github.com/modelslot/modelslot/systemd"
 )
 
 var rollbackCommand = command{
@@ -103,19 +104,14 @@ func rollbackByUnit(ctx context.Context, g *globalOptions, unit string, ifTrial 
 }
 
 // onFailureReason names why a trial is reverted: what systemd saw when it
-// started this command through OnFailure= (MONITOR_SERVICE_RESULT), or a
-// person's request.
-func onFailureReason() string {
+// started this command through OnFailure= (MONITOR_SERVICE_RESULT, classified
+// as the systemd package classifies a unit's Result), or a person's request.
+func onFailureReason() *reason.Error {
 	result := os.Getenv("MONITOR_SERVICE_RESULT")
-	switch {
-	case result == "":
-		return update.ReasonManual + ": rollback requested"
-	case result == "watchdog":
-		return "watchdog_timeout: the unit was killed by its watchdog and systemd gave up on it (OnFailure=)"
-	case result == "oom-kill":
-		return "memory_limit: the unit was killed for lack of memory and systemd gave up on it (OnFailure=)"
+	if result == "" {
+		return reason.New(reason.Manual, "rollback requested")
 	}
-	return fmt.Sprintf("crash_loop: systemd gave up on the unit (OnFailure=; result %s, exit %s %s)",
+	return reason.New(systemd.ReasonForResult(result), "systemd gave up on the unit (OnFailure=; result %s, exit %s %s)",
 		result, os.Getenv("MONITOR_EXIT_CODE"), os.Getenv("MONITOR_EXIT_STATUS"))
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/modelslot/modelslot/internal/config"
 	"github.com/modelslot/modelslot/internal/device"
+	"github.com/modelslot/modelslot/internal/reason"
 	"github.com/modelslot/modelslot/slots"
 	"github.com/modelslot/modelslot/systemd"
 )
@@ -76,6 +77,7 @@ type slotJSON struct {
 	Version        string       `json:"version,omitempty"`
 	ManifestSHA256 string       `json:"manifest_sha256,omitempty"`
 	InstalledAt    *time.Time   `json:"installed_at,omitempty"`
+	Code           reason.Code  `json:"code,omitempty"` // why it is bad, a code of the contract
 	Reason         string       `json:"reason,omitempty"`
 }
 
@@ -206,7 +208,7 @@ func toModelStatus(name, link string, st *slots.State, busy string) modelStatus 
 		ms.Trial = &trialJSON{Slot: t.Slot, Version: t.Version, Started: t.Started, Attempts: t.Attempts}
 	}
 	for n, s := range st.Slots {
-		sj := slotJSON{Status: s.Status, Version: s.Version, ManifestSHA256: s.ManifestSHA256, Reason: s.Reason}
+		sj := slotJSON{Status: s.Status, Version: s.Version, ManifestSHA256: s.ManifestSHA256, Code: s.Code, Reason: s.Reason}
 		if !s.InstalledAt.IsZero() {
 			sj.InstalledAt = &s.InstalledAt
 		}

@@ -258,10 +258,10 @@ func failedWith(t *testing.T, st modelStatus, version, code string) {
 	t.Helper()
 	for _, s := range st.Slots {
 		if s.Version == version {
-			if s.Status != "bad" || !strings.HasPrefix(s.Reason, code+":") {
-				t.Fatalf("slot of %s: status %s reason %q, want bad with %s", version, s.Status, s.Reason, code)
+			if s.Status != "bad" || string(s.Code) != code || !strings.HasPrefix(s.Reason, code+":") {
+				t.Fatalf("slot of %s: status %s code %q reason %q, want bad with %s", version, s.Status, s.Code, s.Reason, code)
 			}
-			if st.LastFailure == nil || !strings.HasPrefix(st.LastFailure.Reason, code+":") {
+			if st.LastFailure == nil || string(st.LastFailure.Code) != code || !strings.HasPrefix(st.LastFailure.Reason, code+":") {
 				t.Fatalf("last_failure %+v, want reason %s", st.LastFailure, code)
 			}
 			return

@@ -189,16 +189,12 @@ func (d *Model) UnitOutput(ctx context.Context, n int) []string {
 
 func (u *unit) close() { u.mgr.Close() }
 
-// withReason puts a systemd failure's reason first, as update expects
-// ("watchdog_timeout: …"). A manager that could not be asked is no verdict on
-// the version: update.ErrNotJudged.
+// withReason turns a systemd failure into the contract's typed error (its
+// code, the unit and what was seen); other errors pass as they are.
 func withReason(err error) error {
 	var f *systemd.Failure
-	if !errors.As(err, &f) {
-		return err
+	if errors.As(err, &f) {
+		return f.AsReason()
 	}
-	if f.Reason == systemd.ReasonUnreachable {
-		return fmt.Errorf("%s: unit %s: %s (%w)", f.Reason, f.Unit, f.Detail, update.ErrNotJudged)
-	}
-	return fmt.Errorf("%s: unit %s: %s", f.Reason, f.Unit, f.Detail)
+	return err
 }

@@ -12,10 +12,12 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/modelslot/modelslot/internal/reason"
 )
 
 // ReasonCheckFailed is the failure reason of a check command (DESIGN.md § Events).
-const ReasonCheckFailed = "check_failed"
+const ReasonCheckFailed = reason.CheckFailed
 
 // Checks runs shell commands against the newly activated version.
 type Checks struct {
@@ -36,7 +38,7 @@ const (
 func (c Checks) Run(ctx context.Context) error {
 	for _, command := range c.Commands {
 		if err := c.run(ctx, command); err != nil {
-			return fmt.Errorf("%s: %q: %w", ReasonCheckFailed, command, err)
+			return reason.New(ReasonCheckFailed, "%q: %w", command, err)
 		}
 	}
 	return nil

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/modelslot/modelslot/internal/reason"
 )
 
 func TestChecks(t *testing.T) {
@@ -42,7 +44,7 @@ func TestChecks(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("Run error = %v, want it to contain %q", err, tt.wantErr)
 			}
-			if !strings.HasPrefix(err.Error(), ReasonCheckFailed+":") {
+			if c, _ := reason.Of(err); c != ReasonCheckFailed || !strings.HasPrefix(err.Error(), string(c)+": ") {
 				t.Fatalf("error %q does not start with the failure reason", err)
 			}
 		})

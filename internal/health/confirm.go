@@ -3,12 +3,12 @@ package health
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
+
+	"github.com/modelslot/modelslot/internal/reason"
 
 	"github.com/modelslot/modelslot/verify"
 )
@@ -32,7 +32,7 @@ const (
 )
 
 // ReasonStartTimeout is the contract's reason for a unit that did not come up.
-const ReasonStartTimeout = "start_timeout"
+const ReasonStartTimeout = reason.StartTimeout
 
 // Unit is what confirmation needs from the service manager; device wires it to
 // the systemd package. Errors start with a failure reason of the contract
@@ -225,8 +225,8 @@ func (c *Confirmer) activate(ctx context.Context) error {
 	actx, cancel := context.WithTimeout(ctx, c.startTimeout())
 	defer cancel()
 	err := c.Unit.Activate(actx)
-	if err != nil && ctx.Err() == nil && actx.Err() != nil && !hasReason(err) {
-		return fmt.Errorf("%s: the unit was not up within %s: %v", ReasonStartTimeout, c.startTimeout(), err)
+	if err != nil && ctx.Err() == nil && actx.Err() != nil && !hasCode(err) {
+		return reason.New(ReasonStartTimeout, "the unit was not up within %s: %v", c.startTimeout(), err)
 	}
 	return err
 }
@@ -284,19 +284,19 @@ func (c *Confirmer) probe(slot, version string) (Probe, error) {
 	dir := c.SlotDir(slot)
 	data, err := os.ReadFile(filepath.Join(dir, verify.MetaDir, "manifest.json"))
 	if err != nil {
-		return Probe{}, fmt.Errorf("%s: read the slot's manifest: %v", ReasonHealthCheck, err)
+		return Probe{}, reason.New(ReasonHealthCheck, "read the slot's manifest: %v", err)
 	}
 	m, err := verify.Parse(data)
 	if err != nil {
-		return Probe{}, fmt.Errorf("%s: %v", ReasonHealthCheck, err)
+		return Probe{}, reason.New(ReasonHealthCheck, "%v", err)
 	}
 	if m.Probe == nil {
-		return Probe{}, fmt.Errorf("%s: probe_url is set but model %s %s ships no probe data (probe/input.json, probe/expected.json)", ReasonHealthCheck, m.Model, m.Version)
+		return Probe{}, reason.New(ReasonHealthCheck, "probe_url is set but model %s %s ships no probe data (probe/input.json, probe/expected.json)", m.Model, m.Version)
 	}
 	in, err1 := os.ReadFile(filepath.Join(dir, filepath.FromSlash(m.Probe.Input)))
 	want, err2 := os.ReadFile(filepath.Join(dir, filepath.FromSlash(m.Probe.Expected)))
 	if err := errors.Join(err1, err2); err != nil {
-		return Probe{}, fmt.Errorf("%s: read probe data: %v", ReasonHealthCheck, err)
+		return Probe{}, reason.New(ReasonHealthCheck, "read probe data: %v", err)
 	}
 	tol := m.Probe.Tolerance
 	if tol == 0 {
@@ -344,8 +344,8 @@ func (c *Confirmer) samples() int {
 	return DefaultProbeSamples
 }
 
-// hasReason reports whether err's text already starts with a reason code.
-func hasReason(err error) bool {
-	code, _, ok := strings.Cut(err.Error(), ":")
-	return ok && !strings.Contains(code, " ")
+// hasCode reports whether err carries a reason code already.
+func hasCode(err error) bool {
+	_, ok := reason.Of(err)
+	return ok
 }

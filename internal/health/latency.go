@@ -2,10 +2,11 @@ package health
 
 import (
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/modelslot/modelslot/internal/reason"
 )
 
 // Kinds of probe errors that confirmation decides on (errors.Is); the error
@@ -70,6 +71,5 @@ func (j *latencyJudge) verdict() error {
 	if j.limit <= 0 || len(j.over) < j.n-j.n/2 {
 		return nil
 	}
-	return fmt.Errorf("%s: probe latency over %s: %d of %d timed samples took longer (%s), so their median does",
-		ReasonLatencyLimit, j.limit, len(j.over), j.n, strings.Join(j.over, ", "))
+	return reason.New(ReasonLatencyLimit, "probe latency over %s: %d of %d timed samples took longer (%s), so their median does", j.limit, len(j.over), j.n, strings.Join(j.over, ", "))
 }

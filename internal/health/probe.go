@@ -10,13 +10,15 @@ import (
 	"math"
 	"net/http"
 	"time"
+
+	"github.com/modelslot/modelslot/internal/reason"
 )
 
 // Failure reasons of a probe (DESIGN.md § Events).
 const (
-	ReasonProbeMismatch = "probe_mismatch"
-	ReasonLatencyLimit  = "latency_limit"
-	ReasonHealthCheck   = "health_check_failed"
+	ReasonProbeMismatch = reason.ProbeMismatch
+	ReasonLatencyLimit  = reason.Latency
+	ReasonHealthCheck   = reason.HealthCheck
 )
 
 // maxProbeAnswer bounds a probe answer: a health check must not be a way to make
@@ -47,7 +49,7 @@ type Probe struct {
 func (p Probe) Run(ctx context.Context) error {
 	var expected map[string]any
 	if err := json.Unmarshal(p.Expected, &expected); err != nil {
-		return fmt.Errorf("%s: the model's expected probe output is not a JSON object: %v", ReasonHealthCheck, err)
+		return reason.New(ReasonHealthCheck, "the model's expected probe output is not a JSON object: %v", err)
 	}
 	j := newLatencyJudge(max(p.Samples, 1), p.MaxLatency)
 	// Warm-up: the first request may be slow (lazy load, cold caches) and is
@@ -95,13 +97,13 @@ func (p Probe) once(ctx context.Context, timeout time.Duration) (map[string]any,
 	defer cancel()
 	req, err := http.NewRequestWithContext(rctx, http.MethodPost, p.URL, bytes.NewReader(p.Input))
 	if err != nil {
-		return nil, 0, fmt.Errorf("%s: probe_url %q: %v", ReasonHealthCheck, p.URL, err)
+		return nil, 0, reason.New(ReasonHealthCheck, "probe_url %q: %v", p.URL, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	start := time.Now()
 	resp, err := p.client().Do(req)
 	if err != nil {
-		err = fmt.Errorf("%s: probe request to %s: %v", ReasonHealthCheck, p.URL, err)
+		err = reason.New(ReasonHealthCheck, "probe request to %s: %v", p.URL, err)
 		if rctx.Err() != nil && ctx.Err() == nil {
 			return nil, time.Since(start), mark(err, errNotReady, errNoAnswerInTime)
 		}
@@ -111,18 +113,18 @@ func (p Probe) once(ctx context.Context, timeout time.Duration) (map[string]any,
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxProbeAnswer))
 	took := time.Since(start)
 	if err != nil {
-		err = fmt.Errorf("%s: read probe answer: %v", ReasonHealthCheck, err)
+		err = reason.New(ReasonHealthCheck, "read probe answer: %v", err)
 		if rctx.Err() != nil && ctx.Err() == nil { // the answer began but did not end in time
 			return nil, took, mark(err, errNoAnswerInTime)
 		}
 		return nil, took, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, took, fmt.Errorf("%s: probe answered %s: %.200s", ReasonHealthCheck, resp.Status, body)
+		return nil, took, reason.New(ReasonHealthCheck, "probe answered %s: %.200s", resp.Status, body)
 	}
 	var answer map[string]any
 	if err := json.Unmarshal(body, &answer); err != nil {
-		return nil, took, fmt.Errorf("%s: probe answer is not a JSON object: %v", ReasonProbeMismatch, err)
+		return nil, took, reason.New(ReasonProbeMismatch, "probe answer is not a JSON object: %v", err)
 	}
 	return answer, took, nil
 }
@@ -130,12 +132,12 @@ func (p Probe) once(ctx context.Context, timeout time.Duration) (map[string]any,
 func (p Probe) check(expected, answer map[string]any) error {
 	if p.Version != "" {
 		if got, _ := answer["version"].(string); got != p.Version {
-			return mark(fmt.Errorf("%s: the answer came from version %q, not %q under trial", ReasonProbeMismatch, got, p.Version), errNotReady)
+			return mark(reason.New(ReasonProbeMismatch, "the answer came from version %q, not %q under trial", got, p.Version), errNotReady)
 		}
 	}
 	for k, want := range expected {
 		if where, ok := match(want, answer[k], p.Tolerance, k); !ok {
-			return fmt.Errorf("%s: %s differs from the expected output", ReasonProbeMismatch, where)
+			return reason.New(ReasonProbeMismatch, "%s differs from the expected output", where)
 		}
 	}
 	return nil

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/modelslot/modelslot/internal/reason"
 )
 
 // server answers like the demo server: outputs, version; delay and a fixed
@@ -63,7 +65,7 @@ func TestProbeTimeoutIsAFailureNotAHang(t *testing.T) {
 	p := Probe{URL: url, Expected: []byte(`{}`), Timeout: 100 * time.Millisecond}
 	start := time.Now()
 	err := p.Run(context.Background())
-	if err == nil || !strings.HasPrefix(err.Error(), ReasonHealthCheck) || time.Since(start) > 3*time.Second {
+	if c, _ := reason.Of(err); c != ReasonHealthCheck || time.Since(start) > 3*time.Second {
 		t.Fatalf("Run = %v after %s", err, time.Since(start))
 	}
 }

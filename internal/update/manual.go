@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/modelslot/modelslot/internal/reason"
 	"github.com/modelslot/modelslot/internal/report"
 	"github.com/modelslot/modelslot/slots"
 )
@@ -25,7 +26,7 @@ func (u *Updater) Resume(ctx context.Context, maxAttempts int) (bool, error) {
 		return true, err
 	}
 	if maxAttempts > 0 && n > maxAttempts {
-		return true, u.revert(ctx, t, fmt.Sprintf("crash_loop: the trial was interrupted %d times (max_attempts %d)", n-1, maxAttempts), nil)
+		return true, u.revert(ctx, t, reason.New(reason.CrashLoop, "the trial was interrupted %d times (max_attempts %d)", n-1, maxAttempts))
 	}
 	return true, u.confirm(ctx)
 }
@@ -36,16 +37,16 @@ func (u *Updater) Resume(ctx context.Context, maxAttempts int) (bool, error) {
 // (for OnFailure= units). A repeated rollback is a no-op, not a swing back.
 // It returns whether anything changed.
 func (u *Updater) Rollback(ctx context.Context, ifTrial bool) (bool, error) {
-	return u.RollbackFor(ctx, ifTrial, ReasonManual+": rollback requested")
+	return u.RollbackFor(ctx, ifTrial, reason.New(reason.Manual, "rollback requested"))
 }
 
 // RollbackFor is Rollback with the reason a running trial is reverted for,
 // when it is not a person's wish: the OnFailure= unit passes what systemd saw
 // ("crash_loop: …", "watchdog_timeout: …").
-func (u *Updater) RollbackFor(ctx context.Context, ifTrial bool, trialReason string) (bool, error) {
+func (u *Updater) RollbackFor(ctx context.Context, ifTrial bool, trialReason *reason.Error) (bool, error) {
 	st := u.Store.State()
 	if st.Trial != nil {
-		err := u.revert(ctx, st.Trial, trialReason, nil)
+		err := u.revert(ctx, st.Trial, trialReason)
 		return true, ignoreRolledBack(err)
 	}
 	if ifTrial {
@@ -60,9 +61,10 @@ func (u *Updater) RollbackFor(ctx context.Context, ifTrial bool, trialReason str
 		return false, nothingToRollBack(st)
 	}
 	from := st.Slots[st.Active].Version
-	u.report(ctx, report.StatusRollingBack, st.Slots[st.Previous].Version, failure(ReasonManual))
-	if err := u.Store.Rollback(ReasonManual + ": rolled back from this version"); err != nil {
-		u.report(ctx, report.StatusFailed, st.Slots[st.Previous].Version, failure(ReasonManual+": rollback from "+from+" failed: "+err.Error()))
+	why := reason.New(reason.Manual, "rolled back from this version")
+	u.report(ctx, report.StatusRollingBack, st.Slots[st.Previous].Version, saved(reason.Manual, string(reason.Manual)))
+	if err := u.Store.Rollback(why); err != nil {
+		u.report(ctx, report.StatusFailed, st.Slots[st.Previous].Version, failure(reason.New(reason.Manual, "rollback from %s failed: %w", from, err)))
 		return false, err
 	}
 	_, err := u.FinishRestore(ctx)
@@ -95,7 +97,7 @@ func nothingToRollBack(st *slots.State) error {
 		return fmt.Errorf("%w: only one version was ever activated", ErrNothingToRollBack)
 	}
 	prev := st.Slots[st.Previous]
-	if prev.Status == slots.Bad && reasonCode(prev.Reason) == ReasonManual {
+	if prev.Status == slots.Bad && prev.Code == reason.Manual {
 		return nil
 	}
 	return fmt.Errorf("%w: the previous version %s (slot %s) is %s: %s", ErrNothingToRollBack, prev.Version, st.Previous, prev.Status, prev.Reason)

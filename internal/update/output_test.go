@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/modelslot/modelslot/internal/reason"
 	"github.com/modelslot/modelslot/internal/report"
 )
 
@@ -16,6 +17,7 @@ type withLines struct {
 }
 
 func (w withLines) LogLines() []string { return w.lines }
+func (w withLines) Unwrap() error      { return w.error }
 
 type recorder struct{ events []report.Event }
 
@@ -25,23 +27,23 @@ func (r *recorder) Report(_ context.Context, ev *report.Event) { r.events = appe
 // revert's events, after the reason.
 func TestRevertEventsCarryTheUnitsOutput(t *testing.T) {
 	h := &fakeHealth{}
-	u := newUpdater(t, h)
+	u, _ := newUpdater(t, h)
 	rec := &recorder{}
 	u.Reporter = rec
 	if err := install(t, u, "v1", "one"); err != nil {
 		t.Fatal(err)
 	}
-	reason := "crash_loop: unit demo.service: exited"
-	h.confirm = withLines{errors.New(reason), []string{"loading v2", "panic: bad weights"}}
+	why := reason.New(reason.CrashLoop, "unit demo.service: exited")
+	h.confirm = withLines{why, []string{"loading v2", "panic: bad weights"}}
 	if err := install(t, u, "v2", "two"); !errors.Is(err, ErrRolledBack) {
 		t.Fatalf("install v2 = %v, want a rollback", err)
 	}
-	want := []string{reason, "loading v2", "panic: bad weights"}
+	want := []string{"crash_loop: unit demo.service: exited", "loading v2", "panic: bad weights"}
 	seen := 0
 	for _, ev := range rec.events {
 		if ev.Status == report.StatusRollingBack || ev.Status == report.StatusRolledBack {
 			seen++
-			if !slices.Equal(ev.Logs, want) {
+			if !slices.Equal(ev.Logs, want) || ev.FailureReason != string(reason.CrashLoop) {
 				t.Fatalf("%s event logs = %q, want %q", ev.Status, ev.Logs, want)
 			}
 		}

@@ -3,11 +3,10 @@ package update
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
+	"github.com/modelslot/modelslot/internal/reason"
 	"github.com/modelslot/modelslot/internal/report"
-	"github.com/modelslot/modelslot/slots"
 	"github.com/modelslot/modelslot/verify"
 )
 
@@ -18,12 +17,6 @@ import (
 type Reporter interface {
 	Report(ctx context.Context, ev *report.Event)
 }
-
-// Reasons of failures that happen before activation (DESIGN.md § Events).
-const (
-	ReasonVerification = "verification_failed"
-	ReasonDownload     = "download_failed"
-)
 
 func (u *Updater) report(ctx context.Context, status, target string, mod ...func(*report.Event)) {
 	if u.Reporter == nil {
@@ -40,11 +33,18 @@ func (u *Updater) report(ctx context.Context, status, target string, mod ...func
 	u.Reporter.Report(ctx, ev)
 }
 
-// failure sets the reason code, and keeps the whole reason as the first log line.
-func failure(reason string) func(*report.Event) {
+// failure sets the event's reason code from why, and keeps its whole text as
+// the first log line.
+func failure(why *reason.Error) func(*report.Event) {
+	return saved(why.Code, why.Error())
+}
+
+// saved is failure for a reason as state.json keeps it: its code, and its
+// text ("code: detail").
+func saved(code reason.Code, text string) func(*report.Event) {
 	return func(ev *report.Event) {
-		ev.FailureReason = reasonCode(reason)
-		ev.Logs = append(ev.Logs, reason)
+		ev.FailureReason = string(code)
+		ev.Logs = append(ev.Logs, text)
 	}
 }
 
@@ -53,33 +53,16 @@ func rolledBackNow(ev *report.Event) {
 	ev.RollbackTimestamp = &now
 }
 
-// Reasons of the contract that this package decides itself (docs/health.md §
-// Reasons).
-const (
-	// ReasonUnitUnavailable: the unit is not found or masked; nothing was swapped.
-	ReasonUnitUnavailable = "unit_unavailable"
-	// ReasonBusy: another model on the same unit is in trial; nothing was swapped.
-	ReasonBusy = "busy"
-	// ReasonManagerUnreachable: the service manager could not be asked about
-	// the unit; the trial ended without a verdict on the version.
-	ReasonManagerUnreachable = "manager_unreachable"
-)
-
-// preflightReason names why activation was refused before the link moved.
-func preflightReason(err error) string {
-	if errors.Is(err, slots.ErrBusy) {
-		return ReasonBusy
+// installFailure names why an install failed before activation: a code the
+// error carries (the download path, a unit refused), a rejected artifact, or
+// else the download.
+func installFailure(err error) *reason.Error {
+	var why *reason.Error
+	switch {
+	case errors.As(err, &why):
+		return &reason.Error{Code: why.Code, Detail: err.Error(), Err: err}
+	case errors.Is(err, verify.ErrRejected):
+		return &reason.Error{Code: reason.Verification, Detail: err.Error(), Err: err}
 	}
-	return ReasonUnitUnavailable
-}
-
-// installFailureReason names why an install failed before activation.
-func installFailureReason(err error) string {
-	if errors.Is(err, verify.ErrRejected) {
-		return ReasonVerification + ": " + err.Error()
-	}
-	if code := reasonCode(err.Error()); strings.HasSuffix(code, "_failed") {
-		return err.Error()
-	}
-	return ReasonDownload + ": " + err.Error()
+	return &reason.Error{Code: reason.Download, Detail: err.Error(), Err: err}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/modelslot/modelslot/internal/crashpoint"
+	"github.com/modelslot/modelslot/internal/reason"
 	"github.com/modelslot/modelslot/internal/report"
 	"github.com/modelslot/modelslot/slots"
 	"github.com/modelslot/modelslot/verify"
@@ -26,20 +27,10 @@ var ErrRolledBack = errors.New("update failed and was rolled back")
 // ErrRolledBack.
 var ErrRestoreFailed = errors.New("the previous version failed too")
 
-// ErrNotJudged marks a trial that could not be judged: the service manager
-// could not be asked about the unit (it died or restarted during the window).
-// The trial ends without blaming the version: the link goes back, the slot
-// stays installed (RevertUnjudged), and the same version may be tried again.
-var ErrNotJudged = errors.New("the trial could not be judged")
-
 // ErrUnitUnavailable means the configured unit cannot be activated (not found,
 // masked, or not loadable): the install stops before the link moves, and the
 // new version stays installed.
 var ErrUnitUnavailable = errors.New("the unit cannot be activated")
-
-// ReasonManual is the failure reason of a rollback or mark-bad by a person or a
-// platform command (DESIGN.md § Events).
-const ReasonManual = "manual"
 
 // Source writes the files of a manifest into a Fill.
 type Source interface {
@@ -116,7 +107,7 @@ func (u *Updater) Install(ctx context.Context, m *verify.Manifest, src Source) (
 	outcome, err := u.fill(ctx, m, src)
 	if err != nil {
 		if ctx.Err() == nil {
-			u.report(ctx, report.StatusFailed, m.Version, failure(installFailureReason(err)))
+			u.report(ctx, report.StatusFailed, m.Version, failure(installFailure(err)))
 		}
 		return Result{}, err
 	}
@@ -124,14 +115,14 @@ func (u *Updater) Install(ctx context.Context, m *verify.Manifest, src Source) (
 	if u.Preflight != nil {
 		if err := u.Preflight(ctx); err != nil {
 			if !errors.Is(err, slots.ErrBusy) { // busy is retried, not a failure
-				u.report(ctx, report.StatusFailed, m.Version, failure(preflightReason(err)+": "+err.Error()))
+				u.report(ctx, report.StatusFailed, m.Version, failure(reason.Wrap(reason.UnitUnavailable, err).(*reason.Error)))
 			}
 			return Result{}, fmt.Errorf("install %s: not activated, the link was not moved (the version stays installed in slot %s): %w", m.Version, slot, err)
 		}
 	}
 	u.report(ctx, report.StatusActivating, m.Version)
 	if err := s.Activate(slot); err != nil {
-		u.report(ctx, report.StatusFailed, m.Version, failure("activation_failed: "+err.Error()))
+		u.report(ctx, report.StatusFailed, m.Version, failure(&reason.Error{Code: reason.Activation, Detail: err.Error(), Err: err}))
 		return Result{}, fmt.Errorf("install %s: %w", m.Version, err)
 	}
 	slog.Info("activated", "model", m.Model, "version", m.Version, "slot", slot)
@@ -221,7 +212,7 @@ func (u *Updater) confirm(ctx context.Context) error {
 				// the operator's stop.
 				return fmt.Errorf("trial of %s interrupted; the next modelslot command resumes it: %w", t.Version, ctx.Err())
 			}
-			return u.revert(ctx, t, err.Error(), err)
+			return u.revert(ctx, t, verdict(err))
 		}
 	}
 	if err := u.Store.Commit(); err != nil {
@@ -232,26 +223,31 @@ func (u *Updater) confirm(ctx context.Context) error {
 	return nil
 }
 
-// revert ends trial t as failed for reason (cause: the error behind it, or
-// nil), moves the link back and restores the previous version. A cause that
-// is ErrNotJudged does not blame the version (RevertUnjudged).
-func (u *Updater) revert(ctx context.Context, t *slots.Trial, reason string, cause error) error {
-	judged := !errors.Is(cause, ErrNotJudged)
-	lines := withLogs(logLines(cause)) // the unit's last output, after the reason
-	u.report(ctx, report.StatusRollingBack, t.Version, failure(reason), lines)
-	store := u.Store.Revert
-	if !judged {
-		store = u.Store.RevertUnjudged
+// verdict is a confirmer's error as a reason: the code it carries, or
+// health_check_failed for one that carries none.
+func verdict(err error) *reason.Error {
+	var why *reason.Error
+	if errors.As(err, &why) && why == err {
+		return why
 	}
-	if err := store(reason); err != nil {
-		u.report(ctx, report.StatusFailed, t.Version, failure(reason+"; and the revert failed: "+err.Error()))
-		return fmt.Errorf("revert %s after %q: %w", t.Version, reason, err)
+	return &reason.Error{Code: reason.CodeOf(err, reason.HealthCheck), Detail: strings.TrimPrefix(err.Error(), string(reason.CodeOf(err, ""))+": "), Err: err}
+}
+
+// revert ends trial t as failed for why, moves the link back and restores the
+// previous version. A reason that blames no one (reason.ManagerUnreachable)
+// leaves the version's slot installed (slots.Store.Revert).
+func (u *Updater) revert(ctx context.Context, t *slots.Trial, why *reason.Error) error {
+	lines := withLogs(logLines(why)) // the unit's last output, after the reason
+	u.report(ctx, report.StatusRollingBack, t.Version, failure(why), lines)
+	if err := u.Store.Revert(why); err != nil {
+		u.report(ctx, report.StatusFailed, t.Version, saved(why.Code, why.Error()+"; and the revert failed: "+err.Error()))
+		return fmt.Errorf("revert %s after %q: %w", t.Version, why, err)
 	}
-	slog.Warn("reverted", "version", t.Version, "reason", reason, "judged", judged)
+	slog.Warn("reverted", "version", t.Version, "reason", why.Code, "blamed", why.Code.Blames(), "detail", why.Detail)
 	if _, err := u.finishRestore(ctx, lines); err != nil {
 		return fmt.Errorf("%w: %w", ErrRolledBack, err)
 	}
-	return fmt.Errorf("%w: %s: %s", ErrRolledBack, t.Version, reason)
+	return fmt.Errorf("%w: %s: %w", ErrRolledBack, t.Version, why)
 }
 
 // FinishRestore brings the version that a revert or rollback put the link back
@@ -285,7 +281,7 @@ func (u *Updater) finishRestore(ctx context.Context, more ...func(*report.Event)
 			if nerr := u.Store.NoteRestoreFailure(msg); nerr != nil {
 				slog.Error("could not record the failed restore", "err", nerr)
 			}
-			u.report(ctx, report.StatusFailed, target, failure(r.Reason), func(ev *report.Event) { ev.Logs = append(ev.Logs, msg) },
+			u.report(ctx, report.StatusFailed, target, saved(r.Code, r.Reason), func(ev *report.Event) { ev.Logs = append(ev.Logs, msg) },
 				withLogs(logLines(err))) // the unit's output as the old version failed too
 			return true, fmt.Errorf("%w: %s", ErrRestoreFailed, msg)
 		}
@@ -294,12 +290,6 @@ func (u *Updater) finishRestore(ctx context.Context, more ...func(*report.Event)
 		return true, fmt.Errorf("record that %s serves again: %w", r.Version, err)
 	}
 	slog.Info("restored", "version", r.Version, "slot", r.Slot)
-	u.report(ctx, report.StatusRolledBack, target, append([]func(*report.Event){failure(r.Reason)}, append(more, rolledBackNow)...)...)
+	u.report(ctx, report.StatusRolledBack, target, append([]func(*report.Event){saved(r.Code, r.Reason)}, append(more, rolledBackNow)...)...)
 	return true, nil
-}
-
-// reasonCode is the failure_reason part of a reason ("latency_limit: …").
-func reasonCode(reason string) string {
-	code, _, _ := strings.Cut(reason, ":")
-	return code
 }
