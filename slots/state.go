@@ -28,7 +28,7 @@ const (
 	Empty      Status = "empty"      // nothing installed
 	Installing Status = "installing" // being filled; never the target of the link
 	Installed  Status = "installed"  // complete and verified, never activated
-	Trialling  Status = "trial"      // activated, not yet confirmed
+	OnTrial  Status = "trial"      // activated, not yet confirmed
 	Good       Status = "good"       // confirmed; a rollback target
 	Bad        Status = "bad"        // failed its trial or was rolled back from; see Reason
 )
@@ -224,7 +224,7 @@ func (st *State) check(model string) error {
 
 func validStatus(s Status) bool {
 	switch s {
-	case Empty, Installing, Installed, Trialling, Good, Bad:
+	case Empty, Installing, Installed, OnTrial, Good, Bad:
 		return true
 	}
 	return false

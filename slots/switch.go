@@ -26,11 +26,12 @@ var switchPoints = map[string][2]crashpoint.Point{
 
 var commitPoint = crashpoint.Declare("commit.before-state")
 
-// Activate points the link at slot name and starts its trial. The trial is saved
+// StartTrial points the link at slot name and starts its trial (the link swap
+// of an activation; the unit is activated by health). The trial is saved
 // before the link moves, so a crash at any moment leaves a state that recovery
 // finishes. The slot must be complete and verified (Installed, or Good/Bad from
 // an earlier life that the caller re-verified).
-func (s *Store) Activate(name string) error {
+func (s *Store) StartTrial(name string) error {
 	if s.st.Trial != nil {
 		return fmt.Errorf("activate slot %s: %w (slot %s, %s)", name, ErrTrialActive, s.st.Trial.Slot, s.st.Trial.Version)
 	}
@@ -42,13 +43,13 @@ func (s *Store) Activate(name string) error {
 	return s.switchLink(Switch{Op: OpActivate, To: name, From: from}, func(st *State) {
 		st.Trial = &Trial{Slot: name, Version: slot.Version, From: from, Started: time.Now().UTC(), Attempts: 1}
 		st.Restore = nil // the new trial supersedes it; its revert owes a restore of its own
-		st.Slots[name].Status, st.Slots[name].Code, st.Slots[name].Reason = Trialling, "", ""
+		st.Slots[name].Status, st.Slots[name].Code, st.Slots[name].Reason = OnTrial, "", ""
 	})
 }
 
-// Commit ends the trial successfully: the slot becomes good, and the previous
+// CommitTrial ends the trial successfully: the slot becomes good, and the previous
 // slot stays as the rollback target.
-func (s *Store) Commit() error {
+func (s *Store) CommitTrial() error {
 	t := s.st.Trial
 	if t == nil {
 		return ErrNoTrial

@@ -2,49 +2,12 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"flag"
 	"fmt"
 
-	"github.com/modelslot/modelslot/internal/bundle"
 	"github.com/modelslot/modelslot/internal/publish"
 	"github.com/modelslot/modelslot/verify"
 )
-
-var keygenCommand = command{
-	name:     "keygen",
-	synopsis: []string{"--out PREFIX"},
-	summary:  "make an ed25519 key pair for publishing",
-	help: "Writes PREFIX.key, the private key (mode 0600: keep it off the devices), and PREFIX.pub, which devices list " +
-		"in trusted_keys. docs/keys.md says how to rotate keys.",
-	examples: []example{{"keygen --out keys/publisher", "writes keys/publisher.key and keys/publisher.pub"}},
-	flags:    func(fs *flag.FlagSet) { keygenFlags(fs) },
-	run:      runKeygen,
-}
-
-func keygenFlags(fs *flag.FlagSet) *string {
-	return fs.String("out", "", "`PREFIX`: writes PREFIX.key (private, 0600) and PREFIX.pub")
-}
-
-func runKeygen(ctx context.Context, g *globalOptions, args []string) error {
-	fs := newFlagSet("keygen", g)
-	out := keygenFlags(fs.FlagSet)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if *out == "" || fs.NArg() != 0 {
-		return usageErrorf("usage: modelslot keygen --out PREFIX")
-	}
-	k, err := verify.GenerateKey(rand.Reader)
-	if err != nil {
-		return err
-	}
-	if err := verify.WriteKeyPair(*out, k); err != nil {
-		return err
-	}
-	fmt.Fprintf(g.stdout, "wrote %s.key (keep it secret) and %s.pub (key id %s); devices trust it via trusted_keys\n", *out, *out, k.ID)
-	return nil
-}
 
 // publishFlags are the flags publish and bundle share.
 type publishFlags struct {
@@ -117,47 +80,5 @@ func runPublish(ctx context.Context, g *globalOptions, args []string) error {
 	if res.ChannelFile != "" {
 		fmt.Fprintf(g.stdout, "channel %s -> %s\n", res.ChannelFile, res.Manifest.Version)
 	}
-	return nil
-}
-
-var bundleCommand = command{
-	name:     "bundle",
-	synopsis: []string{"--key FILE --model NAME --version VERSION -o FILE.mslot MODEL_DIR"},
-	summary:  "the same as one streamable bundle file",
-	help: "Writes one signed .mslot file holding the manifest and every chunk of MODEL_DIR, for devices without a " +
-		"repository: copy it over, or stream it (install -). With --repo, the sequence continues that repository's.",
-	examples: []example{
-		{"bundle --key keys/publisher.key --model demo --version v2 -o demo-v2.mslot ./model-v2", "a bundle of v2"},
-	},
-	flags: func(fs *flag.FlagSet) { bundleFlags(fs, &publishFlags{}) },
-	run:   runBundle,
-}
-
-func bundleFlags(fs *flag.FlagSet, p *publishFlags) (out, repo *string) {
-	p.register(fs, false)
-	out = fs.String("o", "", "bundle `FILE` to write (FILE.mslot)")
-	repo = fs.String("repo", "", "optional repository `DIR`: reuse its sequence history and chunks")
-	return out, repo
-}
-
-func runBundle(ctx context.Context, g *globalOptions, args []string) error {
-	var p publishFlags
-	fs := newFlagSet("bundle", g)
-	out, repo := bundleFlags(fs.FlagSet, &p)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if *out == "" || fs.NArg() != 1 {
-		return usageErrorf("usage: modelslot bundle --key K --model NAME --version V -o FILE.mslot MODEL_DIR")
-	}
-	opts, err := p.options(*repo)
-	if err != nil {
-		return err
-	}
-	res, err := bundle.Create(ctx, *out, fs.Arg(0), opts)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(g.stdout, "wrote %s: %s %s (sequence %d), %d chunks\n", *out, res.Manifest.Model, res.Manifest.Version, res.Manifest.Sequence, res.Chunks)
 	return nil
 }

@@ -33,17 +33,9 @@ func runRecover(ctx context.Context, g *globalOptions, args []string) error {
 	if err := parseFlags(newFlagSet("recover", g), args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(g.config)
+	cfg, models, err := selectedModels(g)
 	if err != nil {
 		return err
-	}
-	models := cfg.Models
-	if g.model != "" {
-		m, err := cfg.Model(g.model)
-		if err != nil {
-			return err
-		}
-		models = []config.Model{*m}
 	}
 	var errs []error
 	for i := range models {

@@ -115,56 +115,6 @@ func onFailureReason() *reason.Error {
 		result, os.Getenv("MONITOR_EXIT_CODE"), os.Getenv("MONITOR_EXIT_STATUS"))
 }
 
-var markGoodCommand = command{
-	name:    "mark-good",
-	summary: "end a trial by keeping the new version",
-	help: "Commits the version under trial now, without waiting for the rest of its confirmation window: its slot " +
-		"becomes good and the previous slot stays the rollback target. With no trial in progress it does nothing (exit 0).",
-	examples: []example{{"mark-good", "keep the version under trial"}},
-	run:      runMarkGood,
-}
-
-var markBadCommand = command{
-	name:    "mark-bad",
-	summary: "end a trial (or leave the active version) by marking it bad",
-	help: "Marks the version under trial (or, with no trial, the active version) bad with reason manual, swaps the " +
-		"link back to the previous good slot and restores that version. Run again, it does nothing (exit 0).",
-	examples: []example{{"mark-bad", "reject the version under trial and go back"}},
-	run:      runMarkBad,
-}
-
-func runMarkGood(ctx context.Context, g *globalOptions, args []string) error {
-	if err := parseFlags(newFlagSet("mark-good", g), args); err != nil {
-		return err
-	}
-	t, err := openToEndTrial(ctx, g, "mark-good")
-	if err != nil {
-		return err
-	}
-	defer t.Close()
-	changed, err := t.Updater.MarkGood(ctx)
-	if err != nil {
-		return err
-	}
-	return printOutcome(g, t, changed, "committed", "no trial in progress; nothing to do")
-}
-
-func runMarkBad(ctx context.Context, g *globalOptions, args []string) error {
-	if err := parseFlags(newFlagSet("mark-bad", g), args); err != nil {
-		return err
-	}
-	t, err := openToEndTrial(ctx, g, "mark-bad")
-	if err != nil {
-		return err
-	}
-	defer t.Close()
-	changed, err := t.Updater.MarkBad(ctx)
-	if err != nil {
-		return err
-	}
-	return printOutcome(g, t, changed, "marked bad and rolled back", "already rolled back; nothing to do")
-}
-
 // printOutcome says in one line what is active now.
 func printOutcome(g *globalOptions, t *device.Model, changed bool, did, nothing string) error {
 	st := t.Store.State()

@@ -110,17 +110,9 @@ func runStatus(ctx context.Context, g *globalOptions, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(g.config)
+	cfg, models, err := selectedModels(g)
 	if err != nil {
 		return err
-	}
-	models := cfg.Models
-	if g.model != "" {
-		m, err := cfg.Model(g.model)
-		if err != nil {
-			return err
-		}
-		models = []config.Model{*m}
 	}
 	out := statusJSON{DeviceID: cfg.DeviceID}
 	uctx, cancel := context.WithTimeout(ctx, unitStatusBudget)

@@ -286,7 +286,7 @@ func (c *Confirmer) probe(slot, version string) (Probe, error) {
 	if err != nil {
 		return Probe{}, reason.New(ReasonHealthCheck, "read the slot's manifest: %v", err)
 	}
-	m, err := verify.Parse(data)
+	m, err := verify.ParseManifest(data)
 	if err != nil {
 		return Probe{}, reason.New(ReasonHealthCheck, "%v", err)
 	}

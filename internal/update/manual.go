@@ -13,24 +13,6 @@ import (
 // ErrNothingToRollBack means there is no good version to go back to.
 var ErrNothingToRollBack = errors.New("nothing to roll back to")
 
-// Resume continues a trial that a crash or restart interrupted: it counts the
-// attempt and confirms again; past maxAttempts it reverts instead of looping.
-// With no trial it does nothing. It returns whether a trial was found.
-func (u *Updater) Resume(ctx context.Context, maxAttempts int) (bool, error) {
-	t := u.Store.State().Trial
-	if t == nil {
-		return false, nil
-	}
-	n, err := u.Store.ResumeTrial()
-	if err != nil {
-		return true, err
-	}
-	if maxAttempts > 0 && n > maxAttempts {
-		return true, u.revert(ctx, t, reason.New(reason.CrashLoop, "the trial was interrupted %d times (max_attempts %d)", n-1, maxAttempts))
-	}
-	return true, u.confirm(ctx)
-}
-
 // Rollback goes back to the previous good version: a running trial is reverted
 // (reason manual), a committed version is left for the previous good one and
 // marked bad. With ifTrial it only reverts a trial and otherwise does nothing
@@ -77,7 +59,7 @@ func (u *Updater) MarkGood(ctx context.Context) (bool, error) {
 	if t == nil {
 		return false, nil
 	}
-	if err := u.Store.Commit(); err != nil {
+	if err := u.Store.CommitTrial(); err != nil {
 		return false, err
 	}
 	u.report(ctx, report.StatusSuccess, t.Version)

@@ -35,12 +35,10 @@ var ErrUnitUnavailable = errors.New("the unit cannot be activated")
 // Source writes the files of a manifest into a Fill.
 type Source interface {
 	Fill(ctx context.Context, fill *slots.Fill) error
-}
-
-// Downloader is a Source that fetches over a network or from a bundle before
-// it installs: its installs report a downloading step first.
-type Downloader interface {
-	Downloads() bool
+	// FirstStep is the step an install from it reports first:
+	// report.StatusDownloading for a repository or a bundle (it fetches before
+	// it writes), report.StatusInstalling for a local copy.
+	FirstStep() string
 }
 
 // Committer is a Source told when the slot it filled was committed, to clean up
@@ -121,7 +119,7 @@ func (u *Updater) Install(ctx context.Context, m *verify.Manifest, src Source) (
 		}
 	}
 	u.report(ctx, report.StatusActivating, m.Version)
-	if err := s.Activate(slot); err != nil {
+	if err := s.StartTrial(slot); err != nil {
 		u.report(ctx, report.StatusFailed, m.Version, failure(&reason.Error{Code: reason.Activation, Detail: err.Error(), Err: err}))
 		return Result{}, fmt.Errorf("install %s: %w", m.Version, err)
 	}
@@ -163,15 +161,8 @@ func (u *Updater) fill(ctx context.Context, m *verify.Manifest, src Source) (Out
 		}
 		slog.Warn("inactive slot holds this version but does not verify; installing again", "slot", inactive, "err", err)
 	}
-	downloads := false
-	if d, ok := src.(Downloader); ok {
-		downloads = d.Downloads()
-	}
-	if downloads {
-		u.report(ctx, report.StatusDownloading, m.Version)
-	} else {
-		u.report(ctx, report.StatusInstalling, m.Version)
-	}
+	first := src.FirstStep()
+	u.report(ctx, first, m.Version)
 	fill, err := s.BeginInstall(ctx, m)
 	if err != nil {
 		return "", err
@@ -182,7 +173,7 @@ func (u *Updater) fill(ctx context.Context, m *verify.Manifest, src Source) (Out
 		}
 		return "", fmt.Errorf("install %s: %w", m.Version, err)
 	}
-	if downloads {
+	if first != report.StatusInstalling {
 		u.report(ctx, report.StatusInstalling, m.Version)
 	}
 	if err := fill.Commit(ctx); err != nil {
@@ -215,7 +206,7 @@ func (u *Updater) confirm(ctx context.Context) error {
 			return u.revert(ctx, t, verdict(err))
 		}
 	}
-	if err := u.Store.Commit(); err != nil {
+	if err := u.Store.CommitTrial(); err != nil {
 		return fmt.Errorf("commit %s: %w", t.Version, err)
 	}
 	slog.Info("committed", "version", t.Version, "slot", t.Slot)

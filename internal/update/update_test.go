@@ -88,7 +88,7 @@ func trial(t *testing.T, u *Updater, version, content string) {
 	if err := fill.Commit(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := u.Store.Activate(u.Store.Inactive()); err != nil {
+	if err := u.Store.StartTrial(u.Store.Inactive()); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -5,9 +5,9 @@ package verify
 // ask for more. The chunker's largest chunk is 4 MiB.
 const MaxChunkSize = 16 << 20
 
-// validateExtra holds the manifest rules added with the signed repository, kept
+// validateChunkLimits holds the manifest rules added with the signed repository, kept
 // out of manifest.go so that file stays the core schema. Validate calls it.
-func (m *Manifest) validateExtra() error {
+func (m *Manifest) validateChunkLimits() error {
 	for _, f := range m.Files {
 		for i, c := range f.Chunks {
 			if c.Size > MaxChunkSize || c.CSize > MaxChunkSize {
