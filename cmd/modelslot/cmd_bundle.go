@@ -5,7 +5,7 @@ import (
 	"flag"
 	"fmt"
 
-	"github.com/modelslot/modelslot/internal/bundle"
+	"github.com/modelslot/modelslot/internal/publish"
 )
 
 var bundleCommand = command{
@@ -42,7 +42,7 @@ func runBundle(ctx context.Context, g *globalOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := bundle.Create(ctx, *out, fs.Arg(0), opts)
+	res, err := publish.CreateBundle(ctx, *out, fs.Arg(0), opts)
 	if err != nil {
 		return err
 	}

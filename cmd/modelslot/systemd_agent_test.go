@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/modelslot/modelslot/internal/mqtttest"
+	"github.com/modelslot/modelslot/internal/testutil"
 )
 
 // The packaged modelslot-agent.service (Type=notify, hardened, state and link
@@ -65,7 +66,7 @@ func TestSystemdAgentRollbackCommandReachesTheServerAndIsRetried(t *testing.T) {
 	d.writeUnitFile(t, demoUnit+".d/broken.conf", "[Service]\nExecStartPre=/bin/false\n")
 	d.m.DaemonReload(t)
 	mqtttest.Publish(t, c, "modelslot/test-device/commands", []byte(`{"id": "cmd-1", "action": "rollback", "model": "demo"}`))
-	waitUntil(t, 60*time.Second, "the failed restore reported", func() bool {
+	testutil.WaitFor(t, 60*time.Second, "the failed restore reported", func() bool {
 		return strings.HasSuffix(story(t, p.mqttEvents(t)), "v1:rolling_back v1:failed")
 	})
 	if st := d.view().State(); st.Restore == nil || st.Slots[st.Active].Version != "v1" {
@@ -79,7 +80,7 @@ func TestSystemdAgentRollbackCommandReachesTheServerAndIsRetried(t *testing.T) {
 	os.Remove(filepath.Join(d.m.UnitDir, demoUnit+".d", "broken.conf"))
 	d.m.DaemonReload(t)
 	var servedAtReport string
-	waitUntil(t, 90*time.Second, "the retried restore reported", func() bool {
+	testutil.WaitFor(t, 90*time.Second, "the retried restore reported", func() bool {
 		s := story(t, p.mqttEvents(t))
 		if strings.HasSuffix(s, "v1:rolled_back") {
 			servedAtReport = d.servedNow()

@@ -10,12 +10,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/modelslot/modelslot/internal/health"
 	"github.com/modelslot/modelslot/internal/systemdtest"
+	"github.com/modelslot/modelslot/internal/testutil"
 )
 
 // The unit names of packaging/systemd/, which the tests install with their
@@ -36,27 +36,10 @@ func modelDir(version string) string {
 	return filepath.Join("..", "..", "testdata", "models", modelDirs[version])
 }
 
-var demoBin struct {
-	once sync.Once
-	path string
-	out  []byte
-	err  error
-}
-
-// demoBinary builds modelslot-demo once per test binary, next to the modelslot
-// binary (TestMain removes that directory).
+// demoBinary builds modelslot-demo once per test process.
 func demoBinary(t testing.TB) string {
 	t.Helper()
-	demoBin.once.Do(func() {
-		demoBin.path = filepath.Join(filepath.Dir(binary), "modelslot-demo")
-		cmd := exec.Command("go", "build", "-o", demoBin.path, "github.com/modelslot/modelslot/cmd/modelslot-demo")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		demoBin.out, demoBin.err = cmd.CombinedOutput()
-	})
-	if demoBin.err != nil {
-		t.Fatalf("build modelslot-demo: %v\n%s", demoBin.err, demoBin.out)
-	}
-	return demoBin.path
+	return testutil.Binary(t, "github.com/modelslot/modelslot/cmd/modelslot-demo")
 }
 
 // sdOptions shape one device under a real manager.
@@ -285,18 +268,6 @@ func readFile(p string) string {
 	return string(b)
 }
 
-// waitFor polls cond every 50 ms until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // started is a modelslot process running in the background.
 type started struct {
 	cmd  *exec.Cmd
@@ -335,7 +306,7 @@ func (s *started) wait(t *testing.T) result {
 // its confirmation window.
 func (d *sdDevice) inWindow(version string) {
 	d.t.Helper()
-	waitFor(d.t, 20*time.Second, version+" serving under trial", func() bool {
+	testutil.WaitFor(d.t, 20*time.Second, version+" serving under trial", func() bool {
 		st := d.view().State()
 		return st.Trial != nil && st.Trial.Version == version && d.servedNow() == version
 	})

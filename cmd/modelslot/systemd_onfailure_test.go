@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/modelslot/modelslot/internal/testutil"
 )
 
 // No modelslot process runs: a trial was left pending (modelslot killed after
@@ -27,11 +29,11 @@ func TestSystemdOnFailureRevertsWithNoModelslotRunning(t *testing.T) {
 	start := time.Now()
 	// As after a reboot: the unit starts from the link, which names v3-crash.
 	d.m.Systemctl("restart", demoUnit) // fails: the new version crashes at start
-	waitFor(t, 60*time.Second, "the rollback unit to revert the trial", func() bool {
+	testutil.WaitFor(t, 60*time.Second, "the rollback unit to revert the trial", func() bool {
 		st := d.view().State()
 		return st.Trial == nil && st.Restore == nil && d.servedNow() == "v1"
 	})
-	waitFor(t, 10*time.Second, "the rollback unit to finish", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the rollback unit to finish", func() bool {
 		return d.m.Show(t, rollbackUnit, "ActiveState") != "activating"
 	})
 	t.Logf("from the restart to v1 answering again without modelslot running: %s", time.Since(start).Round(time.Millisecond))

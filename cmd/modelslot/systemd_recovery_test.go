@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/modelslot/modelslot/internal/testutil"
 )
 
 const trialPoint = "trial.before-confirm"
@@ -106,7 +108,7 @@ func TestSystemdManagerReexecMidTrialStillConcludes(t *testing.T) {
 		oldPID := d.m.Show(t, demoUnit, "MainPID")
 		p := d.start(nil, "install", "--insecure", "--label", tc.version, modelDir(tc.version))
 		// In the window: a new process of the unit is up under a trial.
-		waitFor(t, 20*time.Second, "the trial of "+tc.version, func() bool {
+		testutil.WaitFor(t, 20*time.Second, "the trial of "+tc.version, func() bool {
 			pid := d.m.Show(t, demoUnit, "MainPID")
 			return d.view().State().Trial != nil && pid != oldPID && pid != "0" && d.m.Show(t, demoUnit, "ActiveState") == "active"
 		})

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/modelslot/modelslot/internal/report"
+	"github.com/modelslot/modelslot/internal/testutil"
 )
 
 // Every rollback and revert must reach the running server: each test here
@@ -154,11 +155,11 @@ func TestSystemdOnFailureWithTwoModelsRevertsTheOneInTrial(t *testing.T) {
 		t.Fatalf("crash point %s did not fire: %v", trialPoint, r)
 	}
 	d.m.Systemctl("restart", demoUnit) // the new version crashes until systemd gives up
-	waitFor(t, 60*time.Second, "the rollback unit to revert the trial", func() bool {
+	testutil.WaitFor(t, 60*time.Second, "the rollback unit to revert the trial", func() bool {
 		st := d.view().State()
 		return st.Trial == nil && st.Restore == nil && d.servedNow() == "v1"
 	})
-	waitFor(t, 10*time.Second, "the rollback unit to finish", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the rollback unit to finish", func() bool {
 		return d.m.Show(t, rollbackUnit, "ActiveState") != "activating"
 	})
 	if res, code := d.m.Show(t, rollbackUnit, "Result"), d.m.Show(t, rollbackUnit, "ExecMainStatus"); res != "success" || code != "0" {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/modelslot/modelslot/internal/systemdtest"
+	"github.com/modelslot/modelslot/internal/testutil"
 )
 
 // The example server in its example unit under a real (private) systemd
@@ -178,13 +179,7 @@ func pythonPath(t *testing.T) string {
 }
 
 func buildModelslot(t *testing.T) string {
-	bin := filepath.Join(t.TempDir(), "modelslot")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/modelslot/modelslot/cmd/modelslot")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build modelslot: %v\n%s", err, out)
-	}
-	return bin
+	return testutil.Binary(t, "github.com/modelslot/modelslot/cmd/modelslot")
 }
 
 func freePort(t *testing.T) int {
