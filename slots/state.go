@@ -28,7 +28,7 @@ const (
 	Empty      Status = "empty"      // nothing installed
 	Installing Status = "installing" // being filled; never the target of the link
 	Installed  Status = "installed"  // complete and verified, never activated
-	OnTrial  Status = "trial"      // activated, not yet confirmed
+	OnTrial    Status = "trial"      // activated, not yet confirmed
 	Good       Status = "good"       // confirmed; a rollback target
 	Bad        Status = "bad"        // failed its trial or was rolled back from; see Reason
 )
