@@ -3,17 +3,25 @@
 
 GO          ?= go
 BIN         := bin
-VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
-LDFLAGS     := -s -w -X main.version=$(VERSION)
+# The version stamped into the binaries: the release tag (vX.Y.Z; a build after
+# it reads X.Y.Z-N-gHASH), else the VERSION file. Tags are made by the release
+# process, never by hand in a working tree. The commit goes next to it.
+VERSION     ?= $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null | sed 's/^v//' | grep . || cat VERSION)
+COMMIT      ?= $(shell c=$$(git rev-parse --short=12 HEAD 2>/dev/null) && { git diff --quiet HEAD 2>/dev/null || c=$$c-dirty; echo $$c; } || echo unknown)
+LDFLAGS     := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 STATICCHECK := $(BIN)/staticcheck
 # Fuzz targets, each run briefly by `make test` (package:target).
 FUZZ_TARGETS ?= ./verify:FuzzCheckPath ./verify:FuzzParseManifest ./verify:FuzzOpenManifest \
 	./internal/safetensors:FuzzParse ./loader:FuzzMatchJSON ./internal/bundle:FuzzReader \
 	./internal/rollout:FuzzOpen
 
-.PHONY: all build setup test unit lint fuzz bench demo cross powercut powercut-ci clean
+.PHONY: all build print-version setup test unit lint fuzz bench demo cross dist install deb-check powercut powercut-ci clean
 
 all: build
+
+# VERSION and COMMIT as the binaries get them (a test checks the version is semantic).
+print-version:
+	@echo $(VERSION) $(COMMIT)
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
@@ -23,9 +31,9 @@ setup:
 	scripts/ci-setup.sh
 
 # The whole suite: lint, unit and integration tests (real processes, real
-# mounts, a real systemd manager and broker; run as root), then a short pass of
-# every fuzz target.
-test: setup lint unit fuzz powercut-ci
+# mounts, a real systemd manager and broker; run as root), a short pass of
+# every fuzz target, the release packages installed and checked, power cuts.
+test: setup lint unit fuzz deb-check powercut-ci
 
 unit:
 	$(GO) test -count=1 -timeout 15m ./...
@@ -83,6 +91,24 @@ cross:
 		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch GOARM=$$arm \
 			$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $$out/ ./cmd/... || exit 1; \
 	done
+
+# Release artifacts in dist/: static modelslot binaries for linux amd64, arm64
+# and armv7, a .deb for each (dpkg-deb), SHA256SUMS.
+dist:
+	VERSION='$(VERSION)' COMMIT='$(COMMIT)' LDFLAGS='$(LDFLAGS)' scripts/dist.sh
+
+# For other distributions: make install DESTDIR=/tmp/stage PREFIX=/usr
+# (binary, units, preset, example config, man pages, completions, docs).
+PREFIX      ?= /usr/local
+SYSCONFDIR  ?= /etc
+install: build
+	DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' SYSCONFDIR='$(SYSCONFDIR)' packaging/install.sh $(BIN)/modelslot $(BIN)/modelslot
+	packaging/copyright.sh $(BIN)/modelslot > '$(DESTDIR)$(PREFIX)/share/doc/modelslot/copyright'
+
+# CI: the amd64 .deb installed into a fresh root and checked; the arm64 and
+# armv7 packages' binaries run under qemu-user (scripts/deb-check.sh).
+deb-check: dist
+	scripts/deb-check.sh
 
 clean:
 	rm -rf $(BIN) dist

@@ -29,7 +29,7 @@ state_root = "$work/state"
 name = "bench"
 TOML
 export MODELSLOT_CONFIG="$work/modelslot.toml"
-"$work/modelslot" install --insecure --version v1 "$work/model" >/dev/null
+"$work/modelslot" install --insecure --label v1 "$work/model" >/dev/null
 rm -rf "$work/model" # keep only the slot in the page cache
 slot="$work/state/bench/current"
 files=("$slot"/w*.bin)

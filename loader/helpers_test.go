@@ -66,18 +66,6 @@ func must(t *testing.T, err error) {
 	}
 }
 
-// waitFor polls cond until it holds or 5 s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // twoSlots makes <state>/slots/{a,b} holding v1 and v2 and a link to a.
 func twoSlots(t *testing.T) (link, a, b string) {
 	state := t.TempDir()

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/modelslot/modelslot/internal/testutil"
 )
 
 func started(t *testing.T, link string, closed *atomic.Int32, opts Options) (*Loader[*answerModel], context.CancelFunc) {
@@ -37,7 +39,7 @@ func TestLinkSwapReloadsAndOldModelClosesAfterItsLastLease(t *testing.T) {
 	must(t, err)
 
 	swap(t, link, b)
-	waitFor(t, "v2 served", func() bool { return l.Version() == "v2" })
+	testutil.WaitFor(t, 5*time.Second, "v2 served", func() bool { return l.Version() == "v2" })
 	if closed.Load() != 0 {
 		t.Fatal("v1 was closed while a request still held it")
 	}
@@ -103,7 +105,7 @@ func TestSIGHUPReloadsWithWatchingOff(t *testing.T) {
 		t.Fatal("reloaded without a signal while watching is off")
 	}
 	must(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
-	waitFor(t, "v2 after SIGHUP", func() bool { return l.Version() == "v2" })
+	testutil.WaitFor(t, 5*time.Second, "v2 after SIGHUP", func() bool { return l.Version() == "v2" })
 }
 
 func TestFailedFirstLoadNamesTheModel(t *testing.T) {

@@ -80,13 +80,13 @@ activation = "restart"
 TOML
 export MODELSLOT_CONFIG=$work/modelslot.toml
 
-# The shipped unit files, with this demo's paths. The drop-in relaxes what a
+# The shipped unit files, with this demo's paths. The drop-ins relax what a
 # private manager in a container cannot set up (ProtectHome=,
-# ProtectKernelTunables= fail with 226/NAMESPACE there) and lets the server
-# see the link under /tmp.
+# ProtectKernelTunables=, ProtectKernelLogs= fail with 226/NAMESPACE there) and
+# let the units see the demo's directories under /tmp.
 subst() {
 	sed -e "s#/usr/local/bin/modelslot-demo#$work/bin/modelslot-demo#" \
-		-e "s#/usr/local/bin/modelslot #$ms_bin #" \
+		-e "s#/usr/bin/modelslot #$ms_bin #" \
 		-e "s#/var/lib/modelslot/demo/current#$link#" \
 		-e "s#/etc/modelslot/modelslot.toml#$MODELSLOT_CONFIG#" \
 		-e "s#127.0.0.1:9000#127.0.0.1:$port#" "$1"
@@ -103,14 +103,26 @@ ProtectKernelTunables=no
 StandardOutput=append:$work/server.log
 StandardError=append:$work/server.log
 EOF
+# The rollback unit writes the demo's state root instead of StateDirectory=
+# (a user manager would put that under $HOME), with the same relaxations.
+mkdir -p "$MODELSLOT_UNIT_DIR/modelslot-rollback@.service.d"
+cat >"$MODELSLOT_UNIT_DIR/modelslot-rollback@.service.d/demo.conf" <<EOF
+[Service]
+StateDirectory=
+ReadWritePaths=$work
+PrivateTmp=no
+ProtectHome=no
+ProtectKernelTunables=no
+ProtectKernelLogs=no
+EOF
 systemctl --user daemon-reload
 systemctl --user start demo-inference.socket
 say "demo-inference.socket listens on 127.0.0.1:$port (WatchdogSec=2, Restart=on-failure, OnFailure=modelslot-rollback@)"
 
 # A local repository on loopback when this build can publish and install from
 # one (and python3 serves it); otherwise, or with DEMO_DIRS=1, plain directory
-# installs (install --insecure --version V DIR).
-source_of() { echo "--insecure --version $1 testdata/models/$2"; }
+# installs (install --insecure --label V DIR).
+source_of() { echo "--insecure --label $1 testdata/models/$2"; }
 help=$("$ms_bin" --help 2>&1)
 if [ -z "${DEMO_DIRS:-}" ] && grep -q '^  publish' <<<"$help" && grep -q '^  install.*SOURCE' <<<"$help" && command -v python3 >/dev/null; then
 	mkdir -p "$work/keys"

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 )
@@ -88,4 +90,53 @@ func (l *lock) release() error {
 	err := l.f.Close() // closing the last descriptor drops the flock
 	l.f = nil
 	return err
+}
+
+// FileLock is an exclusive lock on a file of its own, for what several models
+// share (one inference unit serves them all). Release it with Close.
+type FileLock struct{ l *lock }
+
+// LockFile takes the lock on path without waiting: a *BusyError (ErrBusy) names
+// the holder when another process has it. op names the operation for that
+// message.
+func LockFile(path, op string) (*FileLock, error) {
+	l, err := acquireLock(path, op)
+	if err != nil {
+		return nil, err
+	}
+	return &FileLock{l: l}, nil
+}
+
+// Close releases the lock.
+func (f *FileLock) Close() error {
+	if f == nil {
+		return nil
+	}
+	return f.l.release()
+}
+
+// HeldBy reports whether another process holds the model's lock now, and who,
+// without writing anything: it takes a shared lock for the look and drops it.
+// A store that was never opened has no lock file and is not held.
+func HeldBy(cfg Config) (held bool, holder *Holder, err error) {
+	cfg, err = cfg.withDefaults()
+	if err != nil {
+		return false, nil, err
+	}
+	path := filepath.Join(cfg.Dir, lockFile)
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil, nil
+	}
+	if err != nil {
+		return false, nil, fmt.Errorf("open lock %s: %w", path, err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return true, readHolder(path), nil
+		}
+		return false, nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return false, nil, nil
 }

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
+
+	"github.com/modelslot/modelslot/internal/reason"
 )
 
 // StateFormat is the version of state.json's layout.
@@ -25,7 +28,7 @@ const (
 	Empty      Status = "empty"      // nothing installed
 	Installing Status = "installing" // being filled; never the target of the link
 	Installed  Status = "installed"  // complete and verified, never activated
-	Trialling  Status = "trial"      // activated, not yet confirmed
+	OnTrial    Status = "trial"      // activated, not yet confirmed
 	Good       Status = "good"       // confirmed; a rollback target
 	Bad        Status = "bad"        // failed its trial or was rolled back from; see Reason
 )
@@ -47,17 +50,42 @@ type State struct {
 	Trial       *Trial                `json:"trial,omitempty"`
 	Switch      *Switch               `json:"switch,omitempty"` // a link change that may not have happened yet
 	LastFailure *Failure              `json:"last_failure,omitempty"`
-	Updated     time.Time             `json:"updated"`
+	// Restore is a version the link was moved back to that the unit does not
+	// serve yet: saved with the switch, cleared once the version answers.
+	Restore *Restore  `json:"restore,omitempty"`
+	Updated time.Time `json:"updated"`
+}
+
+// Restore is a version that a revert or rollback put the link back to, and
+// that must still be brought into service (the unit restarted or reloaded on
+// it and the probe answered). It is persisted with the switch, so a restore
+// that fails, or that a crash or power cut interrupts, is tried again by the
+// agent, by `modelslot recover` and by the next command that changes state,
+// until the version answers.
+type Restore struct {
+	Slot    string `json:"slot"`
+	Version string `json:"version"`
+	// Op is the switch that owes the restore (revert or rollback); From the
+	// version it left and Reason why, for the events that report the outcome.
+	Op       string      `json:"op"`
+	From     string      `json:"from,omitempty"`
+	Code     reason.Code `json:"code,omitempty"`
+	Reason   string      `json:"reason,omitempty"`
+	Since    time.Time   `json:"since"`
+	Attempts int         `json:"attempts,omitempty"` // failed tries so far
+	// LastError is why the last try failed, for status and events.
+	LastError string `json:"last_error,omitempty"`
 }
 
 // SlotState describes one slot.
 type SlotState struct {
-	Status         Status    `json:"status"`
-	Version        string    `json:"version,omitempty"`
-	Sequence       uint64    `json:"sequence,omitempty"`
-	ManifestSHA256 string    `json:"manifest_sha256,omitempty"`
-	InstalledAt    time.Time `json:"installed_at,omitzero"`
-	Reason         string    `json:"reason,omitempty"` // why it is bad
+	Status         Status      `json:"status"`
+	Version        string      `json:"version,omitempty"`
+	Sequence       uint64      `json:"sequence,omitempty"`
+	ManifestSHA256 string      `json:"manifest_sha256,omitempty"`
+	InstalledAt    time.Time   `json:"installed_at,omitzero"`
+	Code           reason.Code `json:"code,omitempty"`   // why it is bad, as a code of the contract
+	Reason         string      `json:"reason,omitempty"` // why it is bad, for a person ("code: detail")
 }
 
 // Trial is an activation that has not been confirmed yet.
@@ -80,10 +108,11 @@ type Switch struct {
 
 // Failure is the last update that did not succeed, for status and events.
 type Failure struct {
-	Slot    string    `json:"slot"`
-	Version string    `json:"version"`
-	Reason  string    `json:"reason"`
-	At      time.Time `json:"at"`
+	Slot    string      `json:"slot"`
+	Version string      `json:"version"`
+	Code    reason.Code `json:"code,omitempty"`
+	Reason  string      `json:"reason"`
+	At      time.Time   `json:"at"`
 	// RestoreFailed says the version reverted to did not come back healthy
 	// either; the device needs a person.
 	RestoreFailed string `json:"restore_failed,omitempty"`
@@ -111,6 +140,27 @@ func Other(s string) string {
 
 // parseState decodes state.json strictly: a file that is truncated, has unknown
 // fields or breaks an invariant is refused, with the line of a syntax error.
+// migrateCodes fills the codes of a state written before they were saved
+// apart (the reason text then began with its code): the one place a code is
+// read from text, and only from files of that older format.
+func (st *State) migrateCodes() {
+	code := func(text string) reason.Code {
+		c, _, _ := strings.Cut(text, ":")
+		return reason.Code(c)
+	}
+	for _, s := range st.Slots {
+		if s != nil && s.Code == "" && s.Reason != "" {
+			s.Code = code(s.Reason)
+		}
+	}
+	if f := st.LastFailure; f != nil && f.Code == "" {
+		f.Code = code(f.Reason)
+	}
+	if r := st.Restore; r != nil && r.Code == "" && r.Reason != "" {
+		r.Code = code(r.Reason)
+	}
+}
+
 func parseState(data []byte, model string) (*State, error) {
 	var st State
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -124,6 +174,7 @@ func parseState(data []byte, model string) (*State, error) {
 	if err := st.check(model); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorruptState, err)
 	}
+	st.migrateCodes()
 	return &st, nil
 }
 
@@ -162,6 +213,9 @@ func (st *State) check(model string) error {
 	if st.Trial != nil && st.Trial.Slot != A && st.Trial.Slot != B {
 		return fmt.Errorf("trial names unknown slot %q", st.Trial.Slot)
 	}
+	if r := st.Restore; r != nil && r.Slot != A && r.Slot != B {
+		return fmt.Errorf("pending restore names unknown slot %q", r.Slot)
+	}
 	if sw := st.Switch; sw != nil && ((sw.To != "" && sw.To != A && sw.To != B) || !validOp(sw.Op)) {
 		return fmt.Errorf("pending switch %+v is not valid", *sw)
 	}
@@ -170,7 +224,7 @@ func (st *State) check(model string) error {
 
 func validStatus(s Status) bool {
 	switch s {
-	case Empty, Installing, Installed, Trialling, Good, Bad:
+	case Empty, Installing, Installed, OnTrial, Good, Bad:
 		return true
 	}
 	return false
@@ -205,6 +259,10 @@ func (st *State) clone() *State {
 	if st.LastFailure != nil {
 		f := *st.LastFailure
 		c.LastFailure = &f
+	}
+	if st.Restore != nil {
+		r := *st.Restore
+		c.Restore = &r
 	}
 	return &c
 }

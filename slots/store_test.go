@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/modelslot/modelslot/internal/reason"
 	"github.com/modelslot/modelslot/slots"
 	"github.com/modelslot/modelslot/verify"
 )
@@ -63,13 +64,13 @@ func TestInstallActivateCommit(t *testing.T) {
 	if st := s.State(); slot != slots.A || st.Slots[slot].Status != slots.Installed || st.Active != "" {
 		t.Fatalf("after install: slot %s, state %+v", slot, st)
 	}
-	if err := s.Activate(slot); err != nil {
+	if err := s.StartTrial(slot); err != nil {
 		t.Fatal(err)
 	}
-	if st := s.State(); st.Trial == nil || st.Active != slot || st.Slots[slot].Status != slots.Trialling {
+	if st := s.State(); st.Trial == nil || st.Active != slot || st.Slots[slot].Status != slots.OnTrial {
 		t.Fatalf("after activate: %+v", st)
 	}
-	if err := s.Commit(); err != nil {
+	if err := s.CommitTrial(); err != nil {
 		t.Fatal(err)
 	}
 	if st := s.State(); st.Trial != nil || st.Slots[slot].Status != slots.Good {
@@ -93,7 +94,7 @@ func TestLinkOutsideStateDirIsAbsolute(t *testing.T) {
 	link := filepath.Join(srv, "demo")
 	s := openStore(t, dir, link)
 	slot := install(t, s, "v1", map[string]string{"w": "x"})
-	if err := s.Activate(slot); err != nil {
+	if err := s.StartTrial(slot); err != nil {
 		t.Fatal(err)
 	}
 	if target, _ := os.Readlink(link); target != filepath.Join(dir, "slots", "a") {
@@ -141,22 +142,22 @@ func TestRevertOfFirstInstallRemovesLink(t *testing.T) {
 	dir := t.TempDir()
 	s := openStore(t, dir, "")
 	slot := install(t, s, "v1", map[string]string{"w": "x"})
-	s.Activate(slot)
-	if err := s.Revert("probe_mismatch: wrong"); err != nil {
+	s.StartTrial(slot)
+	if err := s.Revert(reason.New(reason.ProbeMismatch, "wrong")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Lstat(filepath.Join(dir, "current")); !os.IsNotExist(err) {
 		t.Fatalf("link still there after reverting a first install: %v", err)
 	}
 	st := s.State()
-	if st.Active != "" || st.Slots[slot].Status != slots.Bad || st.LastFailure == nil || st.LastFailure.Reason != "probe_mismatch: wrong" {
+	if st.Active != "" || st.Slots[slot].Status != slots.Bad || st.LastFailure == nil || st.LastFailure.Reason != "probe_mismatch: wrong" || st.LastFailure.Code != reason.ProbeMismatch || st.Slots[slot].Code != reason.ProbeMismatch {
 		t.Fatalf("state after revert: %+v", st)
 	}
 }
 
 func TestInstallRefusedDuringTrial(t *testing.T) {
 	s := openStore(t, t.TempDir(), "")
-	s.Activate(install(t, s, "v1", map[string]string{"w": "x"}))
+	s.StartTrial(install(t, s, "v1", map[string]string{"w": "x"}))
 	_, err := s.BeginInstall(ctx, manifestFor(t, "v2", map[string]string{"w": "y"}))
 	if !errors.Is(err, slots.ErrTrialActive) || !strings.Contains(err.Error(), "mark-good or mark-bad") {
 		t.Fatalf("BeginInstall during a trial = %v", err)
@@ -176,8 +177,8 @@ func TestSecondOpenIsBusyAndNamesHolder(t *testing.T) {
 func TestForeignLinkIsNotOverwritten(t *testing.T) {
 	dir := t.TempDir()
 	s := openStore(t, dir, "")
-	s.Activate(install(t, s, "v1", map[string]string{"w": "x"}))
-	s.Commit()
+	s.StartTrial(install(t, s, "v1", map[string]string{"w": "x"}))
+	s.CommitTrial()
 	s.Close()
 	os.Remove(filepath.Join(dir, "current"))
 	os.Symlink("/opt/somebody-else", filepath.Join(dir, "current"))

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/modelslot/modelslot/internal/crashpoint"
+	"github.com/modelslot/modelslot/internal/reason"
 )
 
 // Errors of the state machine, for callers that must tell them apart.
@@ -25,11 +26,12 @@ var switchPoints = map[string][2]crashpoint.Point{
 
 var commitPoint = crashpoint.Declare("commit.before-state")
 
-// Activate points the link at slot name and starts its trial. The trial is saved
+// StartTrial points the link at slot name and starts its trial (the link swap
+// of an activation; the unit is activated by health). The trial is saved
 // before the link moves, so a crash at any moment leaves a state that recovery
 // finishes. The slot must be complete and verified (Installed, or Good/Bad from
 // an earlier life that the caller re-verified).
-func (s *Store) Activate(name string) error {
+func (s *Store) StartTrial(name string) error {
 	if s.st.Trial != nil {
 		return fmt.Errorf("activate slot %s: %w (slot %s, %s)", name, ErrTrialActive, s.st.Trial.Slot, s.st.Trial.Version)
 	}
@@ -40,13 +42,14 @@ func (s *Store) Activate(name string) error {
 	from := s.st.Active
 	return s.switchLink(Switch{Op: OpActivate, To: name, From: from}, func(st *State) {
 		st.Trial = &Trial{Slot: name, Version: slot.Version, From: from, Started: time.Now().UTC(), Attempts: 1}
-		st.Slots[name].Status, st.Slots[name].Reason = Trialling, ""
+		st.Restore = nil // the new trial supersedes it; its revert owes a restore of its own
+		st.Slots[name].Status, st.Slots[name].Code, st.Slots[name].Reason = OnTrial, "", ""
 	})
 }
 
-// Commit ends the trial successfully: the slot becomes good, and the previous
+// CommitTrial ends the trial successfully: the slot becomes good, and the previous
 // slot stays as the rollback target.
-func (s *Store) Commit() error {
+func (s *Store) CommitTrial() error {
 	t := s.st.Trial
 	if t == nil {
 		return ErrNoTrial
@@ -58,24 +61,43 @@ func (s *Store) Commit() error {
 	})
 }
 
-// Revert ends the trial as a failure: the slot is marked bad with reason, and the
-// link goes back to the slot served before (or is removed on a first install,
-// where there is nothing to go back to).
-func (s *Store) Revert(reason string) error {
+// Revert ends the trial as a failure: the slot is marked bad with why, and
+// the link goes back to the slot served before (or is removed on a first
+// install, where there is nothing to go back to). A reason that blames no one
+// (the trial could not be judged: reason.ManagerUnreachable) leaves the slot
+// installed, verified and not blamed, so the same version may be tried again.
+// The slot gone back to is saved as a pending Restore until the caller
+// confirms it serves (Restored).
+func (s *Store) Revert(why *reason.Error) error {
 	t := s.st.Trial
 	if t == nil {
 		return ErrNoTrial
 	}
-	return s.switchLink(Switch{Op: OpRevert, To: t.From, From: t.Slot, Reason: reason}, func(st *State) {
-		st.Slots[t.Slot].Status, st.Slots[t.Slot].Reason = Bad, reason
-		st.LastFailure = &Failure{Slot: t.Slot, Version: t.Version, Reason: reason, At: time.Now().UTC()}
+	text := why.Error()
+	return s.switchLink(Switch{Op: OpRevert, To: t.From, From: t.Slot, Reason: text}, func(st *State) {
+		slot := st.Slots[t.Slot]
+		slot.Status, slot.Code, slot.Reason = Installed, "", ""
+		if why.Code.Blames() {
+			slot.Status, slot.Code, slot.Reason = Bad, why.Code, text
+		}
+		st.LastFailure = &Failure{Slot: t.Slot, Version: t.Version, Code: why.Code, Reason: text, At: time.Now().UTC()}
+		st.Restore = pendingRestore(st, OpRevert, t.From, t.Version, why)
 	})
 }
 
+// pendingRestore is the restore owed after the link goes back to slot, or nil
+// when the link is removed.
+func pendingRestore(st *State, op, slot, from string, why *reason.Error) *Restore {
+	if slot == "" {
+		return nil
+	}
+	return &Restore{Slot: slot, Version: st.Slots[slot].Version, Op: op, From: from, Code: why.Code, Reason: why.Error(), Since: time.Now().UTC()}
+}
+
 // Rollback leaves the active, committed version for the previous good one. The
-// version left is marked bad with reason, so a repeated rollback does not swing
+// version left is marked bad with why, so a repeated rollback does not swing
 // back and forth.
-func (s *Store) Rollback(reason string) error {
+func (s *Store) Rollback(why *reason.Error) error {
 	if s.st.Trial != nil {
 		return fmt.Errorf("rollback: %w; revert it instead", ErrTrialActive)
 	}
@@ -83,8 +105,10 @@ func (s *Store) Rollback(reason string) error {
 	if prev == "" || s.st.Slots[prev].Status != Good {
 		return ErrNoPrevious
 	}
-	return s.switchLink(Switch{Op: OpRollback, To: prev, From: active, Reason: reason}, func(st *State) {
-		st.Slots[active].Status, st.Slots[active].Reason = Bad, reason
+	text := why.Error()
+	return s.switchLink(Switch{Op: OpRollback, To: prev, From: active, Reason: text}, func(st *State) {
+		st.Slots[active].Status, st.Slots[active].Code, st.Slots[active].Reason = Bad, why.Code, text
+		st.Restore = pendingRestore(st, OpRollback, prev, st.Slots[active].Version, why)
 	})
 }
 
@@ -131,11 +155,31 @@ func (s *Store) finishSwitch() error {
 	})
 }
 
-// NoteRestoreFailure records, on the last failure, that the version reverted to
-// did not come back healthy either.
+// NoteRestoreFailure records that bringing the pending restore's version into
+// service failed (once more): on the restore, for the next try, and on the last
+// failure, where status shows it.
 func (s *Store) NoteRestoreFailure(msg string) error {
-	if s.st.LastFailure == nil {
+	return s.update(func(st *State) {
+		if r := st.Restore; r != nil {
+			r.Attempts++
+			r.LastError = msg
+		}
+		if st.LastFailure != nil {
+			st.LastFailure.RestoreFailed = msg
+		}
+	})
+}
+
+// Restored clears the pending restore: its version serves again. A restore
+// failure noted earlier is cleared with it, since it no longer holds.
+func (s *Store) Restored() error {
+	if s.st.Restore == nil {
 		return nil
 	}
-	return s.update(func(st *State) { st.LastFailure.RestoreFailed = msg })
+	return s.update(func(st *State) {
+		st.Restore = nil
+		if st.LastFailure != nil {
+			st.LastFailure.RestoreFailed = ""
+		}
+	})
 }

@@ -32,7 +32,7 @@ func (s *Store) SlotManifest(name string) (*verify.Manifest, error) {
 		return nil, fmt.Errorf("slot %s: %w", name, &verify.MismatchError{Path: ManifestFile,
 			Reason: fmt.Sprintf("changed since install: sha256 %s, state.json says %s", sum, ss.ManifestSHA256)})
 	}
-	m, err := verify.Parse(data)
+	m, err := verify.ParseManifest(data)
 	if err != nil {
 		return nil, fmt.Errorf("slot %s: %s: %w", name, ManifestFile, err)
 	}

@@ -49,6 +49,20 @@ type Manager struct {
 
 // Connect opens a connection to the manager chosen by s. log may be nil.
 func Connect(ctx context.Context, s Settings, log *slog.Logger) (*Manager, error) {
+	m, err := New(s, log)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := m.connection(ctx); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// New is Connect without dialing: the first call that needs the manager dials
+// it (and says so if it cannot). For callers that must work while the manager
+// is down, and be ready when it is back. Only the settings are checked here.
+func New(s Settings, log *slog.Logger) (*Manager, error) {
 	if s.Scope == "" {
 		s.Scope = ScopeSystem
 	}
@@ -58,11 +72,7 @@ func Connect(ctx context.Context, s Settings, log *slog.Logger) (*Manager, error
 	if log == nil {
 		log = slog.Default()
 	}
-	m := &Manager{settings: s, log: log.With("scope", s.Scope)}
-	if _, err := m.connection(ctx); err != nil {
-		return nil, err
-	}
-	return m, nil
+	return &Manager{settings: s, log: log.With("scope", s.Scope)}, nil
 }
 
 // Close closes the connection; later calls fail with ErrClosed. Running Watch
@@ -93,7 +103,7 @@ func (m *Manager) connection(ctx context.Context) (*sddbus.Conn, error) {
 		m.conn.Close()
 		m.conn = nil
 	}
-	conn, err := m.open(ctx)
+	conn, err := m.dial(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("connect to the %s systemd manager%s: %w; check that it runs and that [systemd] scope/bus are right",
 			m.settings.Scope, m.busHint(), err)
@@ -107,6 +117,33 @@ func (m *Manager) busHint() string {
 		return ""
 	}
 	return " at " + m.settings.Bus
+}
+
+// dial opens a connection within ctx. Dialing a manager that is stopped or
+// hung connects (the socket's backlog accepts) and then blocks in the
+// authentication, which takes no context: the caller stops waiting when ctx
+// ends, and a connection that comes later is closed.
+func (m *Manager) dial(ctx context.Context) (*sddbus.Conn, error) {
+	type dialed struct {
+		conn *sddbus.Conn
+		err  error
+	}
+	ch := make(chan dialed, 1)
+	go func() {
+		conn, err := m.open(ctx)
+		ch <- dialed{conn, err}
+	}()
+	select {
+	case d := <-ch:
+		return d.conn, d.err
+	case <-ctx.Done():
+		go func() {
+			if d := <-ch; d.conn != nil {
+				d.conn.Close()
+			}
+		}()
+		return nil, fmt.Errorf("the manager did not answer: %w", ctx.Err())
+	}
 }
 
 // open dials the scope's default bus, or the Bus address through the same

@@ -2,23 +2,27 @@ package systemd
 
 import (
 	"fmt"
+
 	"slices"
 	"time"
+
+	"github.com/modelslot/modelslot/internal/reason"
 )
 
-// Reason is why a unit is unhealthy, in the words of the health contract
-// (DESIGN.md § Events: failure_reason).
-type Reason string
+// Reason is why a unit is unhealthy: a code of the health contract.
+type Reason = reason.Code
 
 // The reasons this package can tell from systemd's side.
 const (
-	ReasonStartTimeout Reason = "start_timeout"    // not active (READY=1) in time
-	ReasonWatchdog     Reason = "watchdog_timeout" // killed for missing WATCHDOG=1
-	ReasonCrashLoop    Reason = "crash_loop"       // exited, restarted, failed or stopped
-	ReasonMemory       Reason = "memory_limit"     // over Limits.MaxMemory, or OOM-killed
+	ReasonStartTimeout = reason.StartTimeout // not active (READY=1) in time
+	ReasonWatchdog     = reason.Watchdog     // killed for missing WATCHDOG=1
+	ReasonCrashLoop    = reason.CrashLoop    // exited, restarted, failed or stopped
+	ReasonMemory       = reason.Memory       // over Limits.MaxMemory, or OOM-killed
 	// ReasonUnreachable: the manager could not be asked for longer than
-	// Limits.Unreachable; the contract's generic reason.
-	ReasonUnreachable Reason = "health_check_failed"
+	// Limits.Unreachable, or it restarted and lost track of the unit (a new
+	// invocation, or the unit stopped while the manager shut down). Not a
+	// verdict on the unit's version: nobody could watch it.
+	ReasonUnreachable = reason.ManagerUnreachable
 )
 
 // Failure is the first health failure seen of a unit. It is an error.
@@ -36,6 +40,18 @@ func (f *Failure) Error() string {
 }
 
 func (f *Failure) Unwrap() error { return f.Err }
+
+// AsReason is the failure as the contract's typed error: its code, and the
+// unit and what was seen as the detail ("crash_loop: unit demo.service: …").
+func (f *Failure) AsReason() *reason.Error {
+	return &reason.Error{Code: f.Reason, Detail: "unit " + f.Unit + ": " + f.Detail, Err: f}
+}
+
+// ReasonForResult names the reason of a unit that systemd gave up on, from
+// its Result (what OnFailure= units see as MONITOR_SERVICE_RESULT).
+func ReasonForResult(result string) Reason {
+	return classify(UnitStatus{Result: result}, "")
+}
 
 // classify names the reason of a unit that stopped being healthy, from what
 // systemd says about it. jobResult is the failed job's result, or "".

@@ -104,10 +104,14 @@ func (m *Manager) runJob(ctx context.Context, job, unit string, queue jobFunc) e
 }
 
 // waitJob waits for the job's result while checking the unit for a crash loop.
+// A manager that goes away while the job runs takes the job with it (its
+// result never arrives): that is ReasonUnreachable, never the unit's fault.
 func (m *Manager) waitJob(ctx context.Context, job, unit string, ch <-chan string) error {
 	tick := time.NewTicker(jobPoll)
 	defer tick.Stop()
 	var w watchState
+	var last UnitStatus // the last status read, for a failure's report
+	lost := false       // a look at the unit failed: the manager may be gone
 	for {
 		select {
 		case result := <-ch:
@@ -116,12 +120,27 @@ func (m *Manager) waitJob(ctx context.Context, job, unit string, ch <-chan strin
 			if job == "stop" {
 				continue
 			}
-			if st, err := m.Status(ctx, unit); err == nil {
+			st, err := m.Status(ctx, unit)
+			switch {
+			case err != nil:
+				lost = true
+			case lost:
+				if healthy(st) && st.InvocationID == last.InvocationID {
+					return nil // the same run is up: the manager re-executed and the job's signal was lost
+				}
+				return &Failure{Unit: unit, Reason: ReasonUnreachable, Status: last, At: time.Now(),
+					Detail: fmt.Sprintf("the service manager went away while the %s job ran; now %s", job, describe(st))}
+			default:
+				last = st
 				if f := w.duringJob(st); f != nil {
 					return f
 				}
 			}
 		case <-ctx.Done():
+			if lost {
+				return &Failure{Unit: unit, Reason: ReasonUnreachable, Status: last, At: time.Now(), Err: ctx.Err(),
+					Detail: fmt.Sprintf("the service manager went away while the %s job ran and did not come back", job)}
+			}
 			return m.jobAbandoned(job, unit, ctx.Err())
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/modelslot/modelslot/internal/testutil"
 )
 
 func TestRestartAndReloadReturnWhenJobIsDone(t *testing.T) {
@@ -37,7 +39,7 @@ func TestRestartAndReloadReturnWhenJobIsDone(t *testing.T) {
 		t.Fatalf("Reload: %v", err)
 	}
 	// kill -HUP returns before the service reloaded: wait for its own word.
-	waitFor(t, 3*time.Second, func() bool {
+	testutil.WaitFor(t, 3*time.Second, "the service to say it reloaded", func() bool {
 		data, _ := os.ReadFile(stamp)
 		return strings.Contains(string(data), "reload")
 	})
@@ -126,24 +128,13 @@ func TestManagerRedialsAfterReexec(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	var st UnitStatus
-	waitFor(t, 5*time.Second, func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the re-executed manager to answer", func() bool {
 		var err error
 		st, err = b.m.Status(ctx, unit)
 		return err == nil
 	})
 	if st.ActiveState != "active" {
 		t.Errorf("after daemon-reexec: %s, want active", st.ActiveState)
-	}
-}
-
-func waitFor(t *testing.T, within time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", within)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

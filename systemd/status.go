@@ -34,6 +34,10 @@ type UnitStatus struct {
 	Memory       uint64
 	MemorySource string
 	ControlGroup string // the unit's cgroup path, as systemd names it
+	// InvocationID changes each time the unit is started (not on a manager
+	// re-exec): a different one means the unit was started anew.
+	InvocationID string
+	TriggeredBy  []string // units that start this one (its .socket)
 }
 
 // Status reads the unit's state. Properties of a type the unit does not have
@@ -68,7 +72,14 @@ func statusFrom(unit string, props, typed map[string]any) UnitStatus {
 		MainPID:       u32(typed["MainPID"]),
 		MemoryCurrent: u64(typed["MemoryCurrent"], MemoryUnknown),
 		ControlGroup:  str(typed["ControlGroup"]),
+		InvocationID:  hexBytes(props["InvocationID"]),
+		TriggeredBy:   strs(props["TriggeredBy"]),
 	}
+}
+
+func hexBytes(v any) string {
+	b, _ := v.([]byte)
+	return fmt.Sprintf("%x", b)
 }
 
 // memoryOf prefers systemd's figure and falls back to /proc when it has none.

@@ -2,6 +2,8 @@ package systemd
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 )
 
@@ -64,6 +66,7 @@ type watcher struct {
 	sig    *unitSignals
 	last   UnitStatus // the last status polled, with signal changes merged in
 	lastOK time.Time  // when a poll last succeeded
+	gap    bool       // a poll failed since the last one that succeeded
 }
 
 // watch runs until the first failure (returned) or the end of ctx (nil).
@@ -74,11 +77,39 @@ func (m *Manager) watch(ctx context.Context, unit string, lim Limits) *Failure {
 	tick := time.NewTicker(lim.Interval)
 	defer tick.Stop()
 	for {
-		if f := w.poll(ctx); f != nil || ctx.Err() != nil {
+		if f := w.poll(ctx); f != nil {
 			return f
+		}
+		if ctx.Err() != nil {
+			return w.settle()
 		}
 		if f := w.waitTick(ctx, tick); f != nil {
 			return f
+		}
+	}
+}
+
+// settle ends a watch whose context ended while the manager could not be
+// asked: "healthy until the end" cannot be said of a unit nobody saw, so the
+// watch goes on, with a context of its own, until one poll answers (then that
+// answer is judged) or Limits.Unreachable has passed since the last one that
+// did (ReasonUnreachable). Without a gap it returns nil at once.
+func (w *watcher) settle() *Failure {
+	if !w.gap {
+		return nil
+	}
+	w.m.log.Warn("the watch window ended while the service manager could not be asked; waiting to judge the unit", "unit", w.unit)
+	ctx, cancel := context.WithDeadline(context.Background(), w.lastOK.Add(w.lim.Unreachable+time.Second))
+	defer cancel()
+	for {
+		if f := w.poll(ctx); f != nil || !w.gap {
+			return f
+		}
+		select {
+		case <-ctx.Done():
+			return &Failure{Unit: w.unit, Reason: ReasonUnreachable, Status: w.last, At: time.Now(), Err: ctx.Err(),
+				Detail: "cannot read the unit's state for " + w.lim.Unreachable.String()}
+		case <-time.After(w.lim.Interval):
 		}
 	}
 }
@@ -91,18 +122,68 @@ func (w *watcher) poll(ctx context.Context) *Failure {
 	case ctx.Err() != nil:
 		return nil
 	case err == nil:
-		w.last, w.lastOK = st, time.Now()
+		if f := w.lostTrack(st); f != nil {
+			return f
+		}
+		w.last, w.lastOK, w.gap = st, time.Now(), false
 		if w.sig.lost {
 			w.m.log.Debug("D-Bus signals lost, subscribing again", "unit", w.unit)
 			w.sig.close()
 			w.sig = w.m.subscribe(ctx, w.unit)
 		}
-		return w.state.observe(st, w.lastOK, w.lim)
+		return w.managerStopping(ctx, w.state.observe(st, w.lastOK, w.lim))
 	case time.Since(w.lastOK) > w.lim.Unreachable:
 		return &Failure{Unit: w.unit, Reason: ReasonUnreachable, Status: w.last, At: time.Now(), Err: err,
 			Detail: "cannot read the unit's state for " + w.lim.Unreachable.String() + ": " + err.Error()}
+	default:
+		w.gap = true
 	}
 	return nil
+}
+
+// lostTrack tells, after the manager could not be asked for a while, whether
+// it is still the same manager watching the same run of the unit: a manager
+// that re-executed keeps the unit's invocation; one that was restarted (or
+// replaced after a crash) has started the unit anew or not at all, and what
+// ran meanwhile was watched by nobody.
+func (w *watcher) lostTrack(st UnitStatus) *Failure {
+	if !w.gap {
+		return nil
+	}
+	if w.last.Unit == "" {
+		// The manager went away before the first look: a unit that is healthy
+		// now becomes the baseline; one that is not was lost, not judged.
+		if healthy(st) {
+			return nil
+		}
+		return &Failure{Unit: w.unit, Reason: ReasonUnreachable, Status: st, At: time.Now(),
+			Detail: "the service manager went away before the unit could be watched; now " + describe(st)}
+	}
+	if st.InvocationID == w.last.InvocationID {
+		return nil
+	}
+	return &Failure{Unit: w.unit, Reason: ReasonUnreachable, Status: w.last, At: time.Now(),
+		Detail: fmt.Sprintf("the service manager went away and came back with a new run of the unit (invocation %s → %q, now %s); what ran meanwhile was not watched",
+			w.last.InvocationID, st.InvocationID, describe(st))}
+}
+
+// managerStopping turns a unit that stopped cleanly while its manager shuts
+// down (systemctl --user exit, a manager restart) into ReasonUnreachable: the
+// version did not fail, its manager went away.
+func (w *watcher) managerStopping(ctx context.Context, f *Failure) *Failure {
+	stopped := f != nil && f.Status.Result == "success" && !healthy(f.Status)
+	if !stopped || (f.Reason != ReasonCrashLoop && f.Reason != ReasonStartTimeout) {
+		return f
+	}
+	state, err := w.m.SystemState(ctx)
+	if err == nil && state != "stopping" {
+		return f
+	}
+	if err == nil {
+		err = errors.New("the manager is stopping")
+	}
+	return &Failure{Unit: w.unit, Reason: ReasonUnreachable, Status: f.Status, At: f.At, Err: err,
+		Detail: "the unit stopped while its service manager went away: " + describe(f.Status)}
 }
 
 // waitTick waits for the next poll, judging signal updates that come meanwhile.
@@ -123,7 +204,7 @@ func (w *watcher) waitTick(ctx context.Context, tick *time.Ticker) *Failure {
 			}
 			changed.applyTo(&w.last)
 			if f := w.state.observe(w.last, time.Now(), w.lim); f != nil {
-				return w.m.refresh(ctx, f)
+				return w.managerStopping(ctx, w.m.refresh(ctx, f))
 			}
 		}
 	}

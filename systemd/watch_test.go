@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/modelslot/modelslot/internal/testutil"
 )
 
 func TestWatchSeesWatchdogTimeout(t *testing.T) {
@@ -30,7 +32,7 @@ func TestWatchSeesWatchdogTimeoutWithoutRestart(t *testing.T) {
 	if f == nil || f.Reason != ReasonWatchdog {
 		t.Fatalf("failure = %+v, want %s", f, ReasonWatchdog)
 	}
-	waitFor(t, 3*time.Second, func() bool {
+	testutil.WaitFor(t, 3*time.Second, "the unit failed by its watchdog", func() bool {
 		return b.h.Show(t, unit, "ActiveState") == "failed" && b.h.Show(t, unit, "Result") == "watchdog"
 	})
 }

@@ -39,7 +39,7 @@ func FuzzOpenManifest(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Parse(b); err != nil {
+		if _, err := ParseManifest(b); err != nil {
 			t.Fatalf("accepted manifest does not round-trip: %v", err)
 		}
 	})
@@ -52,7 +52,7 @@ func FuzzParseManifest(f *testing.F) {
 	f.Add(b)
 	f.Add([]byte(`{"schema":1,"model":"demo","version":"v1","files":[{"path":"a","size":3,"mode":"0644","sha256":"` + digestA + `","chunks":[{"sha256":"` + digestA + `","size":3,"csize":9}]}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		m, err := Parse(data)
+		m, err := ParseManifest(data)
 		if err != nil {
 			if !errors.Is(err, ErrRejected) {
 				t.Fatalf("error is not a rejection: %v", err)

@@ -113,9 +113,9 @@ func CheckDigest(d string) error {
 	return nil
 }
 
-// Parse decodes and validates a manifest. Unknown fields are ignored so that a
+// ParseManifest decodes and validates a manifest. Unknown fields are ignored so that a
 // newer publisher can add information; a newer schema is refused.
-func Parse(data []byte) (*Manifest, error) {
+func ParseManifest(data []byte) (*Manifest, error) {
 	if len(data) > MaxManifestSize {
 		return nil, rejectf("manifest is %d bytes, more than the %d allowed", len(data), MaxManifestSize)
 	}
@@ -164,7 +164,7 @@ func (m *Manifest) Validate() error {
 	if err := checkTree(paths); err != nil {
 		return err
 	}
-	if err := m.validateExtra(); err != nil { // rules of the repository format: extra.go
+	if err := m.validateChunkLimits(); err != nil { // rules of the repository format: chunks.go
 		return err
 	}
 	return m.validateProbe()

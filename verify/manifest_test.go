@@ -26,7 +26,7 @@ func TestManifestRoundTrip(t *testing.T) {
 	if !bytes.Contains(b, []byte(`"mode": "0644"`)) {
 		t.Fatalf("mode is not written as an octal string:\n%s", b)
 	}
-	got, err := Parse(b)
+	got, err := ParseManifest(b)
 	if err != nil {
 		t.Fatalf("Parse(Marshal(m)): %v", err)
 	}
@@ -62,7 +62,7 @@ func TestManifestRejects(t *testing.T) {
 			m := validManifest()
 			tt.change(m)
 			b, _ := m.Marshal()
-			_, err := Parse(b)
+			_, err := ParseManifest(b)
 			if err == nil || !strings.Contains(err.Error(), tt.want) || !errors.Is(err, ErrRejected) {
 				t.Fatalf("Parse = %v, want a rejection about %q", err, tt.want)
 			}
@@ -77,7 +77,7 @@ func TestParseRejectsMalformedInput(t *testing.T) {
 		"bad mode":      []byte(`{"schema":1,"model":"demo","version":"v1","files":[{"path":"a","size":1,"mode":"rwx","sha256":"` + digestA + `"}]}`),
 		"oversized":     bytes.Repeat([]byte(" "), MaxManifestSize+1),
 	} {
-		if _, err := Parse(data); !errors.Is(err, ErrRejected) {
+		if _, err := ParseManifest(data); !errors.Is(err, ErrRejected) {
 			t.Errorf("%s: Parse = %v, want ErrRejected", name, err)
 		}
 	}

@@ -22,5 +22,5 @@ func OpenManifest(envelope []byte, trusted Keyring) (*Manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
-	return Parse(payload)
+	return ParseManifest(payload)
 }

@@ -115,10 +115,10 @@ func commit(ctx context.Context, s *slots.Store, p *fetch.Plan, st *fetch.Stagin
 	if err := fill.Commit(ctx); err != nil {
 		return err
 	}
-	if err := s.Activate(fill.Slot()); err != nil {
+	if err := s.StartTrial(fill.Slot()); err != nil {
 		return err
 	}
-	if err := s.Commit(); err != nil {
+	if err := s.CommitTrial(); err != nil {
 		return err
 	}
 	return st.Clear()

@@ -8,14 +8,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/modelslot/modelslot/internal/testmodel"
+	"github.com/modelslot/modelslot/internal/demomodel"
 	"github.com/modelslot/modelslot/loader"
 )
 
 // model is one loaded MLP with the version of the slot it came from, acting
-// out the behaviour its config declares (see testmodel's variants).
+// out the behaviour its config declares (see demomodel's variants).
 type model struct {
-	mlp     *testmodel.MLP
+	mlp     *demomodel.MLP
 	name    string
 	version string
 	slot    string
@@ -30,7 +30,7 @@ var errBadInput = errors.New("bad request")
 
 // openModel loads the model of one slot; it is the loader's OpenFunc.
 func openModel(_ context.Context, s *loader.Slot) (*model, error) {
-	mlp, err := testmodel.Load(s.ReadFile)
+	mlp, err := demomodel.Load(s.ReadFile)
 	if err != nil {
 		return nil, err
 	}
@@ -40,16 +40,16 @@ func openModel(_ context.Context, s *loader.Slot) (*model, error) {
 	}
 	c := mlp.Config
 	switch c.Behaviour {
-	case testmodel.Crash:
+	case demomodel.Crash:
 		return nil, fmt.Errorf("model %s declares behaviour %q: failing on load, as this test variant asks", s.Version, c.Behaviour)
-	case testmodel.Slow:
+	case demomodel.Slow:
 		m.delay = time.Duration(c.DelayMS) * time.Millisecond
-	case testmodel.Fat:
+	case demomodel.Fat:
 		m.ballast = make([]byte, c.AllocMiB<<20)
 		for i := 0; i < len(m.ballast); i += 4096 {
 			m.ballast[i] = 1
 		}
-	case testmodel.Hang:
+	case demomodel.Hang:
 		m.hang = time.AfterFunc(time.Duration(c.HangAfterMS)*time.Millisecond, m.mu.Lock)
 	}
 	return m, nil
@@ -81,7 +81,7 @@ func (m *model) answer(ctx context.Context, body []byte) ([]byte, error) {
 		}
 	}
 	out, err := m.mlp.Forward(req.Inputs)
-	if errors.Is(err, testmodel.ErrShape) {
+	if errors.Is(err, demomodel.ErrShape) {
 		return nil, fmt.Errorf("%w: %v", errBadInput, err)
 	} else if err != nil {
 		return nil, err

@@ -5,42 +5,20 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/modelslot/modelslot/internal/demobench"
 	"github.com/modelslot/modelslot/internal/systemdtest"
+	"github.com/modelslot/modelslot/internal/testutil"
 )
 
-var demoBin struct {
-	once sync.Once
-	path string
-	err  error
-	out  []byte
-}
-
-// demoBinary builds modelslot-demo once per test binary.
+// demoBinary builds modelslot-demo once per test process.
 func demoBinary(t testing.TB) string {
 	t.Helper()
-	demoBin.once.Do(func() {
-		dir, err := os.MkdirTemp("", "modelslot-demo-bin-")
-		if err != nil {
-			demoBin.err = err
-			return
-		}
-		demoBin.path = filepath.Join(dir, "modelslot-demo")
-		cmd := exec.Command("go", "build", "-o", demoBin.path, ".")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		demoBin.out, demoBin.err = cmd.CombinedOutput()
-	})
-	if demoBin.err != nil {
-		t.Fatalf("build modelslot-demo: %v\n%s", demoBin.err, demoBin.out)
-	}
-	return demoBin.path
+	return testutil.Binary(t, "github.com/modelslot/modelslot/cmd/modelslot-demo")
 }
 
 // freePort returns a loopback port nobody listens on now.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/modelslot/modelslot/internal/demobench"
+	"github.com/modelslot/modelslot/internal/testutil"
 )
 
 const models = "../../testdata/models"
@@ -109,7 +110,7 @@ func TestHangVariantStopsAnsweringAfterLoad(t *testing.T) {
 	defer cancel() // the hung server is left behind, as systemd would kill it
 	go runServer(ctx, options{link: dev.B}, ln, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	check := selfCheck(ln.Addr())
-	waitFor(t, func() bool { return check(context.Background()) == nil })
+	testutil.WaitFor(t, 5*time.Second, "the server to pass its self-check", func() bool { return check(context.Background()) == nil })
 	time.Sleep(700 * time.Millisecond)
 	cctx, ccancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer ccancel()
@@ -132,15 +133,6 @@ func TestBadRequestsAreRefusedWithReasons(t *testing.T) {
 	}
 	if resp, err := http.Get(url + "/v1/infer"); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("GET /v1/infer: %v %v", resp.StatusCode, err)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out")
-		}
 	}
 }
 

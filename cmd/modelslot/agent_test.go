@@ -16,6 +16,7 @@ import (
 
 	"github.com/modelslot/modelslot/internal/mqtttest"
 	"github.com/modelslot/modelslot/internal/report"
+	"github.com/modelslot/modelslot/internal/testutil"
 )
 
 // platform is the remote side: a real mosquitto and a real HTTP collector.
@@ -159,17 +160,6 @@ func stopAgent(cmd *exec.Cmd) {
 	}
 }
 
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 const goodUpdates = "v1:installing v1:activating v1:confirming v1:success v2:installing v2:activating v2:confirming v2:success"
 
 func TestAgentDeliversEveryStepInOrderToMQTTAndHTTP(t *testing.T) {
@@ -180,8 +170,8 @@ func TestAgentDeliversEveryStepInOrderToMQTTAndHTTP(t *testing.T) {
 	m1, m2 := makeModel(t, 100), makeModel(t, 200)
 	e.startAgent()
 	installBoth(e, m1, m2)
-	waitUntil(t, 20*time.Second, "8 events on MQTT", func() bool { return len(p.events.Messages()) >= 8 })
-	waitUntil(t, 20*time.Second, "8 events over HTTP", func() bool { return len(p.httpEvents()) >= 8 })
+	testutil.WaitFor(t, 20*time.Second, "8 events on MQTT", func() bool { return len(p.events.Messages()) >= 8 })
+	testutil.WaitFor(t, 20*time.Second, "8 events over HTTP", func() bool { return len(p.httpEvents()) >= 8 })
 	if got := story(t, p.mqttEvents(t)); got != goodUpdates {
 		t.Fatalf("MQTT story:\n got %s\nwant %s", got, goodUpdates)
 	}
@@ -205,7 +195,7 @@ func TestAgentDeliversAfterBrokerOutage(t *testing.T) {
 	p.broker.Start()
 	p.subscribe(t) // persistent session of the agent is new: subscribe before it reconnects
 	want := "v1:installing v1:activating v1:confirming v1:success v2:installing v2:activating v2:confirming v2:rolling_back v2:rolled_back"
-	waitUntil(t, 45*time.Second, "9 events after the outage", func() bool { return len(p.events.Messages()) >= 9 })
+	testutil.WaitFor(t, 45*time.Second, "9 events after the outage", func() bool { return len(p.events.Messages()) >= 9 })
 	if got := story(t, p.mqttEvents(t)); got != want {
 		t.Fatalf("story:\n got %s\nwant %s", got, want)
 	}
@@ -226,9 +216,9 @@ func TestAgentKilledAfterSendRedeliversWithSameIDs(t *testing.T) {
 	if ws := a.ProcessState.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("agent was not killed at its crash point: %v", a.ProcessState)
 	}
-	waitUntil(t, 10*time.Second, "the first batch", func() bool { return len(p.events.Messages()) >= 8 })
+	testutil.WaitFor(t, 10*time.Second, "the first batch", func() bool { return len(p.events.Messages()) >= 8 })
 	e.startAgent()
-	waitUntil(t, 20*time.Second, "the redelivered batch", func() bool { return len(p.events.Messages()) >= 16 })
+	testutil.WaitFor(t, 20*time.Second, "the redelivered batch", func() bool { return len(p.events.Messages()) >= 16 })
 	if got := story(t, p.mqttEvents(t)); got != goodUpdates { // story fails on a changed duplicate
 		t.Fatalf("story:\n got %s\nwant %s", got, goodUpdates)
 	}
@@ -245,7 +235,7 @@ func TestRollbackCommandRunsOnceAndIsReported(t *testing.T) {
 	installBoth(e, m1, m2)
 	status := mqtttest.Subscribe(t, p.broker, "modelslot/test-device/status")
 	e.startAgent()
-	waitUntil(t, 10*time.Second, "the agent online on MQTT", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the agent online on MQTT", func() bool {
 		for _, m := range status.Messages() {
 			if strings.Contains(string(m), `"state":"online"`) {
 				return true
@@ -258,11 +248,11 @@ func TestRollbackCommandRunsOnceAndIsReported(t *testing.T) {
 	mqtttest.Publish(t, c, "modelslot/test-device/commands", cmd)
 	mqtttest.Publish(t, c, "modelslot/test-device/commands", cmd)
 	want := goodUpdates + " v1:rolling_back v1:rolled_back"
-	waitUntil(t, 20*time.Second, "the rollback's events", func() bool { return story(t, p.mqttEvents(t)) == want })
+	testutil.WaitFor(t, 20*time.Second, "the rollback's events", func() bool { return story(t, p.mqttEvents(t)) == want })
 	if got := e.checkInvariants(); got != "v1" {
 		t.Fatalf("active %q after the rollback command", got)
 	}
-	waitUntil(t, 10*time.Second, "metrics to count one rollback command", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "metrics to count one rollback command", func() bool {
 		m := scrape(t, p.metrics)
 		return strings.Contains(m, `modelslot_commands_total{action="rollback",result="ok"} 1`) &&
 			strings.Contains(m, `modelslot_active_version_info{model="demo",slot="a",trial="false",version="v1"} 1`)
@@ -296,11 +286,11 @@ func TestAgentFollowsChannelAndReportsTheWholeUpdate(t *testing.T) {
 	r.publish(makeModel(t, 200<<10, 7000), "v2")
 	want := "v1:downloading v1:installing v1:activating v1:confirming v1:success " +
 		"v2:downloading v2:installing v2:activating v2:confirming v2:success"
-	waitUntil(t, 30*time.Second, "the update's events", func() bool { return story(t, p.mqttEvents(t)) == want })
+	testutil.WaitFor(t, 30*time.Second, "the update's events", func() bool { return story(t, p.mqttEvents(t)) == want })
 	if got := e.checkInvariants(); got != "v2" {
 		t.Fatalf("active %q, want v2", got)
 	}
-	waitUntil(t, 10*time.Second, "the download counted", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the download counted", func() bool {
 		return strings.Contains(scrape(t, p.metrics), `modelslot_download_bytes_total{model="demo"}`) &&
 			!strings.Contains(scrape(t, p.metrics), `modelslot_download_bytes_total{model="demo"} 0`)
 	})
@@ -329,7 +319,7 @@ func TestAgentKilledMidUpdateLosesNoEvent(t *testing.T) {
 	e.startAgent()
 	want := "v1:downloading v1:installing v1:activating v1:confirming v1:success " +
 		"v2:downloading v2:installing v2:activating v2:confirming v2:success"
-	waitUntil(t, 30*time.Second, "every step of both updates", func() bool { return story(t, p.mqttEvents(t)) == want })
+	testutil.WaitFor(t, 30*time.Second, "every step of both updates", func() bool { return story(t, p.mqttEvents(t)) == want })
 	if got := e.checkInvariants(); got != "v2" {
 		t.Fatalf("active %q, want v2", got)
 	}

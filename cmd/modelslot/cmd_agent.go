@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"log/slog"
 	"time"
 
@@ -11,9 +12,30 @@ import (
 	"github.com/modelslot/modelslot/systemd"
 )
 
+var agentCommand = command{
+	name:     "agent",
+	synopsis: []string{"[--metrics-addr ADDR]"},
+	summary:  "the daemon: recovery, event delivery, platform commands, metrics",
+	help: "Runs until SIGTERM (exit 0). At start it recovers every model: an interrupted step is finished or undone and " +
+		"a trial left by a crash or a reboot is judged again, or reverted past max_attempts; then it tells systemd READY=1. " +
+		"It delivers the outbox's events to the platform (MQTT, HTTP), runs the platform's commands, follows each model's " +
+		"source channel and serves Prometheus metrics. It is meant to run as modelslot-agent.service (Type=notify, " +
+		"WatchdogSec=); it logs at info unless --log-level says otherwise.",
+	examples: []example{
+		{"agent", "as the unit runs it"},
+		{"agent --metrics-addr 127.0.0.1:9101", "with /metrics on a local port"},
+	},
+	flags: func(fs *flag.FlagSet) { agentFlags(fs) },
+	run:   runAgent,
+}
+
+func agentFlags(fs *flag.FlagSet) *string {
+	return fs.String("metrics-addr", "", "Prometheus /metrics `ADDR`ess (default [agent] metrics_addr; empty: off)")
+}
+
 func runAgent(ctx context.Context, g *globalOptions, args []string) error {
 	fs := newFlagSet("agent", g)
-	metricsAddr := fs.String("metrics-addr", "", "Prometheus /metrics address (default [agent] metrics_addr; empty: off)")
+	metricsAddr := agentFlags(fs.FlagSet)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

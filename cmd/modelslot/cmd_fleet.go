@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/modelslot/modelslot/internal/config"
@@ -17,10 +20,38 @@ import (
 	"github.com/modelslot/modelslot/verify"
 )
 
+var fleetCommand = command{
+	name:     "fleet",
+	synopsis: []string{"serve", "devices [--json] [--controller URL] [--api-token-file FILE]"},
+	summary:  "the rollout controller, and the devices it knows",
+	help: "fleet serve runs the rollout controller of the config's [fleet] table until SIGTERM: it records every device's " +
+		"events and status from the broker in its database (SQLite, or PostgreSQL), opens a rollout's next stage after " +
+		"its soak time and success threshold, halts it when a failure threshold is crossed, and publishes each signed " +
+		"revision of the rollout document. Only one controller acts per database; a second stands by. " +
+		"fleet devices lists the devices the controller knows, with their version and last status " +
+		"(docs/fleet.md).",
+	examples: []example{
+		{"fleet serve", "the controller, as modelslot-fleet.service runs it"},
+		{"fleet devices --json", "every device's model, version, status and presence, for a script"},
+	},
+	flags: func(fs *flag.FlagSet) { fleetDevicesFlags(fs, &globalOptions{}) },
+	run:   runFleet,
+}
+
+func fleetDevicesFlags(fs *flag.FlagSet, g *globalOptions) *controllerFlags {
+	fs.BoolVar(&g.json, "json", false, "print JSON for scripts")
+	return controllerFlag(fs)
+}
+
 // runFleet: `modelslot fleet serve` runs the controller; `modelslot fleet
 // devices` lists what it knows of the devices.
 func runFleet(ctx context.Context, g *globalOptions, args []string) error {
-	if len(args) == 0 {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fs := newFlagSet("fleet", g) // --help lists every flag of the command
+		fleetDevicesFlags(fs.FlagSet, g)
+		if err := parseFlags(fs, args); err != nil {
+			return err
+		}
 		return usageErrorf("fleet: want a subcommand: serve, devices")
 	}
 	switch args[0] {
@@ -84,16 +115,14 @@ func runFleetServe(ctx context.Context, g *globalOptions, args []string) error {
 
 func runFleetDevices(ctx context.Context, g *globalOptions, args []string) error {
 	fs := newFlagSet("fleet devices", g)
-	fs.BoolVar(&g.json, "json", false, "print JSON for scripts")
-	model := fs.String("model", g.model, "only devices of this model")
-	api := controllerFlag(fs)
+	api := fleetDevicesFlags(fs.FlagSet, g)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	var devs []store.Device
 	path := "/v1/devices"
-	if *model != "" {
-		path += "?model=" + *model
+	if g.model != "" {
+		path += "?model=" + url.QueryEscape(g.model)
 	}
 	if err := newAPIClient(g, api).do(ctx, "GET", path, nil, &devs); err != nil {
 		return err

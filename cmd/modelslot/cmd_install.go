@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/modelslot/modelslot/internal/device"
@@ -10,38 +12,63 @@ import (
 	"github.com/modelslot/modelslot/verify"
 )
 
+var installCommand = command{
+	name:     "install",
+	synopsis: []string{"[--allow-downgrade] SOURCE", "--insecure --label VERSION DIR"},
+	summary:  "install a signed model (URL, .mslot bundle, - for stdin) or a development directory, and activate it",
+	help: "SOURCE is a channel or manifest URL of a repository, a .mslot bundle file, or - for a bundle on stdin. " +
+		"modelslot checks the signature against trusted_keys and the manifest's policy, downloads only the chunks the " +
+		"device lacks (resumable: run it again after a failure), writes and verifies them into the slot that is not " +
+		"serving, swaps the link, restarts or reloads the unit and confirms the new version's health; a failure reverts " +
+		"to the previous version (exit 4). The same version already active changes nothing (exit 0).\n\n" +
+		"--insecure --label VERSION DIR installs a plain, unsigned directory under the version label VERSION, " +
+		"for development.",
+	examples: []example{
+		{"install https://models.example/repo/demo/channels/stable.json", "what the stable channel names now"},
+		{"install demo-v2.mslot", "a bundle copied to the device"},
+		{"install - < demo-v2.mslot", "a bundle streamed on stdin"},
+		{"install --insecure --label v2-dev ./model", "a development directory, as version v2-dev"},
+	},
+	flags: func(fs *flag.FlagSet) { installFlags(fs, &installOptions{}, io.Discard) },
+	run:   runInstall,
+}
+
 type installOptions struct {
 	insecure       bool
-	version        string
+	label          string
 	source         string
 	allowDowngrade bool
+}
+
+// installFlags registers install's flags. --version is the old name of
+// --label, kept so that existing scripts go on working; it warns on warn.
+func installFlags(fs *flag.FlagSet, o *installOptions, warn io.Writer) {
+	fs.BoolVar(&o.insecure, "insecure", false, "install a plain, unsigned directory (development only)")
+	fs.StringVar(&o.label, "label", "", "`VERSION` label the directory is installed as (with --insecure)")
+	fs.BoolVar(&o.allowDowngrade, "allow-downgrade", false, "accept a manifest whose sequence is lower than the active one")
+	fs.Func("version", deprecatedPrefix+"the old name of --label `VERSION`", func(v string) error {
+		fmt.Fprintln(warn, "modelslot: install --version is deprecated (a later release removes it): use --label "+v)
+		o.label = v
+		return nil
+	})
 }
 
 func runInstall(ctx context.Context, g *globalOptions, args []string) error {
 	var o installOptions
 	fs := newFlagSet("install", g)
-	fs.BoolVar(&o.insecure, "insecure", false, "install a plain, unsigned directory (development only)")
-	fs.StringVar(&o.version, "version", "", "version label of the directory (with --insecure)")
-	fs.BoolVar(&o.allowDowngrade, "allow-downgrade", false, "accept a manifest whose sequence is lower than the active one")
-	fs.Usage = func() {
-		fmt.Fprintln(g.stderr, "usage: modelslot install [--allow-downgrade] SOURCE")
-		fmt.Fprintln(g.stderr, "       SOURCE: a channel or manifest URL, a .mslot bundle, or - (bundle on stdin)")
-		fmt.Fprintln(g.stderr, "       modelslot install --insecure --version V DIR")
-		fs.PrintDefaults()
-		fmt.Fprint(g.stderr, exitCodeHelp)
-	}
+	installFlags(fs.FlagSet, &o, g.stderr)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return usageErrorf("install takes one SOURCE, got %d arguments", fs.NArg())
+		return usageErrorf("install takes one SOURCE, got %d arguments; run 'modelslot install --help'", fs.NArg())
 	}
 	o.source = fs.Arg(0)
 	if !o.insecure {
 		return installSource(ctx, g, o)
 	}
-	if o.version == "" {
-		return usageErrorf("--insecure needs --version V: the label this directory is installed as")
+	if o.label == "" {
+		return usageErrorf("--insecure needs --label VERSION: the version label this directory is installed as")
 	}
 	return installDir(ctx, g, o)
 }
@@ -50,17 +77,17 @@ func installDir(ctx context.Context, g *globalOptions, o installOptions) error {
 	if fi, err := os.Stat(o.source); err != nil || !fi.IsDir() {
 		return usageErrorf("%s is not a readable directory", o.source)
 	}
-	t, err := openTarget(ctx, g, "install "+o.version)
+	t, err := openTarget(ctx, g, "install "+o.label)
 	if err != nil {
 		return err
 	}
 	defer t.Close()
-	if err := verify.CheckVersion(o.version); err != nil {
+	if err := verify.CheckVersion(o.label); err != nil {
 		return err
 	}
-	m, err := verify.Scan(ctx, o.source, t.Model.Name, o.version, verify.Workers())
+	m, err := verify.Scan(ctx, o.source, t.Model.Name, o.label, verify.Workers())
 	if err != nil {
-		return fmt.Errorf("install %s from %s: %w", o.version, o.source, err)
+		return fmt.Errorf("install %s from %s: %w", o.label, o.source, err)
 	}
 	res, err := t.Updater.Install(ctx, m, update.DirSource{Dir: o.source})
 	if err != nil {
@@ -72,8 +99,8 @@ func installDir(ctx context.Context, g *globalOptions, o installOptions) error {
 
 // installSource installs from a repository URL, a bundle file or stdin.
 func installSource(ctx context.Context, g *globalOptions, o installOptions) error {
-	if o.version != "" {
-		return usageErrorf("--version goes with --insecure; a signed source names its own version")
+	if o.label != "" {
+		return usageErrorf("--label goes with --insecure; a signed source names its own version")
 	}
 	t, err := openTarget(ctx, g, "install "+o.source)
 	if err != nil {

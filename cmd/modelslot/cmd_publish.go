@@ -2,33 +2,12 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
+	"flag"
 	"fmt"
 
-	"github.com/modelslot/modelslot/internal/bundle"
 	"github.com/modelslot/modelslot/internal/publish"
 	"github.com/modelslot/modelslot/verify"
 )
-
-func runKeygen(ctx context.Context, g *globalOptions, args []string) error {
-	fs := newFlagSet("keygen", g)
-	out := fs.String("out", "", "PREFIX: writes PREFIX.key (private, 0600) and PREFIX.pub")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if *out == "" || fs.NArg() != 0 {
-		return usageErrorf("usage: modelslot keygen --out PREFIX")
-	}
-	k, err := verify.GenerateKey(rand.Reader)
-	if err != nil {
-		return err
-	}
-	if err := verify.WriteKeyPair(*out, k); err != nil {
-		return err
-	}
-	fmt.Fprintf(g.stdout, "wrote %s.key (keep it secret) and %s.pub (key id %s); devices trust it via trusted_keys\n", *out, *out, k.ID)
-	return nil
-}
 
 // publishFlags are the flags publish and bundle share.
 type publishFlags struct {
@@ -37,12 +16,12 @@ type publishFlags struct {
 }
 
 func (p *publishFlags) register(fs flagSet, withChannel bool) {
-	fs.StringVar(&p.key, "key", "", "private key file (from keygen)")
-	fs.StringVar(&p.model, "model", "", "model name")
-	fs.StringVar(&p.version, "version", "", "version label")
-	fs.Uint64Var(&p.sequence, "sequence", 0, "sequence number (default: one above the highest published)")
+	fs.StringVar(&p.key, "key", "", "private key `FILE` (from keygen)")
+	fs.StringVar(&p.model, "model", "", "`NAME` of the model")
+	fs.StringVar(&p.version, "version", "", "`VERSION` label of what is published")
+	fs.Uint64Var(&p.sequence, "sequence", 0, "sequence `NUMBER` (default: one above the highest published)")
 	if withChannel {
-		fs.StringVar(&p.channel, "channel", "stable", "channel to point at the new version (\"\" for none)")
+		fs.StringVar(&p.channel, "channel", "stable", "`CHANNEL` to point at the new version (\"\" for none)")
 	}
 }
 
@@ -58,11 +37,30 @@ func (p *publishFlags) options(repo string) (publish.Options, error) {
 		Key: k, Sequence: p.sequence}, nil
 }
 
+var publishCommand = command{
+	name:     "publish",
+	synopsis: []string{"--key FILE --repo DIR --model NAME --version VERSION [--channel CHANNEL] MODEL_DIR"},
+	summary:  "chunk, compress and sign a model directory into a repository",
+	help: "Splits every file of MODEL_DIR into content-defined chunks, stores the new ones zstd-compressed under " +
+		"DIR, writes the signed manifest of VERSION and points CHANNEL at it. DIR is served as static files; a device " +
+		"downloads only the chunks it does not have. docs/repository.md describes the layout.",
+	examples: []example{
+		{"publish --key keys/publisher.key --repo /srv/repo --model demo --version v2 ./model-v2",
+			"publish v2 of demo and point the stable channel at it"},
+	},
+	flags: func(fs *flag.FlagSet) { publishCmdFlags(fs, &publishFlags{}) },
+	run:   runPublish,
+}
+
+func publishCmdFlags(fs *flag.FlagSet, p *publishFlags) *string {
+	p.register(fs, true)
+	return fs.String("repo", "", "repository `DIR`ectory (served as static files)")
+}
+
 func runPublish(ctx context.Context, g *globalOptions, args []string) error {
 	var p publishFlags
 	fs := newFlagSet("publish", g)
-	p.register(fs, true)
-	repo := fs.String("repo", "", "repository directory (served as static files)")
+	repo := publishCmdFlags(fs.FlagSet, &p)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -82,29 +80,5 @@ func runPublish(ctx context.Context, g *globalOptions, args []string) error {
 	if res.ChannelFile != "" {
 		fmt.Fprintf(g.stdout, "channel %s -> %s\n", res.ChannelFile, res.Manifest.Version)
 	}
-	return nil
-}
-
-func runBundle(ctx context.Context, g *globalOptions, args []string) error {
-	var p publishFlags
-	fs := newFlagSet("bundle", g)
-	p.register(fs, false)
-	out := fs.String("o", "", "bundle file to write (FILE.mslot)")
-	repo := fs.String("repo", "", "optional repository: reuse its sequence history and chunks")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if *out == "" || fs.NArg() != 1 {
-		return usageErrorf("usage: modelslot bundle --key K --model NAME --version V -o FILE.mslot MODEL_DIR")
-	}
-	opts, err := p.options(*repo)
-	if err != nil {
-		return err
-	}
-	res, err := bundle.Create(ctx, *out, fs.Arg(0), opts)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(g.stdout, "wrote %s: %s %s (sequence %d), %d chunks\n", *out, res.Manifest.Model, res.Manifest.Version, res.Manifest.Sequence, res.Chunks)
 	return nil
 }

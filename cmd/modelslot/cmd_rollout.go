@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"math"
 	"strconv"
@@ -14,10 +15,46 @@ import (
 	"github.com/modelslot/modelslot/internal/rollout"
 )
 
+var rolloutCommand = command{
+	name: "rollout",
+	synopsis: []string{
+		"create --manifest URL [--channel C] [--stages 5,30,100] [--soak 1h] [--success 95] [--max-failures N] [--max-failure-share P] [--abort-rollback] [--id ID] [--salt S]",
+		"status [ID] [--json]",
+		"pause|resume|abort ID [--reason TEXT]",
+	},
+	summary: "staged fleet rollouts through the controller",
+	help: "Talks to the controller (modelslot fleet serve) over its JSON API. create starts a rollout of a signed " +
+		"manifest of --model to the devices that follow --channel, stage after stage: each stage's share of the fleet " +
+		"(cumulative percentages), its minimum soak time and success threshold, and the failure threshold that halts " +
+		"it. status shows one rollout (or all): its state, stage, devices and failures by reason. pause stops new " +
+		"starts, resume goes on, abort ends it for good (and, with abort_rollback, rolls back the devices that took " +
+		"it). Exit 2 for a request the controller calls invalid, 1 for a refusal or an unreachable controller " +
+		"(docs/fleet.md).",
+	examples: []example{
+		{"--model demo rollout create --manifest https://repo/demo/manifests/v2.json --stages 5,30,100 --soak 1h",
+			"roll v2 out to 5 %, then 30 %, then every device, an hour apart at least"},
+		{"rollout status demo-v2-3fa1c2", "where a rollout is, and why"},
+		{"rollout abort demo-v2-3fa1c2 --reason \"probe latency\"", "stop it for good"},
+	},
+	flags: func(fs *flag.FlagSet) {
+		rolloutCreateFlags(fs, &globalOptions{}, &createFlags{})
+		fs.String("reason", "", reasonUsage)
+	},
+	run: runRollout,
+}
+
+const reasonUsage = "why, for the rollout's history and the devices' logs"
+
 // runRollout: `modelslot rollout create|status|pause|resume|abort`, through
 // the controller's API.
 func runRollout(ctx context.Context, g *globalOptions, args []string) error {
-	if len(args) == 0 {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fs := newFlagSet("rollout", g) // --help lists every flag of the command
+		rolloutCreateFlags(fs.FlagSet, g, &createFlags{})
+		fs.String("reason", "", reasonUsage)
+		if err := parseFlags(fs, args); err != nil {
+			return err
+		}
 		return usageErrorf("rollout: want a subcommand: create, status, pause, resume, abort")
 	}
 	switch args[0] {
@@ -38,12 +75,11 @@ type createFlags struct {
 	maxFailures                int
 }
 
-func runRolloutCreate(ctx context.Context, g *globalOptions, args []string) error {
-	fs := newFlagSet("rollout create", g)
+// rolloutCreateFlags registers create's flags (and --json and the
+// controller's), the same for its run and its documentation.
+func rolloutCreateFlags(fs *flag.FlagSet, g *globalOptions, f *createFlags) *controllerFlags {
 	fs.BoolVar(&g.json, "json", false, "print JSON for scripts")
-	var f createFlags
 	fs.StringVar(&f.req.ID, "id", "", "rollout id (default: <model>-<version>-<random>)")
-	fs.StringVar(&f.req.Model, "model", g.model, "model to roll out")
 	fs.StringVar(&f.req.Channel, "channel", "stable", "channel the devices follow (their rollout_channel)")
 	fs.StringVar(&f.req.ManifestURL, "manifest", "", "URL of the signed manifest to roll out (<repo>/<model>/manifests/<version>.json)")
 	fs.StringVar(&f.stages, "stages", "5,30,100", "cumulative shares of the fleet in percent, one per stage")
@@ -53,10 +89,17 @@ func runRolloutCreate(ctx context.Context, g *globalOptions, args []string) erro
 	fs.StringVar(&f.failShare, "max-failure-share", "0", "halt once this percent of the opened stages' devices failed (0: no share limit)")
 	fs.BoolVar(&f.req.AbortRollback, "abort-rollback", true, "when aborted, devices that took the rollout roll back")
 	fs.StringVar(&f.req.Salt, "salt", "", "cohort salt (default: random; set it to repeat a rollout's cohorts)")
-	api := controllerFlag(fs)
+	return controllerFlag(fs)
+}
+
+func runRolloutCreate(ctx context.Context, g *globalOptions, args []string) error {
+	fs := newFlagSet("rollout create", g)
+	var f createFlags
+	api := rolloutCreateFlags(fs.FlagSet, g, &f)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	f.req.Model = g.model
 	if f.req.Model == "" || f.req.ManifestURL == "" {
 		return usageErrorf("rollout create needs --model and --manifest")
 	}
@@ -105,7 +148,7 @@ func basisPoints(flagName, pct string) (uint32, error) {
 func runRolloutStatus(ctx context.Context, g *globalOptions, args []string) error {
 	fs := newFlagSet("rollout status", g)
 	fs.BoolVar(&g.json, "json", false, "print JSON for scripts")
-	api := controllerFlag(fs)
+	api := controllerFlag(fs.FlagSet)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -137,8 +180,8 @@ func runRolloutStatus(ctx context.Context, g *globalOptions, args []string) erro
 func runRolloutChange(ctx context.Context, g *globalOptions, op string, args []string) error {
 	fs := newFlagSet("rollout "+op, g)
 	fs.BoolVar(&g.json, "json", false, "print JSON for scripts")
-	reason := fs.String("reason", "", "why, for the rollout's history and the devices' logs")
-	api := controllerFlag(fs)
+	reason := fs.String("reason", "", reasonUsage)
+	api := controllerFlag(fs.FlagSet)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -7,20 +7,55 @@ import (
 	"runtime/debug"
 )
 
-// version is set at build time: -ldflags "-X main.version=v1.2.3".
-var version = ""
+// Set at build time by the Makefile: -ldflags "-X main.version=0.1.0
+// -X main.commit=3f2a9c1d7e4b". version is the release tag without its v (a
+// build after it: 0.1.0-3-g3f2a9c1), else the VERSION file.
+var (
+	version = ""
+	commit  = ""
+)
 
 func runVersion(ctx context.Context, g *globalOptions, args []string) error {
 	if err := parseFlags(newFlagSet("version", g), args); err != nil {
 		return err
 	}
-	v := version
-	if v == "" {
-		v = "devel"
-		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			v = bi.Main.Version
+	fmt.Fprintln(g.stdout, versionString())
+	return nil
+}
+
+// versionString is "modelslot VERSION (commit C, GO OS/ARCH)". A build without
+// the Makefile's flags (go build, go test) says devel and takes the commit
+// from the build's VCS stamp.
+func versionString() string {
+	return fmt.Sprintf("modelslot %s (commit %s, %s %s/%s)", buildVersion(), buildCommit(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+func buildCommit() string {
+	if commit != "" {
+		return commit
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	rev, dirty := "unknown", ""
+	for _, s := range bi.Settings {
+		switch {
+		case s.Key == "vcs.revision" && len(s.Value) >= 12:
+			rev = s.Value[:12]
+		case s.Key == "vcs.modified" && s.Value == "true":
+			dirty = "-dirty"
 		}
 	}
-	fmt.Fprintf(g.stdout, "modelslot %s (%s, %s/%s)\n", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	return nil
+	return rev + dirty
 }

@@ -28,7 +28,7 @@ func TestInstallSameVersionTwiceChangesNothing(t *testing.T) {
 	state := readState(t, e)
 	slotInode := inode(t, filepath.Join(e.root, "demo", "slots", "a"))
 
-	r := e.must(0, "install", "--insecure", "--version", "v1", m1)
+	r := e.must(0, "install", "--insecure", "--label", "v1", m1)
 	if !strings.Contains(r.stdout, "already active") {
 		t.Fatalf("want 'already active', got %q", r.stdout)
 	}
@@ -64,7 +64,7 @@ func TestReinstallOfInactiveVersionActivatesWithoutCopy(t *testing.T) {
 func TestSameVersionWithOtherFilesIsRejected(t *testing.T) {
 	e := newEnv(t)
 	installV1(e, makeModel(t, 100), "")
-	r := e.must(exitRejected, "install", "--insecure", "--version", "v1", makeModel(t, 101))
+	r := e.must(exitRejected, "install", "--insecure", "--label", "v1", makeModel(t, 101))
 	if !strings.Contains(r.stderr, "already active with different files") {
 		t.Fatalf("got %q", r.stderr)
 	}
@@ -74,7 +74,7 @@ func TestUnsafeDirectoryIsRejected(t *testing.T) {
 	e := newEnv(t)
 	m := makeModel(t, 10)
 	os.Symlink("/etc/shadow", filepath.Join(m, "secrets"))
-	r := e.must(exitRejected, "install", "--insecure", "--version", "v1", m)
+	r := e.must(exitRejected, "install", "--insecure", "--label", "v1", m)
 	if !strings.Contains(r.stderr, "secrets") || !strings.Contains(r.stderr, "not a regular file") {
 		t.Fatalf("got %q", r.stderr)
 	}
@@ -152,15 +152,15 @@ func TestUsageAndConfigErrorsExitTwo(t *testing.T) {
 	}
 }
 
-// TestSIGTERMDuringInstallLeavesNoHalfSlot: SIGTERM cancels an install cleanly;
-// the partial slot is removed and the active version keeps serving.
+// TestSIGTERMDuringInstallLeavesNoHalfSlot: SIGTERM cancels an install cleanly
+// (exit 143); the partial slot is removed and the active version keeps serving.
 func TestSIGTERMDuringInstallLeavesNoHalfSlot(t *testing.T) {
 	e := newEnv(t)
 	m1, m2 := makeModel(t, 100), makeModel(t, 300, 32<<20)
 	installV1(e, m1, m2)
 	r := stopThenTerm(t, e, "install.after-first-file", installV2(m1, m2)...)
-	if r.code != exitError || !strings.Contains(r.stderr, "stopped by a signal") {
-		t.Fatalf("want exit 1 with a hint, got %v", r)
+	if r.code != exitSignalBase+int(syscall.SIGTERM) || !strings.Contains(r.stderr, "stopped by a signal") {
+		t.Fatalf("want exit 143 with a hint, got %v", r)
 	}
 	if got := e.checkInvariants(); got != "v1" {
 		t.Fatalf("active %q", got)
@@ -182,7 +182,7 @@ func TestSIGTERMDuringTrialResumesInsteadOfReverting(t *testing.T) {
 	installV1(e, m1, m2)
 	os.Remove(flag)
 	r := stopThenTerm(t, e, "trial.before-confirm", installV2(m1, m2)...)
-	if r.code != exitError || !strings.Contains(r.stderr, "interrupted; the next modelslot command resumes it") {
+	if r.code != exitSignalBase+int(syscall.SIGTERM) || !strings.Contains(r.stderr, "interrupted; the next modelslot command resumes it") {
 		t.Fatalf("want an interrupted trial, got %v", r)
 	}
 	os.WriteFile(flag, nil, 0o644)
@@ -198,6 +198,11 @@ func TestSIGTERMDuringTrialResumesInsteadOfReverting(t *testing.T) {
 // go on, and returns how it ended.
 func stopThenTerm(t *testing.T, e *env, point string, args ...string) result {
 	t.Helper()
+	return stopThenSignal(t, e, point, syscall.SIGTERM, args...)
+}
+
+func stopThenSignal(t *testing.T, e *env, point string, sig syscall.Signal, args ...string) result {
+	t.Helper()
 	cmd := e.command([]string{crashpointEnv(point + ":stop")}, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -205,7 +210,7 @@ func stopThenTerm(t *testing.T, e *env, point string, args ...string) result {
 		t.Fatal(err)
 	}
 	waitStopped(t, cmd.Process.Pid)
-	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Process.Signal(sig)
 	cmd.Process.Signal(syscall.SIGCONT)
 	err := cmd.Wait()
 	return resultOf(cmd, err, out.String(), errb.String(), t)

@@ -27,7 +27,7 @@ type crashScenario struct {
 const failV2 = "[model.health]\n" + `checks = ["test \"$MODELSLOT_VERSION\" != v2"]` + "\n"
 
 var crashScenarios = []crashScenario{
-	{name: "first install", args: func(m1, _ string) []string { return []string{"install", "--insecure", "--version", "v1", m1} }, want: "v1"},
+	{name: "first install", args: func(m1, _ string) []string { return []string{"install", "--insecure", "--label", "v1", m1} }, want: "v1"},
 	{name: "update", setup: installV1, args: installV2, want: "v2"},
 	{name: "update that fails its check", conf: failV2, setup: installV1, args: installV2, wantCode: exitRolledBack, want: "v1"},
 	{name: "rollback", setup: installBoth, args: func(_, _ string) []string { return []string{"rollback"} }, want: "v1"},
@@ -35,13 +35,13 @@ var crashScenarios = []crashScenario{
 	{name: "reactivate", setup: func(e *env, m1, m2 string) { installBoth(e, m1, m2); e.must(0, "rollback") }, args: installV2, want: "v2"},
 }
 
-func installV1(e *env, m1, _ string) { e.must(0, "install", "--insecure", "--version", "v1", m1) }
+func installV1(e *env, m1, _ string) { e.must(0, "install", "--insecure", "--label", "v1", m1) }
 func installBoth(e *env, m1, m2 string) {
 	installV1(e, m1, m2)
 	e.must(0, installV2(m1, m2)...)
 }
 func installV2(_, m2 string) []string {
-	return []string{"install", "--insecure", "--version", "v2", m2}
+	return []string{"install", "--insecure", "--label", "v2", m2}
 }
 
 // TestCrashAtEveryPointConverges kills modelslot with SIGKILL at every declared
@@ -109,12 +109,12 @@ func TestTrialKilledEveryStartRevertsAfterMaxAttempts(t *testing.T) {
 	if r := e.run(crash, installV2(m1, m2)...); r.signal != syscall.SIGKILL {
 		t.Fatalf("install was not killed in its trial: %v", r)
 	}
-	if r := e.run(crash, "status"); r.signal != syscall.SIGKILL {
+	if r := e.run(crash, "recover"); r.signal != syscall.SIGKILL {
 		t.Fatalf("attempt 2: the resumed trial was not killed: %v", r)
 	}
 	// Attempt 3 is past max_attempts: it reverts without confirming again.
-	if r := e.run(crash, "status"); r.signal != 0 || r.code != 0 {
-		t.Fatalf("third start should revert and report status, got %v", r)
+	if r := e.run(crash, "recover"); r.signal != 0 || r.code != 0 {
+		t.Fatalf("third start should revert, got %v", r)
 	}
 	if got := e.checkInvariants(); got != "v1" {
 		t.Fatalf("active %q after max_attempts, want v1", got)

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/modelslot/modelslot/internal/config"
 	"github.com/modelslot/modelslot/internal/fetch"
 	"github.com/modelslot/modelslot/internal/update"
@@ -22,16 +24,20 @@ const (
 	exitRejected   = 3
 	exitRolledBack = 4
 	exitBusy       = 5
+	// A command stopped by a signal exits 128 + the signal's number, as a
+	// shell reports it: 130 for SIGINT (Ctrl-C), 143 for SIGTERM.
+	exitSignalBase = 128
 )
 
 const exitCodeHelp = `
 exit codes:
   0  done, or nothing to do (the same version is already active)
   1  error
-  2  usage or config error
+  2  usage or config error (also: the configured unit is missing or masked)
   3  artifact rejected (signature, digest, policy, unsafe path)
   4  update failed and was rolled back
   5  busy (another operation holds the lock)
+  130, 143  stopped by SIGINT or SIGTERM; the next command finishes or undoes what was half done
 `
 
 var (
@@ -43,12 +49,40 @@ func usageErrorf(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{errUsage}, args...)...)
 }
 
+// signalCause is the cause of the context a signal cancelled.
+type signalCause struct{ sig syscall.Signal }
+
+func (s signalCause) Error() string { return "stopped by " + unix.SignalName(s.sig) }
+
+// interruptedError is a command's error when a signal stopped it.
+type interruptedError struct {
+	sig syscall.Signal
+	err error
+}
+
+func (e *interruptedError) Error() string { return e.err.Error() }
+func (e *interruptedError) Unwrap() error { return e.err }
+
+// interrupted marks err as caused by the signal that cancelled ctx, if one
+// did. A command that finished despite the signal (the agent stops cleanly on
+// SIGTERM) returns nil and exits 0, which systemd counts as a clean stop.
+func interrupted(ctx context.Context, err error) error {
+	var sc signalCause
+	if err == nil || !errors.As(context.Cause(ctx), &sc) {
+		return err
+	}
+	return &interruptedError{sig: sc.sig, err: err}
+}
+
 // exitCode maps an error to the exit code table, in one place.
 func exitCode(err error) int {
+	var ie *interruptedError
 	switch {
 	case err == nil, errors.Is(err, errHelpShown):
 		return exitOK
-	case errors.Is(err, errUsage), errors.Is(err, config.ErrConfig):
+	case errors.As(err, &ie):
+		return exitSignalBase + int(ie.sig)
+	case errors.Is(err, errUsage), errors.Is(err, config.ErrConfig), errors.Is(err, update.ErrUnitUnavailable):
 		return exitUsage
 	case errors.Is(err, verify.ErrRejected), errors.Is(err, fetch.ErrOverBudget):
 		return exitRejected
@@ -74,8 +108,8 @@ func hint(err error) string {
 	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
 		return "permission denied: run modelslot as the user that owns the state directory (usually root)"
 	case errors.Is(err, slots.ErrCorruptState):
-		return "see docs/recovery.md"
-	case errors.Is(err, context.Canceled):
+		return "see /usr/share/doc/modelslot/recovery.md (docs/recovery.md in the source)"
+	case errors.Is(err, context.Canceled), errors.As(err, new(*interruptedError)):
 		return "stopped by a signal; whatever was half done is finished or undone by the next modelslot command"
 	}
 	return ""

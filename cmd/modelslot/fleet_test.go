@@ -19,6 +19,7 @@ import (
 	"github.com/modelslot/modelslot/internal/fleet/store"
 	"github.com/modelslot/modelslot/internal/pgtest"
 	"github.com/modelslot/modelslot/internal/rollout"
+	"github.com/modelslot/modelslot/internal/testutil"
 )
 
 // Controller tests: `modelslot fleet serve` as a real process over a real
@@ -153,7 +154,7 @@ func (c *controller) status(id string) fleet.Status {
 
 // waitDevices waits until the controller knows every device on v1.
 func (c *controller) waitDevices(n int) {
-	waitUntil(c.t, 30*time.Second, fmt.Sprintf("the controller to know %d devices", n), func() bool {
+	testutil.WaitFor(c.t, 30*time.Second, fmt.Sprintf("the controller to know %d devices", n), func() bool {
 		var devs []store.Device
 		return c.get("/v1/devices?model=demo", &devs) == nil && len(devs) == n
 	})
@@ -162,7 +163,7 @@ func (c *controller) waitDevices(n int) {
 func (c *controller) waitState(id, state string, d time.Duration) fleet.Status {
 	c.t.Helper()
 	var s fleet.Status
-	waitUntil(c.t, d, "rollout "+state, func() bool {
+	testutil.WaitFor(c.t, d, "rollout "+state, func() bool {
 		return c.get("/v1/rollouts/"+id, &s) == nil && s.Rollout.State == state
 	})
 	return s
@@ -348,7 +349,7 @@ func TestStandbyTakesOverAKilledControllerWithoutRepeatingAStage(t *testing.T) {
 	}
 	const soak = 1500 * time.Millisecond
 	f.create(a, soak.String())
-	waitUntil(t, 30*time.Second, "stage 1 opened", func() bool { return a.status("r1").Rollout.Stage == 1 })
+	testutil.WaitFor(t, 30*time.Second, "stage 1 opened", func() bool { return a.status("r1").Rollout.Stage == 1 })
 	time.Sleep(soak / 3)
 	a.kill()
 	b.waitReady(30 * time.Second)
@@ -380,7 +381,7 @@ func TestBrokerDownMidRolloutLosesNoEvent(t *testing.T) {
 	f.create(c, "500ms")
 	f.broker.Stop()
 	first := f.devices[f.devicesIn(0)[0]]
-	waitUntil(t, 30*time.Second, "the first stage's device on v2 while the broker is down", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "the first stage's device on v2 while the broker is down", func() bool {
 		st := first.view().State()
 		return st.Trial == nil && st.Slots[st.Active].Version == "v2"
 	})
@@ -389,7 +390,7 @@ func TestBrokerDownMidRolloutLosesNoEvent(t *testing.T) {
 	}
 	f.broker.Start()
 	c.waitState("r1", rollout.StateCompleted, 90*time.Second)
-	waitUntil(t, 30*time.Second, "every event recorded", func() bool { return c.status("r1").Events >= 20 })
+	testutil.WaitFor(t, 30*time.Second, "every event recorded", func() bool { return c.status("r1").Events >= 20 })
 	s := c.status("r1")
 	if s.Events != 20 || s.Succeeded != 4 {
 		t.Fatalf("%d events of the rollout recorded (want 4 devices × 5 steps = 20), %d succeeded", s.Events, s.Succeeded)

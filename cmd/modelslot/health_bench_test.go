@@ -25,7 +25,8 @@ const benchEnv = "MODELSLOT_HEALTH_BENCH"
 // step) to modelslot's verdict ("rolling_back"), and from the verdict to the
 // old version answering the probe again, as seen by a client polling every
 // 10 ms, not by modelslot. Run with MODELSLOT_HEALTH_BENCH=1 (runs per kind:
-// MODELSLOT_HEALTH_BENCH_RUNS, default 3).
+// MODELSLOT_HEALTH_BENCH_RUNS, default 3). Each kind is held to the goal
+// total ≤ WatchdogSec + 2 s (the median over its runs).
 func TestHealthRevertTimes(t *testing.T) {
 	if os.Getenv(benchEnv) == "" {
 		t.Skip("a measurement for make bench: set " + benchEnv + "=1")
@@ -39,24 +40,31 @@ func TestHealthRevertTimes(t *testing.T) {
 		{"v3-crash", "crash_loop"}, {"v3-hang", "watchdog_timeout"}, {"v3-slow", "latency_limit"},
 		{"v3-fat", "memory_limit"}, {"v3-wrong", "probe_mismatch"},
 	}
+	const watchdog = time.Second
+	goal := watchdog + 2*time.Second
 	var rows []string
 	for _, k := range kinds {
-		d := newSDDevice(t, sdOptions{window: 2 * time.Second})
+		d := newSDDevice(t, sdOptions{window: 2 * time.Second, watchdog: watchdog})
 		d.install(0, "v1")
 		var detect, back, total []time.Duration
 		for range runs {
 			m := d.measureRevert(k.version, k.reason)
 			detect, back, total = append(detect, m[0]), append(back, m[1]), append(total, m[2])
 		}
-		rows = append(rows, fmt.Sprintf("%-8s %-17s %4d %10s %10s %10s %10s", strings.TrimPrefix(k.version, "v3-"), k.reason, runs,
-			median(detect), median(back), median(total), slices.Max(total).Round(time.Millisecond)))
+		met := "yes"
+		if medianOf(total) > goal {
+			met = "NO"
+		}
+		rows = append(rows, fmt.Sprintf("%-8s %-17s %4d %10s %10s %10s %10s %8s %5s", strings.TrimPrefix(k.version, "v3-"), k.reason, runs,
+			median(detect), median(back), median(total), slices.Max(total).Round(time.Millisecond), goal, met))
 	}
-	fmt.Printf("\nfailure → old version answering again (systemd user manager, restart activation, WatchdogSec=1s, window 2s)\n")
-	fmt.Printf("%-8s %-17s %4s %10s %10s %10s %10s\n", "kind", "reason", "runs", "detect", "restore", "total", "max total")
+	fmt.Printf("\nfailure → old version answering again (systemd user manager, restart activation, WatchdogSec=%s, window 2s)\n", watchdog)
+	fmt.Printf("%-8s %-17s %4s %10s %10s %10s %10s %8s %5s\n", "kind", "reason", "runs", "detect", "restore", "total", "max total", "goal", "met")
 	for _, r := range rows {
 		fmt.Println(r)
 	}
 	fmt.Println("detect: activation of the broken version → modelslot's verdict; restore: verdict → v1 answers its probe (10 ms client poll); medians.")
+	fmt.Printf("goal: total ≤ WatchdogSec + 2s = %s; met: whether the median total is within it.\n", goal)
 }
 
 var stepLine = regexp.MustCompile(`time=(\S+) level=INFO msg="update step" .*status=(confirming|rolling_back)`)
@@ -66,8 +74,8 @@ var stepLine = regexp.MustCompile(`time=(\S+) level=INFO msg="update step" .*sta
 func (d *sdDevice) measureRevert(version, reason string) [3]time.Duration {
 	d.t.Helper()
 	poll := d.pollVersions()
-	r := d.run([]string{"MODELSLOT_LOG_LEVEL=info"}, "install", "--insecure", "--version", version, modelDir(version))
-	seen := poll()
+	r := d.run([]string{"MODELSLOT_LOG_LEVEL=info"}, "install", "--insecure", "--label", version, modelDir(version))
+	seen := poll("v1")
 	if r.code != exitRolledBack {
 		d.t.Fatalf("install %s: want exit %d, got %v", version, exitRolledBack, r)
 	}
@@ -99,8 +107,11 @@ type sample struct {
 }
 
 // pollVersions sends v1's probe input every 10 ms until the returned function
-// is called, which returns what answered when.
-func (d *sdDevice) pollVersions() func() []sample {
+// is called and has seen version answer once more (at most 5 s), and returns
+// what answered when. Waiting for that answer matters: the restore's probe
+// takes only a few milliseconds, so modelslot may exit before the 10 ms poll
+// saw the old version back; it stays back, so its next answer still counts.
+func (d *sdDevice) pollVersions() func(version string) []sample {
 	input := []byte(readFile(filepath.Join(modelDir("v1"), "probe", "input.json")))
 	c := http.Client{Timeout: 100 * time.Millisecond}
 	stop := make(chan struct{})
@@ -127,7 +138,16 @@ func (d *sdDevice) pollVersions() func() []sample {
 			mu.Unlock()
 		}
 	}()
-	return func() []sample {
+	return func(version string) []sample {
+		from := time.Now()
+		for deadline := from.Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			mu.Lock()
+			back := len(seen) > 0 && seen[len(seen)-1].version == version && seen[len(seen)-1].at.After(from)
+			mu.Unlock()
+			if back {
+				break
+			}
+		}
 		close(stop)
 		mu.Lock()
 		defer mu.Unlock()
@@ -136,7 +156,11 @@ func (d *sdDevice) pollVersions() func() []sample {
 }
 
 func median(ds []time.Duration) string {
+	return medianOf(ds).Round(time.Millisecond).String()
+}
+
+func medianOf(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
-	return s[len(s)/2].Round(time.Millisecond).String()
+	return s[len(s)/2]
 }

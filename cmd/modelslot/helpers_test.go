@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/modelslot/modelslot/internal/crashpoint"
+	"github.com/modelslot/modelslot/internal/testutil"
 	"github.com/modelslot/modelslot/slots"
 )
 
@@ -23,21 +24,12 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "modelslot-bin-")
-	if err != nil {
+	var err error
+	if binary, err = testutil.BuildBinary("github.com/modelslot/modelslot/cmd/modelslot"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binary = filepath.Join(dir, "modelslot")
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build modelslot:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(m.Run())
 }
 
 // env is one device: a state root, a link directory and a config file.

@@ -1,7 +1,9 @@
 // Command modelslot updates the machine-learning model of a device through two
 // slots and a link, so that an update is atomic, verified and undone by itself
 // when the new version misbehaves. This package only parses flags and prints;
-// the work is done in slots, verify and internal/update.
+// the work is done in slots, verify and internal/update. Every command, its
+// flags and its help live in one table (commands.go), from which --help, the
+// man page and the shell completions are generated.
 package main
 
 import (
@@ -18,7 +20,8 @@ import (
 	"syscall"
 )
 
-// globalOptions are the flags before the command name.
+// globalOptions are the flags that every command accepts, before or after
+// its name.
 type globalOptions struct {
 	config   string
 	model    string
@@ -26,29 +29,6 @@ type globalOptions struct {
 	stdout   io.Writer
 	stderr   io.Writer
 	json     bool // the command was asked for JSON: errors are JSON too
-}
-
-type command struct {
-	name    string
-	args    string
-	summary string
-	run     func(ctx context.Context, g *globalOptions, args []string) error
-}
-
-var commands = []command{
-	{"status", "[--json]", "show slots, versions, trial and last failure", runStatus},
-	{"install", "[--allow-downgrade] SOURCE | --insecure --version V DIR", "install a signed model (channel or manifest URL, .mslot bundle, - for stdin) or a development directory, and activate it", runInstall},
-	{"rollback", "[--if-trial]", "go back to the previous good version now", runRollback},
-	{"mark-good", "", "end a trial by keeping the new version", runMarkGood},
-	{"mark-bad", "", "end a trial (or leave the active version) by marking it bad", runMarkBad},
-	{"verify", "[--slot a|b] [--json]", "re-hash a slot's files against its manifest", runVerify},
-	{"keygen", "--out PREFIX", "make an ed25519 key pair for publishing", runKeygen},
-	{"publish", "--key K --repo DIR --model M --version V [--channel C] DIR", "chunk, compress and sign a model directory into a repository", runPublish},
-	{"bundle", "--key K --model M --version V -o FILE.mslot DIR", "the same as one streamable bundle file", runBundle},
-	{"agent", "[--metrics-addr A]", "the daemon: recovery, event delivery, platform commands, metrics", runAgent},
-	{"fleet", "serve | devices [--json]", "the rollout controller, and the devices it knows (docs/fleet.md)", runFleet},
-	{"rollout", "create|status|pause|resume|abort …", "staged fleet rollouts through the controller (docs/fleet.md)", runRollout},
-	{"version", "", "print the version of modelslot", runVersion},
 }
 
 // memoryLimit is the soft heap limit modelslot runs under unless GOMEMLIMIT
@@ -61,10 +41,25 @@ func main() {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(memoryLimit)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
+}
+
+// signalContext is cancelled by the first SIGINT or SIGTERM, with the signal as
+// its cause (the exit code is 128 + its number). Later signals are caught too,
+// so the cleanup that cancellation starts is not cut short.
+func signalContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		if s, ok := <-sigs; ok {
+			cancel(signalCause{s.(syscall.Signal)})
+		}
+	}()
+	return ctx, func() { signal.Stop(sigs); cancel(nil) }
 }
 
 // run is main without the process: tests call it directly.
@@ -72,47 +67,57 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	g := &globalOptions{stdout: stdout, stderr: stderr}
 	fs := flag.NewFlagSet("modelslot", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&g.config, "config", "", "config file (default $MODELSLOT_CONFIG, then /etc/modelslot/modelslot.toml)")
-	fs.StringVar(&g.model, "model", "", "model to act on (may be left out when the config has one)")
-	fs.StringVar(&g.logLevel, "log-level", envOr("MODELSLOT_LOG_LEVEL", "warn"), "debug, info, warn or error")
+	fs.Usage = func() {}
+	registerGlobalFlags(fs, g)
+	showVersion := fs.Bool("version", false, "print the version of modelslot and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			usage(stdout, fs)
+			usage(stdout)
 			return exitOK
 		}
-		return reportError(g, usageErrorf("%v", err))
+		return reportError(g, usageErrorf("%v; run 'modelslot --help'", err))
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, versionString())
+		return exitOK
 	}
 	if fs.NArg() == 0 {
-		usage(stderr, fs)
+		usage(stderr)
 		return exitUsage
 	}
 	if err := setupLogging(g.logLevel, stderr); err != nil {
 		return reportError(g, err)
 	}
-	name, rest := fs.Arg(0), fs.Args()[1:]
-	for _, c := range commands {
-		if c.name == name {
-			return reportError(g, c.run(ctx, g, rest))
-		}
+	c := lookupCommand(fs.Arg(0))
+	if c == nil {
+		return reportError(g, usageErrorf("unknown command %q; run 'modelslot --help' for the list", fs.Arg(0)))
 	}
-	if name == "help" {
-		usage(stdout, fs)
-		return exitOK
-	}
-	return reportError(g, usageErrorf("unknown command %q; run 'modelslot --help' for the list", name))
+	return reportError(g, interrupted(ctx, c.run(ctx, g, fs.Args()[1:])))
 }
 
-func usage(w io.Writer, fs *flag.FlagSet) {
-	fmt.Fprintln(w, "usage: modelslot [--config FILE] [--model NAME] [--log-level L] COMMAND [ARGS]")
-	fmt.Fprintln(w, "\ncommands:")
-	for _, c := range commands {
-		fmt.Fprintf(w, "  %s\n      %s\n", strings.TrimSpace(c.name+" "+c.args), c.summary)
+// registerGlobalFlags defines the global flags on fs, bound to g, leaving out
+// any the command defines itself (publish and bundle have their own --model).
+func registerGlobalFlags(fs *flag.FlagSet, g *globalOptions) {
+	if g.logLevel == "" {
+		g.logLevel = envOr("MODELSLOT_LOG_LEVEL", "warn")
 	}
-	fmt.Fprintln(w, "\nglobal flags:")
-	fs.SetOutput(w)
-	fs.PrintDefaults()
-	fmt.Fprint(w, exitCodeHelp)
+	if fs.Lookup("config") == nil {
+		fs.StringVar(&g.config, "config", g.config, "config `FILE` (default $MODELSLOT_CONFIG, then /etc/modelslot/modelslot.toml)")
+	}
+	if fs.Lookup("model") == nil {
+		fs.StringVar(&g.model, "model", g.model, "`NAME` of the model to act on (may be left out when the config has one)")
+	}
+	if fs.Lookup("log-level") == nil {
+		fs.Func("log-level", "log `LEVEL`: debug, info, warn (default) or error; also $MODELSLOT_LOG_LEVEL", func(v string) error {
+			g.logLevel = v
+			return setupLogging(v, g.stderr)
+		})
+	}
 }
+
+// globalFlagNames are the flags registerGlobalFlags defines, for the help of
+// a command (which lists them apart from its own).
+var globalFlagNames = map[string]bool{"config": true, "model": true, "log-level": true}
 
 func setupLogging(level string, w io.Writer) error {
 	var l slog.Level
@@ -130,20 +135,33 @@ func envOr(key, def string) string {
 	return def
 }
 
-// newFlagSet returns a flag set for a command whose errors come back to the
-// caller (and become exit code 2) instead of exiting the process.
-func newFlagSet(name string, g *globalOptions) *flag.FlagSet {
-	fs := flag.NewFlagSet("modelslot "+name, flag.ContinueOnError)
-	fs.SetOutput(g.stderr)
-	return fs
+// cmdFlagSet is a command's flag set: its own flags, and at parse time the
+// global ones, bound to the command's globalOptions.
+type cmdFlagSet struct {
+	*flag.FlagSet
+	g    *globalOptions
+	name string
 }
 
-func parseFlags(fs *flag.FlagSet, args []string) error {
+// newFlagSet returns a flag set for a command whose errors come back to the
+// caller (and become exit code 2, printed once) instead of exiting the process.
+func newFlagSet(name string, g *globalOptions) *cmdFlagSet {
+	fs := flag.NewFlagSet("modelslot "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // parseFlags prints; the flag package would print errors twice
+	fs.Usage = func() {}
+	return &cmdFlagSet{FlagSet: fs, g: g, name: name}
+}
+
+// parseFlags parses a command's arguments. --help prints the command's help to
+// stdout and returns errHelpShown (exit 0).
+func parseFlags(fs *cmdFlagSet, args []string) error {
+	registerGlobalFlags(fs.FlagSet, fs.g)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			commandHelp(fs.g.stdout, fs.name, fs.FlagSet)
 			return errHelpShown
 		}
-		return usageErrorf("%v", err)
+		return usageErrorf("%v; run 'modelslot %s --help'", err, fs.name)
 	}
 	return nil
 }

@@ -38,3 +38,20 @@ func openToEndTrial(ctx context.Context, g *globalOptions, op string) (*device.M
 	}
 	return device.OpenToEndTrial(ctx, cfg, m, op)
 }
+
+// selectedModels are the models a command for all of them acts on: every
+// configured one, or the one --model names.
+func selectedModels(g *globalOptions) (*config.Config, []config.Model, error) {
+	cfg, err := config.Load(g.config)
+	if err != nil {
+		return nil, nil, err
+	}
+	if g.model == "" {
+		return cfg, cfg.Models, nil
+	}
+	m, err := cfg.Model(g.model)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, []config.Model{*m}, nil
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/modelslot/modelslot/internal/mqtttest"
 	"github.com/modelslot/modelslot/internal/report"
+	"github.com/modelslot/modelslot/internal/testutil"
 )
 
 // Tests of the authenticated, encrypted platform connection: a real mosquitto
@@ -157,7 +158,7 @@ func TestAgentOverMQTTSWithAPasswordFile(t *testing.T) {
 		}
 	}
 	mqttPublish(t, ctl, "modelslot/test-device/commands", `{"id": "cmd-1", "action": "rollback", "model": "demo"}`)
-	waitUntil(t, 20*time.Second, "the rollback ordered over mqtts", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "the rollback ordered over mqtts", func() bool {
 		st := e.view().State()
 		return st.Slots[st.Active].Version == "v1"
 	})

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/modelslot/modelslot/internal/rollout"
+	"github.com/modelslot/modelslot/internal/testutil"
 	"github.com/modelslot/modelslot/verify"
 )
 
@@ -44,7 +45,7 @@ func (f *testFleet) devicesIn(s int) []int {
 
 func (f *testFleet) waitStory(i int, want string) {
 	f.t.Helper()
-	waitUntil(f.t, 30*time.Second, f.devices[i].id+": "+want, func() bool { return f.story(f.devices[i].id) == want })
+	testutil.WaitFor(f.t, 30*time.Second, f.devices[i].id+": "+want, func() bool { return f.story(f.devices[i].id) == want })
 }
 
 // settle gives devices that must not act a moment in which they would have.

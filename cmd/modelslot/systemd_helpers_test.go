@@ -10,12 +10,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/modelslot/modelslot/internal/health"
 	"github.com/modelslot/modelslot/internal/systemdtest"
+	"github.com/modelslot/modelslot/internal/testutil"
 )
 
 // The unit names of packaging/systemd/, which the tests install with their
@@ -36,27 +36,10 @@ func modelDir(version string) string {
 	return filepath.Join("..", "..", "testdata", "models", modelDirs[version])
 }
 
-var demoBin struct {
-	once sync.Once
-	path string
-	out  []byte
-	err  error
-}
-
-// demoBinary builds modelslot-demo once per test binary, next to the modelslot
-// binary (TestMain removes that directory).
+// demoBinary builds modelslot-demo once per test process.
 func demoBinary(t testing.TB) string {
 	t.Helper()
-	demoBin.once.Do(func() {
-		demoBin.path = filepath.Join(filepath.Dir(binary), "modelslot-demo")
-		cmd := exec.Command("go", "build", "-o", demoBin.path, "github.com/modelslot/modelslot/cmd/modelslot-demo")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		demoBin.out, demoBin.err = cmd.CombinedOutput()
-	})
-	if demoBin.err != nil {
-		t.Fatalf("build modelslot-demo: %v\n%s", demoBin.err, demoBin.out)
-	}
-	return demoBin.path
+	return testutil.Binary(t, "github.com/modelslot/modelslot/cmd/modelslot-demo")
 }
 
 // sdOptions shape one device under a real manager.
@@ -143,7 +126,7 @@ func (d *sdDevice) installUnits(t *testing.T, o sdOptions) {
 	subst := strings.NewReplacer(
 		"/usr/local/bin/modelslot-demo", demoBinary(t),
 		"/var/lib/modelslot/demo/current", d.link,
-		"/usr/local/bin/modelslot ", binary+" ",
+		"/usr/bin/modelslot ", binary+" ",
 		"/etc/modelslot/modelslot.toml", d.config,
 		"127.0.0.1:9000", fmt.Sprintf("127.0.0.1:%d", d.port),
 		"WatchdogSec=2", fmt.Sprintf("WatchdogSec=%dms", watchdog.Milliseconds()),
@@ -152,14 +135,24 @@ func (d *sdDevice) installUnits(t *testing.T, o sdOptions) {
 		d.writeUnitFile(t, name, subst.Replace(readFile(filepath.Join("..", "..", "packaging", "systemd", name))))
 	}
 	// Test-only: unit output into one file (there is no journal); the demo's
-	// link lives under /tmp, so it must see the real /tmp; ProtectHome= and
-	// ProtectKernelTunables= fail with 226/NAMESPACE under the private user
-	// manager in a container (seen), the rest of the hardening applies.
+	// link lives under /tmp, so it must see the real /tmp; ProtectHome=,
+	// ProtectKernelTunables= and ProtectKernelLogs= fail with 226/NAMESPACE
+	// under the private user manager in a container (seen), the rest of the
+	// hardening applies. The rollback unit writes this device's state root and
+	// link directory instead of StateDirectory= (a user manager would put that
+	// under $HOME).
 	out := fmt.Sprintf("[Service]\nStandardOutput=append:%s\nStandardError=append:%s\n", d.log, d.log)
 	d.writeUnitFile(t, demoUnit+".d/test.conf", out+"PrivateTmp=no\nProtectHome=no\nProtectKernelTunables=no\n")
-	d.writeUnitFile(t, "modelslot-rollback@.service.d/test.conf", out+"Environment=MODELSLOT_LOG_LEVEL=info\n")
+	d.writeUnitFile(t, "modelslot-rollback@.service.d/test.conf", out+"Environment=MODELSLOT_LOG_LEVEL=info\n"+d.unitPaths())
 	d.m.DaemonReload(t)
 	d.systemctl(t, "start", demoSocket)
+}
+
+// unitPaths is the drop-in text that lets a packaged modelslot unit write this
+// device's state root and link directory under a user manager in a container.
+func (d *sdDevice) unitPaths() string {
+	return "StateDirectory=\nReadWritePaths=" + d.root + " " + filepath.Dir(d.link) +
+		"\nPrivateTmp=no\nProtectHome=no\nProtectKernelTunables=no\nProtectKernelLogs=no\n"
 }
 
 func (d *sdDevice) writeUnitFile(t *testing.T, name, text string) {
@@ -185,7 +178,7 @@ func (d *sdDevice) systemctl(t *testing.T, args ...string) string {
 // install installs version from testdata/models and wants exit code want.
 func (d *sdDevice) install(want int, version string) result {
 	d.t.Helper()
-	return d.must(want, "install", "--insecure", "--version", version, modelDir(version))
+	return d.must(want, "install", "--insecure", "--label", version, modelDir(version))
 }
 
 // agree asserts that the link, state.json, `status --json`, the unit and the
@@ -199,6 +192,9 @@ func (d *sdDevice) agree(version string) modelStatus {
 	st := d.status()
 	if st.Trial != nil {
 		d.t.Fatalf("a trial is still pending: %+v", *st.Trial)
+	}
+	if st.Restore != nil {
+		d.t.Fatalf("a restore is still pending: %+v", *st.Restore)
 	}
 	if got := d.m.Show(d.t, demoUnit, "ActiveState"); got != "active" {
 		d.t.Fatalf("%s is %s, want active", demoUnit, got)
@@ -245,10 +241,10 @@ func failedWith(t *testing.T, st modelStatus, version, code string) {
 	t.Helper()
 	for _, s := range st.Slots {
 		if s.Version == version {
-			if s.Status != "bad" || !strings.HasPrefix(s.Reason, code+":") {
-				t.Fatalf("slot of %s: status %s reason %q, want bad with %s", version, s.Status, s.Reason, code)
+			if s.Status != "bad" || string(s.Code) != code || !strings.HasPrefix(s.Reason, code+":") {
+				t.Fatalf("slot of %s: status %s code %q reason %q, want bad with %s", version, s.Status, s.Code, s.Reason, code)
 			}
-			if st.LastFailure == nil || !strings.HasPrefix(st.LastFailure.Reason, code+":") {
+			if st.LastFailure == nil || string(st.LastFailure.Code) != code || !strings.HasPrefix(st.LastFailure.Reason, code+":") {
 				t.Fatalf("last_failure %+v, want reason %s", st.LastFailure, code)
 			}
 			return
@@ -270,18 +266,6 @@ func freePort(t testing.TB) int {
 func readFile(p string) string {
 	b, _ := os.ReadFile(p)
 	return string(b)
-}
-
-// waitFor polls cond every 50 ms until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // started is a modelslot process running in the background.
@@ -322,7 +306,7 @@ func (s *started) wait(t *testing.T) result {
 // its confirmation window.
 func (d *sdDevice) inWindow(version string) {
 	d.t.Helper()
-	waitFor(d.t, 20*time.Second, version+" serving under trial", func() bool {
+	testutil.WaitFor(d.t, 20*time.Second, version+" serving under trial", func() bool {
 		st := d.view().State()
 		return st.Trial != nil && st.Trial.Version == version && d.servedNow() == version
 	})

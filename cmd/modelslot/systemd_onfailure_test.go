@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/modelslot/modelslot/internal/testutil"
 )
 
 // No modelslot process runs: a trial was left pending (modelslot killed after
@@ -18,7 +20,7 @@ func TestSystemdOnFailureRevertsWithNoModelslotRunning(t *testing.T) {
 	t.Parallel()
 	d := newSDDevice(t, sdOptions{})
 	d.install(0, "v1")
-	if fired, r := d.crashAt(trialPoint, "install", "--insecure", "--version", "v3-crash", modelDir("v3-crash")); !fired {
+	if fired, r := d.crashAt(trialPoint, "install", "--insecure", "--label", "v3-crash", modelDir("v3-crash")); !fired {
 		t.Fatalf("crash point %s did not fire: %v", trialPoint, r)
 	}
 	if n := modelslotsOf(d.config); len(n) != 0 {
@@ -27,9 +29,12 @@ func TestSystemdOnFailureRevertsWithNoModelslotRunning(t *testing.T) {
 	start := time.Now()
 	// As after a reboot: the unit starts from the link, which names v3-crash.
 	d.m.Systemctl("restart", demoUnit) // fails: the new version crashes at start
-	waitFor(t, 60*time.Second, "the rollback unit to revert the trial", func() bool {
+	testutil.WaitFor(t, 60*time.Second, "the rollback unit to revert the trial", func() bool {
 		st := d.view().State()
-		return st.Trial == nil && d.servedNow() == "v1"
+		return st.Trial == nil && st.Restore == nil && d.servedNow() == "v1"
+	})
+	testutil.WaitFor(t, 10*time.Second, "the rollback unit to finish", func() bool {
+		return d.m.Show(t, rollbackUnit, "ActiveState") != "activating"
 	})
 	t.Logf("from the restart to v1 answering again without modelslot running: %s", time.Since(start).Round(time.Millisecond))
 	if d.m.Show(t, rollbackUnit, "ExecMainStartTimestampMonotonic") == "0" {
@@ -62,9 +67,9 @@ func TestSystemdPackagedUnitsVerify(t *testing.T) {
 		t.Skip("systemd-analyze not installed")
 	}
 	dir := t.TempDir()
-	subst := strings.NewReplacer("/usr/local/bin/modelslot-demo", demoBinary(t), "/usr/local/bin/modelslot ", binary+" ")
+	subst := strings.NewReplacer("/usr/local/bin/modelslot-demo", demoBinary(t), "/usr/bin/modelslot ", binary+" ")
 	var units []string
-	for _, name := range []string{demoUnit, demoSocket, "modelslot-rollback@.service", "modelslot-agent.service"} {
+	for _, name := range []string{demoUnit, demoSocket, "modelslot-rollback@.service", "modelslot-agent.service", "modelslot-recover.service"} {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, []byte(subst.Replace(readFile(filepath.Join("..", "..", "packaging", "systemd", name)))), 0o644); err != nil {
 			t.Fatal(err)
@@ -108,5 +113,28 @@ func TestSystemdOldVersionFailingTooIsReportedAndStops(t *testing.T) {
 	}
 	if again := d.status(); *again.ActiveVersion != "v1" || again.Trial != nil {
 		t.Fatalf("the next start changed something: %+v", again)
+	}
+}
+
+// shippedUnits are the units the .deb installs (the demo units are examples
+// in its docs).
+var shippedUnits = []string{"modelslot-agent.service", "modelslot-rollback@.service"}
+
+// Every shipped unit rates at most 4.5 in `systemd-analyze security` (the
+// rollback unit was 9.6 UNSAFE before it was hardened like the agent).
+func TestSystemdShippedUnitsAreHardened(t *testing.T) {
+	if _, err := exec.LookPath("systemd-analyze"); err != nil {
+		t.Skip("systemd-analyze not installed")
+	}
+	for _, name := range shippedUnits {
+		cmd := exec.Command("systemd-analyze", "security", "--offline=true", "--threshold=45", "--no-pager", name)
+		cmd.Dir = filepath.Join("..", "..", "packaging", "systemd")
+		out, err := cmd.CombinedOutput()
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if err != nil {
+			t.Errorf("%s: exposure above 4.5 (%v): %s", name, err, lines[len(lines)-1])
+			continue
+		}
+		t.Logf("%s", lines[len(lines)-1])
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/modelslot/modelslot/internal/testutil"
 )
 
 const trialPoint = "trial.before-confirm"
@@ -21,7 +23,7 @@ func TestSystemdTrialKilledBeforeConfirmResumesOnNextStart(t *testing.T) {
 			t.Parallel()
 			d := newSDDevice(t, sdOptions{})
 			d.install(0, "v1")
-			if fired, r := d.crashAt(trialPoint, "install", "--insecure", "--version", tc.version, modelDir(tc.version)); !fired {
+			if fired, r := d.crashAt(trialPoint, "install", "--insecure", "--label", tc.version, modelDir(tc.version)); !fired {
 				t.Fatalf("crash point %s did not fire: %v", trialPoint, r)
 			}
 			if st := d.view().State(); st.Trial == nil || st.Trial.Version != tc.version {
@@ -45,7 +47,7 @@ func TestSystemdKilledDuringWindowConcludesOnNextStart(t *testing.T) {
 	// seen serving leave margin for a loaded CI machine.
 	d := newSDDevice(t, sdOptions{window: 4 * time.Second})
 	d.install(0, "v1")
-	p := d.start(nil, "install", "--insecure", "--version", "v2", modelDir("v2"))
+	p := d.start(nil, "install", "--insecure", "--label", "v2", modelDir("v2"))
 	d.inWindow("v2")
 	delay := time.Duration(rand.Int64N(int64(2 * time.Second)))
 	time.Sleep(delay)
@@ -68,7 +70,7 @@ func TestSystemdKilledOnEveryStartRevertsAfterMaxAttempts(t *testing.T) {
 	d := newSDDevice(t, sdOptions{maxAttempts: maxAttempts})
 	d.install(0, "v1")
 	kills := 0
-	args := []string{"install", "--insecure", "--version", "v2", modelDir("v2")}
+	args := []string{"install", "--insecure", "--label", "v2", modelDir("v2")}
 	for {
 		r := d.run([]string{crashpointEnv(trialPoint)}, args...)
 		if r.signal == 0 {
@@ -81,7 +83,7 @@ func TestSystemdKilledOnEveryStartRevertsAfterMaxAttempts(t *testing.T) {
 		if kills > maxAttempts+1 {
 			t.Fatalf("killed %d times and still trying: the trial loops", kills)
 		}
-		args = []string{"status"}
+		args = []string{"recover"}
 	}
 	if kills != maxAttempts {
 		t.Fatalf("killed %d times, want %d (max_attempts) before the revert", kills, maxAttempts)
@@ -104,9 +106,9 @@ func TestSystemdManagerReexecMidTrialStillConcludes(t *testing.T) {
 		d := newSDDevice(t, sdOptions{window: 3 * time.Second})
 		d.install(0, "v1")
 		oldPID := d.m.Show(t, demoUnit, "MainPID")
-		p := d.start(nil, "install", "--insecure", "--version", tc.version, modelDir(tc.version))
+		p := d.start(nil, "install", "--insecure", "--label", tc.version, modelDir(tc.version))
 		// In the window: a new process of the unit is up under a trial.
-		waitFor(t, 20*time.Second, "the trial of "+tc.version, func() bool {
+		testutil.WaitFor(t, 20*time.Second, "the trial of "+tc.version, func() bool {
 			pid := d.m.Show(t, demoUnit, "MainPID")
 			return d.view().State().Trial != nil && pid != oldPID && pid != "0" && d.m.Show(t, demoUnit, "ActiveState") == "active"
 		})

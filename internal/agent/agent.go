@@ -79,6 +79,7 @@ func (a *Agent) Run(ctx context.Context, ready func()) error {
 		wg.Go(func() { a.metrics.observe(ctx, m.Name, o) })
 	}
 	wg.Go(func() { a.work(ctx) })
+	wg.Go(func() { a.restoreLoop(ctx) })
 	for _, s := range a.commandSources() {
 		wg.Go(func() { s(ctx) })
 	}
@@ -103,8 +104,9 @@ func (a *Agent) Run(ctx context.Context, ready func()) error {
 	return nil
 }
 
-// recoverAll opens and closes every model: that recovers interrupted steps and
-// resumes interrupted trials. A model that cannot be opened is logged and left;
+// recoverAll opens and closes every model: that recovers interrupted steps,
+// resumes interrupted trials and tries pending restores once (restoreLoop
+// keeps trying). A model that cannot be opened is logged and left;
 // the others still run.
 func (a *Agent) recoverAll(ctx context.Context) {
 	for i := range a.Config.Models {

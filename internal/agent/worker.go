@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/modelslot/modelslot/internal/device"
+	"github.com/modelslot/modelslot/internal/reason"
 	"github.com/modelslot/modelslot/internal/report"
 	"github.com/modelslot/modelslot/internal/update"
 	"github.com/modelslot/modelslot/slots"
@@ -23,11 +24,6 @@ type Installer func(ctx context.Context, m *device.Model, source string, progres
 // errRetry marks a command that failed for a reason that may pass (the model is
 // busy, the network is down): it stays queued and is tried again later.
 var errRetry = errors.New("will retry")
-
-// reasonInstallFailed: an install refused before the updater ran, for a reason
-// retrying cannot fix that is not a verification verdict (no trusted_keys, a
-// model the config lacks).
-const reasonInstallFailed = "install_failed"
 
 // errReplaced: a queued install dropped for a newer one for the same model.
 var errReplaced = errors.New("replaced by a newer command")
@@ -67,7 +63,7 @@ func (a *Agent) runCommand(ctx context.Context, c Command) error {
 // command's id (and rollout id). An install refused before the updater ran —
 // the manifest's signature, its sequence (downgrade), the device's
 // constraints — would otherwise leave the platform no trace, so it is reported
-// here as failed, once the refusal is final.
+// here as failed (verification_failed).
 func (a *Agent) carryOut(ctx context.Context, d *device.Model, c Command) error {
 	rep := &taggedReporter{next: d.Updater.Reporter, rollout: c.Rollout, command: c.ID}
 	d.Updater.Reporter = rep
@@ -82,14 +78,8 @@ func (a *Agent) carryOut(ctx context.Context, d *device.Model, c Command) error 
 	case ActionInstall:
 		err = a.install(ctx, d, c.Source)
 	}
-	if c.Action == ActionInstall && err != nil && !rep.terminal && !errors.Is(err, errRetry) && ctx.Err() == nil {
-		// Final, so not download_failed (which the agent retries and the
-		// controller counts as still in progress).
-		reason := reasonInstallFailed
-		if errors.Is(err, verify.ErrRejected) {
-			reason = update.ReasonVerification
-		}
-		ev := &report.Event{Status: report.StatusFailed, FailureReason: reason, Logs: []string{err.Error()}}
+	if c.Action == ActionInstall && errors.Is(err, verify.ErrRejected) && !rep.terminal && ctx.Err() == nil {
+		ev := &report.Event{Status: report.StatusFailed, FailureReason: string(reason.Verification), Logs: []string{err.Error()}}
 		if f := a.rollouts[c.Model]; f != nil && c.Rollout != "" {
 			ev.TargetVersion = f.target(c.Rollout)
 		}

@@ -2,10 +2,7 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -64,21 +61,63 @@ func TestInstallRetriesNetworkFailuresUntilItSucceeds(t *testing.T) {
 	}
 }
 
-// TestRejectedInstallIsNotRetried: a verdict (bad signature) is final.
+// TestRejectedInstallIsNotRetried: a verdict (bad signature) is final: the
+// work loop runs the install once, drops the command, and goes on with the
+// next one instead of retrying the rejected one.
 func TestRejectedInstallIsNotRetried(t *testing.T) {
 	cfg := testConfig(t)
-	a, _ := New(cfg)
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.RetryMin = 10 * time.Millisecond
 	a.metrics = newMetrics(cfg)
 	var calls atomic.Int64
 	a.Install = func(ctx context.Context, d *device.Model, source string, _ func(int64, int64)) error {
 		calls.Add(1)
 		return fmt.Errorf("%w: untrusted key", verify.ErrRejected)
 	}
-	err := a.runCommand(context.Background(), Command{ID: "i1", Action: ActionInstall, Model: "demo", Source: "x"})
-	if err == nil || errors.Is(err, errRetry) {
-		t.Fatalf("runCommand = %v, want a final error", err)
+	for _, c := range []Command{
+		{ID: "i1", Action: ActionInstall, Model: "demo", Source: "http://127.0.0.1:1/x.json"},
+		{ID: "g1", Action: ActionMarkGood, Model: "demo"},
+	} {
+		if _, err := a.Inbox.Add(c); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := os.Stat(filepath.Join(cfg.StateRoot, "inbox")); err != nil {
-		t.Fatal(err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.work(ctx); close(done) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, cmds := a.Inbox.Pending(); len(cmds) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("commands still queued after %d install attempts", calls.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // ten retry periods: a retry would show now
+	cancel()
+	<-done
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("installer called %d times, want 1: a rejected artifact must not be retried", n)
+	}
+}
+
+func TestRestoreBackoffDoublesUpToItsBound(t *testing.T) {
+	first := 2 * time.Second
+	for _, tc := range []struct {
+		attempts int
+		want     time.Duration
+	}{{0, 0}, {1, 2 * time.Second}, {2, 6 * time.Second}, {3, 14 * time.Second}} {
+		if got := restoreBackoff(tc.attempts, first); got != tc.want {
+			t.Errorf("restoreBackoff(%d) = %s, want %s", tc.attempts, got, tc.want)
+		}
+	}
+	// Far out, the tries are restoreBackoffMax apart.
+	if d := restoreBackoff(40, first) - restoreBackoff(39, first); d != restoreBackoffMax {
+		t.Errorf("step after 39 tries = %s, want %s", d, restoreBackoffMax)
 	}
 }

@@ -1,4 +1,4 @@
-package bundle
+package bundle_test
 
 import (
 	"archive/tar"
@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/modelslot/modelslot/internal/bundle"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/modelslot/modelslot/internal/chunker"
@@ -40,8 +42,8 @@ func makeBundle(t *testing.T, k *verify.PrivateKey) []byte {
 	}
 	os.WriteFile(filepath.Join(dir, "a.bin"), w, 0o644)
 	os.WriteFile(filepath.Join(dir, "b.bin"), w, 0o644) // the same chunks again
-	out := filepath.Join(t.TempDir(), "m"+Ext)
-	_, err := Create(context.Background(), out, dir, publish.Options{Model: "demo", Version: "v1", Key: k,
+	out := filepath.Join(t.TempDir(), "m"+bundle.Ext)
+	_, err := publish.CreateBundle(context.Background(), out, dir, publish.Options{Model: "demo", Version: "v1", Key: k,
 		Params: chunker.Params{Min: 16 << 10, Avg: 32 << 10, Max: 64 << 10}})
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +56,7 @@ func makeBundle(t *testing.T, k *verify.PrivateKey) []byte {
 }
 
 // readAll reads every chunk, decompresses and checks it against its address.
-func readAll(r *Reader) (int, error) {
+func readAll(r *bundle.Reader) (int, error) {
 	dec, _ := zstd.NewReader(nil)
 	defer dec.Close()
 	n := 0
@@ -84,11 +86,11 @@ func TestBundleStreamsVerifiedManifestThenChunks(t *testing.T) {
 	b := makeBundle(t, k)
 	pr, pw := io.Pipe() // a pipe cannot seek: the reader must stream, as from stdin
 	go func() { pw.CloseWithError(iotestCopy(pw, b)) }()
-	r, err := NewReader(pr, verify.NewKeyring(k.Public()))
+	r, err := bundle.NewReader(pr, verify.NewKeyring(k.Public()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	distinct := len(ChunkOrder(r.Manifest))
+	distinct := len(r.Manifest.DistinctChunks())
 	var uses int
 	for _, f := range r.Manifest.Files {
 		uses += len(f.Chunks)
@@ -111,8 +113,8 @@ func TestBundleIsDeterministic(t *testing.T) {
 	k := testKey(t, 1)
 	a, b := makeBundle(t, k), makeBundle(t, k)
 	// The manifests differ in their creation time; everything after them is equal.
-	ra, _ := NewReader(bytes.NewReader(a), verify.NewKeyring(k.Public()))
-	rb, _ := NewReader(bytes.NewReader(b), verify.NewKeyring(k.Public()))
+	ra, _ := bundle.NewReader(bytes.NewReader(a), verify.NewKeyring(k.Public()))
+	rb, _ := bundle.NewReader(bytes.NewReader(b), verify.NewKeyring(k.Public()))
 	if !verify.SameContent(ra.Manifest, rb.Manifest) || len(a)-len(ra.Envelope) != len(b)-len(rb.Envelope) {
 		t.Fatal("two bundles of the same directory differ in content")
 	}
@@ -123,7 +125,7 @@ func TestTruncatedBundleIsRejectedWhereverItEnds(t *testing.T) {
 	b := makeBundle(t, k)
 	trusted := verify.NewKeyring(k.Public())
 	for _, cut := range []int{0, 100, 600, len(b) / 3, len(b) / 2, len(b) - 2048} {
-		r, err := NewReader(bytes.NewReader(b[:cut]), trusted)
+		r, err := bundle.NewReader(bytes.NewReader(b[:cut]), trusted)
 		if err == nil {
 			_, err = readAll(r)
 		}
@@ -136,7 +138,7 @@ func TestTruncatedBundleIsRejectedWhereverItEnds(t *testing.T) {
 func TestBundleRejects(t *testing.T) {
 	k := testKey(t, 1)
 	b := makeBundle(t, k)
-	if _, err := NewReader(bytes.NewReader(b), verify.NewKeyring(testKey(t, 2).Public())); !errors.Is(err, verify.ErrRejected) || !strings.Contains(err.Error(), "untrusted key") {
+	if _, err := bundle.NewReader(bytes.NewReader(b), verify.NewKeyring(testKey(t, 2).Public())); !errors.Is(err, verify.ErrRejected) || !strings.Contains(err.Error(), "untrusted key") {
 		t.Fatalf("bundle signed by an untrusted key: %v", err)
 	}
 	var other bytes.Buffer
@@ -144,7 +146,7 @@ func TestBundleRejects(t *testing.T) {
 	tw.WriteHeader(&tar.Header{Name: "evil.sh", Size: 2, Mode: 0o755, Typeflag: tar.TypeReg})
 	tw.Write([]byte("hi"))
 	tw.Close()
-	if _, err := NewReader(&other, verify.NewKeyring(k.Public())); !errors.Is(err, verify.ErrRejected) || !strings.Contains(err.Error(), "not a modelslot bundle") {
+	if _, err := bundle.NewReader(&other, verify.NewKeyring(k.Public())); !errors.Is(err, verify.ErrRejected) || !strings.Contains(err.Error(), "not a modelslot bundle") {
 		t.Fatalf("tar without a manifest first: %v", err)
 	}
 }
@@ -173,7 +175,7 @@ func TestChunkOutOfOrderIsRejected(t *testing.T) {
 		tw.Write(bodies[i])
 	}
 	tw.Close()
-	r, err := NewReader(&out, verify.NewKeyring(k.Public()))
+	r, err := bundle.NewReader(&out, verify.NewKeyring(k.Public()))
 	if err != nil {
 		t.Fatal(err)
 	}

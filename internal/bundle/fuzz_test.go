@@ -1,4 +1,4 @@
-package bundle
+package bundle_test
 
 import (
 	"bytes"
@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/modelslot/modelslot/internal/bundle"
 
 	"github.com/modelslot/modelslot/internal/chunker"
 	"github.com/modelslot/modelslot/internal/publish"
@@ -24,11 +26,11 @@ func FuzzReader(f *testing.F) {
 	f.Add(make([]byte, 1024))
 	trusted := verify.NewKeyring(k.Public())
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r, err := NewReader(bytes.NewReader(data), trusted)
+		r, err := bundle.NewReader(bytes.NewReader(data), trusted)
 		if err != nil {
 			return
 		}
-		order := ChunkOrder(r.Manifest)
+		order := r.Manifest.DistinctChunks()
 		for i := 0; ; i++ {
 			c, z, err := r.Next()
 			if errors.Is(err, io.EOF) {
@@ -50,8 +52,8 @@ func tinyBundle(tb testing.TB, k *verify.PrivateKey) []byte {
 	dir := tb.TempDir()
 	os.WriteFile(filepath.Join(dir, "a.bin"), bytes.Repeat([]byte("weights "), 40), 0o644)
 	os.WriteFile(filepath.Join(dir, "b.bin"), []byte("config"), 0o644)
-	out := filepath.Join(tb.TempDir(), "t"+Ext)
-	_, err := Create(context.Background(), out, dir, publish.Options{Model: "demo", Version: "v1", Key: k,
+	out := filepath.Join(tb.TempDir(), "t"+bundle.Ext)
+	_, err := publish.CreateBundle(context.Background(), out, dir, publish.Options{Model: "demo", Version: "v1", Key: k,
 		Params: chunker.Params{Min: 64, Avg: 128, Max: 256}})
 	if err != nil {
 		tb.Fatal(err)

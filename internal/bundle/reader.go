@@ -27,8 +27,8 @@ func NewReader(r io.Reader, trusted verify.Keyring) (*Reader, error) {
 	if err != nil {
 		return nil, truncated("before its manifest", err)
 	}
-	if hdr.Name != envelopeName || hdr.Typeflag != tar.TypeReg {
-		return nil, rejectf("first entry is %q, want %s: not a modelslot bundle", hdr.Name, envelopeName)
+	if hdr.Name != EnvelopeName || hdr.Typeflag != tar.TypeReg {
+		return nil, rejectf("first entry is %q, want %s: not a modelslot bundle", hdr.Name, EnvelopeName)
 	}
 	if hdr.Size > verify.MaxEnvelopeSize {
 		return nil, rejectf("manifest entry is %d bytes, more than the %d allowed", hdr.Size, verify.MaxEnvelopeSize)
@@ -41,7 +41,7 @@ func NewReader(r io.Reader, trusted verify.Keyring) (*Reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bundle: %w", err)
 	}
-	return &Reader{Manifest: m, Envelope: env, tr: tr, order: ChunkOrder(m)}, nil
+	return &Reader{Manifest: m, Envelope: env, tr: tr, order: m.DistinctChunks()}, nil
 }
 
 // Remaining is the number of chunks not yet returned by Next.
@@ -59,7 +59,7 @@ func (r *Reader) Next() (verify.Chunk, io.Reader, error) {
 	if err != nil {
 		return verify.Chunk{}, nil, truncated(fmt.Sprintf("after %d of %d chunks", r.next, len(r.order)), err)
 	}
-	if hdr.Name != chunkDir+want.SHA256+chunkExt || hdr.Typeflag != tar.TypeReg {
+	if hdr.Name != ChunkName(want.SHA256) || hdr.Typeflag != tar.TypeReg {
 		return verify.Chunk{}, nil, rejectf("entry %d is %q, the manifest's next chunk is %s", r.next+1, hdr.Name, want.SHA256)
 	}
 	if hdr.Size != want.CSize {

@@ -150,7 +150,7 @@ func Load(path string) (*Config, error) {
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: read %s: %v; pass --config FILE or set %s (see docs/config.md)", ErrConfig, path, err, EnvConfig)
+		return nil, fmt.Errorf("%w: read %s: %v; pass --config FILE or set %s (see man modelslot.toml, or docs/config.md)", ErrConfig, path, err, EnvConfig)
 	}
 	c, err := Parse(data)
 	if err != nil {

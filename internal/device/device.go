@@ -7,6 +7,8 @@ package device
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"path/filepath"
 	"time"
 
@@ -25,7 +27,8 @@ type Model struct {
 	Store   *slots.Store
 	Updater *update.Updater
 
-	unit *unit // nil without a configured unit
+	unit     *unit           // nil without a configured unit
+	unitLock *slots.FileLock // held while this model may activate its unit
 }
 
 // StoreConfig locates model m's files.
@@ -67,21 +70,85 @@ func open(ctx context.Context, cfg *config.Config, m *config.Model, op string, r
 	}
 	d := &Model{Config: cfg, Model: m, Store: s}
 	if m.Unit != "" {
-		if d.unit, err = newUnit(ctx, cfg, m); err != nil {
+		if d.unit, err = newUnit(cfg, m); err != nil {
 			s.Close()
 			return nil, err
+		}
+		// Trials are serialized per unit: a second model's activation would
+		// restart the unit under the first one's window.
+		if d.unitLock, err = slots.LockFile(unitLockPath(cfg, m.Unit), op+" ("+m.Name+")"); err != nil {
+			d.Close()
+			return nil, fmt.Errorf("model %s: another model's operation is using unit %s: %w", m.Name, m.Unit, err)
 		}
 	}
 	d.Updater = &update.Updater{Store: s, Workers: verify.Workers(), Confirm: d.confirmer(),
 		Reporter: &report.OutboxReporter{Outbox: o, DeviceID: cfg.DeviceID, Model: m.Name}}
+	if d.unit != nil {
+		d.Updater.Preflight = d.preflight
+	}
 	if !resume {
 		return d, nil
 	}
-	if _, err := d.Updater.Resume(ctx, m.Health.MaxAttempts); err != nil && !errors.Is(err, update.ErrRolledBack) {
+	if err := d.Recover(ctx); err != nil && !errors.Is(err, update.ErrRestoreFailed) {
 		d.Close()
 		return nil, err
+	} else if err != nil {
+		// Reported already and kept pending (status shows it); the operation
+		// that opened the model, an install say, may go on.
+		slog.Warn("the previous version is not serving yet; modelslot keeps trying", "model", m.Name, "err", err)
 	}
 	return d, nil
+}
+
+// Recover resumes an interrupted trial (past max_attempts it reverts), then
+// finishes a pending restore. A restore that fails again stays pending; the
+// error wraps update.ErrRestoreFailed.
+func (d *Model) Recover(ctx context.Context) error {
+	if _, err := d.Updater.Resume(ctx, d.Model.Health.MaxAttempts); err != nil {
+		if !errors.Is(err, update.ErrRolledBack) || errors.Is(err, update.ErrRestoreFailed) {
+			return err
+		}
+	}
+	_, err := d.Updater.FinishRestore(ctx)
+	return err
+}
+
+// preflight runs before the link moves: the unit must be loadable, and no
+// other model on the same unit may be in a trial (one left by a crash, whose
+// lock is free again).
+func (d *Model) preflight(ctx context.Context) error {
+	if err := d.unit.Check(ctx); err != nil {
+		return err
+	}
+	for _, other := range ModelsOnUnit(d.Config, d.Model.Unit) {
+		if other.Name == d.Model.Name {
+			continue
+		}
+		v, err := slots.OpenView(StoreConfig(d.Config, other))
+		if err != nil {
+			continue // a store never opened, or unreadable: it has no trial we could honour
+		}
+		if t := v.State().Trial; t != nil {
+			return fmt.Errorf("%w: model %s is in trial of %s on unit %s; its trial must end first (run `modelslot --model %s recover`, or wait for the agent)",
+				slots.ErrBusy, other.Name, t.Version, d.Model.Unit, other.Name)
+		}
+	}
+	return nil
+}
+
+// ModelsOnUnit lists the configured models served by unit.
+func ModelsOnUnit(cfg *config.Config, unit string) []*config.Model {
+	var out []*config.Model
+	for i := range cfg.Models {
+		if cfg.Models[i].Unit == unit {
+			out = append(out, &cfg.Models[i])
+		}
+	}
+	return out
+}
+
+func unitLockPath(cfg *config.Config, unit string) string {
+	return filepath.Join(cfg.StateRoot, "unit-"+unit+".lock")
 }
 
 // Close releases the model's lock and its connection to the service manager.
@@ -89,6 +156,7 @@ func (d *Model) Close() error {
 	if d.unit != nil {
 		d.unit.close()
 	}
+	d.unitLock.Close()
 	return d.Store.Close()
 }
 

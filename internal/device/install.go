@@ -14,6 +14,7 @@ import (
 	"github.com/modelslot/modelslot/internal/bundle"
 	"github.com/modelslot/modelslot/internal/config"
 	"github.com/modelslot/modelslot/internal/fetch"
+	"github.com/modelslot/modelslot/internal/report"
 	"github.com/modelslot/modelslot/internal/update"
 	"github.com/modelslot/modelslot/slots"
 	"github.com/modelslot/modelslot/verify"
@@ -122,7 +123,7 @@ func (s *source) close() {
 }
 
 // Downloads tells the updater this source fetches before it installs.
-func (s *source) Downloads() bool { return true }
+func (s *source) FirstStep() string { return report.StatusDownloading }
 
 // Fill plans where every byte comes from, refuses early when the disk or the
 // budget cannot take it, fetches what is missing into staging, and assembles

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"time"
 
 	"github.com/modelslot/modelslot/internal/config"
+	"github.com/modelslot/modelslot/internal/update"
 	"github.com/modelslot/modelslot/systemd"
 )
 
@@ -16,19 +19,43 @@ type unit struct {
 	name       string
 	activation string // restart or reload
 	limits     systemd.Limits
+
+	mu sync.Mutex
+	// lost: the unit's manager went away while modelslot worked with it; the
+	// processes it ran go on unsupervised and are ended before the next
+	// activation. lostPID is its main process then, if known; cgroup the
+	// unit's control group as last seen (stable for a unit name).
+	lost    bool
+	lostPID uint32
+	cgroup  string
 }
 
-func newUnit(ctx context.Context, cfg *config.Config, m *config.Model) (*unit, error) {
-	mgr, err := systemd.Connect(ctx, systemd.Settings{Scope: cfg.Systemd.Scope, Bus: cfg.Systemd.Bus}, nil)
+// newUnit prepares the adapter without dialing: the manager may be down right
+// now (restarting), and every call that needs it says so, or is retried.
+func newUnit(cfg *config.Config, m *config.Model) (*unit, error) {
+	mgr, err := systemd.New(systemd.Settings{Scope: cfg.Systemd.Scope, Bus: cfg.Systemd.Bus}, nil)
 	if err != nil {
-		return nil, fmt.Errorf("model %s: connect to the %s service manager to control %s: %w; check [systemd] in the config",
-			m.Name, cfg.Systemd.Scope, m.Unit, err)
+		return nil, fmt.Errorf("model %s: %w; check [systemd] in the config", m.Name, err)
 	}
 	return &unit{mgr: mgr, name: m.Unit, activation: m.Activation,
 		limits: systemd.Limits{MaxMemory: uint64(m.Health.MaxMemory)}}, nil
 }
 
-// Activate restarts or reloads the unit and waits for the job.
+// Check refuses a unit that cannot be started (not found, masked), before
+// anything is moved for it.
+func (u *unit) Check(ctx context.Context) error {
+	if err := u.mgr.CheckLoadable(ctx, u.name); err != nil {
+		if errors.Is(err, systemd.ErrUnitUnavailable) {
+			return fmt.Errorf("%w: %w", update.ErrUnitUnavailable, err)
+		}
+		return fmt.Errorf("%w: cannot ask the service manager about %s: %w", update.ErrUnitUnavailable, u.name, err)
+	}
+	return nil
+}
+
+// Activate restarts or reloads the unit and waits for the job. The unit is
+// revived first: modelslot's own restarts are deliberate and must not be
+// refused by a start limit meant for crash loops.
 func (u *unit) Activate(ctx context.Context) error {
 	running := u.prepare(ctx)
 	var err error
@@ -38,32 +65,81 @@ func (u *unit) Activate(ctx context.Context) error {
 		err = u.mgr.Restart(ctx, u.name)
 	}
 	if startLimitHit(err) {
-		// A burst of manual restarts (updates and reverts) must not lock the
-		// unit out: clear the counter and try once more.
-		if rerr := u.mgr.ResetFailed(ctx, u.name); rerr == nil {
+		// The limit was hit between the reset and the job (auto-restarts of a
+		// crashing version count too): clear it and try once more.
+		if rerr := u.mgr.Revive(ctx, u.name); rerr == nil {
 			err = u.mgr.Restart(ctx, u.name)
 		}
 	}
+	u.noteLost(err)
 	return withReason(err)
+}
+
+// noteLost remembers what ran of the unit when a failure says its manager went
+// away: processes nobody supervises, to end before the next activation.
+func (u *unit) noteLost(err error) {
+	var f *systemd.Failure
+	if !errors.As(err, &f) || f.Reason != systemd.ReasonUnreachable {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.lost, u.lostPID = true, f.Status.MainPID
+	if f.Status.ControlGroup != "" {
+		u.cgroup = f.Status.ControlGroup
+	}
+}
+
+// seen remembers the unit's control group from a status read.
+func (u *unit) seen(st systemd.UnitStatus) {
+	if st.ControlGroup == "" {
+		return
+	}
+	u.mu.Lock()
+	u.cgroup = st.ControlGroup
+	u.mu.Unlock()
+}
+
+// Revive readies the unit for a restore: processes that a lost manager left
+// running are ended (they would go on answering with the version being left),
+// then the failed state and start limit are cleared and its socket started.
+func (u *unit) Revive(ctx context.Context) error {
+	u.mu.Lock()
+	lost, pid, cgroup := u.lost, u.lostPID, u.cgroup
+	u.mu.Unlock()
+	if lost {
+		if _, err := u.mgr.SystemState(ctx); err != nil {
+			return fmt.Errorf("the service manager is not back yet: %w", err)
+		}
+		if st, err := u.mgr.Status(ctx, u.name); err == nil && st.ActiveState == "inactive" {
+			// The manager that is back does not run the unit: what runs in its
+			// control group was left by the lost one.
+			if n := systemd.KillLeftovers(ctx, cgroup, pid, 5*time.Second); n > 0 {
+				slog.Warn("ended processes the lost service manager left running", "unit", u.name, "processes", n, "cgroup", cgroup)
+			}
+		}
+		u.mu.Lock()
+		u.lost = false
+		u.mu.Unlock()
+	}
+	return u.mgr.Revive(ctx, u.name)
 }
 
 // prepare readies the unit for activation and reports whether it is running,
 // so that activation = "reload" starts a unit that is not (reload-or-restart:
 // systemd refuses to reload an inactive unit, job result "invalid", which is
-// no verdict on the model). A failed unit is reset first: one that systemd gave
-// up on (OnFailure= fired) is often failed by its start limit, and then
-// refuses a restart while its Result may still name the earlier exit (seen:
-// "exit-code"), so the refusal is not recognisable as ErrStartLimitHit.
-// reset-failed also zeroes the start counter.
+// no verdict on the model). The unit is revived (reset-failed, which also
+// zeroes the start counter, and its socket started): one that systemd gave up
+// on is often failed by its start limit, and then refuses a restart while its
+// Result may still name the earlier exit (seen: "exit-code").
 func (u *unit) prepare(ctx context.Context) (running bool) {
 	st, err := u.mgr.Status(ctx, u.name)
 	if err != nil {
 		return true // let the activation itself report the trouble
 	}
-	if st.ActiveState == "failed" {
-		if err := u.mgr.ResetFailed(ctx, u.name); err != nil {
-			slog.Warn("reset-failed before activation failed; activating anyway", "unit", u.name, "err", err)
-		}
+	u.seen(st)
+	if err := u.mgr.Revive(ctx, u.name); err != nil {
+		slog.Warn("reset-failed before activation failed; activating anyway", "unit", u.name, "err", err)
 	}
 	return st.ActiveState == "active" || st.ActiveState == "reloading"
 }
@@ -85,20 +161,40 @@ func (u *unit) Watch(ctx context.Context) <-chan error {
 	go func() {
 		defer close(out)
 		if f, ok := <-in; ok && f != nil {
+			u.noteLost(f)
 			out <- withReason(f)
 		}
 	}()
 	return out
 }
 
+// OutputTail returns the unit's last output lines for a failure report
+// (health.OutputTailer); nil when systemd keeps them nowhere readable.
+func (u *unit) OutputTail(ctx context.Context, n int) []string {
+	lines, err := u.mgr.OutputTail(ctx, u.name, n)
+	if err != nil {
+		slog.Info("the failure report carries no unit output", "unit", u.name, "err", err)
+	}
+	return lines
+}
+
+// UnitOutput returns up to n of the last lines the model's unit printed, for
+// status; nil without a unit or when they cannot be read.
+func (d *Model) UnitOutput(ctx context.Context, n int) []string {
+	if d.unit == nil {
+		return nil
+	}
+	return d.unit.OutputTail(ctx, n)
+}
+
 func (u *unit) close() { u.mgr.Close() }
 
-// withReason puts a systemd failure's reason first, as update expects
-// ("watchdog_timeout: …").
+// withReason turns a systemd failure into the contract's typed error (its
+// code, the unit and what was seen); other errors pass as they are.
 func withReason(err error) error {
 	var f *systemd.Failure
 	if errors.As(err, &f) {
-		return fmt.Errorf("%s: unit %s: %s", f.Reason, f.Unit, f.Detail)
+		return f.AsReason()
 	}
 	return err
 }

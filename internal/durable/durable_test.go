@@ -1,26 +1,49 @@
 package durable
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
 )
 
+// WriteFile replaces the file, never rewrites it in place: a reader that
+// opened the old file keeps reading the old content whole (os.WriteFile, which
+// truncates the same inode, would show it the new or a torn mix), the name
+// names a new inode, and no temp file is left.
 func TestWriteFileReplacesAtomically(t *testing.T) {
 	dir := t.TempDir()
 	name := filepath.Join(dir, "state.json")
-	for _, content := range []string{"first", "second, longer"} {
-		if err := WriteFile(name, []byte(content), 0o640); err != nil {
-			t.Fatal(err)
-		}
-		got, err := os.ReadFile(name)
-		if err != nil || string(got) != content {
-			t.Fatalf("read back %q, %v; want %q", got, err, content)
-		}
+	if err := WriteFile(name, []byte("first"), 0o640); err != nil {
+		t.Fatal(err)
 	}
-	fi, _ := os.Stat(name)
-	if fi.Mode().Perm() != 0o640 {
-		t.Fatalf("mode %v", fi.Mode())
+	old, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	before, err := os.Stat(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(name, []byte("second, longer"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := io.ReadAll(old); err != nil || string(got) != "first" {
+		t.Fatalf("a reader of the old file read %q, %v; want the old content whole", got, err)
+	}
+	after, err := os.Stat(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if os.SameFile(before, after) {
+		t.Fatal("the file was rewritten in place, not replaced")
+	}
+	if got, err := os.ReadFile(name); err != nil || string(got) != "second, longer" {
+		t.Fatalf("read back %q, %v", got, err)
+	}
+	if after.Mode().Perm() != 0o640 {
+		t.Fatalf("mode %v", after.Mode())
 	}
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 1 {

@@ -15,7 +15,7 @@ import (
 func makeBundle(t *testing.T, k *verify.PrivateKey) []byte {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "m.mslot")
-	_, err := bundle.Create(context.Background(), out, model(t, 1), publish.Options{Model: "demo", Version: "v1", Key: k, Params: testParams})
+	_, err := publish.CreateBundle(context.Background(), out, model(t, 1), publish.Options{Model: "demo", Version: "v1", Key: k, Params: testParams})
 	if err != nil {
 		t.Fatal(err)
 	}

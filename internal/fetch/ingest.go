@@ -20,7 +20,7 @@ func Ingest(ctx context.Context, r *bundle.Reader, p *Plan, progress Progress) e
 	}
 	want := map[string]bool{}
 	var total int64
-	for _, c := range bundle.ChunkOrder(r.Manifest) {
+	for _, c := range r.Manifest.DistinctChunks() {
 		total += c.CSize
 	}
 	for _, c := range p.Fetch {

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/modelslot/modelslot/internal/bundle"
 	"github.com/modelslot/modelslot/verify"
 )
 
@@ -67,7 +66,7 @@ func NewPlan(ctx context.Context, m *verify.Manifest, st *Staging, active *Activ
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range bundle.ChunkOrder(m) {
+	for _, c := range m.DistinctChunks() {
 		if _, needed := p.places[c.SHA256]; !needed {
 			continue
 		}

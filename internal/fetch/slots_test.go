@@ -54,10 +54,10 @@ func storeInstall(t *testing.T, s *slots.Store, r *repo) (*Plan, error) {
 	if err := fill.Commit(ctx); err != nil {
 		return p, err
 	}
-	if err := s.Activate(fill.Slot()); err != nil {
+	if err := s.StartTrial(fill.Slot()); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Commit(); err != nil {
+	if err := s.CommitTrial(); err != nil {
 		t.Fatal(err)
 	}
 	return p, st.Clear()

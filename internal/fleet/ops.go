@@ -125,7 +125,7 @@ func parseUnverified(env []byte) (*verify.Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	return verify.Parse(payload)
+	return verify.ParseManifest(payload)
 }
 
 func randomHex(n int) string {

@@ -3,11 +3,12 @@ package health
 import (
 	"context"
 	"errors"
-	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
+
+	"github.com/modelslot/modelslot/internal/reason"
 
 	"github.com/modelslot/modelslot/verify"
 )
@@ -25,10 +26,13 @@ const (
 	// its probe inside the server passes modelslot's too.
 	DefaultTolerance = 1e-4
 	probeRetryEvery  = 200 * time.Millisecond
+	// Backoff between two tries of a restore.
+	restoreRetryFirst = 500 * time.Millisecond
+	restoreRetryMax   = 5 * time.Second
 )
 
 // ReasonStartTimeout is the contract's reason for a unit that did not come up.
-const ReasonStartTimeout = "start_timeout"
+const ReasonStartTimeout = reason.StartTimeout
 
 // Unit is what confirmation needs from the service manager; device wires it to
 // the systemd package. Errors start with a failure reason of the contract
@@ -61,6 +65,11 @@ type Confirmer struct {
 	MaxLatency   time.Duration
 	ProbeSamples int
 	Checks       Checks
+
+	// RestoreTimeout bounds one Restore, all its tries and their probes: how
+	// long the previous version may take to answer again after a revert;
+	// StartTimeout if 0. Past it the restore stays pending (update).
+	RestoreTimeout time.Duration
 }
 
 // Confirm activates slot's version and judges it. Every wait is bounded: a
@@ -68,7 +77,8 @@ type Confirmer struct {
 // starts once the unit is up (a slow start must not eat the window), and the
 // unit is watched from then on, also while the probe and the checks run: the
 // first failure of the unit ends the trial at once, whatever else is pending.
-func (c *Confirmer) Confirm(ctx context.Context, slot, version string) error {
+func (c *Confirmer) Confirm(ctx context.Context, slot, version string) (verdict error) {
+	defer func() { verdict = c.withOutput(ctx, verdict) }() // a *Failure with the unit's last lines
 	start := time.Now()
 	if err := c.activate(ctx); err != nil {
 		return err
@@ -81,7 +91,7 @@ func (c *Confirmer) Confirm(ctx context.Context, slot, version string) error {
 	}
 	end := time.Now().Add(c.window())
 	err := c.whileWatched(ctx, failures, func(ctx context.Context) error {
-		if err := c.probeUntilReady(ctx, slot, version, start); err != nil {
+		if err := c.probeUntilReady(ctx, slot, version, start, c.startTimeout()); err != nil {
 			return err
 		}
 		return c.runChecks(ctx, slot, version)
@@ -93,7 +103,26 @@ func (c *Confirmer) Confirm(ctx context.Context, slot, version string) error {
 		return err
 	}
 	if c.window() > 0 && c.ProbeURL != "" { // still answering at the end of the window?
-		return c.whileWatched(ctx, failures, func(ctx context.Context) error { return c.probeOnce(ctx, slot, version) })
+		if err := c.whileWatched(ctx, failures, func(ctx context.Context) error { return c.probeOnce(ctx, slot, version) }); err != nil {
+			return err
+		}
+	}
+	return endWatch(stop, failures)
+}
+
+// endWatch stops the watch and takes its verdict: nil only when the unit was
+// seen healthy to the end. A watch that could not reach the manager when the
+// window ended goes on until it can judge (or gives up: never a silent pass),
+// so nothing is committed while nobody can see the unit.
+func endWatch(stop context.CancelFunc, failures <-chan error) error {
+	if failures == nil {
+		return nil
+	}
+	stop()
+	for f := range failures {
+		if f != nil {
+			return f
+		}
 	}
 	return nil
 }
@@ -137,14 +166,56 @@ func seen(failures <-chan error) error {
 	}
 }
 
-// Restore brings the previous version back after a revert: the unit is
-// activated again and must answer the probe with that version.
-func (c *Confirmer) Restore(ctx context.Context, slot, version string) error {
+// Restore brings the previous version back after a revert or rollback: the
+// unit is revived (failed state and start limit cleared, its socket started)
+// and activated again, and must answer the probe with that version. What
+// systemd refuses at one moment (a start limit, a queued job, a manager that
+// is restarting) often passes the next, so a failed try is repeated with
+// backoff until RestoreTimeout; the caller keeps the restore pending past that.
+func (c *Confirmer) Restore(ctx context.Context, slot, version string) (verdict error) {
+	defer func() { verdict = c.withOutput(ctx, verdict) }() // a *Failure with the unit's last lines
+	deadline := time.Now().Add(c.restoreTimeout())
+	wait := restoreRetryFirst
+	for {
+		err := c.restoreOnce(ctx, slot, version, deadline)
+		if err == nil || ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		slog.Warn("restore of the previous version failed; trying again", "model", c.Model, "version", version, "in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, restoreRetryMax)
+	}
+}
+
+func (c *Confirmer) restoreOnce(ctx context.Context, slot, version string, deadline time.Time) error {
 	start := time.Now()
+	if r, ok := c.Unit.(Reviver); ok {
+		if err := r.Revive(ctx); err != nil {
+			slog.Warn("could not revive the unit before restoring; activating anyway", "model", c.Model, "err", err)
+		}
+	}
 	if err := c.activate(ctx); err != nil {
 		return err
 	}
-	return c.probeUntilReady(ctx, slot, version, start)
+	return c.probeUntilReady(ctx, slot, version, start, time.Until(deadline))
+}
+
+// Reviver is a Unit that can be readied for a deliberate start: failed state
+// and start-limit counter cleared, its socket listening, processes a lost
+// service manager left behind ended.
+type Reviver interface {
+	Revive(ctx context.Context) error
+}
+
+func (c *Confirmer) restoreTimeout() time.Duration {
+	if c.RestoreTimeout > 0 {
+		return c.RestoreTimeout
+	}
+	return c.startTimeout()
 }
 
 func (c *Confirmer) activate(ctx context.Context) error {
@@ -154,8 +225,8 @@ func (c *Confirmer) activate(ctx context.Context) error {
 	actx, cancel := context.WithTimeout(ctx, c.startTimeout())
 	defer cancel()
 	err := c.Unit.Activate(actx)
-	if err != nil && ctx.Err() == nil && actx.Err() != nil && !hasReason(err) {
-		return fmt.Errorf("%s: the unit was not up within %s: %v", ReasonStartTimeout, c.startTimeout(), err)
+	if err != nil && ctx.Err() == nil && actx.Err() != nil && !hasCode(err) {
+		return reason.New(ReasonStartTimeout, "the unit was not up within %s: %v", c.startTimeout(), err)
 	}
 	return err
 }
@@ -185,24 +256,19 @@ func (c *Confirmer) wait(ctx context.Context, failures <-chan error, deadline ti
 }
 
 // probeUntilReady retries the probe while the answer comes from the old version
-// or nothing answers yet (a reload takes a moment after its job ends), until the
-// start timeout; any other failure is final at once.
-func (c *Confirmer) probeUntilReady(ctx context.Context, slot, version string, start time.Time) error {
+// or nothing answers yet (a reload takes a moment after its job ends), until
+// limit has passed since start; any other failure is final at once.
+func (c *Confirmer) probeUntilReady(ctx context.Context, slot, version string, start time.Time, limit time.Duration) error {
 	if c.ProbeURL == "" {
 		return nil
 	}
 	for {
 		err := c.probeOnce(ctx, slot, version)
-		if err == nil || !notReadyYet(err) || ctx.Err() != nil || time.Since(start) > c.startTimeout() {
+		if err == nil || !errors.Is(err, errNotReady) || ctx.Err() != nil || time.Since(start) > limit {
 			return err
 		}
 		time.Sleep(probeRetryEvery)
 	}
-}
-
-func notReadyYet(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "the answer came from version") || strings.HasPrefix(s, ReasonHealthCheck+": probe request")
 }
 
 func (c *Confirmer) probeOnce(ctx context.Context, slot, version string) error {
@@ -218,19 +284,19 @@ func (c *Confirmer) probe(slot, version string) (Probe, error) {
 	dir := c.SlotDir(slot)
 	data, err := os.ReadFile(filepath.Join(dir, verify.MetaDir, "manifest.json"))
 	if err != nil {
-		return Probe{}, fmt.Errorf("%s: read the slot's manifest: %v", ReasonHealthCheck, err)
+		return Probe{}, reason.New(ReasonHealthCheck, "read the slot's manifest: %v", err)
 	}
-	m, err := verify.Parse(data)
+	m, err := verify.ParseManifest(data)
 	if err != nil {
-		return Probe{}, fmt.Errorf("%s: %v", ReasonHealthCheck, err)
+		return Probe{}, reason.New(ReasonHealthCheck, "%v", err)
 	}
 	if m.Probe == nil {
-		return Probe{}, fmt.Errorf("%s: probe_url is set but model %s %s ships no probe data (probe/input.json, probe/expected.json)", ReasonHealthCheck, m.Model, m.Version)
+		return Probe{}, reason.New(ReasonHealthCheck, "probe_url is set but model %s %s ships no probe data (probe/input.json, probe/expected.json)", m.Model, m.Version)
 	}
 	in, err1 := os.ReadFile(filepath.Join(dir, filepath.FromSlash(m.Probe.Input)))
 	want, err2 := os.ReadFile(filepath.Join(dir, filepath.FromSlash(m.Probe.Expected)))
 	if err := errors.Join(err1, err2); err != nil {
-		return Probe{}, fmt.Errorf("%s: read probe data: %v", ReasonHealthCheck, err)
+		return Probe{}, reason.New(ReasonHealthCheck, "read probe data: %v", err)
 	}
 	tol := m.Probe.Tolerance
 	if tol == 0 {
@@ -278,8 +344,8 @@ func (c *Confirmer) samples() int {
 	return DefaultProbeSamples
 }
 
-// hasReason reports whether err's text already starts with a reason code.
-func hasReason(err error) bool {
-	code, _, ok := strings.Cut(err.Error(), ":")
-	return ok && !strings.Contains(code, " ")
+// hasCode reports whether err carries a reason code already.
+func hasCode(err error) bool {
+	_, ok := reason.Of(err)
+	return ok
 }

@@ -4,19 +4,21 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
-	"slices"
 	"time"
+
+	"github.com/modelslot/modelslot/internal/reason"
 )
 
 // Failure reasons of a probe (DESIGN.md § Events).
 const (
-	ReasonProbeMismatch = "probe_mismatch"
-	ReasonLatencyLimit  = "latency_limit"
-	ReasonHealthCheck   = "health_check_failed"
+	ReasonProbeMismatch = reason.ProbeMismatch
+	ReasonLatencyLimit  = reason.Latency
+	ReasonHealthCheck   = reason.HealthCheck
 )
 
 // maxProbeAnswer bounds a probe answer: a health check must not be a way to make
@@ -34,72 +36,95 @@ type Probe struct {
 	Version    string  // the version the answer must carry in "version"; "" skips the check
 	Samples    int     // timed requests after one warm-up; the median must be under MaxLatency
 	MaxLatency time.Duration
-	Timeout    time.Duration // per request
+	Timeout    time.Duration // per request when MaxLatency is 0, and the most any request may take
 	Client     *http.Client
 }
 
 // Run performs the probe and returns nil or an error whose text starts with a
-// failure reason.
+// failure reason. With MaxLatency set, sampling stops as soon as the median's
+// side of the limit is certain (see latencyJudge), and a request not answered
+// within its bound counts as over the limit: a server that never answers in
+// time is judged in about (Samples/2 + 2) × MaxLatency (the warm-up's 2 ×
+// MaxLatency, then Samples/2 samples), not after every sample's full answer.
 func (p Probe) Run(ctx context.Context) error {
 	var expected map[string]any
 	if err := json.Unmarshal(p.Expected, &expected); err != nil {
-		return fmt.Errorf("%s: the model's expected probe output is not a JSON object: %v", ReasonHealthCheck, err)
+		return reason.New(ReasonHealthCheck, "the model's expected probe output is not a JSON object: %v", err)
 	}
-	answer, _, err := p.once(ctx) // warm-up: the first request may load lazily
-	if err != nil {
-		return err
-	}
-	if err := p.check(expected, answer); err != nil {
-		return err
-	}
-	return p.timeSamples(ctx)
-}
-
-func (p Probe) timeSamples(ctx context.Context) error {
-	n := max(p.Samples, 1)
-	took := make([]time.Duration, 0, n)
-	for range n {
-		_, d, err := p.once(ctx)
-		if err != nil {
+	j := newLatencyJudge(max(p.Samples, 1), p.MaxLatency)
+	// Warm-up: the first request may be slow (lazy load, cold caches) and is
+	// not timed, within 2 × MaxLatency. Later than that it counts as the first
+	// timed sample, over the limit, so a slow server is not waited for.
+	answer, took, err := p.once(ctx, p.warmupTimeout())
+	switch {
+	case err == nil:
+		if err := p.check(expected, answer); err != nil {
 			return err
 		}
-		took = append(took, d)
+	case p.MaxLatency > 0 && errors.Is(err, errNoAnswerInTime):
+		j.add(took, false)
+	default:
+		return err
 	}
-	slices.Sort(took)
-	median := took[len(took)/2]
-	if p.MaxLatency > 0 && median > p.MaxLatency {
-		return fmt.Errorf("%s: probe latency %s > %s (median of %d)", ReasonLatencyLimit,
-			median.Round(time.Millisecond), p.MaxLatency, n)
-	}
-	return nil
+	return p.timeSamples(ctx, expected, j)
 }
 
-// once sends one probe request and returns the decoded answer and its latency.
-func (p Probe) once(ctx context.Context) (map[string]any, time.Duration, error) {
-	ctx, cancel := context.WithTimeout(ctx, p.timeout())
+// timeSamples sends timed requests until j's verdict is certain. Every answer
+// is checked like the warm-up's: the warm-up may have gone unanswered.
+func (p Probe) timeSamples(ctx context.Context, expected map[string]any, j *latencyJudge) error {
+	for !j.decided() {
+		answer, took, err := p.once(ctx, p.sampleTimeout())
+		if err != nil {
+			if p.MaxLatency > 0 && errors.Is(err, errNoAnswerInTime) {
+				j.add(took, false)
+				continue
+			}
+			return err
+		}
+		if err := p.check(expected, answer); err != nil {
+			return err
+		}
+		j.add(took, true)
+	}
+	return j.verdict()
+}
+
+// once sends one probe request, bounded by timeout, and returns the decoded
+// answer and its latency. A request that got no answer is errNotReady, and
+// also errNoAnswerInTime when its own timeout (not ctx) cut it short.
+func (p Probe) once(ctx context.Context, timeout time.Duration) (map[string]any, time.Duration, error) {
+	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.URL, bytes.NewReader(p.Input))
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, p.URL, bytes.NewReader(p.Input))
 	if err != nil {
-		return nil, 0, fmt.Errorf("%s: probe_url %q: %v", ReasonHealthCheck, p.URL, err)
+		return nil, 0, reason.New(ReasonHealthCheck, "probe_url %q: %v", p.URL, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	start := time.Now()
 	resp, err := p.client().Do(req)
 	if err != nil {
-		return nil, 0, fmt.Errorf("%s: probe request to %s: %v", ReasonHealthCheck, p.URL, err)
+		err = reason.New(ReasonHealthCheck, "probe request to %s: %v", p.URL, err)
+		if rctx.Err() != nil && ctx.Err() == nil {
+			return nil, time.Since(start), mark(err, errNotReady, errNoAnswerInTime)
+		}
+		return nil, time.Since(start), mark(err, errNotReady)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxProbeAnswer))
 	took := time.Since(start)
 	if err != nil {
-		return nil, took, fmt.Errorf("%s: read probe answer: %v", ReasonHealthCheck, err)
+		err = reason.New(ReasonHealthCheck, "read probe answer: %v", err)
+		if rctx.Err() != nil && ctx.Err() == nil { // the answer began but did not end in time
+			return nil, took, mark(err, errNoAnswerInTime)
+		}
+		return nil, took, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, took, fmt.Errorf("%s: probe answered %s: %.200s", ReasonHealthCheck, resp.Status, body)
+		return nil, took, reason.New(ReasonHealthCheck, "probe answered %s: %.200s", resp.Status, body)
 	}
 	var answer map[string]any
 	if err := json.Unmarshal(body, &answer); err != nil {
-		return nil, took, fmt.Errorf("%s: probe answer is not a JSON object: %v", ReasonProbeMismatch, err)
+		return nil, took, reason.New(ReasonProbeMismatch, "probe answer is not a JSON object: %v", err)
 	}
 	return answer, took, nil
 }
@@ -107,12 +132,12 @@ func (p Probe) once(ctx context.Context) (map[string]any, time.Duration, error) 
 func (p Probe) check(expected, answer map[string]any) error {
 	if p.Version != "" {
 		if got, _ := answer["version"].(string); got != p.Version {
-			return fmt.Errorf("%s: the answer came from version %q, not %q under trial", ReasonProbeMismatch, got, p.Version)
+			return mark(reason.New(ReasonProbeMismatch, "the answer came from version %q, not %q under trial", got, p.Version), errNotReady)
 		}
 	}
 	for k, want := range expected {
 		if where, ok := match(want, answer[k], p.Tolerance, k); !ok {
-			return fmt.Errorf("%s: %s differs from the expected output", ReasonProbeMismatch, where)
+			return reason.New(ReasonProbeMismatch, "%s differs from the expected output", where)
 		}
 	}
 	return nil
@@ -160,6 +185,24 @@ func (p Probe) timeout() time.Duration {
 		return p.Timeout
 	}
 	return 10 * time.Second
+}
+
+// warmupTimeout bounds the untimed first request: 2 × MaxLatency when latency
+// is judged, else Timeout.
+func (p Probe) warmupTimeout() time.Duration {
+	if p.MaxLatency > 0 {
+		return min(2*p.MaxLatency, p.timeout())
+	}
+	return p.timeout()
+}
+
+// sampleTimeout bounds a timed request: MaxLatency, since a request still
+// unanswered at the limit is over it whatever comes later.
+func (p Probe) sampleTimeout() time.Duration {
+	if p.MaxLatency > 0 {
+		return min(p.MaxLatency, p.timeout())
+	}
+	return p.timeout()
 }
 
 func (p Probe) client() *http.Client {

@@ -71,5 +71,5 @@ func ReadUnverified(envelope []byte) (*verify.Manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("payload is not base64: %w", err)
 	}
-	return verify.Parse(payload)
+	return verify.ParseManifest(payload)
 }

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/modelslot/modelslot/internal/testutil"
 )
 
 // collector is a real loopback HTTP server that records events; fail decides
@@ -57,18 +59,6 @@ func (c *collector) received() []Event {
 	return append([]Event(nil), c.events...)
 }
 
-// waitFor polls until cond holds or fails the test after d.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func drain(t *testing.T, o *Outbox, s Sink) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -105,7 +95,7 @@ func TestHTTPSinkDeliversInOrderThroughFailures(t *testing.T) {
 	o, _ := OpenOutbox(t.TempDir(), 0, "http")
 	drain(t, o, NewHTTPSink("http://"+c.addr+"/events", HTTPOptions{}))
 	appendN(t, o, StatusDownloading, StatusInstalling, StatusActivating, StatusConfirming, StatusSuccess)
-	waitFor(t, 10*time.Second, "5 events", func() bool { return o.Depth("http") == 0 })
+	testutil.WaitFor(t, 10*time.Second, "5 events", func() bool { return o.Depth("http") == 0 })
 	assertInOrder(t, c.received(), 5)
 }
 
@@ -121,6 +111,6 @@ func TestHTTPSinkWaitsForCollectorThatIsDown(t *testing.T) {
 		t.Fatal("events left the outbox while the collector was down")
 	}
 	c := startCollector(t, addr, nil)
-	waitFor(t, 15*time.Second, "delivery after the collector came up", func() bool { return o.Depth("http") == 0 })
+	testutil.WaitFor(t, 15*time.Second, "delivery after the collector came up", func() bool { return o.Depth("http") == 0 })
 	assertInOrder(t, c.received(), 3)
 }

@@ -10,6 +10,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/modelslot/modelslot/internal/mqtttest"
+	"github.com/modelslot/modelslot/internal/testutil"
 )
 
 // subscriber is the platform's side: a real MQTT client on the events topic.
@@ -56,7 +57,7 @@ func TestMQTTDeliversInOrder(t *testing.T) {
 	t.Cleanup(sink.Close)
 	drain(t, o, sink)
 	appendN(t, o, StatusDownloading, StatusInstalling, StatusActivating, StatusConfirming, StatusSuccess)
-	waitFor(t, 15*time.Second, "5 events on the broker", func() bool { return len(sub.received()) >= 5 })
+	testutil.WaitFor(t, 15*time.Second, "5 events on the broker", func() bool { return len(sub.received()) >= 5 })
 	assertInOrder(t, sub.received(), 5)
 }
 
@@ -76,8 +77,8 @@ func TestMQTTBrokerDownForWholeUpdate(t *testing.T) {
 	}
 	b.Start()
 	sub := subscribe(t, b, eventsTopic("modelslot", "d2"))
-	waitFor(t, 30*time.Second, "7 events after the broker came back", func() bool { return o.Depth("mqtt") == 0 })
-	waitFor(t, 5*time.Second, "the subscriber to see them", func() bool { return len(sub.received()) >= 7 })
+	testutil.WaitFor(t, 30*time.Second, "7 events after the broker came back", func() bool { return o.Depth("mqtt") == 0 })
+	testutil.WaitFor(t, 5*time.Second, "the subscriber to see them", func() bool { return len(sub.received()) >= 7 })
 	assertInOrder(t, sub.received(), 7)
 }
 
@@ -108,8 +109,8 @@ func TestTenThousandQueuedEventsAllDelivered(t *testing.T) {
 	t.Cleanup(sink.Close)
 	start := time.Now()
 	drain(t, o, sink)
-	waitFor(t, 120*time.Second, "10,000 events", func() bool { return o.Depth("mqtt") == 0 })
-	waitFor(t, 10*time.Second, "the subscriber to see them", func() bool { return len(sub.received()) >= n })
+	testutil.WaitFor(t, 120*time.Second, "10,000 events", func() bool { return o.Depth("mqtt") == 0 })
+	testutil.WaitFor(t, 10*time.Second, "the subscriber to see them", func() bool { return len(sub.received()) >= n })
 	t.Logf("drained %d events in %s", n, time.Since(start).Round(time.Millisecond))
 	assertInOrder(t, sub.received(), n)
 }

@@ -116,9 +116,61 @@ func (m *Manager) launch() error {
 		return err
 	}
 	m.cgroup = cg
-	logf, err := os.Create(m.LogFile)
+	if err := m.exec(); err != nil {
+		return errors.Join(err, cg.remove())
+	}
+	return nil
+}
+
+// Kill ends the manager alone with SIGKILL, as a crash would: the processes of
+// its units go on running, supervised by nobody. Relaunch starts it again.
+func (m *Manager) Kill(t testing.TB) {
+	t.Helper()
+	_ = syscall.Kill(m.PID, syscall.SIGKILL)
+	if !m.waitExit(exitTimeout) {
+		t.Fatalf("manager %d did not die of SIGKILL", m.PID)
+	}
+}
+
+// Exit asks the manager to exit, as a stop of a user manager does: it stops its
+// units first. Relaunch starts it again.
+func (m *Manager) Exit(t testing.TB) {
+	t.Helper()
+	if out, err := m.Systemctl("exit"); err != nil {
+		t.Fatalf("systemctl --user exit: %v\n%s", err, out)
+	}
+	if !m.waitExit(exitTimeout) {
+		t.Fatalf("manager %d did not exit", m.PID)
+	}
+}
+
+// Relaunch starts a new manager after Kill or Exit, with the same home, unit
+// files, runtime directory (so the same bus address) and cgroup, and waits
+// until it answers. Like a real restart, it knows nothing of what the old one
+// ran: its units start inactive.
+func (m *Manager) Relaunch(t testing.TB) {
+	t.Helper()
+	if err := os.RemoveAll(m.RuntimeDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(m.RuntimeDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	m.exited = make(chan struct{})
+	if err := m.exec(); err != nil {
+		t.Fatalf("relaunch the manager: %v", err)
+	}
+	if err := m.waitReady(context.Background()); err != nil {
+		t.Fatalf("relaunched manager: %v", err)
+	}
+}
+
+// exec starts the manager process in m's cgroup.
+func (m *Manager) exec() error {
+	cg := m.cgroup
+	logf, err := os.OpenFile(m.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return errors.Join(fmt.Errorf("create manager log: %w", err), cg.remove())
+		return fmt.Errorf("create manager log: %w", err)
 	}
 	defer logf.Close()
 	m.cmd = exec.Command("/bin/sh", append([]string{"-c", launchScript, "sh"}, cg.join...)...)
@@ -133,10 +185,11 @@ func (m *Manager) launch() error {
 		Pdeathsig: syscall.SIGTERM,
 	}
 	if err := m.cmd.Start(); err != nil {
-		return errors.Join(fmt.Errorf("launch %s --user: %w", SystemdBinary, err), cg.remove())
+		return fmt.Errorf("launch %s --user: %w", SystemdBinary, err)
 	}
 	m.PID = m.cmd.Process.Pid
-	go func() { _ = m.cmd.Wait(); close(m.exited) }()
+	cmd, exited := m.cmd, m.exited
+	go func() { _ = cmd.Wait(); close(exited) }()
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/modelslot/modelslot/internal/report"
 	"github.com/modelslot/modelslot/slots"
 )
 
@@ -12,6 +13,9 @@ import (
 // verified against the manifest as they are written, so a file that changes
 // between the scan and the copy is caught.
 type DirSource struct{ Dir string }
+
+// FirstStep: a local copy installs at once.
+func (DirSource) FirstStep() string { return report.StatusInstalling }
 
 // Fill copies every file of the fill's manifest.
 func (d DirSource) Fill(ctx context.Context, fill *slots.Fill) error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/modelslot/modelslot/internal/reason"
 	"github.com/modelslot/modelslot/internal/report"
 	"github.com/modelslot/modelslot/slots"
 )
@@ -12,37 +13,19 @@ import (
 // ErrNothingToRollBack means there is no good version to go back to.
 var ErrNothingToRollBack = errors.New("nothing to roll back to")
 
-// Resume continues a trial that a crash or restart interrupted: it counts the
-// attempt and confirms again; past maxAttempts it reverts instead of looping.
-// With no trial it does nothing. It returns whether a trial was found.
-func (u *Updater) Resume(ctx context.Context, maxAttempts int) (bool, error) {
-	t := u.Store.State().Trial
-	if t == nil {
-		return false, nil
-	}
-	n, err := u.Store.ResumeTrial()
-	if err != nil {
-		return true, err
-	}
-	if maxAttempts > 0 && n > maxAttempts {
-		return true, u.revert(ctx, t, fmt.Sprintf("crash_loop: the trial was interrupted %d times (max_attempts %d)", n-1, maxAttempts))
-	}
-	return true, u.confirm(ctx)
-}
-
 // Rollback goes back to the previous good version: a running trial is reverted
 // (reason manual), a committed version is left for the previous good one and
 // marked bad. With ifTrial it only reverts a trial and otherwise does nothing
 // (for OnFailure= units). A repeated rollback is a no-op, not a swing back.
 // It returns whether anything changed.
 func (u *Updater) Rollback(ctx context.Context, ifTrial bool) (bool, error) {
-	return u.RollbackFor(ctx, ifTrial, ReasonManual+": rollback requested")
+	return u.RollbackFor(ctx, ifTrial, reason.New(reason.Manual, "rollback requested"))
 }
 
 // RollbackFor is Rollback with the reason a running trial is reverted for,
 // when it is not a person's wish: the OnFailure= unit passes what systemd saw
 // ("crash_loop: …", "watchdog_timeout: …").
-func (u *Updater) RollbackFor(ctx context.Context, ifTrial bool, trialReason string) (bool, error) {
+func (u *Updater) RollbackFor(ctx context.Context, ifTrial bool, trialReason *reason.Error) (bool, error) {
 	st := u.Store.State()
 	if st.Trial != nil {
 		err := u.revert(ctx, st.Trial, trialReason)
@@ -51,17 +34,23 @@ func (u *Updater) RollbackFor(ctx context.Context, ifTrial bool, trialReason str
 	if ifTrial {
 		return false, nil
 	}
+	if st.Restore != nil {
+		// The last revert or rollback has not reached the server yet: finish
+		// that one instead of going further back.
+		return u.FinishRestore(ctx)
+	}
 	if st.Previous == "" || st.Slots[st.Previous].Status != slots.Good {
 		return false, nothingToRollBack(st)
 	}
 	from := st.Slots[st.Active].Version
-	u.report(ctx, report.StatusRollingBack, st.Slots[st.Previous].Version, failure(ReasonManual))
-	if err := u.Store.Rollback(ReasonManual + ": rolled back from this version"); err != nil {
-		u.report(ctx, report.StatusFailed, st.Slots[st.Previous].Version, failure(ReasonManual+": rollback from "+from+" failed: "+err.Error()))
+	why := reason.New(reason.Manual, "rolled back from this version")
+	u.report(ctx, report.StatusRollingBack, st.Slots[st.Previous].Version, saved(reason.Manual, string(reason.Manual)))
+	if err := u.Store.Rollback(why); err != nil {
+		u.report(ctx, report.StatusFailed, st.Slots[st.Previous].Version, failure(reason.New(reason.Manual, "rollback from %s failed: %w", from, err)))
 		return false, err
 	}
-	u.report(ctx, report.StatusRolledBack, st.Slots[st.Previous].Version, failure(ReasonManual), rolledBackNow)
-	return true, nil
+	_, err := u.FinishRestore(ctx)
+	return true, err
 }
 
 // MarkGood commits a running trial; without one it does nothing.
@@ -70,7 +59,7 @@ func (u *Updater) MarkGood(ctx context.Context) (bool, error) {
 	if t == nil {
 		return false, nil
 	}
-	if err := u.Store.Commit(); err != nil {
+	if err := u.Store.CommitTrial(); err != nil {
 		return false, err
 	}
 	u.report(ctx, report.StatusSuccess, t.Version)
@@ -90,7 +79,7 @@ func nothingToRollBack(st *slots.State) error {
 		return fmt.Errorf("%w: only one version was ever activated", ErrNothingToRollBack)
 	}
 	prev := st.Slots[st.Previous]
-	if prev.Status == slots.Bad && reasonCode(prev.Reason) == ReasonManual {
+	if prev.Status == slots.Bad && prev.Code == reason.Manual {
 		return nil
 	}
 	return fmt.Errorf("%w: the previous version %s (slot %s) is %s: %s", ErrNothingToRollBack, prev.Version, st.Previous, prev.Status, prev.Reason)

@@ -3,9 +3,9 @@ package update
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
+	"github.com/modelslot/modelslot/internal/reason"
 	"github.com/modelslot/modelslot/internal/report"
 	"github.com/modelslot/modelslot/verify"
 )
@@ -17,12 +17,6 @@ import (
 type Reporter interface {
 	Report(ctx context.Context, ev *report.Event)
 }
-
-// Reasons of failures that happen before activation (DESIGN.md § Events).
-const (
-	ReasonVerification = "verification_failed"
-	ReasonDownload     = "download_failed"
-)
 
 func (u *Updater) report(ctx context.Context, status, target string, mod ...func(*report.Event)) {
 	if u.Reporter == nil {
@@ -39,11 +33,18 @@ func (u *Updater) report(ctx context.Context, status, target string, mod ...func
 	u.Reporter.Report(ctx, ev)
 }
 
-// failure sets the reason code, and keeps the whole reason as the first log line.
-func failure(reason string) func(*report.Event) {
+// failure sets the event's reason code from why, and keeps its whole text as
+// the first log line.
+func failure(why *reason.Error) func(*report.Event) {
+	return saved(why.Code, why.Error())
+}
+
+// saved is failure for a reason as state.json keeps it: its code, and its
+// text ("code: detail").
+func saved(code reason.Code, text string) func(*report.Event) {
 	return func(ev *report.Event) {
-		ev.FailureReason = reasonCode(reason)
-		ev.Logs = append(ev.Logs, reason)
+		ev.FailureReason = string(code)
+		ev.Logs = append(ev.Logs, text)
 	}
 }
 
@@ -52,13 +53,16 @@ func rolledBackNow(ev *report.Event) {
 	ev.RollbackTimestamp = &now
 }
 
-// installFailureReason names why an install failed before activation.
-func installFailureReason(err error) string {
-	if errors.Is(err, verify.ErrRejected) {
-		return ReasonVerification + ": " + err.Error()
+// installFailure names why an install failed before activation: a code the
+// error carries (the download path, a unit refused), a rejected artifact, or
+// else the download.
+func installFailure(err error) *reason.Error {
+	var why *reason.Error
+	switch {
+	case errors.As(err, &why):
+		return &reason.Error{Code: why.Code, Detail: err.Error(), Err: err}
+	case errors.Is(err, verify.ErrRejected):
+		return &reason.Error{Code: reason.Verification, Detail: err.Error(), Err: err}
 	}
-	if code := reasonCode(err.Error()); strings.HasSuffix(code, "_failed") {
-		return err.Error()
-	}
-	return ReasonDownload + ": " + err.Error()
+	return &reason.Error{Code: reason.Download, Detail: err.Error(), Err: err}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/modelslot/modelslot/internal/crashpoint"
+	"github.com/modelslot/modelslot/internal/reason"
 	"github.com/modelslot/modelslot/internal/report"
 	"github.com/modelslot/modelslot/slots"
 	"github.com/modelslot/modelslot/verify"
@@ -26,19 +27,18 @@ var ErrRolledBack = errors.New("update failed and was rolled back")
 // ErrRolledBack.
 var ErrRestoreFailed = errors.New("the previous version failed too")
 
-// ReasonManual is the failure reason of a rollback or mark-bad by a person or a
-// platform command (DESIGN.md § Events).
-const ReasonManual = "manual"
+// ErrUnitUnavailable means the configured unit cannot be activated (not found,
+// masked, or not loadable): the install stops before the link moves, and the
+// new version stays installed.
+var ErrUnitUnavailable = errors.New("the unit cannot be activated")
 
 // Source writes the files of a manifest into a Fill.
 type Source interface {
 	Fill(ctx context.Context, fill *slots.Fill) error
-}
-
-// Downloader is a Source that fetches over a network or from a bundle before
-// it installs: its installs report a downloading step first.
-type Downloader interface {
-	Downloads() bool
+	// FirstStep is the step an install from it reports first:
+	// report.StatusDownloading for a repository or a bundle (it fetches before
+	// it writes), report.StatusInstalling for a local copy.
+	FirstStep() string
 }
 
 // Committer is a Source told when the slot it filled was committed, to clean up
@@ -84,6 +84,11 @@ type Updater struct {
 	Confirm  Confirmer // nil: commit right after the swap
 	Workers  int       // files hashed at once when re-verifying a slot
 	Reporter Reporter  // nil: steps are only logged
+	// Preflight, if set, runs before the link moves to a new version: it checks
+	// that the unit can be activated (ErrUnitUnavailable) and that no other
+	// model on the same unit is in trial (slots.ErrBusy). An error stops the
+	// install with the new version installed and nothing swapped.
+	Preflight func(ctx context.Context) error
 }
 
 // Install makes m the active, committed version. Installing the version that is
@@ -100,14 +105,22 @@ func (u *Updater) Install(ctx context.Context, m *verify.Manifest, src Source) (
 	outcome, err := u.fill(ctx, m, src)
 	if err != nil {
 		if ctx.Err() == nil {
-			u.report(ctx, report.StatusFailed, m.Version, failure(installFailureReason(err)))
+			u.report(ctx, report.StatusFailed, m.Version, failure(installFailure(err)))
 		}
 		return Result{}, err
 	}
 	slot := s.Inactive()
+	if u.Preflight != nil {
+		if err := u.Preflight(ctx); err != nil {
+			if !errors.Is(err, slots.ErrBusy) { // busy is retried, not a failure
+				u.report(ctx, report.StatusFailed, m.Version, failure(reason.Wrap(reason.UnitUnavailable, err).(*reason.Error)))
+			}
+			return Result{}, fmt.Errorf("install %s: not activated, the link was not moved (the version stays installed in slot %s): %w", m.Version, slot, err)
+		}
+	}
 	u.report(ctx, report.StatusActivating, m.Version)
-	if err := s.Activate(slot); err != nil {
-		u.report(ctx, report.StatusFailed, m.Version, failure("activation_failed: "+err.Error()))
+	if err := s.StartTrial(slot); err != nil {
+		u.report(ctx, report.StatusFailed, m.Version, failure(&reason.Error{Code: reason.Activation, Detail: err.Error(), Err: err}))
 		return Result{}, fmt.Errorf("install %s: %w", m.Version, err)
 	}
 	slog.Info("activated", "model", m.Model, "version", m.Version, "slot", slot)
@@ -148,15 +161,8 @@ func (u *Updater) fill(ctx context.Context, m *verify.Manifest, src Source) (Out
 		}
 		slog.Warn("inactive slot holds this version but does not verify; installing again", "slot", inactive, "err", err)
 	}
-	downloads := false
-	if d, ok := src.(Downloader); ok {
-		downloads = d.Downloads()
-	}
-	if downloads {
-		u.report(ctx, report.StatusDownloading, m.Version)
-	} else {
-		u.report(ctx, report.StatusInstalling, m.Version)
-	}
+	first := src.FirstStep()
+	u.report(ctx, first, m.Version)
 	fill, err := s.BeginInstall(ctx, m)
 	if err != nil {
 		return "", err
@@ -167,7 +173,7 @@ func (u *Updater) fill(ctx context.Context, m *verify.Manifest, src Source) (Out
 		}
 		return "", fmt.Errorf("install %s: %w", m.Version, err)
 	}
-	if downloads {
+	if first != report.StatusInstalling {
 		u.report(ctx, report.StatusInstalling, m.Version)
 	}
 	if err := fill.Commit(ctx); err != nil {
@@ -197,10 +203,10 @@ func (u *Updater) confirm(ctx context.Context) error {
 				// the operator's stop.
 				return fmt.Errorf("trial of %s interrupted; the next modelslot command resumes it: %w", t.Version, ctx.Err())
 			}
-			return u.revert(ctx, t, err.Error())
+			return u.revert(ctx, t, verdict(err))
 		}
 	}
-	if err := u.Store.Commit(); err != nil {
+	if err := u.Store.CommitTrial(); err != nil {
 		return fmt.Errorf("commit %s: %w", t.Version, err)
 	}
 	slog.Info("committed", "version", t.Version, "slot", t.Slot)
@@ -208,38 +214,73 @@ func (u *Updater) confirm(ctx context.Context) error {
 	return nil
 }
 
-func (u *Updater) revert(ctx context.Context, t *slots.Trial, reason string) error {
-	u.report(ctx, report.StatusRollingBack, t.Version, failure(reason))
-	if err := u.Store.Revert(reason); err != nil {
-		u.report(ctx, report.StatusFailed, t.Version, failure(reason+"; and the revert failed: "+err.Error()))
-		return fmt.Errorf("revert %s after %q: %w", t.Version, reason, err)
+// verdict is a confirmer's error as a reason: the code it carries, or
+// health_check_failed for one that carries none.
+func verdict(err error) *reason.Error {
+	var why *reason.Error
+	if errors.As(err, &why) && why == err {
+		return why
 	}
-	slog.Warn("reverted", "version", t.Version, "reason", reason)
-	if err := u.restore(ctx, t); err != nil {
-		msg := fmt.Sprintf("the previous version did not come back healthy either: %v; modelslot stopped here, fix it by hand", err)
-		if nerr := u.Store.NoteRestoreFailure(msg); nerr != nil {
-			slog.Error("could not record the failed restore", "err", nerr)
+	return &reason.Error{Code: reason.CodeOf(err, reason.HealthCheck), Detail: strings.TrimPrefix(err.Error(), string(reason.CodeOf(err, ""))+": "), Err: err}
+}
+
+// revert ends trial t as failed for why, moves the link back and restores the
+// previous version. A reason that blames no one (reason.ManagerUnreachable)
+// leaves the version's slot installed (slots.Store.Revert).
+func (u *Updater) revert(ctx context.Context, t *slots.Trial, why *reason.Error) error {
+	lines := withLogs(logLines(why)) // the unit's last output, after the reason
+	u.report(ctx, report.StatusRollingBack, t.Version, failure(why), lines)
+	if err := u.Store.Revert(why); err != nil {
+		u.report(ctx, report.StatusFailed, t.Version, saved(why.Code, why.Error()+"; and the revert failed: "+err.Error()))
+		return fmt.Errorf("revert %s after %q: %w", t.Version, why, err)
+	}
+	slog.Warn("reverted", "version", t.Version, "reason", why.Code, "blamed", why.Code.Blames(), "detail", why.Detail)
+	if _, err := u.finishRestore(ctx, lines); err != nil {
+		return fmt.Errorf("%w: %w", ErrRolledBack, err)
+	}
+	return fmt.Errorf("%w: %s: %w", ErrRolledBack, t.Version, why)
+}
+
+// FinishRestore brings the version that a revert or rollback put the link back
+// to into service (state.json's pending restore): the unit is restarted or
+// reloaded on it and it must answer its probe. Only then is it reported
+// rolled_back. A restore that fails stays pending, is reported failed with what
+// went wrong, and is tried again by the next FinishRestore (the agent retries
+// with backoff; `modelslot recover` and every state-changing command do too).
+// It returns whether a restore was pending. The error wraps ErrRestoreFailed.
+func (u *Updater) FinishRestore(ctx context.Context) (bool, error) {
+	return u.finishRestore(ctx)
+}
+
+// finishRestore is FinishRestore with more for the rolled_back event (the
+// failed version's output lines).
+func (u *Updater) finishRestore(ctx context.Context, more ...func(*report.Event)) (bool, error) {
+	r := u.Store.State().Restore
+	if r == nil {
+		return false, nil
+	}
+	target := r.From // a revert reports on the version it reverted
+	if r.Op == slots.OpRollback {
+		target = r.Version // a rollback, on the version it goes back to
+	}
+	if rs, ok := u.Confirm.(Restorer); ok {
+		if err := rs.Restore(ctx, r.Slot, r.Version); err != nil {
+			if ctx.Err() != nil {
+				return true, fmt.Errorf("restore of %s interrupted; the next modelslot command or the agent tries again: %w", r.Version, ctx.Err())
+			}
+			msg := fmt.Sprintf("%s (slot %s) did not come back healthy: %v; modelslot keeps trying (the agent with backoff, or run `modelslot recover`)", r.Version, r.Slot, err)
+			if nerr := u.Store.NoteRestoreFailure(msg); nerr != nil {
+				slog.Error("could not record the failed restore", "err", nerr)
+			}
+			u.report(ctx, report.StatusFailed, target, saved(r.Code, r.Reason), func(ev *report.Event) { ev.Logs = append(ev.Logs, msg) },
+				withLogs(logLines(err))) // the unit's output as the old version failed too
+			return true, fmt.Errorf("%w: %s", ErrRestoreFailed, msg)
 		}
-		u.report(ctx, report.StatusFailed, t.Version, failure(reason), func(ev *report.Event) { ev.Logs = append(ev.Logs, msg) })
-		return fmt.Errorf("%w: %w: %s: %s; %s", ErrRolledBack, ErrRestoreFailed, t.Version, reason, msg)
 	}
-	u.report(ctx, report.StatusRolledBack, t.Version, failure(reason), rolledBackNow)
-	return fmt.Errorf("%w: %s: %s", ErrRolledBack, t.Version, reason)
-}
-
-// restore brings back the version served before the trial, when the confirmer
-// knows how (a unit to restart).
-func (u *Updater) restore(ctx context.Context, t *slots.Trial) error {
-	r, ok := u.Confirm.(Restorer)
-	if !ok || t.From == "" {
-		return nil
+	if err := u.Store.Restored(); err != nil {
+		return true, fmt.Errorf("record that %s serves again: %w", r.Version, err)
 	}
-	st := u.Store.State()
-	return r.Restore(ctx, t.From, st.Slots[t.From].Version)
-}
-
-// reasonCode is the failure_reason part of a reason ("latency_limit: …").
-func reasonCode(reason string) string {
-	code, _, _ := strings.Cut(reason, ":")
-	return code
+	slog.Info("restored", "version", r.Version, "slot", r.Slot)
+	u.report(ctx, report.StatusRolledBack, target, append([]func(*report.Event){saved(r.Code, r.Reason)}, append(more, rolledBackNow)...)...)
+	return true, nil
 }

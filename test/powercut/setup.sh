@@ -111,7 +111,7 @@ pc_base_image() {
 	mount -o loop "$out" "$mnt"
 	"$PC_BIN/driver" gen "$PC_WORK/models"
 	printf 'device_id = "powercut-host"\nstate_root = "%s/ms"\n\n[[model]]\nname = "demo"\n' "$mnt" > "$cfg"
-	"$PC_BIN/modelslot" --config "$cfg" install --insecure --version v1 "$PC_WORK/models/v1" >&2 ||
+	"$PC_BIN/modelslot" --config "$cfg" install --insecure --label v1 "$PC_WORK/models/v1" >&2 ||
 		{ umount "$mnt"; return 1; }
 	umount "$mnt"
 }

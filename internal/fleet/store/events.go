@@ -89,7 +89,7 @@ func (db *DB) addEvent(ctx context.Context, tx *sql.Tx, ev *report.Event, body [
 	return true, db.recordOutcome(ctx, tx, ev.RolloutID, ev.DeviceID, outcomeOf(ev.Status, ev.FailureReason), ev.FailureReason, received)
 }
 
-// reasonDownload is update.ReasonDownload: a download that failed for network
+// reasonDownload is reason.Download: a download that failed for network
 // reasons. The agent retries it (the command stays queued), so for the
 // rollout the device is still in progress; progress_timeout bounds it.
 const reasonDownload = "download_failed"

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/modelslot/modelslot/internal/pgtest"
+	"github.com/modelslot/modelslot/internal/reason"
 	"github.com/modelslot/modelslot/internal/report"
 	"github.com/modelslot/modelslot/internal/rollout"
-	"github.com/modelslot/modelslot/internal/update"
 )
 
 var t0 = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
@@ -137,13 +137,13 @@ func TestStore(t *testing.T) {
 // for network reasons, so the device is still in progress for its rollout;
 // the reason code is the one the updater reports.
 func TestADownloadFailureIsNotAVerdict(t *testing.T) {
-	if reasonDownload != update.ReasonDownload {
-		t.Fatalf("reasonDownload %q != update.ReasonDownload %q", reasonDownload, update.ReasonDownload)
+	if reasonDownload != string(reason.Download) {
+		t.Fatalf("reasonDownload %q != string(reason.Download) %q", reasonDownload, string(reason.Download))
 	}
-	if got := outcomeOf(report.StatusFailed, update.ReasonDownload); got != OutcomeInProgress {
+	if got := outcomeOf(report.StatusFailed, string(reason.Download)); got != OutcomeInProgress {
 		t.Fatalf("a download failure: %s", got)
 	}
-	if got := outcomeOf(report.StatusFailed, update.ReasonVerification); got != OutcomeFailed {
+	if got := outcomeOf(report.StatusFailed, string(reason.Verification)); got != OutcomeFailed {
 		t.Fatalf("a verification failure: %s", got)
 	}
 }

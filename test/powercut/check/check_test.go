@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/modelslot/modelslot/internal/crashpoint"
+	"github.com/modelslot/modelslot/internal/testutil"
 	"github.com/modelslot/modelslot/slots"
 )
 
@@ -20,21 +21,12 @@ import (
 var binary string // modelslot, built once
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "powercut-check-")
-	if err != nil {
+	var err error
+	if binary, err = testutil.BuildBinary("github.com/modelslot/modelslot/cmd/modelslot"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binary = filepath.Join(dir, "modelslot")
-	build := exec.Command("go", "build", "-o", binary, "github.com/modelslot/modelslot/cmd/modelslot")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build modelslot:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(m.Run())
 }
 
 // disk is a directory laid out like the guest's mounted image, with v1 and v2
@@ -43,7 +35,7 @@ func disk(t *testing.T) string {
 	t.Helper()
 	mnt := t.TempDir()
 	for _, v := range []string{"v1", "v2"} {
-		modelslot(t, mnt, nil, "install", "--insecure", "--version", v, model(t, v))
+		modelslot(t, mnt, nil, "install", "--insecure", "--label", v, model(t, v))
 	}
 	return mnt
 }

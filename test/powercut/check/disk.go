@@ -61,9 +61,12 @@ func checkRecovered(ctx context.Context, bin, mnt string, log *serialLog) error 
 		return err
 	}
 	defer os.Remove(cfg)
+	if _, err := exec.CommandContext(ctx, bin, "--config", cfg, "recover").Output(); err != nil {
+		return failf(kindRecovery, "modelslot recover failed: %w: %s", err, stderrOf(err))
+	}
 	out, err := exec.CommandContext(ctx, bin, "--config", cfg, "status", "--json").Output()
 	if err != nil {
-		return failf(kindRecovery, "modelslot status (recovery) failed: %w: %s", err, stderrOf(err))
+		return failf(kindRecovery, "modelslot status failed: %w: %s", err, stderrOf(err))
 	}
 	var status struct {
 		Models []struct {

@@ -106,7 +106,7 @@ func (d *driver) choose(st *slots.State) (op, ver, slot string, args []string) {
 			d.next = (d.next + 1) % len(Versions)
 		}
 	}
-	return "install", ver, inactive, []string{"install", "--insecure", "--version", ver, filepath.Join(modelsDir, ver)}
+	return "install", ver, inactive, []string{"install", "--insecure", "--label", ver, filepath.Join(modelsDir, ver)}
 }
 
 // state reads state.json without the lock and without recovery: the driver

@@ -1,11 +1,11 @@
-// Package testmodel is the tiny model modelslot's demo server serves: a
+// Package demomodel is the tiny model modelslot's demo server serves: a
 // two-layer perceptron (dense → ReLU → dense) stored in safetensors, with a
 // config.json that names its version and, for the broken test variants, the
 // behaviour the demo server acts out.
 //
 // Invariant: an MLP returned by Load has weights whose shapes agree with its
 // config, so Forward never indexes out of range.
-package testmodel
+package demomodel
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package testmodel
+package demomodel
 
 //go:generate go run ./cmd/gen -out ../../testdata/models
 

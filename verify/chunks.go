@@ -5,9 +5,9 @@ package verify
 // ask for more. The chunker's largest chunk is 4 MiB.
 const MaxChunkSize = 16 << 20
 
-// validateExtra holds the manifest rules added with the signed repository, kept
+// validateChunkLimits holds the manifest rules added with the signed repository, kept
 // out of manifest.go so that file stays the core schema. Validate calls it.
-func (m *Manifest) validateExtra() error {
+func (m *Manifest) validateChunkLimits() error {
 	for _, f := range m.Files {
 		for i, c := range f.Chunks {
 			if c.Size > MaxChunkSize || c.CSize > MaxChunkSize {
@@ -19,18 +19,29 @@ func (m *Manifest) validateExtra() error {
 	return m.validateRequires()
 }
 
-// DownloadSize is the compressed size of every chunk of m, counting a chunk that
-// appears more than once only once: what a device with none of it would fetch.
-func (m *Manifest) DownloadSize() int64 {
+// DistinctChunks lists the distinct chunks of m in the order of their first
+// use: the order a bundle carries them in, so a streaming reader fills files
+// front to back, and the set a device with none of it would fetch.
+func (m *Manifest) DistinctChunks() []Chunk {
 	seen := map[string]bool{}
-	var n int64
+	var out []Chunk
 	for _, f := range m.Files {
 		for _, c := range f.Chunks {
 			if !seen[c.SHA256] {
 				seen[c.SHA256] = true
-				n += c.CSize
+				out = append(out, c)
 			}
 		}
+	}
+	return out
+}
+
+// DownloadSize is the compressed size of every chunk of m, counting a chunk that
+// appears more than once only once: what a device with none of it would fetch.
+func (m *Manifest) DownloadSize() int64 {
+	var n int64
+	for _, c := range m.DistinctChunks() {
+		n += c.CSize
 	}
 	return n
 }

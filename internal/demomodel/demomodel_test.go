@@ -1,4 +1,4 @@
-package testmodel
+package demomodel
 
 import (
 	"bytes"
@@ -45,7 +45,7 @@ func TestCommittedModelsMatchGeneratorAndProbes(t *testing.T) {
 			want, _ := os.ReadFile(filepath.Join(tmp, v.Name, f))
 			got, err := os.ReadFile(filepath.Join("../../testdata/models", v.Name, f))
 			if err != nil || !bytes.Equal(got, want) {
-				t.Errorf("testdata/models/%s/%s differs from the generator: run go generate ./internal/testmodel", v.Name, f)
+				t.Errorf("testdata/models/%s/%s differs from the generator: run go generate ./internal/demomodel", v.Name, f)
 			}
 		}
 		m, expected := load(t, filepath.Join(tmp, v.Name))

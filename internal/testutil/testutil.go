@@ -1,0 +1,133 @@
+// Package testutil holds the few helpers every test package here needs: fail
+// on a setup error in one line, wait for a condition with a bound, and build
+// one of this module's commands once per test process.
+package testutil
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+// OK fails the test at once when err is not nil: a setup step that failed
+// must not let the test go on and assert on a half-made world.
+func OK(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// WaitFor polls cond every 20 ms until it holds, and fails the test naming
+// what it waited for when timeout passes first.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+var builds struct {
+	mu   sync.Mutex
+	done map[string]*build
+}
+
+type build struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// Binary builds the command pkg (an import path of this module) once per test
+// process, static (CGO_ENABLED=0), and returns its path.
+func Binary(t testing.TB, pkg string) string {
+	t.Helper()
+	path, err := BuildBinary(pkg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// BuildBinary is Binary for TestMain, where there is no t. The binary goes to
+// a directory of its own for this checkout of the module (several checkouts
+// test side by side on one machine and must never run each other's build),
+// at a fixed name, written to a temp name and renamed over it: nothing
+// accumulates in the temp directory, and a copy that runs stays whole.
+func BuildBinary(pkg string) (string, error) {
+	builds.mu.Lock()
+	if builds.done == nil {
+		builds.done = map[string]*build{}
+	}
+	b := builds.done[pkg]
+	if b == nil {
+		b = &build{}
+		builds.done[pkg] = b
+	}
+	builds.mu.Unlock()
+	b.once.Do(func() { b.path, b.err = compile(pkg) })
+	return b.path, b.err
+}
+
+func compile(pkg string) (string, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256([]byte(root))
+	dir := filepath.Join(os.TempDir(), "modelslot-testbin-"+hex.EncodeToString(sum[:6]))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("make the test binary directory: %w", err)
+	}
+	path := filepath.Join(dir, filepath.Base(pkg))
+	tmp := fmt.Sprintf("%s.%d", path, os.Getpid())
+	cmd := exec.Command(goTool(), "build", "-o", tmp, pkg)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("build %s: %w\n%s", pkg, err, out)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("build %s: %w", pkg, err)
+	}
+	return path, nil
+}
+
+// moduleRoot is the directory of the go.mod above the working directory.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// goTool finds the go command: on PATH, or where the official tarball puts it
+// (CI's PATH may not name it when tests run under sudo).
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return "/usr/local/go/bin/go"
+}
