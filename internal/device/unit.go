@@ -144,6 +144,18 @@ func (u *unit) prepare(ctx context.Context) (running bool) {
 	return st.ActiveState == "active" || st.ActiveState == "reloading"
 }
 
+// MainPID returns the unit's main process, 0 when none runs
+// (health.MainPIDer: the proof of a new process with probe_version = "off").
+// A manager that cannot be asked is no verdict on the version.
+func (u *unit) MainPID(ctx context.Context) (uint32, error) {
+	st, err := u.mgr.Status(ctx, u.name)
+	if err != nil {
+		return 0, fmt.Errorf("%s: unit %s: cannot read its main PID: %v (%w)", systemd.ReasonUnreachable, u.name, err, update.ErrNotJudged)
+	}
+	u.seen(st)
+	return st.MainPID, nil
+}
+
 // startLimitHit tells a restart refused by the unit's start limit. The job's
 // own error says so (ErrStartLimitHit), but the poll that runs beside the job
 // often sees the unit failed first and reports crash_loop with the unit's
