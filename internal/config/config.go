@@ -104,10 +104,10 @@ type Health struct {
 	// ProbeVersion is where the probe answer names its version:
 	// "json:/pointer" (default "json:/version"), "header:Name", or "off".
 	ProbeVersion health.VersionCheck `toml:"probe_version"`
-	MaxLatency    Duration `toml:"max_latency"`
-	MaxMemory     Size     `toml:"max_memory"`
-	Checks        []string `toml:"checks"`
-	MaxAttempts   int      `toml:"max_attempts"`
+	MaxLatency   Duration            `toml:"max_latency"`
+	MaxMemory    Size                `toml:"max_memory"`
+	Checks       []string            `toml:"checks"`
+	MaxAttempts  int                 `toml:"max_attempts"`
 }
 
 // Load reads the config from path, or from $MODELSLOT_CONFIG, or from
