@@ -229,7 +229,7 @@ func (m *Model) fill(stateRoot string) error {
 func (m *Model) checkProbeVersion() error {
 	v := m.Health.ProbeVersion
 	switch {
-	case v.IsDefault():
+	case v.String() == health.DefaultVersionCheck: // left out, or written as the default
 		return nil
 	case m.Health.ProbeURL == "":
 		return fmt.Errorf("model %s: probe_version = %q is set but probe_url is empty: there is no probe answer to read it from", m.Name, v)
