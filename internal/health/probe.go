@@ -133,6 +133,12 @@ func (p Probe) once(ctx context.Context, timeout time.Duration) (answer, time.Du
 		}
 		return answer{}, took, err
 	}
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		// "Not ready yet": llama.cpp's server, for one, answers 503 while it
+		// loads the model after it began to listen. Retried like no answer.
+		err := fmt.Errorf("%s: probe answered %s (not ready): %.200s", ReasonHealthCheck, resp.Status, body)
+		return answer{}, took, mark(err, errNotReady)
+	}
 	if resp.StatusCode != http.StatusOK {
 		return answer{}, took, fmt.Errorf("%s: probe answered %s: %.200s", ReasonHealthCheck, resp.Status, body)
 	}

@@ -132,3 +132,19 @@ func TestProbeAnswerNeedNotBeAnObject(t *testing.T) {
 		t.Fatalf("Run = %v, want the second number named", err)
 	}
 }
+
+// A server that answers 503 while it loads is not up yet: the confirmer
+// retries it until the start timeout; any other error status is final.
+func TestProbe503IsNotReady(t *testing.T) {
+	for code, retried := range map[int]bool{http.StatusServiceUnavailable: true, http.StatusInternalServerError: false} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "Loading model", code)
+		}))
+		p := Probe{URL: srv.URL, Input: []byte(`{}`), Expected: []byte(`{}`), Version: "v2", Samples: 1, Timeout: time.Second}
+		err := p.Run(context.Background())
+		srv.Close()
+		if err == nil || !strings.HasPrefix(err.Error(), "health_check_failed: probe answered") || errors.Is(err, errNotReady) != retried {
+			t.Errorf("status %d: Run = %v, want retried: %v", code, err, retried)
+		}
+	}
+}
