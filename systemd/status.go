@@ -82,7 +82,6 @@ func hexBytes(v any) string {
 	return fmt.Sprintf("%x", b)
 }
 
-
 // memoryOf prefers systemd's figure and falls back to /proc when it has none.
 func memoryOf(st UnitStatus) (uint64, string) {
 	if st.MemoryCurrent != MemoryUnknown {
