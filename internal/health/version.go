@@ -69,6 +69,9 @@ func (v *VersionCheck) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// MarshalText writes the setting as configured (the default spelt out).
+func (v VersionCheck) MarshalText() ([]byte, error) { return []byte(v.String()), nil }
+
 // Off reports whether the answer carries no version (probe_version = "off").
 func (v VersionCheck) Off() bool { return v.off }
 

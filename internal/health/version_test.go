@@ -87,6 +87,12 @@ func TestParseVersionCheck(t *testing.T) {
 			t.Errorf("ParseVersionCheck(%q) = %v, want ErrVersionCheck", bad, err)
 		}
 	}
+	var back VersionCheck
+	if b, _ := json.Marshal(map[string]VersionCheck{"v": {text: "header:X-V", header: "X-V"}}); string(b) != `{"v":"header:X-V"}` {
+		t.Errorf("marshalled as %s", b)
+	} else if err := back.UnmarshalText([]byte("header:X-V")); err != nil || back.String() != "header:X-V" {
+		t.Errorf("UnmarshalText: %v %v", back, err)
+	}
 	var zero VersionCheck
 	if !zero.IsDefault() || zero.Off() || zero.String() != DefaultVersionCheck {
 		t.Errorf("zero VersionCheck = %q, want the default %q", zero, DefaultVersionCheck)
