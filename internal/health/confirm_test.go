@@ -70,7 +70,8 @@ func (u failingUnit) OutputTail(_ context.Context, n int) []string {
 // A failed verdict carries the unit's last output lines, with the text of the
 // verdict unchanged; a stopped confirmation (no verdict) carries none.
 func TestFailureCarriesTheUnitsLastOutput(t *testing.T) {
-	c := &Confirmer{Unit: failingUnit{lines: []string{"loading v3", "panic: bad weights"}}}
+	// RestoreTimeout: a failing restore is retried with backoff until it ends (60s by default).
+	c := &Confirmer{Unit: failingUnit{lines: []string{"loading v3", "panic: bad weights"}}, RestoreTimeout: time.Second}
 	err := c.Confirm(context.Background(), "b", "v3")
 	var f *Failure
 	if !errors.As(err, &f) || !slices.Equal(f.Lines, []string{"loading v3", "panic: bad weights"}) {
