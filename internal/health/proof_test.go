@@ -2,6 +2,8 @@ package health
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -119,5 +121,28 @@ func TestConfirmerReadsTheSlotsTolerances(t *testing.T) {
 		if (want == "") != (err == nil) || (err != nil && !strings.HasPrefix(err.Error(), want)) {
 			t.Errorf("tolerances %s: Confirm = %v, want %q", tols, err, want)
 		}
+	}
+}
+
+// errPIDUnit cannot be asked for its main PID: the manager is away.
+type errPIDUnit struct{ noPIDUnit }
+
+var errAway = errors.New("the manager is away")
+
+func (errPIDUnit) MainPID(context.Context) (uint32, error) {
+	return 0, fmt.Errorf("manager_unreachable: unit demo.service: %w", errAway)
+}
+
+// A main PID that cannot be read before the activation is the unit's
+// reason, passed on as it is (the device marks it not judged), not a
+// health_check_failed that would blame the version.
+func TestVersionOffManagerAwayIsNotAVerdictOnTheVersion(t *testing.T) {
+	dir := modelSlot(t, map[string]string{"probe/input.json": `{}`, "probe/expected.json": `{}`})
+	off, _ := ParseVersionCheck("off")
+	c := &Confirmer{Model: "demo", SlotDir: func(string) string { return dir }, Unit: errPIDUnit{},
+		ProbeURL: "http://127.0.0.1:1/", VersionCheck: off, StartTimeout: time.Second}
+	err := c.Confirm(context.Background(), "b", "v2")
+	if !errors.Is(err, errAway) || !strings.HasPrefix(err.Error(), "manager_unreachable:") {
+		t.Fatalf("Confirm = %v, want the unit's manager_unreachable unchanged", err)
 	}
 }
