@@ -20,16 +20,17 @@ var Allowed = map[string][]string{
 	"internal/durable":     nil,
 	"internal/chunker":     nil,
 	"internal/safetensors": nil,
+	"internal/jsonptr":     nil,
 	"verify":               nil,
 	"loader":               nil, // embedded in inference servers: nothing of ours
 
 	// The store and the step packages.
 	"slots":           {"verify", "internal/durable", "internal/crashpoint", "internal/reason"},
 	"internal/report": {"internal/durable", "internal/crashpoint"},
-	"internal/health": {"verify", "internal/reason"},
+	"internal/health": {"verify", "internal/reason", "internal/jsonptr"},
 	"systemd":         {"internal/reason"},
 	"internal/update": {"slots", "verify", "internal/report", "internal/reason", "internal/crashpoint"},
-	"internal/config": {"verify"},
+	"internal/config": {"verify", "internal/health"}, // probe_version is checked by health's own parser
 
 	// The device side of a repository, and the publisher's side.
 	"internal/bundle":  {"verify"},

@@ -175,7 +175,7 @@ func (d *Model) confirmer() update.Confirmer {
 	}
 	c := &health.Confirmer{Model: m.Name, Link: d.Store.LinkPath(), SlotDir: d.Store.SlotDir,
 		StartTimeout: time.Duration(h.StartTimeout), Window: time.Duration(h.ConfirmWindow),
-		ProbeURL: h.ProbeURL, MaxLatency: time.Duration(h.MaxLatency),
+		ProbeURL: h.ProbeURL, MaxLatency: time.Duration(h.MaxLatency), VersionCheck: h.ProbeVersion,
 		Checks: health.Checks{Commands: h.Checks, Timeout: time.Duration(h.StartTimeout)}}
 	if d.unit != nil {
 		c.Unit = d.unit

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/modelslot/modelslot/internal/config"
+	"github.com/modelslot/modelslot/internal/reason"
 	"github.com/modelslot/modelslot/internal/update"
 	"github.com/modelslot/modelslot/systemd"
 )
@@ -142,6 +143,18 @@ func (u *unit) prepare(ctx context.Context) (running bool) {
 		slog.Warn("reset-failed before activation failed; activating anyway", "unit", u.name, "err", err)
 	}
 	return st.ActiveState == "active" || st.ActiveState == "reloading"
+}
+
+// MainPID returns the unit's main process, 0 when none runs
+// (health.MainPIDer: the proof of a new process with probe_version = "off").
+// A manager that cannot be asked is no verdict on the version.
+func (u *unit) MainPID(ctx context.Context) (uint32, error) {
+	st, err := u.mgr.Status(ctx, u.name)
+	if err != nil {
+		return 0, reason.New(reason.ManagerUnreachable, "unit %s: cannot read its main PID: %w", u.name, err)
+	}
+	u.seen(st)
+	return st.MainPID, nil
 }
 
 // startLimitHit tells a restart refused by the unit's start limit. The job's

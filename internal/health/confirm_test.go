@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelslot/modelslot/internal/reason"
 	"github.com/modelslot/modelslot/verify"
 )
 
@@ -60,7 +61,7 @@ func TestRestoreProbeIsBoundedByRestoreTimeout(t *testing.T) {
 type failingUnit struct{ lines []string }
 
 func (u failingUnit) Activate(context.Context) error {
-	return errors.New("crash_loop: unit demo.service: exited before READY=1")
+	return reason.New(reason.CrashLoop, "unit demo.service: exited before READY=1")
 }
 func (u failingUnit) Watch(context.Context) <-chan error { return make(chan error) }
 func (u failingUnit) OutputTail(_ context.Context, n int) []string {
@@ -70,6 +71,7 @@ func (u failingUnit) OutputTail(_ context.Context, n int) []string {
 // A failed verdict carries the unit's last output lines, with the text of the
 // verdict unchanged; a stopped confirmation (no verdict) carries none.
 func TestFailureCarriesTheUnitsLastOutput(t *testing.T) {
+	// RestoreTimeout: a failing restore is retried with backoff until it ends (60s by default).
 	c := &Confirmer{Unit: failingUnit{lines: []string{"loading v3", "panic: bad weights"}}, RestoreTimeout: 300 * time.Millisecond}
 	err := c.Confirm(context.Background(), "b", "v3")
 	var f *Failure
