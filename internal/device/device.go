@@ -173,7 +173,7 @@ func (d *Model) confirmer() update.Confirmer {
 	if d.unit == nil && h.ProbeURL == "" && len(h.Checks) == 0 {
 		return nil
 	}
-	c := &health.Confirmer{Model: m.Name, Link: d.Store.LinkPath(), SlotDir: d.Store.SlotDir,
+	c := &health.Confirmer{Model: m.Name, Link: d.Store.LinkPath(), SlotDir: d.Store.SlotDir, Manifest: d.Store.SlotManifest,
 		StartTimeout: time.Duration(h.StartTimeout), Window: time.Duration(h.ConfirmWindow),
 		ProbeURL: h.ProbeURL, MaxLatency: time.Duration(h.MaxLatency), VersionCheck: h.ProbeVersion,
 		Checks: health.Checks{Commands: h.Checks, Timeout: time.Duration(h.StartTimeout)}}

@@ -57,6 +57,10 @@ type Confirmer struct {
 	Model   string
 	Link    string
 	SlotDir func(slot string) string
+	// Manifest returns the manifest slot was verified against
+	// (slots.Store.SlotManifest): the probe reads the model's own test data
+	// from it. Needed with a ProbeURL.
+	Manifest func(slot string) (*verify.Manifest, error)
 
 	Unit         Unit          // nil: no unit to activate or watch
 	StartTimeout time.Duration // for the unit to be up and the probe to answer the new version
@@ -299,13 +303,12 @@ func (c *Confirmer) probeOnce(ctx context.Context, t trial) error {
 // probe builds the probe from the test data the slot's model ships.
 func (c *Confirmer) probe(slot, version string) (Probe, error) {
 	dir := c.SlotDir(slot)
-	data, err := os.ReadFile(filepath.Join(dir, verify.MetaDir, "manifest.json"))
-	if err != nil {
-		return Probe{}, reason.New(ReasonHealthCheck, "read the slot's manifest: %v", err)
+	if c.Manifest == nil {
+		return Probe{}, reason.New(ReasonHealthCheck, "internal error: a probe without the slot's manifest")
 	}
-	m, err := verify.ParseManifest(data)
+	m, err := c.Manifest(slot)
 	if err != nil {
-		return Probe{}, reason.New(ReasonHealthCheck, "%v", err)
+		return Probe{}, reason.New(ReasonHealthCheck, "read the slot's manifest: %w", err)
 	}
 	if m.Probe == nil {
 		return Probe{}, reason.New(ReasonHealthCheck, "probe_url is set but model %s %s ships no probe data (probe/input.json, probe/expected.json)", m.Model, m.Version)

@@ -40,12 +40,23 @@ func slotWithProbe(t *testing.T) string {
 	return dir
 }
 
+// manifestIn reads the manifest a test slot dir holds, as slots does.
+func manifestIn(dir string) func(string) (*verify.Manifest, error) {
+	return func(string) (*verify.Manifest, error) {
+		data, err := os.ReadFile(filepath.Join(dir, verify.MetaDir, "manifest.json"))
+		if err != nil {
+			return nil, err
+		}
+		return verify.ParseManifest(data)
+	}
+}
+
 // Restore's wait for the previous version is its own bound, not start_timeout:
 // a server that keeps answering as another version is given up on after
 // RestoreTimeout.
 func TestRestoreProbeIsBoundedByRestoreTimeout(t *testing.T) {
 	dir := slotWithProbe(t)
-	c := &Confirmer{Model: "demo", SlotDir: func(string) string { return dir },
+	c := &Confirmer{Model: "demo", SlotDir: func(string) string { return dir }, Manifest: manifestIn(dir),
 		ProbeURL: server(t, "v2", []float64{0}, 0), StartTimeout: time.Minute, RestoreTimeout: 300 * time.Millisecond}
 	start := time.Now()
 	err := c.Restore(context.Background(), "a", "v1")

@@ -78,7 +78,7 @@ func TestVersionOffNeedsANewMainProcess(t *testing.T) {
 	url := answering(t, map[string]any{"y": []any{0.5}}, nil) // no version anywhere
 	off, _ := ParseVersionCheck("off")
 	confirm := func(u Unit) error {
-		c := &Confirmer{Model: "demo", SlotDir: func(string) string { return dir }, Unit: u, ProbeURL: url,
+		c := &Confirmer{Model: "demo", SlotDir: func(string) string { return dir }, Manifest: manifestIn(dir), Unit: u, ProbeURL: url,
 			VersionCheck: off, StartTimeout: 600 * time.Millisecond, Window: 50 * time.Millisecond, ProbeSamples: 1}
 		return c.Confirm(context.Background(), "b", "v2")
 	}
@@ -116,7 +116,7 @@ func TestConfirmerReadsTheSlotsTolerances(t *testing.T) {
 	} {
 		dir := modelSlot(t, map[string]string{"probe/input.json": `{}`, "probe/expected.json": `{"logits": [1.0]}`,
 			"probe/tolerances.json": tols})
-		c := &Confirmer{Model: "demo", SlotDir: func(string) string { return dir }, ProbeURL: url, ProbeSamples: 1}
+		c := &Confirmer{Model: "demo", SlotDir: func(string) string { return dir }, Manifest: manifestIn(dir), ProbeURL: url, ProbeSamples: 1}
 		err := c.Confirm(context.Background(), "b", "v2")
 		if (want == "") != (err == nil) || (err != nil && !strings.HasPrefix(err.Error(), want)) {
 			t.Errorf("tolerances %s: Confirm = %v, want %q", tols, err, want)
@@ -139,7 +139,7 @@ func (errPIDUnit) MainPID(context.Context) (uint32, error) {
 func TestVersionOffManagerAwayIsNotAVerdictOnTheVersion(t *testing.T) {
 	dir := modelSlot(t, map[string]string{"probe/input.json": `{}`, "probe/expected.json": `{}`})
 	off, _ := ParseVersionCheck("off")
-	c := &Confirmer{Model: "demo", SlotDir: func(string) string { return dir }, Unit: errPIDUnit{},
+	c := &Confirmer{Model: "demo", SlotDir: func(string) string { return dir }, Manifest: manifestIn(dir), Unit: errPIDUnit{},
 		ProbeURL: "http://127.0.0.1:1/", VersionCheck: off, StartTimeout: time.Second}
 	err := c.Confirm(context.Background(), "b", "v2")
 	if c, _ := reason.Of(err); !errors.Is(err, errAway) || c != reason.ManagerUnreachable {
