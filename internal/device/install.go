@@ -54,8 +54,8 @@ func (d *Model) trustedKeys() (verify.Keyring, error) {
 	return verify.LoadKeyring(d.Model.TrustedKeys)
 }
 
-func (d *Model) policy(allowDowngrade bool) fetch.Policy {
-	p := fetch.Policy{Model: d.Model.Name, AllowDowngrade: allowDowngrade,
+func (d *Model) policy(allowDowngrade bool) verify.Policy {
+	p := verify.Policy{Model: d.Model.Name, AllowDowngrade: allowDowngrade,
 		Device: verify.Device{Arch: runtime.GOARCH, Runtime: d.Config.RuntimeVersion, Labels: d.Config.Labels}}
 	if st := d.Store.State(); st.Active != "" {
 		p.ActiveSequence = st.Slots[st.Active].Sequence
