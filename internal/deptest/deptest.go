@@ -34,7 +34,7 @@ var Allowed = map[string][]string{
 
 	// The device side of a repository, and the publisher's side.
 	"internal/bundle":  {"verify"},
-	"internal/fetch":   {"verify", "internal/bundle", "internal/durable"},
+	"internal/fetch":   {"verify", "internal/bundle", "internal/durable", "slots", "internal/report"},
 	"internal/publish": {"verify", "internal/chunker", "internal/durable", "internal/bundle"},
 
 	// Wiring, the daemon.
