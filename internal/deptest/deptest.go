@@ -28,7 +28,7 @@ var Allowed = map[string][]string{
 	"slots":           {"verify", "internal/durable", "internal/crashpoint", "internal/reason"},
 	"internal/report": {"internal/durable", "internal/crashpoint"},
 	"internal/health": {"verify", "internal/reason", "internal/jsonptr"},
-	"systemd":         {"internal/reason"},
+	"systemd":         {"internal/reason"}, // the unit adapter (systemd.Unit) included: it knows nothing of slots
 	"internal/update": {"slots", "verify", "internal/report", "internal/reason", "internal/crashpoint"},
 	"internal/config": {"verify", "internal/health"}, // probe_version is checked by health's own parser
 
@@ -38,7 +38,7 @@ var Allowed = map[string][]string{
 	"internal/publish": {"verify", "internal/chunker", "internal/durable", "internal/bundle"},
 
 	// Wiring, the daemon.
-	"internal/device": {"internal/config", "internal/fetch", "internal/bundle", "internal/health", "internal/report",
+	"internal/device": {"internal/config", "internal/fetch", "internal/health", "internal/report",
 		"internal/update", "internal/reason", "slots", "systemd", "verify"},
 	"internal/agent": {"internal/config", "internal/device", "internal/durable", "internal/report", "internal/update",
 		"internal/reason", "slots", "verify"},

@@ -14,8 +14,10 @@ import (
 	"testing"
 
 	"github.com/modelslot/modelslot/internal/config"
+	"github.com/modelslot/modelslot/internal/health"
 	"github.com/modelslot/modelslot/internal/systemdtest"
 	"github.com/modelslot/modelslot/internal/update"
+	"github.com/modelslot/modelslot/systemd"
 	"github.com/modelslot/modelslot/verify"
 )
 
@@ -78,7 +80,14 @@ unit = "plain.service"
 	// reload with "off" for this reason; the test sets it behind its back).
 	// The answer is v2's, correct for the slot's probe, and must still fail.
 	pid := m.Show(t, "plain.service", "MainPID")
-	d.unit.activation = "reload"
+	c := d.Updater.Confirm.(*health.Confirmer)
+	restart := c.Unit
+	reload, err := systemd.NewUnit(systemd.Settings{Scope: d.Config.Systemd.Scope, Bus: d.Config.Systemd.Bus}, "plain.service", "reload", systemd.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reload.Close()
+	c.Unit = reload
 	st := d.Store.State()
 	err = d.Updater.Confirm.Confirm(ctx, st.Active, "v3")
 	want := "probe_mismatch: the unit's main process is still PID " + pid + ", the one that served before the activation"
@@ -88,7 +97,7 @@ unit = "plain.service"
 	if after := m.Show(t, "plain.service", "MainPID"); after != pid {
 		t.Fatalf("MainPID changed %s → %s: the reload restarted the server, the test shows nothing", pid, after)
 	}
-	d.unit.activation = "restart" // the same confirmation with a restart passes
+	c.Unit = restart // the same confirmation with a restart passes
 	if err := d.Updater.Confirm.Confirm(ctx, st.Active, "v3"); err != nil {
 		t.Fatalf("after a restart: Confirm = %v, want a pass", err)
 	}
