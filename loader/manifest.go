@@ -24,9 +24,10 @@ type manifest struct {
 	Version  string `json:"version"`
 	Sequence uint64 `json:"sequence"`
 	Probe    *struct {
-		Input     string  `json:"input"`
-		Expected  string  `json:"expected"`
-		Tolerance float64 `json:"tolerance"`
+		Input      string  `json:"input"`
+		Expected   string  `json:"expected"`
+		Tolerance  float64 `json:"tolerance"`
+		Tolerances string  `json:"tolerances"`
 	} `json:"probe"`
 }
 

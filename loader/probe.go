@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 )
 
 // ErrProbe marks a model whose answer to its own probe input is not its
@@ -28,17 +29,44 @@ func checkProbe(ctx context.Context, m Model, s *Slot) error {
 	if err != nil {
 		return fmt.Errorf("read probe expected output: %w", err)
 	}
+	tols, err := readTolerances(s)
+	if err != nil {
+		return err
+	}
 	got, err := m.Probe(ctx, input)
 	if err != nil {
 		return fmt.Errorf("run probe: %w", err)
 	}
-	return matchJSON(expectedRaw, got, s.Probe.Tolerance)
+	return matchJSONTolerances(expectedRaw, got, s.Probe.Tolerance, tols)
+}
+
+// readTolerances reads the slot's per-field tolerances, if it names a file.
+func readTolerances(s *Slot) (map[string]float64, error) {
+	if s.Probe.Tolerances == "" {
+		return nil, nil
+	}
+	raw, err := s.ReadFile(s.Probe.Tolerances)
+	if err != nil {
+		return nil, fmt.Errorf("read probe tolerances: %w", err)
+	}
+	var tols map[string]float64
+	if err := json.Unmarshal(raw, &tols); err != nil {
+		return nil, fmt.Errorf("%s must be a JSON object of JSON pointer → tolerance: %w", s.Probe.Tolerances, err)
+	}
+	return tols, nil
 }
 
 // matchJSON reports whether got holds everything expected holds: objects may
 // carry extra keys (a version, say), arrays must have the same length, numbers
 // may differ by at most tol, anything else must be equal.
 func matchJSON(expected, got []byte, tol float64) error {
+	return matchJSONTolerances(expected, got, tol, nil)
+}
+
+// matchJSONTolerances is matchJSON with per-field tolerances: tols maps an
+// RFC 6901 JSON pointer to the tolerance of every number at or below it (the
+// deepest wins), as modelslot's probe reads probe/tolerances.json.
+func matchJSONTolerances(expected, got []byte, tol float64, tols map[string]float64) error {
 	var e, g any
 	if err := decode(expected, &e); err != nil {
 		return fmt.Errorf("probe expected output is not JSON: %w", err)
@@ -46,7 +74,7 @@ func matchJSON(expected, got []byte, tol float64) error {
 	if err := decode(got, &g); err != nil {
 		return fmt.Errorf("%w: answer is not JSON: %v", ErrProbe, err)
 	}
-	if where := mismatch("$", e, g, tol); where != "" {
+	if where := (matcher{tols}).mismatch("$", "", e, g, tol); where != "" {
 		return fmt.Errorf("%w: %s", ErrProbe, where)
 	}
 	return nil
@@ -58,8 +86,14 @@ func decode(b []byte, v *any) error {
 	return d.Decode(v)
 }
 
-// mismatch returns where e and g first differ, or "" when g matches e.
-func mismatch(at string, e, g any, tol float64) string {
+type matcher struct{ tols map[string]float64 }
+
+// mismatch returns where e and g first differ, or "" when g matches e; ptr is
+// the JSON pointer of at, which may set the tolerance.
+func (m matcher) mismatch(at, ptr string, e, g any, tol float64) string {
+	if t, ok := m.tols[ptr]; ok {
+		tol = t
+	}
 	switch e := e.(type) {
 	case map[string]any:
 		gm, ok := g.(map[string]any)
@@ -67,7 +101,7 @@ func mismatch(at string, e, g any, tol float64) string {
 			return at + ": want an object"
 		}
 		for k, ev := range e {
-			if w := mismatch(at+"."+k, ev, gm[k], tol); w != "" {
+			if w := m.mismatch(at+"."+k, ptr+"/"+escapeToken(k), ev, gm[k], tol); w != "" {
 				return w
 			}
 		}
@@ -77,7 +111,7 @@ func mismatch(at string, e, g any, tol float64) string {
 			return fmt.Sprintf("%s: want an array of %d", at, len(e))
 		}
 		for i := range e {
-			if w := mismatch(fmt.Sprintf("%s[%d]", at, i), e[i], ga[i], tol); w != "" {
+			if w := m.mismatch(fmt.Sprintf("%s[%d]", at, i), fmt.Sprintf("%s/%d", ptr, i), e[i], ga[i], tol); w != "" {
 				return w
 			}
 		}
@@ -94,4 +128,9 @@ func mismatch(at string, e, g any, tol float64) string {
 		}
 	}
 	return ""
+}
+
+// escapeToken writes a key as a JSON pointer reference token.
+func escapeToken(k string) string {
+	return strings.NewReplacer("~", "~0", "/", "~1").Replace(k)
 }

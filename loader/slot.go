@@ -18,6 +18,9 @@ const ManifestPath = ".modelslot/manifest.json"
 const (
 	DefaultProbeInput    = "probe/input.json"
 	DefaultProbeExpected = "probe/expected.json"
+	// DefaultProbeTolerances: optional per-field tolerances (JSON pointer →
+	// absolute tolerance), as modelslot's probe applies them.
+	DefaultProbeTolerances = "probe/tolerances.json"
 )
 
 // Slot is one model directory, opened through the link exactly once. Every
@@ -38,9 +41,10 @@ type Slot struct {
 
 // ProbeSpec names a model's probe files, relative to the slot.
 type ProbeSpec struct {
-	Input     string
-	Expected  string
-	Tolerance float64
+	Input      string
+	Expected   string
+	Tolerance  float64
+	Tolerances string // optional file of per-field tolerances; "" = none
 }
 
 // Open opens a file of the slot by its slash-separated name. Names that
@@ -119,7 +123,7 @@ func (s *Slot) describe(tolerance float64) error {
 		s.id = s.Dir + "@" + hex.EncodeToString(sum[:])
 		s.Model, s.Version, s.Sequence = m.Model, m.Version, m.Sequence
 		if m.Probe != nil {
-			s.Probe = ProbeSpec{Input: m.Probe.Input, Expected: m.Probe.Expected, Tolerance: m.Probe.Tolerance}
+			s.Probe = ProbeSpec{Input: m.Probe.Input, Expected: m.Probe.Expected, Tolerance: m.Probe.Tolerance, Tolerances: m.Probe.Tolerances}
 		}
 	case errors.Is(err, fs.ErrNotExist):
 		s.Bare = true
@@ -133,6 +137,9 @@ func (s *Slot) describe(tolerance float64) error {
 	if s.Probe.Input == "" {
 		if _, err := s.root.Stat(DefaultProbeInput); err == nil {
 			s.Probe = ProbeSpec{Input: DefaultProbeInput, Expected: DefaultProbeExpected}
+			if _, err := s.root.Stat(DefaultProbeTolerances); err == nil {
+				s.Probe.Tolerances = DefaultProbeTolerances
+			}
 		}
 	}
 	if s.Probe.Tolerance == 0 {

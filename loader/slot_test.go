@@ -1,9 +1,12 @@
 package loader
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -94,6 +97,27 @@ func TestMatchJSON(t *testing.T) {
 	}
 }
 
+// Per-field tolerances, as modelslot's probe applies them: the deepest JSON
+// pointer at or above a number wins.
+func TestMatchJSONTolerances(t *testing.T) {
+	exp := []byte(`{"logits":[1,2],"p/q":[0.5]}`)
+	got := []byte(`{"logits":[1.0009,2],"p/q":[0.5009]}`)
+	for _, c := range []struct {
+		tols map[string]float64
+		ok   bool
+	}{
+		{nil, false},
+		{map[string]float64{"/logits": 1e-3}, false},
+		{map[string]float64{"/logits": 1e-3, "/p~1q": 1e-3}, true},
+		{map[string]float64{"": 1e-3}, true},
+		{map[string]float64{"": 1e-3, "/logits/0": 1e-5}, false},
+	} {
+		if err := matchJSONTolerances(exp, got, 1e-4, c.tols); (err == nil) != c.ok {
+			t.Errorf("tolerances %v: %v, want ok=%v", c.tols, err, c.ok)
+		}
+	}
+}
+
 func FuzzMatchJSON(f *testing.F) {
 	f.Add([]byte(`{"outputs":[[1,2]]}`), []byte(`{"outputs":[[1,2]],"version":"v1"}`))
 	f.Add([]byte(`[1,{"a":null}]`), []byte(`[1,{"a":false}]`))
@@ -103,4 +127,30 @@ func FuzzMatchJSON(f *testing.F) {
 			t.Fatal("an answer matched an expected output that does not match itself")
 		}
 	})
+}
+
+// A slot whose manifest names probe/tolerances.json is checked with them: an
+// answer 0.005 off passes with {"/outputs": 0.01} and fails without.
+func TestCheckProbeReadsTheSlotsTolerances(t *testing.T) {
+	for tols, ok := range map[string]bool{"": false, `{"/outputs": 0.01}`: true} {
+		dir := t.TempDir()
+		writeSlot(t, dir, "v1", 1.005, 1)
+		if tols != "" {
+			must(t, os.WriteFile(filepath.Join(dir, DefaultProbeTolerances), []byte(tols), 0o644))
+			raw, err := os.ReadFile(filepath.Join(dir, ManifestPath))
+			must(t, err)
+			raw = bytes.Replace(raw, []byte(`"tolerance":0.001`), []byte(`"tolerance":0.001,"tolerances":"probe/tolerances.json"`), 1)
+			must(t, os.WriteFile(filepath.Join(dir, ManifestPath), raw, 0o644))
+		}
+		s, err := OpenSlot(dir, 1e-4)
+		must(t, err)
+		var closed atomic.Int32
+		m, err := openAnswer(&closed)(context.Background(), s)
+		must(t, err)
+		err = checkProbe(context.Background(), m, s)
+		CloseSlot(s)
+		if (err == nil) != ok {
+			t.Errorf("tolerances %q: checkProbe = %v, want ok=%v", tols, err, ok)
+		}
+	}
 }

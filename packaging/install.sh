@@ -82,7 +82,7 @@ for e in packaging/systemd/demo-inference.service packaging/systemd/demo-inferen
 done
 # A Python inference server: the stdlib module, an example server and its units.
 d "$doc/examples/python"
-for e in integrations/python/modelslot_serve.py integrations/python/example_server.py integrations/python/README.md \
+for e in integrations/python/modelslot_serve.py integrations/python/example_server.py integrations/python/torch_server.py integrations/python/README.md \
 	integrations/python/example-inference.service integrations/python/example-inference.socket; do
 	f 0644 "$e" "$doc/examples/python/$(basename "$e")"
 done

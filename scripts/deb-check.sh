@@ -34,7 +34,8 @@ for f in /usr/bin/modelslot \
 	/usr/share/man/man1/modelslot.1.gz /usr/share/man/man5/modelslot.toml.5.gz \
 	/usr/share/doc/modelslot/copyright /usr/share/doc/modelslot/README.md /usr/share/doc/modelslot/config.md \
 	/usr/share/doc/modelslot/health.md /usr/share/doc/modelslot/architecture.md \
-	/usr/share/doc/modelslot/examples/python/modelslot_serve.py \
+	/usr/share/doc/modelslot/examples/python/modelslot_serve.py /usr/share/doc/modelslot/examples/python/torch_server.py \
+	/usr/share/doc/modelslot/integrations.md \
 	/usr/share/bash-completion/completions/modelslot /usr/share/zsh/vendor-completions/_modelslot \
 	/usr/share/fish/vendor_completions.d/modelslot.fish; do
 	[ -f "$root$f" ] || fail "$f is not installed"

@@ -22,8 +22,10 @@ type Channel struct {
 	Created        time.Time `json:"created,omitzero"`
 }
 
-// maxChannelSize bounds a channel pointer payload; a real one is a few hundred bytes.
-const maxChannelSize = 64 << 10
+// MaxChannelEnvelope bounds a signed channel pointer as it is downloaded (the
+// envelope; its payload is smaller still): a real one is about 1 KiB. The one
+// limit for a channel document, wherever it is read.
+const MaxChannelEnvelope = 64 << 10
 
 // Validate checks the pointer's fields.
 func (c *Channel) Validate() error {
@@ -63,8 +65,8 @@ func OpenChannel(envelope []byte, trusted Keyring) (*Channel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("channel: %w", err)
 	}
-	if len(payload) > maxChannelSize {
-		return nil, rejectf("channel: payload is %d bytes, more than %d", len(payload), maxChannelSize)
+	if len(payload) > MaxChannelEnvelope {
+		return nil, rejectf("channel: payload is %d bytes, more than %d", len(payload), MaxChannelEnvelope)
 	}
 	var c Channel
 	dec := json.NewDecoder(bytes.NewReader(payload))

@@ -58,6 +58,11 @@ type Probe struct {
 	Input     string  `json:"input"`               // path of the request body, e.g. probe/input.json
 	Expected  string  `json:"expected"`            // path of the expected answer
 	Tolerance float64 `json:"tolerance,omitempty"` // absolute tolerance on numeric outputs
+	// Tolerances names a file of per-field tolerances (probe/tolerances.json:
+	// JSON pointer → absolute tolerance, docs/integrations.md). A modelslot
+	// older than this field ignores it, as Parse ignores every unknown field,
+	// and applies Tolerance to every number.
+	Tolerances string `json:"tolerances,omitempty"`
 }
 
 // FileMode is a permission set written as an octal string ("0644") in JSON, so a
@@ -212,7 +217,11 @@ func (m *Manifest) validateProbe() error {
 	if m.Probe == nil {
 		return nil
 	}
-	for _, p := range []string{m.Probe.Input, m.Probe.Expected} {
+	names := []string{m.Probe.Input, m.Probe.Expected}
+	if m.Probe.Tolerances != "" { // optional
+		names = append(names, m.Probe.Tolerances)
+	}
+	for _, p := range names {
 		if !slices.ContainsFunc(m.Files, func(f File) bool { return f.Path == p }) {
 			return rejectf("probe file %q is not among the manifest's files", p)
 		}

@@ -53,6 +53,7 @@ func TestManifestRejects(t *testing.T) {
 		{"upper-case digest", func(m *Manifest) { m.Files[0].SHA256 = strings.ToUpper(digestA) }, "64 lower-case hex"},
 		{"duplicate", func(m *Manifest) { m.Files[1].Path = "w.bin" }, "listed twice"},
 		{"probe not shipped", func(m *Manifest) { m.Probe.Input = "nope.json" }, "probe file"},
+		{"tolerances not shipped", func(m *Manifest) { m.Probe.Tolerances = "probe/tolerances.json" }, "probe file"},
 		{"chunks do not add up", func(m *Manifest) {
 			m.Files[0].Chunks = []Chunk{{SHA256: digestA, Size: 3, CSize: 3}}
 		}, "chunks add up to 3"},

@@ -135,6 +135,8 @@ func Scan(ctx context.Context, dir, model, version string, workers int) (*Manife
 const (
 	DefaultProbeInput    = "probe/input.json"
 	DefaultProbeExpected = "probe/expected.json"
+	// DefaultProbeTolerances is optional: per-field tolerances of the answer.
+	DefaultProbeTolerances = "probe/tolerances.json"
 )
 
 func defaultProbe(m *Manifest) *Probe {
@@ -143,5 +145,9 @@ func defaultProbe(m *Manifest) *Probe {
 	if !in || !out {
 		return nil
 	}
-	return &Probe{Input: DefaultProbeInput, Expected: DefaultProbeExpected}
+	p := &Probe{Input: DefaultProbeInput, Expected: DefaultProbeExpected}
+	if _, ok := m.Lookup(DefaultProbeTolerances); ok {
+		p.Tolerances = DefaultProbeTolerances
+	}
+	return p
 }

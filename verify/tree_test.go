@@ -30,7 +30,7 @@ func TestScanThenVerifyTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(m.Files) != 4 || m.Probe == nil || !m.Insecure {
+	if len(m.Files) != 4 || m.Probe == nil || !m.Insecure || m.Probe.Tolerances != "" {
 		t.Fatalf("Scan = %+v", m)
 	}
 	if err := VerifyTree(ctx, dir, m, 3); err != nil {
@@ -62,6 +62,23 @@ func TestScanThenVerifyTree(t *testing.T) {
 				t.Fatalf("VerifyTree = %v, want a mismatch %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// A model directory's probe/tolerances.json is named in the manifest's probe,
+// so the confirmer finds it; an older modelslot ignores the field.
+func TestScanNamesTheProbeTolerances(t *testing.T) {
+	dir := writeTree(t, map[string]string{"probe/input.json": "[1]", "probe/expected.json": "[2]", "probe/tolerances.json": `{"/0": 0.1}`})
+	m, err := Scan(context.Background(), dir, "demo", "v1", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Probe == nil || m.Probe.Tolerances != DefaultProbeTolerances {
+		t.Fatalf("Scan probe = %+v, want tolerances %s", m.Probe, DefaultProbeTolerances)
+	}
+	b, _ := m.Marshal()
+	if back, err := ParseManifest(b); err != nil || back.Probe.Tolerances != DefaultProbeTolerances {
+		t.Fatalf("round trip: %+v, %v", back, err)
 	}
 }
 

@@ -10,13 +10,15 @@ import (
 	"strings"
 
 	"github.com/modelslot/modelslot/internal/fetch"
+	"github.com/modelslot/modelslot/internal/update"
 	"github.com/modelslot/modelslot/slots"
 	"github.com/modelslot/modelslot/verify"
 )
 
 // runChild installs <channel URL> <public key> <state dir> <model> the way the
-// command will: resolve, plan against the active slot, check space, download,
-// assemble, commit, activate.
+// command does (fetch.Source through the updater, with no health to confirm):
+// resolve, plan against the active slot, check space, download, assemble,
+// commit, activate.
 func runChild(args []string) error {
 	if len(args) != 4 {
 		return fmt.Errorf("usage: -child URL PUBKEY STATEDIR MODEL")
@@ -45,26 +47,12 @@ func runChild(args []string) error {
 		return err
 	}
 	defer s.Close()
-	c := fetch.NewClient(fetch.ClientOptions{})
-	res, err := c.Resolve(ctx, args[0], trusted)
+	src, err := fetch.OpenSource(ctx, args[0], s, fetch.SourceOptions{Trusted: trusted})
 	if err != nil {
 		return err
 	}
-	st, err := fetch.OpenStaging(s.StagingPath())
-	if err != nil {
-		return err
-	}
-	p, err := fetch.NewPlan(ctx, res.Manifest, st, active(s))
-	if err != nil {
-		return err
-	}
-	if err := p.Check(fetch.Space{StagingDir: st.Dir(), SlotDir: args[2]}); err != nil {
-		return err
-	}
-	if err := c.Download(ctx, res.RepoURL, p, fetch.DownloadOptions{}); err != nil {
-		return err
-	}
-	if err := commit(ctx, s, p, st); err != nil {
+	defer src.Close()
+	if _, err := (&update.Updater{Store: s, Workers: verify.Workers()}).Install(ctx, src.Manifest, src); err != nil {
 		return err
 	}
 	return printPeakRSS()
@@ -89,37 +77,4 @@ func printPeakRSS() error {
 		}
 	}
 	return fmt.Errorf("no VmHWM in /proc/self/status")
-}
-
-func active(s *slots.Store) *fetch.Active {
-	a := s.State().Active
-	if a == "" {
-		return nil
-	}
-	m, err := s.SlotManifest(a)
-	if err != nil {
-		return nil
-	}
-	return &fetch.Active{Dir: s.SlotDir(a), Manifest: m}
-}
-
-func commit(ctx context.Context, s *slots.Store, p *fetch.Plan, st *fetch.Staging) error {
-	fill, err := s.BeginInstall(ctx, p.Manifest)
-	if err != nil {
-		return err
-	}
-	if err := fetch.Assemble(ctx, p, fill); err != nil {
-		fill.Abort()
-		return err
-	}
-	if err := fill.Commit(ctx); err != nil {
-		return err
-	}
-	if err := s.StartTrial(fill.Slot()); err != nil {
-		return err
-	}
-	if err := s.CommitTrial(); err != nil {
-		return err
-	}
-	return st.Clear()
 }

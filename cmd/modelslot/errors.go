@@ -11,6 +11,7 @@ import (
 
 	"github.com/modelslot/modelslot/internal/config"
 	"github.com/modelslot/modelslot/internal/fetch"
+	"github.com/modelslot/modelslot/internal/reason"
 	"github.com/modelslot/modelslot/internal/update"
 	"github.com/modelslot/modelslot/slots"
 	"github.com/modelslot/modelslot/verify"
@@ -82,7 +83,7 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.As(err, &ie):
 		return exitSignalBase + int(ie.sig)
-	case errors.Is(err, errUsage), errors.Is(err, config.ErrConfig), errors.Is(err, update.ErrUnitUnavailable):
+	case errors.Is(err, errUsage), errors.Is(err, config.ErrConfig), reason.CodeOf(err, "") == reason.UnitUnavailable:
 		return exitUsage
 	case errors.Is(err, verify.ErrRejected), errors.Is(err, fetch.ErrOverBudget):
 		return exitRejected

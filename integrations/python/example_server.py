@@ -81,17 +81,18 @@ def handler(holder):
     return Handler
 
 
-def serve(args):
+def serve(args, load=load, name="example_server"):
+    """Serve the model load(slot) builds; torch_server.py passes its own."""
     holder = ms.Holder(args.link, load)
     try:
         holder.start()
-    except (ms.SlotError, OSError, ValueError, KeyError) as e:
-        print("example_server: %s" % e, file=sys.stderr)
+    except Exception as e:  # a framework's loader may fail in any way: nothing to serve, exit
+        print("%s: %s" % (name, e), file=sys.stderr)
         return 1
     holder.reload_on_sighup()
     socks = ms.listen_sockets()
     if not socks and not args.addr:
-        print("example_server: no socket passed by systemd; give --addr HOST:PORT", file=sys.stderr)
+        print("%s: no socket passed by systemd; give --addr HOST:PORT" % name, file=sys.stderr)
         return 2
     srv = http.server.ThreadingHTTPServer(("", 0), handler(holder), bind_and_activate=False)
     srv.daemon_threads = True

@@ -66,6 +66,12 @@ type device struct {
 }
 
 func newDevice(t *testing.T, python, bin, activation string) *device {
+	return newServerDevice(t, python, bin, activation, "example_server.py", "5s")
+}
+
+// newServerDevice runs script (example_server.py, torch_server.py) in the
+// example unit, with start_timeout.
+func newServerDevice(t *testing.T, python, bin, activation, script, startTimeout string) *device {
 	m := systemdtest.Start(t)
 	d := &device{m: m, bin: bin, dir: t.TempDir(), port: freePort(t)}
 	link := filepath.Join(d.dir, "srv", "example")
@@ -82,11 +88,11 @@ link       = %q
 unit       = "example-inference.service"
 activation = %q
   [model.health]
-  start_timeout  = "5s"
+  start_timeout  = %q
   confirm_window = "1s"
   probe_url      = "http://127.0.0.1:%d/v1/infer"
-`, filepath.Join(d.dir, "state"), m.BusAddress(), link, activation, d.port)), 0o644))
-	script, _ := filepath.Abs("example_server.py")
+`, filepath.Join(d.dir, "state"), m.BusAddress(), link, activation, startTimeout, d.port)), 0o644))
+	script, _ = filepath.Abs(script)
 	subst := strings.NewReplacer(
 		"/usr/bin/python3", python,
 		"/usr/share/doc/modelslot/examples/python/example_server.py", script,

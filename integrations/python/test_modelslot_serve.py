@@ -224,6 +224,11 @@ class HolderTest(unittest.TestCase):
         self.assertEqual(self.ns.recv()[0], "RELOADING=1")
         self.assertEqual(self.ns.recv(), ["READY=1", "STATUS=serving v2"])
         self.assertEqual(h.current().slot.version, "v2")
+        # The old model is released after READY=1 (requests in flight finish
+        # on it first): wait for that, with a bound.
+        deadline = time.monotonic() + 5
+        while not self.closed and time.monotonic() < deadline:
+            time.sleep(0.01)
         self.assertEqual(self.closed, [b"v1"])
 
     def test_a_slot_that_fails_to_load_leaves_the_old_model_serving(self):

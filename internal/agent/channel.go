@@ -5,10 +5,9 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"time"
-)
 
-// maxChannelSize bounds a channel pointer; it is a few hundred bytes.
-const maxChannelSize = 64 << 10
+	"github.com/modelslot/modelslot/verify"
+)
 
 // channelPoller watches a model's configured channel (`source`) and queues an
 // install when the channel's pointer changes. The command id is derived from
@@ -16,7 +15,7 @@ const maxChannelSize = 64 << 10
 // is seen (a version that was rolled back is not tried again until the channel
 // moves). The signature is checked by the install itself, not here.
 func channelPoller(model, url string, every time.Duration, in *Inbox) *etagPoller {
-	return &etagPoller{url: url, every: every, maxSize: maxChannelSize, what: "channel of " + model,
+	return &etagPoller{url: url, every: every, maxSize: verify.MaxChannelEnvelope, what: "channel of " + model,
 		handle: func(body []byte) error {
 			sum := sha256.Sum256(body)
 			id := "channel-" + model + "-" + hex.EncodeToString(sum[:8])

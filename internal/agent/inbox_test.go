@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/modelslot/modelslot/verify"
 )
 
 func TestInboxDedupesAcrossRestarts(t *testing.T) {
@@ -138,5 +140,23 @@ func TestChannelPollerQueuesOneInstallPerPointer(t *testing.T) {
 	}
 	if notModified.Load() != 2 {
 		t.Fatalf("%d 304s: the ETag was not sent back", notModified.Load())
+	}
+}
+
+// A channel document over the limit is refused whole, never cut short and
+// taken for another pointer: nothing is queued.
+func TestChannelPollerRefusesAnOversizedDocument(t *testing.T) {
+	big := strings.Repeat("x", verify.MaxChannelEnvelope+1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(big)) }))
+	defer srv.Close()
+	in, err := OpenInbox(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := channelPoller("demo", srv.URL, 0, in).poll(t.Context()); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("poll of an oversized channel = %v, want a refusal", err)
+	}
+	if _, cmds := in.Pending(); len(cmds) != 0 {
+		t.Fatalf("queued %+v from a refused document", cmds)
 	}
 }

@@ -61,9 +61,14 @@ func (p *etagPoller) poll(ctx context.Context) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("GET %s: %s", netconf.Redact(p.url), resp.Status)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, p.maxSize))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, p.maxSize+1))
 	if err != nil {
 		return fmt.Errorf("GET %s: %w", netconf.Redact(p.url), err)
+	}
+	if int64(len(body)) > p.maxSize {
+		// Refused whole, never cut short: a truncated document would be
+		// taken for another (a channel's id is the hash of its bytes).
+		return fmt.Errorf("GET %s: the %s is larger than %d bytes; refused", p.url, p.what, p.maxSize)
 	}
 	if err := p.handle(body); err != nil {
 		return err

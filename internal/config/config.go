@@ -13,6 +13,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/modelslot/modelslot/internal/health"
 	"github.com/modelslot/modelslot/internal/netconf"
 	"github.com/modelslot/modelslot/verify"
 )
@@ -133,10 +134,13 @@ type Health struct {
 	StartTimeout  Duration `toml:"start_timeout"`
 	ConfirmWindow Duration `toml:"confirm_window"`
 	ProbeURL      string   `toml:"probe_url"`
-	MaxLatency    Duration `toml:"max_latency"`
-	MaxMemory     Size     `toml:"max_memory"`
-	Checks        []string `toml:"checks"`
-	MaxAttempts   int      `toml:"max_attempts"`
+	// ProbeVersion is where the probe answer names its version:
+	// "json:/pointer" (default "json:/version"), "header:Name", or "off".
+	ProbeVersion health.VersionCheck `toml:"probe_version"`
+	MaxLatency   Duration            `toml:"max_latency"`
+	MaxMemory    Size                `toml:"max_memory"`
+	Checks       []string            `toml:"checks"`
+	MaxAttempts  int                 `toml:"max_attempts"`
 }
 
 // Load reads the config from path, or from $MODELSLOT_CONFIG, or from
@@ -259,6 +263,9 @@ func (m *Model) fill(stateRoot string) error {
 	default:
 		return fmt.Errorf("model %s: activation %q: use \"restart\" or \"reload\"", m.Name, m.Activation)
 	}
+	if err := m.checkProbeVersion(); err != nil {
+		return err
+	}
 	if m.Health.MaxAttempts == 0 {
 		m.Health.MaxAttempts = defaultAttempts
 	}
@@ -288,6 +295,24 @@ func (m *Model) checkRollout() error {
 	}
 	if u := m.RolloutURL; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
 		return fmt.Errorf("model %s: rollout_url %q: want an http:// or https:// URL", m.Name, u)
+	}
+	return nil
+}
+
+// checkProbeVersion refuses a probe_version that cannot prove anything. With
+// "off" the proof that the new version answers is a new main process of the
+// unit; a reload keeps the process, and without a unit there is none.
+func (m *Model) checkProbeVersion() error {
+	v := m.Health.ProbeVersion
+	switch {
+	case v.String() == health.DefaultVersionCheck: // left out, or written as the default
+		return nil
+	case m.Health.ProbeURL == "":
+		return fmt.Errorf("model %s: probe_version = %q is set but probe_url is empty: there is no probe answer to read it from", m.Name, v)
+	case v.Off() && m.Unit == "":
+		return fmt.Errorf("model %s: probe_version = \"off\" needs a unit: the unit's new main PID is then the only proof that the new version answers; set unit, or a probe_version naming the version (\"json:/…\", \"header:…\")", m.Name)
+	case v.Off() && m.Activation == "reload":
+		return fmt.Errorf("model %s: probe_version = \"off\" with activation = \"reload\": a reload keeps the unit's main process, so nothing could prove that the new version answers and not the old one; use activation = \"restart\", or a probe_version naming the version (\"json:/…\", \"header:…\")", m.Name)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -48,12 +49,42 @@ func TestParseRejects(t *testing.T) {
 		"relative root":     {"state_root = \"var\"\n[[model]]\nname = \"a\"\n", "absolute"},
 		"not toml":          {"[[model]\n", "configuration error"},
 		"negative attempts": {"[[model]]\nname = \"a\"\n[model.health]\nmax_attempts = -1\n", "max_attempts"},
+		"probe_version":     {probeVersion("restart", "u.service", "version"), "invalid probe_version \"version\""},
+		"probe_version ptr": {probeVersion("restart", "u.service", "json:version"), "must start with \"/\""},
+		"probe_version hdr": {probeVersion("restart", "u.service", "header:X Version"), "is not a header name"},
+		"off with reload":   {probeVersion("reload", "u.service", "off"), "a reload keeps the unit's main process"},
+		"off without unit":  {probeVersion("restart", "", "off"), "needs a unit"},
+		"version, no probe": {"[[model]]\nname = \"a\"\n[model.health]\nprobe_version = \"header:X-V\"\n", "probe_url is empty"},
 	}
 	for name, tt := range tests {
 		_, err := Parse([]byte(tt.conf))
 		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: Parse = %v, want a config error about %q", name, err, tt.want)
 		}
+	}
+}
+
+func probeVersion(activation, unit, v string) string {
+	return fmt.Sprintf("[[model]]\nname = \"a\"\nunit = %q\nactivation = %q\n[model.health]\nprobe_url = \"http://127.0.0.1:9/\"\nprobe_version = %q\n", unit, activation, v)
+}
+
+func TestParseProbeVersion(t *testing.T) {
+	for v, want := range map[string]string{"off": "off", "json:/meta/version": "json:/meta/version", "header:X-Model-Version": "header:X-Model-Version"} {
+		c, err := Parse([]byte(probeVersion("restart", "u.service", v)))
+		if err != nil {
+			t.Fatalf("%s: %v", v, err)
+		}
+		if got := c.Models[0].Health.ProbeVersion; got.String() != want || got.Off() != (v == "off") {
+			t.Errorf("probe_version %q parsed as %q (off %v)", v, got, got.Off())
+		}
+	}
+	// reload is fine when the answer names the version.
+	if _, err := Parse([]byte(probeVersion("reload", "u.service", "header:X-Model-Version"))); err != nil {
+		t.Fatalf("reload with a header: %v", err)
+	}
+	c, err := Parse([]byte("[[model]]\nname = \"a\"\n"))
+	if err != nil || !c.Models[0].Health.ProbeVersion.IsDefault() || c.Models[0].Health.ProbeVersion.String() != "json:/version" {
+		t.Fatalf("default probe_version: %v %v", c.Models[0].Health.ProbeVersion, err)
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/modelslot/modelslot/slots"
 )
 
 // FillSlot copies the model directory src into the slot dir dst and writes
@@ -52,7 +54,7 @@ func FillSlot(src, dst, version string, sequence uint64) error {
 	if err := os.MkdirAll(filepath.Join(dst, ".modelslot"), 0o755); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dst, ".modelslot/manifest.json"), b, 0o444)
+	return os.WriteFile(filepath.Join(dst, filepath.FromSlash(slots.ManifestFile)), b, 0o444)
 }
 
 // Swap points link at target as modelslot does: a new symlink under a temp

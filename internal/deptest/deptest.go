@@ -20,6 +20,7 @@ var Allowed = map[string][]string{
 	"internal/durable":     nil,
 	"internal/chunker":     nil,
 	"internal/safetensors": nil,
+	"internal/jsonptr":     nil,
 	"verify":               nil,
 	"loader":               nil, // embedded in inference servers: nothing of ours
 	"internal/netconf":     nil,
@@ -27,18 +28,18 @@ var Allowed = map[string][]string{
 	// The store and the step packages.
 	"slots":           {"verify", "internal/durable", "internal/crashpoint", "internal/reason"},
 	"internal/report": {"internal/durable", "internal/crashpoint", "internal/netconf"},
-	"internal/health": {"verify", "internal/reason"},
-	"systemd":         {"internal/reason"},
+	"internal/health": {"verify", "internal/reason", "internal/jsonptr"},
+	"systemd":         {"internal/reason"}, // the unit adapter (systemd.Unit) included: it knows nothing of slots
 	"internal/update": {"slots", "verify", "internal/report", "internal/reason", "internal/crashpoint"},
-	"internal/config": {"verify", "internal/netconf"},
+	"internal/config": {"verify", "internal/health", "internal/netconf"}, // probe_version is checked by health's own parser
 
 	// The device side of a repository, and the publisher's side.
 	"internal/bundle":  {"verify"},
-	"internal/fetch":   {"verify", "internal/bundle", "internal/durable"},
+	"internal/fetch":   {"verify", "internal/bundle", "internal/durable", "slots", "internal/report"},
 	"internal/publish": {"verify", "internal/chunker", "internal/durable", "internal/bundle"},
 
 	// Wiring, the daemon.
-	"internal/device": {"internal/config", "internal/fetch", "internal/bundle", "internal/health", "internal/report",
+	"internal/device": {"internal/config", "internal/fetch", "internal/health", "internal/report",
 		"internal/update", "internal/reason", "slots", "systemd", "verify"},
 	"internal/agent": {"internal/config", "internal/device", "internal/durable", "internal/report", "internal/update",
 		"internal/reason", "slots", "verify", "internal/rollout", "internal/netconf"},

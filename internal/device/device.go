@@ -17,6 +17,7 @@ import (
 	"github.com/modelslot/modelslot/internal/report"
 	"github.com/modelslot/modelslot/internal/update"
 	"github.com/modelslot/modelslot/slots"
+	"github.com/modelslot/modelslot/systemd"
 	"github.com/modelslot/modelslot/verify"
 )
 
@@ -27,7 +28,7 @@ type Model struct {
 	Store   *slots.Store
 	Updater *update.Updater
 
-	unit     *unit           // nil without a configured unit
+	unit     *systemd.Unit   // nil without a configured unit
 	unitLock *slots.FileLock // held while this model may activate its unit
 }
 
@@ -70,9 +71,10 @@ func open(ctx context.Context, cfg *config.Config, m *config.Model, op string, r
 	}
 	d := &Model{Config: cfg, Model: m, Store: s}
 	if m.Unit != "" {
-		if d.unit, err = newUnit(cfg, m); err != nil {
+		if d.unit, err = systemd.NewUnit(systemd.Settings{Scope: cfg.Systemd.Scope, Bus: cfg.Systemd.Bus}, m.Unit, m.Activation,
+			systemd.Limits{MaxMemory: uint64(m.Health.MaxMemory)}); err != nil {
 			s.Close()
-			return nil, err
+			return nil, fmt.Errorf("model %s: %w; check [systemd] in the config", m.Name, err)
 		}
 		// Trials are serialized per unit: a second model's activation would
 		// restart the unit under the first one's window.
@@ -154,7 +156,7 @@ func unitLockPath(cfg *config.Config, unit string) string {
 // Close releases the model's lock and its connection to the service manager.
 func (d *Model) Close() error {
 	if d.unit != nil {
-		d.unit.close()
+		d.unit.Close()
 	}
 	d.unitLock.Close()
 	return d.Store.Close()
@@ -173,12 +175,21 @@ func (d *Model) confirmer() update.Confirmer {
 	if d.unit == nil && h.ProbeURL == "" && len(h.Checks) == 0 {
 		return nil
 	}
-	c := &health.Confirmer{Model: m.Name, Link: d.Store.LinkPath(), SlotDir: d.Store.SlotDir,
+	c := &health.Confirmer{Model: m.Name, Link: d.Store.LinkPath(), SlotDir: d.Store.SlotDir, Manifest: d.Store.SlotManifest,
 		StartTimeout: time.Duration(h.StartTimeout), Window: time.Duration(h.ConfirmWindow),
-		ProbeURL: h.ProbeURL, MaxLatency: time.Duration(h.MaxLatency),
+		ProbeURL: h.ProbeURL, MaxLatency: time.Duration(h.MaxLatency), VersionCheck: h.ProbeVersion,
 		Checks: health.Checks{Commands: h.Checks, Timeout: time.Duration(h.StartTimeout)}}
 	if d.unit != nil {
 		c.Unit = d.unit
 	}
 	return c
+}
+
+// UnitOutput returns up to n of the last lines the model's unit printed, for
+// status; nil without a unit or when they cannot be read.
+func (d *Model) UnitOutput(ctx context.Context, n int) []string {
+	if d.unit == nil {
+		return nil
+	}
+	return d.unit.OutputTail(ctx, n)
 }

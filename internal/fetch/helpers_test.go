@@ -125,11 +125,11 @@ func model(t *testing.T, seed uint64) string {
 	return dir
 }
 
-// fastClient retries quickly so fault tests take milliseconds.
-func fastClient() *Client {
-	return NewClient(ClientOptions{Retries: 4, RetryWaitMin: time.Millisecond, RetryWaitMax: 5 * time.Millisecond,
-		StallTimeout: 2 * time.Second})
-}
+// fastOptions retry quickly so fault tests take milliseconds.
+var fastOptions = ClientOptions{Retries: 4, RetryWaitMin: time.Millisecond, RetryWaitMax: 5 * time.Millisecond,
+	StallTimeout: 2 * time.Second}
+
+func fastClient() *Client { return NewClient(fastOptions) }
 
 // dirFill is a minimal Fill over a directory, checking like slots.Fill does.
 type dirFill struct{ dir string }
@@ -159,7 +159,8 @@ func (d *dirFill) CreateFile(f verify.File) (*os.File, error) {
 	return os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, os.FileMode(f.Mode))
 }
 
-// install runs the whole device path into a new directory and returns it.
+// install runs the whole device path (Source's steps) into a new directory
+// and returns it.
 func install(t *testing.T, c *Client, r *repo, active *Active, staging string) (string, *Plan, error) {
 	t.Helper()
 	ctx := context.Background()
@@ -171,15 +172,11 @@ func install(t *testing.T, c *Client, r *repo, active *Active, staging string) (
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := NewPlan(ctx, res.Manifest, st, active)
-	if err != nil {
-		return "", nil, err
-	}
-	if err := c.Download(ctx, res.RepoURL, p, DownloadOptions{}); err != nil {
-		return "", p, err
-	}
+	src := &Source{}
+	src.resolvedBy(c, res)
 	out := t.TempDir()
-	if err := Assemble(ctx, p, &dirFill{dir: out}); err != nil {
+	p, err := src.fill(ctx, &dirFill{dir: out}, st, active, Space{StagingDir: st.Dir(), SlotDir: out})
+	if err != nil {
 		return "", p, err
 	}
 	return out, p, verify.VerifyTree(ctx, out, res.Manifest, 1)

@@ -23,7 +23,7 @@ func TestHostileReplayOfOlderManifestIsADowngrade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := Policy{Model: "demo", ActiveSequence: 2}
+	p := verify.Policy{Model: "demo", ActiveSequence: 2}
 	wantErr(t, p.Check(res.Manifest), verify.ErrRejected, "downgrade: v1 has sequence 1, the active version has 2")
 	p.AllowDowngrade = true
 	if err := p.Check(res.Manifest); err != nil {
@@ -33,9 +33,9 @@ func TestHostileReplayOfOlderManifestIsADowngrade(t *testing.T) {
 
 func TestHostileIncompatibleConstraints(t *testing.T) {
 	m := &verify.Manifest{Model: "demo", Version: "v1", Requires: &verify.Requires{Arch: []string{"arm64"}}}
-	err := Policy{Model: "demo", Device: verify.Device{Arch: "amd64"}}.Check(m)
+	err := verify.Policy{Model: "demo", Device: verify.Device{Arch: "amd64"}}.Check(m)
 	wantErr(t, err, verify.ErrRejected, "architecture amd64 not in [arm64]")
-	err = Policy{Model: "other"}.Check(&verify.Manifest{Model: "demo"})
+	err = verify.Policy{Model: "other"}.Check(&verify.Manifest{Model: "demo"})
 	wantErr(t, err, verify.ErrRejected, `for model "demo", this is "other"`)
 }
 

@@ -12,9 +12,6 @@ import (
 	"github.com/modelslot/modelslot/verify"
 )
 
-// maxChannelEnvelope bounds a channel pointer download; a real one is ~1 KiB.
-const maxChannelEnvelope = 256 << 10
-
 // Resolved is a verified manifest and where its chunks are.
 type Resolved struct {
 	Manifest *verify.Manifest
@@ -36,7 +33,7 @@ func (c *Client) Resolve(ctx context.Context, rawURL string, trusted verify.Keyr
 	if kind == "manifests" {
 		return c.resolveManifest(ctx, rawURL, repo, model, trusted, nil)
 	}
-	env, err := c.get(ctx, rawURL, maxChannelEnvelope, false)
+	env, err := c.get(ctx, rawURL, verify.MaxChannelEnvelope, false)
 	if err != nil {
 		return nil, fmt.Errorf("resolve channel: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/modelslot/modelslot/internal/update"
 	"github.com/modelslot/modelslot/slots"
 	"github.com/modelslot/modelslot/verify"
 )
@@ -14,53 +15,20 @@ import (
 // The slot store's Fill is what Assemble is written for.
 var _ Fill = (*slots.Fill)(nil)
 
-// storeInstall runs the device path into the real slot store: resolve, plan
-// (reusing the active slot), download, assemble, commit, activate, commit.
+// storeInstall runs the device path into the real slot store: the Source the
+// command line and the agent use, through the updater (no health to confirm).
 func storeInstall(t *testing.T, s *slots.Store, r *repo) (*Plan, error) {
 	t.Helper()
 	ctx := context.Background()
-	c := fastClient()
-	res, err := c.Resolve(ctx, r.channelURL(), r.trusted())
+	src, err := OpenSource(ctx, r.channelURL(), s, SourceOptions{Trusted: r.trusted(), Client: fastOptions})
 	if err != nil {
 		return nil, err
 	}
-	st, err := OpenStaging(s.StagingPath())
-	if err != nil {
-		return nil, err
-	}
-	var active *Active
-	if a := s.State().Active; a != "" {
-		m, err := s.SlotManifest(a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		active = &Active{Dir: s.SlotDir(a), Manifest: m}
-	}
-	p, err := NewPlan(ctx, res.Manifest, st, active)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.Download(ctx, res.RepoURL, p, DownloadOptions{}); err != nil {
-		return p, err
-	}
-	fill, err := s.BeginInstall(ctx, res.Manifest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := Assemble(ctx, p, fill); err != nil {
-		fill.Abort()
-		return p, err
-	}
-	if err := fill.Commit(ctx); err != nil {
-		return p, err
-	}
-	if err := s.StartTrial(fill.Slot()); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CommitTrial(); err != nil {
-		t.Fatal(err)
-	}
-	return p, st.Clear()
+	defer src.Close()
+	var plan *Plan
+	src.planned = func(p *Plan) { plan = p }
+	_, err = (&update.Updater{Store: s, Workers: 2}).Install(ctx, src.Manifest, src)
+	return plan, err
 }
 
 func TestSlotStoreInstallAndDeltaUpdate(t *testing.T) {

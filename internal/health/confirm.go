@@ -57,6 +57,10 @@ type Confirmer struct {
 	Model   string
 	Link    string
 	SlotDir func(slot string) string
+	// Manifest returns the manifest slot was verified against
+	// (slots.Store.SlotManifest): the probe reads the model's own test data
+	// from it. Needed with a ProbeURL.
+	Manifest func(slot string) (*verify.Manifest, error)
 
 	Unit         Unit          // nil: no unit to activate or watch
 	StartTimeout time.Duration // for the unit to be up and the probe to answer the new version
@@ -64,6 +68,12 @@ type Confirmer struct {
 	ProbeURL     string        // "" = no probe
 	MaxLatency   time.Duration
 	ProbeSamples int
+	// VersionCheck is where a probe answer names its version. Off: the
+	// answer names none, and the proof that the new version answers is the
+	// unit's main PID, which must differ from the one before the activation
+	// (Unit must be a MainPIDer, and activation a restart: a reload keeps
+	// the process, so config refuses reload with off).
+	VersionCheck VersionCheck
 	Checks       Checks
 
 	// RestoreTimeout bounds one Restore, all its tries and their probes: how
@@ -80,6 +90,10 @@ type Confirmer struct {
 func (c *Confirmer) Confirm(ctx context.Context, slot, version string) (verdict error) {
 	defer func() { verdict = c.withOutput(ctx, verdict) }() // a *Failure with the unit's last lines
 	start := time.Now()
+	t, err := c.newTrial(ctx, slot, version)
+	if err != nil {
+		return err
+	}
 	if err := c.activate(ctx); err != nil {
 		return err
 	}
@@ -90,8 +104,8 @@ func (c *Confirmer) Confirm(ctx context.Context, slot, version string) (verdict 
 		failures = c.Unit.Watch(wctx)
 	}
 	end := time.Now().Add(c.window())
-	err := c.whileWatched(ctx, failures, func(ctx context.Context) error {
-		if err := c.probeUntilReady(ctx, slot, version, start, c.startTimeout()); err != nil {
+	err = c.whileWatched(ctx, failures, func(ctx context.Context) error {
+		if err := c.probeUntilReady(ctx, t, start, c.startTimeout()); err != nil {
 			return err
 		}
 		return c.runChecks(ctx, slot, version)
@@ -103,7 +117,7 @@ func (c *Confirmer) Confirm(ctx context.Context, slot, version string) (verdict 
 		return err
 	}
 	if c.window() > 0 && c.ProbeURL != "" { // still answering at the end of the window?
-		if err := c.whileWatched(ctx, failures, func(ctx context.Context) error { return c.probeOnce(ctx, slot, version) }); err != nil {
+		if err := c.whileWatched(ctx, failures, func(ctx context.Context) error { return c.probeOnce(ctx, t) }); err != nil {
 			return err
 		}
 	}
@@ -198,10 +212,14 @@ func (c *Confirmer) restoreOnce(ctx context.Context, slot, version string, deadl
 			slog.Warn("could not revive the unit before restoring; activating anyway", "model", c.Model, "err", err)
 		}
 	}
+	t, err := c.newTrial(ctx, slot, version)
+	if err != nil {
+		return err
+	}
 	if err := c.activate(ctx); err != nil {
 		return err
 	}
-	return c.probeUntilReady(ctx, slot, version, start, time.Until(deadline))
+	return c.probeUntilReady(ctx, t, start, time.Until(deadline))
 }
 
 // Reviver is a Unit that can be readied for a deliberate start: failed state
@@ -258,12 +276,12 @@ func (c *Confirmer) wait(ctx context.Context, failures <-chan error, deadline ti
 // probeUntilReady retries the probe while the answer comes from the old version
 // or nothing answers yet (a reload takes a moment after its job ends), until
 // limit has passed since start; any other failure is final at once.
-func (c *Confirmer) probeUntilReady(ctx context.Context, slot, version string, start time.Time, limit time.Duration) error {
+func (c *Confirmer) probeUntilReady(ctx context.Context, t trial, start time.Time, limit time.Duration) error {
 	if c.ProbeURL == "" {
 		return nil
 	}
 	for {
-		err := c.probeOnce(ctx, slot, version)
+		err := c.probeOnce(ctx, t)
 		if err == nil || !errors.Is(err, errNotReady) || ctx.Err() != nil || time.Since(start) > limit {
 			return err
 		}
@@ -271,8 +289,11 @@ func (c *Confirmer) probeUntilReady(ctx context.Context, slot, version string, s
 	}
 }
 
-func (c *Confirmer) probeOnce(ctx context.Context, slot, version string) error {
-	p, err := c.probe(slot, version)
+func (c *Confirmer) probeOnce(ctx context.Context, t trial) error {
+	if err := c.newProcess(ctx, t); err != nil {
+		return err
+	}
+	p, err := c.probe(t.slot, t.version)
 	if err != nil {
 		return err
 	}
@@ -282,13 +303,12 @@ func (c *Confirmer) probeOnce(ctx context.Context, slot, version string) error {
 // probe builds the probe from the test data the slot's model ships.
 func (c *Confirmer) probe(slot, version string) (Probe, error) {
 	dir := c.SlotDir(slot)
-	data, err := os.ReadFile(filepath.Join(dir, verify.MetaDir, "manifest.json"))
-	if err != nil {
-		return Probe{}, reason.New(ReasonHealthCheck, "read the slot's manifest: %v", err)
+	if c.Manifest == nil {
+		return Probe{}, reason.New(ReasonHealthCheck, "internal error: a probe without the slot's manifest")
 	}
-	m, err := verify.ParseManifest(data)
+	m, err := c.Manifest(slot)
 	if err != nil {
-		return Probe{}, reason.New(ReasonHealthCheck, "%v", err)
+		return Probe{}, reason.New(ReasonHealthCheck, "read the slot's manifest: %w", err)
 	}
 	if m.Probe == nil {
 		return Probe{}, reason.New(ReasonHealthCheck, "probe_url is set but model %s %s ships no probe data (probe/input.json, probe/expected.json)", m.Model, m.Version)
@@ -302,7 +322,12 @@ func (c *Confirmer) probe(slot, version string) (Probe, error) {
 	if tol == 0 {
 		tol = DefaultTolerance
 	}
-	return Probe{URL: c.ProbeURL, Input: in, Expected: want, Tolerance: tol, Version: version,
+	tols, err := readTolerances(dir, m.Probe.Tolerances)
+	if err != nil {
+		return Probe{}, err
+	}
+	return Probe{URL: c.ProbeURL, Input: in, Expected: want, Tolerance: tol, Tolerances: tols,
+		Version: version, VersionCheck: c.VersionCheck,
 		Samples: c.samples(), MaxLatency: c.MaxLatency, Timeout: max(2*c.MaxLatency, 10*time.Second)}, nil
 }
 

@@ -109,7 +109,7 @@ func TestConfirmerDecisionTable(t *testing.T) {
 		{name: "the manager is lost when the window ends", unit: &fakeUnit{failAtEnd: lost}, answer: "v1", status: 200, want: reason.ManagerUnreachable},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := &Confirmer{Model: "demo", Link: dir, SlotDir: func(string) string { return dir },
+			c := &Confirmer{Model: "demo", Link: dir, SlotDir: func(string) string { return dir }, Manifest: manifestIn(dir),
 				StartTimeout: 500 * time.Millisecond, Window: 300 * time.Millisecond, ProbeSamples: 1,
 				Checks: Checks{Commands: tc.checks, Timeout: 5 * time.Second}}
 			if tc.unit != nil {
@@ -131,7 +131,7 @@ func TestConfirmerDecisionTable(t *testing.T) {
 // carries no code, so the trial is kept, not reverted.
 func TestStoppedConfirmationIsNoVerdict(t *testing.T) {
 	dir := slotWithProbe(t)
-	c := &Confirmer{Model: "demo", SlotDir: func(string) string { return dir }, Unit: &fakeUnit{},
+	c := &Confirmer{Model: "demo", SlotDir: func(string) string { return dir }, Manifest: manifestIn(dir), Unit: &fakeUnit{},
 		ProbeURL: probeServer(t, dir, "v1", 200, 0), Window: time.Minute}
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelslot/modelslot/internal/reason"
 	"github.com/modelslot/modelslot/verify"
 )
 
@@ -39,12 +40,23 @@ func slotWithProbe(t *testing.T) string {
 	return dir
 }
 
+// manifestIn reads the manifest a test slot dir holds, as slots does.
+func manifestIn(dir string) func(string) (*verify.Manifest, error) {
+	return func(string) (*verify.Manifest, error) {
+		data, err := os.ReadFile(filepath.Join(dir, verify.MetaDir, "manifest.json"))
+		if err != nil {
+			return nil, err
+		}
+		return verify.ParseManifest(data)
+	}
+}
+
 // Restore's wait for the previous version is its own bound, not start_timeout:
 // a server that keeps answering as another version is given up on after
 // RestoreTimeout.
 func TestRestoreProbeIsBoundedByRestoreTimeout(t *testing.T) {
 	dir := slotWithProbe(t)
-	c := &Confirmer{Model: "demo", SlotDir: func(string) string { return dir },
+	c := &Confirmer{Model: "demo", SlotDir: func(string) string { return dir }, Manifest: manifestIn(dir),
 		ProbeURL: server(t, "v2", []float64{0}, 0), StartTimeout: time.Minute, RestoreTimeout: 300 * time.Millisecond}
 	start := time.Now()
 	err := c.Restore(context.Background(), "a", "v1")
@@ -60,7 +72,7 @@ func TestRestoreProbeIsBoundedByRestoreTimeout(t *testing.T) {
 type failingUnit struct{ lines []string }
 
 func (u failingUnit) Activate(context.Context) error {
-	return errors.New("crash_loop: unit demo.service: exited before READY=1")
+	return reason.New(reason.CrashLoop, "unit demo.service: exited before READY=1")
 }
 func (u failingUnit) Watch(context.Context) <-chan error { return make(chan error) }
 func (u failingUnit) OutputTail(_ context.Context, n int) []string {
@@ -70,6 +82,7 @@ func (u failingUnit) OutputTail(_ context.Context, n int) []string {
 // A failed verdict carries the unit's last output lines, with the text of the
 // verdict unchanged; a stopped confirmation (no verdict) carries none.
 func TestFailureCarriesTheUnitsLastOutput(t *testing.T) {
+	// RestoreTimeout: a failing restore is retried with backoff until it ends (60s by default).
 	c := &Confirmer{Unit: failingUnit{lines: []string{"loading v3", "panic: bad weights"}}, RestoreTimeout: 300 * time.Millisecond}
 	err := c.Confirm(context.Background(), "b", "v3")
 	var f *Failure

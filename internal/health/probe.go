@@ -9,9 +9,12 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/modelslot/modelslot/internal/reason"
+
+	"github.com/modelslot/modelslot/internal/jsonptr"
 )
 
 // Failure reasons of a probe (DESIGN.md § Events).
@@ -27,17 +30,30 @@ const maxProbeAnswer = 16 << 20
 
 // Probe sends a model's own test input to the serving endpoint and checks the
 // answer against the model's expected output. The answer must also name the
-// version under trial: a reload that silently kept the old model fails.
+// version under trial where VersionCheck says: a reload that silently kept the
+// old model fails. With VersionCheck off the answer is not asked for a version
+// (the Confirmer proves the new process by its main PID instead).
 type Probe struct {
-	URL        string
-	Input      []byte  // request body (probe/input.json)
-	Expected   []byte  // expected answer, a JSON object whose keys must all match
-	Tolerance  float64 // absolute tolerance on numbers
-	Version    string  // the version the answer must carry in "version"; "" skips the check
-	Samples    int     // timed requests after one warm-up; the median must be under MaxLatency
-	MaxLatency time.Duration
-	Timeout    time.Duration // per request when MaxLatency is 0, and the most any request may take
-	Client     *http.Client
+	URL       string
+	Input     []byte  // request body (probe/input.json)
+	Expected  []byte  // expected answer; an object's keys must all match, others may be extra
+	Tolerance float64 // absolute tolerance on numbers
+	// Tolerances maps a JSON pointer of the answer to the absolute tolerance
+	// of every number at or below it; the deepest pointer wins, Tolerance
+	// applies where none does (the model's probe/tolerances.json).
+	Tolerances   map[string]float64
+	Version      string       // the version the answer must name; "" skips the check
+	VersionCheck VersionCheck // where the answer names it; the zero value: field "version"
+	Samples      int          // timed requests after one warm-up; the median must be under MaxLatency
+	MaxLatency   time.Duration
+	Timeout      time.Duration // per request when MaxLatency is 0, and the most any request may take
+	Client       *http.Client
+}
+
+// answer is one decoded probe answer.
+type answer struct {
+	body   any
+	header http.Header
 }
 
 // Run performs the probe and returns nil or an error whose text starts with a
@@ -47,9 +63,9 @@ type Probe struct {
 // time is judged in about (Samples/2 + 2) × MaxLatency (the warm-up's 2 ×
 // MaxLatency, then Samples/2 samples), not after every sample's full answer.
 func (p Probe) Run(ctx context.Context) error {
-	var expected map[string]any
+	var expected any
 	if err := json.Unmarshal(p.Expected, &expected); err != nil {
-		return reason.New(ReasonHealthCheck, "the model's expected probe output is not a JSON object: %v", err)
+		return reason.New(ReasonHealthCheck, "the model's expected probe output is not JSON: %v", err)
 	}
 	j := newLatencyJudge(max(p.Samples, 1), p.MaxLatency)
 	// Warm-up: the first request may be slow (lazy load, cold caches) and is
@@ -71,7 +87,7 @@ func (p Probe) Run(ctx context.Context) error {
 
 // timeSamples sends timed requests until j's verdict is certain. Every answer
 // is checked like the warm-up's: the warm-up may have gone unanswered.
-func (p Probe) timeSamples(ctx context.Context, expected map[string]any, j *latencyJudge) error {
+func (p Probe) timeSamples(ctx context.Context, expected any, j *latencyJudge) error {
 	for !j.decided() {
 		answer, took, err := p.once(ctx, p.sampleTimeout())
 		if err != nil {
@@ -92,12 +108,12 @@ func (p Probe) timeSamples(ctx context.Context, expected map[string]any, j *late
 // once sends one probe request, bounded by timeout, and returns the decoded
 // answer and its latency. A request that got no answer is errNotReady, and
 // also errNoAnswerInTime when its own timeout (not ctx) cut it short.
-func (p Probe) once(ctx context.Context, timeout time.Duration) (map[string]any, time.Duration, error) {
+func (p Probe) once(ctx context.Context, timeout time.Duration) (answer, time.Duration, error) {
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(rctx, http.MethodPost, p.URL, bytes.NewReader(p.Input))
 	if err != nil {
-		return nil, 0, reason.New(ReasonHealthCheck, "probe_url %q: %v", p.URL, err)
+		return answer{}, 0, reason.New(ReasonHealthCheck, "probe_url %q: %v", p.URL, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	start := time.Now()
@@ -105,9 +121,9 @@ func (p Probe) once(ctx context.Context, timeout time.Duration) (map[string]any,
 	if err != nil {
 		err = reason.New(ReasonHealthCheck, "probe request to %s: %v", p.URL, err)
 		if rctx.Err() != nil && ctx.Err() == nil {
-			return nil, time.Since(start), mark(err, errNotReady, errNoAnswerInTime)
+			return answer{}, time.Since(start), mark(err, errNotReady, errNoAnswerInTime)
 		}
-		return nil, time.Since(start), mark(err, errNotReady)
+		return answer{}, time.Since(start), mark(err, errNotReady)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxProbeAnswer))
@@ -115,69 +131,93 @@ func (p Probe) once(ctx context.Context, timeout time.Duration) (map[string]any,
 	if err != nil {
 		err = reason.New(ReasonHealthCheck, "read probe answer: %v", err)
 		if rctx.Err() != nil && ctx.Err() == nil { // the answer began but did not end in time
-			return nil, took, mark(err, errNoAnswerInTime)
+			return answer{}, took, mark(err, errNoAnswerInTime)
 		}
-		return nil, took, err
+		return answer{}, took, err
+	}
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		// "Not ready yet": llama.cpp's server, for one, answers 503 while it
+		// loads the model after it began to listen. Retried like no answer.
+		err := reason.New(ReasonHealthCheck, "probe answered %s (not ready): %.200s", resp.Status, body)
+		return answer{}, took, mark(err, errNotReady)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, took, reason.New(ReasonHealthCheck, "probe answered %s: %.200s", resp.Status, body)
+		return answer{}, took, reason.New(ReasonHealthCheck, "probe answered %s: %.200s", resp.Status, body)
 	}
-	var answer map[string]any
-	if err := json.Unmarshal(body, &answer); err != nil {
-		return nil, took, reason.New(ReasonProbeMismatch, "probe answer is not a JSON object: %v", err)
+	a := answer{header: resp.Header}
+	if err := json.Unmarshal(body, &a.body); err != nil {
+		return answer{}, took, reason.New(ReasonProbeMismatch, "probe answer is not JSON: %v", err)
 	}
-	return answer, took, nil
+	return a, took, nil
 }
 
-func (p Probe) check(expected, answer map[string]any) error {
-	if p.Version != "" {
-		if got, _ := answer["version"].(string); got != p.Version {
-			return mark(reason.New(ReasonProbeMismatch, "the answer came from version %q, not %q under trial", got, p.Version), errNotReady)
-		}
+func (p Probe) check(expected any, a answer) error {
+	if err := p.VersionCheck.check(p.Version, a.body, a.header); err != nil {
+		return err
 	}
-	for k, want := range expected {
-		if where, ok := match(want, answer[k], p.Tolerance, k); !ok {
-			return reason.New(ReasonProbeMismatch, "%s differs from the expected output", where)
-		}
+	m := matcher{tol: p.Tolerances}
+	if where, ok := m.match(expected, a.body, p.Tolerance, "", ""); !ok {
+		return reason.New(ReasonProbeMismatch, "%s differs from the expected output", where)
 	}
 	return nil
 }
 
-// match compares JSON values: numbers within tol, objects by the expected keys,
-// arrays element by element. It returns the path of the first difference.
-func match(want, got any, tol float64, path string) (string, bool) {
+// matcher compares JSON values: numbers within the tolerance in force, objects
+// by the expected keys, arrays element by element.
+type matcher struct{ tol map[string]float64 }
+
+// match returns the path of the first difference ("outputs[0][1]"); ptr is the
+// JSON pointer of the same place, which selects the tolerance.
+func (m matcher) match(want, got any, tol float64, path, ptr string) (string, bool) {
+	if t, ok := m.tol[ptr]; ok {
+		tol = t
+	}
 	switch w := want.(type) {
 	case float64:
 		g, ok := got.(float64)
 		if !ok || math.IsNaN(g) || math.Abs(g-w) > tol {
-			return fmt.Sprintf("%s (got %v, want %v ± %g)", path, got, w, tol), false
+			return fmt.Sprintf("%s (got %v, want %v ± %g)", orRoot(path), got, w, tol), false
 		}
 	case []any:
 		g, ok := got.([]any)
 		if !ok || len(g) != len(w) {
-			return fmt.Sprintf("%s (length or type differs)", path), false
+			return fmt.Sprintf("%s (length or type differs)", orRoot(path)), false
 		}
 		for i := range w {
-			if where, ok := match(w[i], g[i], tol, fmt.Sprintf("%s[%d]", path, i)); !ok {
+			if where, ok := m.match(w[i], g[i], tol, fmt.Sprintf("%s[%d]", path, i), ptr+"/"+strconv.Itoa(i)); !ok {
 				return where, false
 			}
 		}
 	case map[string]any:
 		g, ok := got.(map[string]any)
 		if !ok {
-			return path + " (not an object)", false
+			return orRoot(path) + " (not an object)", false
 		}
 		for k := range w {
-			if where, ok := match(w[k], g[k], tol, path+"."+k); !ok {
+			if where, ok := m.match(w[k], g[k], tol, join(path, k), ptr+"/"+jsonptr.Escape(k)); !ok {
 				return where, false
 			}
 		}
 	default:
 		if want != got {
-			return fmt.Sprintf("%s (got %v, want %v)", path, got, want), false
+			return fmt.Sprintf("%s (got %v, want %v)", orRoot(path), got, want), false
 		}
 	}
 	return "", true
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func orRoot(path string) string {
+	if path == "" {
+		return "the answer"
+	}
+	return path
 }
 
 func (p Probe) timeout() time.Duration {

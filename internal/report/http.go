@@ -44,7 +44,7 @@ func NewHTTPSink(url string, o HTTPOptions) *HTTPSink {
 }
 
 // Name is the cursor name of the HTTP sink.
-func (s *HTTPSink) Name() string { return "http" }
+func (s *HTTPSink) Name() string { return SinkHTTP }
 
 // Send posts events one by one, in order, and stops at the first that fails.
 func (s *HTTPSink) Send(ctx context.Context, events []*Event) (int, error) {

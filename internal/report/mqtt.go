@@ -90,7 +90,7 @@ func (s *MQTTSink) Connect() { s.client.Connect() }
 func (s *MQTTSink) Client() mqtt.Client { return s.client }
 
 // Name is the cursor name of the MQTT sink.
-func (s *MQTTSink) Name() string { return "mqtt" }
+func (s *MQTTSink) Name() string { return SinkMQTT }
 
 // Send publishes events in order and waits for each PUBACK.
 func (s *MQTTSink) Send(ctx context.Context, events []*Event) (int, error) {

@@ -24,15 +24,22 @@ func (r *OutboxReporter) Report(_ context.Context, ev *Event) {
 	slog.Info("update step", "model", ev.Model, "status", ev.Status, "target", ev.TargetVersion, "reason", ev.FailureReason)
 }
 
+// Names of the sinks: each is a sink's Name and its cursor in the outbox, so
+// an event leaves the outbox once every named sink has sent it.
+const (
+	SinkMQTT = "mqtt"
+	SinkHTTP = "http"
+)
+
 // SinkNames lists the cursors that gate removal from the outbox, for the sinks a
 // platform configuration turns on.
 func SinkNames(mqttURL, httpURL string) []string {
 	var names []string
 	if mqttURL != "" {
-		names = append(names, "mqtt")
+		names = append(names, SinkMQTT)
 	}
 	if httpURL != "" {
-		names = append(names, "http")
+		names = append(names, SinkHTTP)
 	}
 	return names
 }

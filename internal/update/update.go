@@ -27,11 +27,6 @@ var ErrRolledBack = errors.New("update failed and was rolled back")
 // ErrRolledBack.
 var ErrRestoreFailed = errors.New("the previous version failed too")
 
-// ErrUnitUnavailable means the configured unit cannot be activated (not found,
-// masked, or not loadable): the install stops before the link moves, and the
-// new version stays installed.
-var ErrUnitUnavailable = errors.New("the unit cannot be activated")
-
 // Source writes the files of a manifest into a Fill.
 type Source interface {
 	Fill(ctx context.Context, fill *slots.Fill) error
@@ -85,7 +80,7 @@ type Updater struct {
 	Workers  int       // files hashed at once when re-verifying a slot
 	Reporter Reporter  // nil: steps are only logged
 	// Preflight, if set, runs before the link moves to a new version: it checks
-	// that the unit can be activated (ErrUnitUnavailable) and that no other
+	// that the unit can be activated (reason.UnitUnavailable) and that no other
 	// model on the same unit is in trial (slots.ErrBusy). An error stops the
 	// install with the new version installed and nothing swapped.
 	Preflight func(ctx context.Context) error

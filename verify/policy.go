@@ -1,18 +1,17 @@
-package fetch
+package verify
 
-import "github.com/modelslot/modelslot/verify"
-
-// Policy is what a device requires of a manifest beyond its signature.
+// Policy is what a device requires of a manifest beyond its signature: the
+// device's rules, beside the manifest's own (Validate) and its Requires.
 type Policy struct {
-	Model          string        // the configured model name
-	ActiveSequence uint64        // sequence of the active slot's manifest; 0 = none
-	AllowDowngrade bool          // --allow-downgrade
-	Device         verify.Device // for the manifest's Requires
+	Model          string // the configured model name
+	ActiveSequence uint64 // sequence of the active slot's manifest; 0 = none
+	AllowDowngrade bool   // --allow-downgrade
+	Device         Device // for the manifest's Requires
 }
 
 // Check applies p to m before anything is downloaded. Every refusal wraps
-// verify.ErrRejected and says how to proceed when there is a way.
-func (p Policy) Check(m *verify.Manifest) error {
+// ErrRejected and says how to proceed when there is a way.
+func (p Policy) Check(m *Manifest) error {
 	if m.Model != p.Model {
 		return rejectf("manifest is for model %q, this is %q", m.Model, p.Model)
 	}

@@ -1,4 +1,4 @@
-package device
+package systemd
 
 import (
 	"context"
@@ -8,17 +8,19 @@ import (
 	"sync"
 	"time"
 
-	"github.com/modelslot/modelslot/internal/config"
-	"github.com/modelslot/modelslot/internal/update"
-	"github.com/modelslot/modelslot/systemd"
+	"github.com/modelslot/modelslot/internal/reason"
 )
 
-// unit adapts a systemd manager to health.Unit for one configured unit.
-type unit struct {
-	mgr        *systemd.Manager
+// Unit is one unit as modelslot activates and watches it: the adapter of a
+// Manager to the health contract's Unit (internal/health), with what it takes
+// to get past systemd's refusals (start limits in any form, sockets taken
+// down with their service, processes a lost manager left behind). Its
+// verdicts are reason.Errors.
+type Unit struct {
+	mgr        *Manager
 	name       string
 	activation string // restart or reload
-	limits     systemd.Limits
+	limits     Limits
 
 	mu sync.Mutex
 	// lost: the unit's manager went away while modelslot worked with it; the
@@ -30,25 +32,28 @@ type unit struct {
 	cgroup  string
 }
 
-// newUnit prepares the adapter without dialing: the manager may be down right
-// now (restarting), and every call that needs it says so, or is retried.
-func newUnit(cfg *config.Config, m *config.Model) (*unit, error) {
-	mgr, err := systemd.New(systemd.Settings{Scope: cfg.Systemd.Scope, Bus: cfg.Systemd.Bus}, nil)
+// NewUnit prepares the adapter of unit name without dialing: the manager may
+// be down right now (restarting), and every call that needs it says so, or is
+// retried. activation is "restart" or "reload".
+func NewUnit(s Settings, name, activation string, lim Limits) (*Unit, error) {
+	mgr, err := New(s, nil)
 	if err != nil {
-		return nil, fmt.Errorf("model %s: %w; check [systemd] in the config", m.Name, err)
+		return nil, err
 	}
-	return &unit{mgr: mgr, name: m.Unit, activation: m.Activation,
-		limits: systemd.Limits{MaxMemory: uint64(m.Health.MaxMemory)}}, nil
+	return &Unit{mgr: mgr, name: name, activation: activation, limits: lim}, nil
 }
+
+// Close closes the connection to the manager.
+func (u *Unit) Close() { u.mgr.Close() }
 
 // Check refuses a unit that cannot be started (not found, masked), before
 // anything is moved for it.
-func (u *unit) Check(ctx context.Context) error {
+func (u *Unit) Check(ctx context.Context) error {
 	if err := u.mgr.CheckLoadable(ctx, u.name); err != nil {
-		if errors.Is(err, systemd.ErrUnitUnavailable) {
-			return fmt.Errorf("%w: %w", update.ErrUnitUnavailable, err)
+		if errors.Is(err, ErrUnitUnavailable) {
+			return &reason.Error{Code: reason.UnitUnavailable, Detail: err.Error(), Err: err}
 		}
-		return fmt.Errorf("%w: cannot ask the service manager about %s: %w", update.ErrUnitUnavailable, u.name, err)
+		return reason.New(reason.UnitUnavailable, "cannot ask the service manager about %s: %w", u.name, err)
 	}
 	return nil
 }
@@ -56,7 +61,7 @@ func (u *unit) Check(ctx context.Context) error {
 // Activate restarts or reloads the unit and waits for the job. The unit is
 // revived first: modelslot's own restarts are deliberate and must not be
 // refused by a start limit meant for crash loops.
-func (u *unit) Activate(ctx context.Context) error {
+func (u *Unit) Activate(ctx context.Context) error {
 	running := u.prepare(ctx)
 	var err error
 	if u.activation == "reload" && running {
@@ -77,9 +82,9 @@ func (u *unit) Activate(ctx context.Context) error {
 
 // noteLost remembers what ran of the unit when a failure says its manager went
 // away: processes nobody supervises, to end before the next activation.
-func (u *unit) noteLost(err error) {
-	var f *systemd.Failure
-	if !errors.As(err, &f) || f.Reason != systemd.ReasonUnreachable {
+func (u *Unit) noteLost(err error) {
+	var f *Failure
+	if !errors.As(err, &f) || f.Reason != ReasonUnreachable {
 		return
 	}
 	u.mu.Lock()
@@ -91,7 +96,7 @@ func (u *unit) noteLost(err error) {
 }
 
 // seen remembers the unit's control group from a status read.
-func (u *unit) seen(st systemd.UnitStatus) {
+func (u *Unit) seen(st UnitStatus) {
 	if st.ControlGroup == "" {
 		return
 	}
@@ -103,7 +108,7 @@ func (u *unit) seen(st systemd.UnitStatus) {
 // Revive readies the unit for a restore: processes that a lost manager left
 // running are ended (they would go on answering with the version being left),
 // then the failed state and start limit are cleared and its socket started.
-func (u *unit) Revive(ctx context.Context) error {
+func (u *Unit) Revive(ctx context.Context) error {
 	u.mu.Lock()
 	lost, pid, cgroup := u.lost, u.lostPID, u.cgroup
 	u.mu.Unlock()
@@ -114,7 +119,7 @@ func (u *unit) Revive(ctx context.Context) error {
 		if st, err := u.mgr.Status(ctx, u.name); err == nil && st.ActiveState == "inactive" {
 			// The manager that is back does not run the unit: what runs in its
 			// control group was left by the lost one.
-			if n := systemd.KillLeftovers(ctx, cgroup, pid, 5*time.Second); n > 0 {
+			if n := KillLeftovers(ctx, cgroup, pid, 5*time.Second); n > 0 {
 				slog.Warn("ended processes the lost service manager left running", "unit", u.name, "processes", n, "cgroup", cgroup)
 			}
 		}
@@ -132,7 +137,7 @@ func (u *unit) Revive(ctx context.Context) error {
 // zeroes the start counter, and its socket started): one that systemd gave up
 // on is often failed by its start limit, and then refuses a restart while its
 // Result may still name the earlier exit (seen: "exit-code").
-func (u *unit) prepare(ctx context.Context) (running bool) {
+func (u *Unit) prepare(ctx context.Context) (running bool) {
 	st, err := u.mgr.Status(ctx, u.name)
 	if err != nil {
 		return true // let the activation itself report the trouble
@@ -144,18 +149,30 @@ func (u *unit) prepare(ctx context.Context) (running bool) {
 	return st.ActiveState == "active" || st.ActiveState == "reloading"
 }
 
+// MainPID returns the unit's main process, 0 when none runs
+// (health.MainPIDer: the proof of a new process with probe_version = "off").
+// A manager that cannot be asked is no verdict on the version.
+func (u *Unit) MainPID(ctx context.Context) (uint32, error) {
+	st, err := u.mgr.Status(ctx, u.name)
+	if err != nil {
+		return 0, reason.New(reason.ManagerUnreachable, "unit %s: cannot read its main PID: %w", u.name, err)
+	}
+	u.seen(st)
+	return st.MainPID, nil
+}
+
 // startLimitHit tells a restart refused by the unit's start limit. The job's
 // own error says so (ErrStartLimitHit), but the poll that runs beside the job
 // often sees the unit failed first and reports crash_loop with the unit's
 // Result (seen: a third update within StartLimitIntervalSec was reverted as
 // crash_loop, "failed/failed, result start-limit-hit").
 func startLimitHit(err error) bool {
-	var f *systemd.Failure
-	return errors.Is(err, systemd.ErrStartLimitHit) || (errors.As(err, &f) && f.Status.Result == "start-limit-hit")
+	var f *Failure
+	return errors.Is(err, ErrStartLimitHit) || (errors.As(err, &f) && f.Status.Result == "start-limit-hit")
 }
 
 // Watch reports the unit's first health failure.
-func (u *unit) Watch(ctx context.Context) <-chan error {
+func (u *Unit) Watch(ctx context.Context) <-chan error {
 	out := make(chan error, 1)
 	in := u.mgr.Watch(ctx, u.name, u.limits)
 	go func() {
@@ -170,7 +187,7 @@ func (u *unit) Watch(ctx context.Context) <-chan error {
 
 // OutputTail returns the unit's last output lines for a failure report
 // (health.OutputTailer); nil when systemd keeps them nowhere readable.
-func (u *unit) OutputTail(ctx context.Context, n int) []string {
+func (u *Unit) OutputTail(ctx context.Context, n int) []string {
 	lines, err := u.mgr.OutputTail(ctx, u.name, n)
 	if err != nil {
 		slog.Info("the failure report carries no unit output", "unit", u.name, "err", err)
@@ -178,21 +195,10 @@ func (u *unit) OutputTail(ctx context.Context, n int) []string {
 	return lines
 }
 
-// UnitOutput returns up to n of the last lines the model's unit printed, for
-// status; nil without a unit or when they cannot be read.
-func (d *Model) UnitOutput(ctx context.Context, n int) []string {
-	if d.unit == nil {
-		return nil
-	}
-	return d.unit.OutputTail(ctx, n)
-}
-
-func (u *unit) close() { u.mgr.Close() }
-
 // withReason turns a systemd failure into the contract's typed error (its
 // code, the unit and what was seen); other errors pass as they are.
 func withReason(err error) error {
-	var f *systemd.Failure
+	var f *Failure
 	if errors.As(err, &f) {
 		return f.AsReason()
 	}

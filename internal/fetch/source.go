@@ -1,0 +1,160 @@
+package fetch
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/modelslot/modelslot/internal/bundle"
+	"github.com/modelslot/modelslot/internal/report"
+	"github.com/modelslot/modelslot/slots"
+	"github.com/modelslot/modelslot/verify"
+)
+
+// SourceOptions tune an install from a repository or a bundle.
+type SourceOptions struct {
+	Trusted  verify.Keyring // the keys a manifest must be signed by
+	Stdin    io.Reader      // the bundle when the source is "-"
+	Client   ClientOptions  // for a repository
+	Workers  int            // parallel chunk downloads; 0 = the default
+	Budget   int64          // most bytes this update may download; 0 = no limit
+	Progress Progress       // bytes on the wire (or read from the bundle); nil = none
+}
+
+// Source is the download step in one place, for the command line, the agent,
+// the benchmark and the tests alike: it opens what a SOURCE names (a channel or
+// manifest URL, a .mslot bundle path, or "-" for a bundle on stdin) and
+// verifies its manifest against the trusted keys; then, as an update.Source,
+// it fills a slot of store: plan where every byte comes from (the active
+// slot, staging), refuse early when the disk or the budget cannot take it,
+// download or ingest what is missing into staging, assemble the files into the
+// slot. The device's policy (model, downgrade, requires) is verify.Policy,
+// checked by the caller on Manifest before Fill.
+type Source struct {
+	Manifest *verify.Manifest
+	Envelope []byte // the signed manifest, as received
+
+	store    *slots.Store
+	opts     SourceOptions
+	resolved *Resolved      // a repository
+	bundle   *bundle.Reader // or a bundle stream
+	file     *os.File       // the bundle file, when one was opened
+	client   *Client
+	staging  *Staging    // set by Fill
+	planned  func(*Plan) // a test seam: told the plan once it is made
+}
+
+// OpenSource opens and verifies name for an install into store. Close it.
+func OpenSource(ctx context.Context, name string, store *slots.Store, o SourceOptions) (*Source, error) {
+	s := &Source{store: store, opts: o}
+	if strings.HasPrefix(name, "http://") || strings.HasPrefix(name, "https://") {
+		s.client = NewClient(o.Client)
+		r, err := s.client.Resolve(ctx, name, o.Trusted)
+		if err != nil {
+			return nil, fmt.Errorf("install %s: %w", name, err)
+		}
+		s.resolvedBy(s.client, r)
+		return s, nil
+	}
+	in := o.Stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, fmt.Errorf("install: %w; SOURCE is a channel or manifest URL (http[s]://…), a .mslot bundle, or - for a bundle on stdin", err)
+		}
+		s.file, in = f, f
+	}
+	r, err := bundle.NewReader(in, o.Trusted)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("install %s: %w", name, err)
+	}
+	s.bundle, s.Manifest, s.Envelope = r, r.Manifest, r.Envelope
+	return s, nil
+}
+
+// resolvedBy makes s the repository source that c resolved as r.
+func (s *Source) resolvedBy(c *Client, r *Resolved) {
+	s.client, s.resolved, s.Manifest, s.Envelope = c, r, r.Manifest, r.Envelope
+}
+
+// Close releases the bundle file, if one was opened.
+func (s *Source) Close() {
+	if s.file != nil {
+		s.file.Close()
+	}
+}
+
+// FirstStep tells the updater this source fetches before it installs.
+func (s *Source) FirstStep() string { return report.StatusDownloading }
+
+// Fill plans, checks space and budget, fetches into staging and assembles the
+// files into fill.
+func (s *Source) Fill(ctx context.Context, fill *slots.Fill) error {
+	staging, err := OpenStaging(s.store.StagingPath())
+	if err != nil {
+		return err
+	}
+	space := Space{StagingDir: staging.Dir(), SlotDir: filepath.Dir(s.store.SlotDir(slots.A)), Budget: s.opts.Budget}
+	fill.AddMeta("envelope.json", s.Envelope)
+	if _, err := s.fill(ctx, fill, staging, s.active(), space); err != nil {
+		return err
+	}
+	s.staging = staging
+	return nil
+}
+
+// fill is Fill into any Fill, from staging and active: the steps, once.
+func (s *Source) fill(ctx context.Context, fill Fill, staging *Staging, active *Active, space Space) (*Plan, error) {
+	m := s.Manifest
+	plan, err := NewPlan(ctx, m, staging, active)
+	if err != nil {
+		return nil, err
+	}
+	slog.Info("install plan", "model", m.Model, "version", m.Version, "plan", plan.Summary())
+	if s.planned != nil {
+		s.planned(plan)
+	}
+	if err := plan.Check(space); err != nil {
+		return plan, err
+	}
+	start := time.Now()
+	if err := s.fetch(ctx, plan); err != nil {
+		return plan, err
+	}
+	slog.Info("downloaded", "bytes", plan.FetchBytes, "took", time.Since(start).Round(time.Millisecond))
+	return plan, Assemble(ctx, plan, fill)
+}
+
+// Committed clears staging once the slot holds the new version for good.
+func (s *Source) Committed() {
+	if err := s.staging.Clear(); err != nil {
+		slog.Warn("could not clear staging after the install; the next install clears it", "err", err)
+	}
+}
+
+func (s *Source) fetch(ctx context.Context, plan *Plan) error {
+	if s.bundle != nil {
+		return Ingest(ctx, s.bundle, plan, s.opts.Progress)
+	}
+	return s.client.Download(ctx, s.resolved.RepoURL, plan, DownloadOptions{Workers: s.opts.Workers, Progress: s.opts.Progress})
+}
+
+// active is the serving slot, whose bytes need not be downloaded again.
+func (s *Source) active() *Active {
+	st := s.store.State()
+	if st.Active == "" {
+		return nil
+	}
+	m, err := s.store.SlotManifest(st.Active)
+	if err != nil {
+		slog.Warn("the active slot's manifest cannot be read; downloading everything", "err", err)
+		return nil
+	}
+	return &Active{Dir: s.store.SlotDir(st.Active), Manifest: m}
+}
