@@ -245,6 +245,7 @@ func TestSystemdStatusOnlyReports(t *testing.T) {
 	// The manager hung (SIGSTOP), then the bus gone (a config naming a bus
 	// that does not exist): status and verify still answer, and say so.
 	syscall.Kill(d.m.PID, syscall.SIGSTOP)
+	t.Cleanup(func() { syscall.Kill(d.m.PID, syscall.SIGCONT) }) // a stopped manager ignores its teardown's SIGTERM
 	d.statusWithoutBus()
 	syscall.Kill(d.m.PID, syscall.SIGCONT)
 	conf := d.extraConf
