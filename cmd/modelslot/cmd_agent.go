@@ -8,7 +8,6 @@ import (
 
 	"github.com/modelslot/modelslot/internal/agent"
 	"github.com/modelslot/modelslot/internal/config"
-	"github.com/modelslot/modelslot/internal/device"
 	"github.com/modelslot/modelslot/systemd"
 )
 
@@ -55,12 +54,10 @@ func runAgent(ctx context.Context, g *globalOptions, args []string) error {
 		a.Metrics = *metricsAddr
 	}
 	a.Heartbeat = time.Duration(cfg.Agent.Heartbeat)
-	a.Install = func(ctx context.Context, d *device.Model, source string, progress func(done, total int64)) error {
-		_, err := d.InstallSource(ctx, source, device.InstallOptions{Progress: progress})
-		return err
-	}
 	go func() {
-		if err := systemd.RunWatchdog(ctx, nil); err != nil {
+		// Fed only while the agent's loops make progress: a wedged loop
+		// stops the pings and systemd restarts the agent.
+		if err := systemd.RunWatchdog(ctx, a.Alive); err != nil {
 			slog.Warn("agent: systemd watchdog", "err", err)
 		}
 	}()

@@ -2,8 +2,10 @@
 // delivers queued events to the platform, takes commands from it (MQTT, or HTTP
 // polling), runs them one at a time in order, sends heartbeats, serves
 // Prometheus metrics, and keeps systemd's watchdog fed while its loops are
-// alive. Reporting never decides an update: an unreachable platform only delays
-// events.
+// alive: the command worker and the restore loop beat on every turn (and on
+// every downloaded chunk), and a loop silent past its bound (Alive) stops the
+// pings, so systemd restarts a wedged agent. Reporting never decides an
+// update: an unreachable platform only delays events.
 package agent
 
 import (
@@ -24,14 +26,19 @@ import (
 
 // Agent is one running daemon.
 type Agent struct {
-	Config    *config.Config
-	Inbox     *Inbox
-	Install   Installer     // nil: install commands fail with a clear reason
-	Heartbeat time.Duration // retained status refresh; default 60s
-	RetryMin  time.Duration // first retry of a command that may succeed later
-	Metrics   string        // listen address for /metrics; "" = off
+	Config  *config.Config
+	Inbox   *Inbox
+	Install Installer // nil: the real install (device.InstallSource); tests set a fake
+	// CommandBound is how long one command may run without a sign of
+	// progress before the agent counts its worker as wedged (Alive);
+	// 0 = derived from the models' health settings.
+	CommandBound time.Duration
+	Heartbeat    time.Duration // retained status refresh; default 60s
+	RetryMin     time.Duration // first retry of a command that may succeed later
+	Metrics      string        // listen address for /metrics; "" = off
 
 	conn     *netconf.Conn // TLS, credentials and token for the platform
+	live     *liveness
 	metrics  *metrics
 	mqtt     *report.MQTTSink
 	outboxes map[string]*report.Outbox // by model: the instances the drainers watch
@@ -53,7 +60,36 @@ func New(cfg *config.Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Agent{Config: cfg, Inbox: in, Heartbeat: time.Minute, conn: conn}, nil
+	return &Agent{Config: cfg, Inbox: in, Heartbeat: time.Minute, conn: conn, live: newLiveness()}, nil
+}
+
+// Alive reports whether the agent's own loops are making progress: the
+// systemd watchdog is fed only while they are (systemd.RunWatchdog).
+func (a *Agent) Alive() bool { return a.live.alive() }
+
+// The loops Alive tracks.
+const (
+	loopWork    = "commands"
+	loopRestore = "restores"
+)
+
+// commandBound is how long one command (or one restore) may go without a
+// beat: the longest health confirmation a model can take (activation, window,
+// checks, and a restore after it), with room to spare. Downloads beat on
+// every chunk, so their length does not count.
+func (a *Agent) commandBound() time.Duration {
+	if a.CommandBound > 0 {
+		return a.CommandBound
+	}
+	bound := 10 * time.Minute
+	for _, m := range a.Config.Models {
+		h := m.Health
+		start := max(time.Duration(h.StartTimeout), time.Minute)
+		if b := 3*start + time.Duration(h.ConfirmWindow) + 5*time.Minute; b > bound {
+			bound = b
+		}
+	}
+	return bound
 }
 
 // Run recovers every model, then runs until ctx is cancelled (SIGTERM). ready is
@@ -78,8 +114,10 @@ func (a *Agent) Run(ctx context.Context, ready func()) error {
 		}
 		wg.Go(func() { a.metrics.observe(ctx, m.Name, o) })
 	}
-	wg.Go(func() { a.work(ctx) })
-	wg.Go(func() { a.restoreLoop(ctx) })
+	a.live.register(loopWork, a.commandBound())
+	a.live.register(loopRestore, a.commandBound())
+	wg.Go(func() { defer a.live.done(loopWork); a.work(ctx) })
+	wg.Go(func() { defer a.live.done(loopRestore); a.restoreLoop(ctx) })
 	for _, s := range a.commandSources() {
 		wg.Go(func() { s(ctx) })
 	}

@@ -24,6 +24,7 @@ const (
 // (failed, or rolled_back once the version answers).
 func (a *Agent) restoreLoop(ctx context.Context) {
 	for {
+		a.live.beat(loopRestore)
 		for i := range a.Config.Models {
 			a.retryRestore(ctx, &a.Config.Models[i])
 		}

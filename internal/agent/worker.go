@@ -16,8 +16,9 @@ import (
 )
 
 // Installer installs the artifact that source names into an open model (a
-// channel or manifest URL, or a bundle path). The command line provides it, so
-// the agent installs exactly as `modelslot install SOURCE` does.
+// channel or manifest URL, or a bundle path). The agent's own is
+// device.InstallSource, exactly what `modelslot install SOURCE` runs; tests
+// put a fake in its place.
 // progress counts the bytes downloaded, for the metrics.
 type Installer func(ctx context.Context, m *device.Model, source string, progress func(done, total int64)) error
 
@@ -92,10 +93,19 @@ func (a *Agent) carryOut(ctx context.Context, d *device.Model, c Command) error 
 }
 
 func (a *Agent) install(ctx context.Context, d *device.Model, source string) error {
-	if a.Install == nil {
-		return fmt.Errorf("install from %s: this agent was started without an installer", source)
+	install := a.Install
+	if install == nil {
+		install = func(ctx context.Context, d *device.Model, source string, progress func(done, total int64)) error {
+			_, err := d.InstallSource(ctx, source, device.InstallOptions{Progress: progress})
+			return err
+		}
 	}
-	err := a.Install(ctx, d, source, a.metrics.downloadProgress(d.Model.Name))
+	count := a.metrics.downloadProgress(d.Model.Name)
+	progress := func(done, total int64) { // every chunk is a sign of life
+		a.live.beat(loopWork)
+		count(done, total)
+	}
+	err := install(ctx, d, source, progress)
 	if err == nil || errors.Is(err, verify.ErrRejected) || errors.Is(err, update.ErrRolledBack) || ctx.Err() != nil {
 		return err // done, or a verdict that retrying would only repeat
 	}
@@ -108,6 +118,7 @@ func (a *Agent) install(ctx context.Context, d *device.Model, source string) err
 func (a *Agent) work(ctx context.Context) {
 	backoff := a.minBackoff()
 	for ctx.Err() == nil {
+		a.live.beat(loopWork)
 		changed := a.Inbox.Changed()
 		seqs, cmds := a.Inbox.Pending()
 		if len(cmds) == 0 {

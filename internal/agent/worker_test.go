@@ -10,6 +10,7 @@ import (
 	"github.com/modelslot/modelslot/internal/config"
 	"github.com/modelslot/modelslot/internal/device"
 	"github.com/modelslot/modelslot/internal/fetch"
+	"github.com/modelslot/modelslot/internal/testutil"
 	"github.com/modelslot/modelslot/verify"
 )
 
@@ -119,5 +120,65 @@ func TestRestoreBackoffDoublesUpToItsBound(t *testing.T) {
 	// Far out, the tries are restoreBackoffMax apart.
 	if d := restoreBackoff(40, first) - restoreBackoff(39, first); d != restoreBackoffMax {
 		t.Errorf("step after 39 tries = %s, want %s", d, restoreBackoffMax)
+	}
+}
+
+// A worker wedged in a command that ignores its context stops beating: Alive
+// turns false past the command bound (so systemd's watchdog, fed only while
+// Alive, restarts the agent), while a quiet but healthy agent stays alive.
+func TestAWedgedWorkerStopsTheWatchdog(t *testing.T) {
+	cfg := testConfig(t)
+	a, err := New(cfg)
+	testutil.OK(t, err)
+	a.metrics = newMetrics(cfg)
+	a.CommandBound = 300 * time.Millisecond
+	wedged := make(chan struct{})
+	t.Cleanup(func() { close(wedged) })
+	a.Install = func(ctx context.Context, d *device.Model, source string, _ func(int64, int64)) error {
+		<-wedged // a read of a FIFO, say: deaf to ctx
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a.live.register(loopWork, a.commandBound())
+	go a.work(ctx)
+	time.Sleep(100 * time.Millisecond)
+	if !a.Alive() {
+		t.Fatal("an idle worker must count as alive")
+	}
+	_, err = a.Inbox.Add(Command{ID: "i1", Action: ActionInstall, Model: "demo", Source: "http://127.0.0.1:1/x.json"})
+	testutil.OK(t, err)
+	testutil.WaitFor(t, 5*time.Second, "the wedged worker to be counted dead", func() bool { return !a.Alive() })
+}
+
+// Download progress is a sign of life: a long install that keeps receiving
+// chunks never counts as wedged.
+func TestDownloadProgressKeepsTheWorkerAlive(t *testing.T) {
+	cfg := testConfig(t)
+	a, err := New(cfg)
+	testutil.OK(t, err)
+	a.metrics = newMetrics(cfg)
+	a.CommandBound = 300 * time.Millisecond
+	var stillAlive atomic.Bool
+	stillAlive.Store(true)
+	a.Install = func(ctx context.Context, d *device.Model, source string, progress func(int64, int64)) error {
+		for i := range 10 { // 1 s of chunks, each well within the bound
+			progress(int64(i), 10)
+			time.Sleep(100 * time.Millisecond)
+			if !a.Alive() {
+				stillAlive.Store(false)
+			}
+		}
+		return nil
+	}
+	a.live.register(loopWork, a.commandBound())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err = a.Inbox.Add(Command{ID: "i1", Action: ActionInstall, Model: "demo", Source: "http://127.0.0.1:1/x.json"})
+	testutil.OK(t, err)
+	go a.work(ctx)
+	testutil.WaitFor(t, 10*time.Second, "the install to finish", func() bool { _, c := a.Inbox.Pending(); return len(c) == 0 })
+	if !stillAlive.Load() {
+		t.Fatal("a worker receiving chunks was counted dead")
 	}
 }
