@@ -7,7 +7,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/modelslot/modelslot/internal/device"
+	"github.com/modelslot/modelslot/internal/session"
 	"github.com/modelslot/modelslot/internal/update"
 	"github.com/modelslot/modelslot/verify"
 )
@@ -108,7 +108,7 @@ func installSource(ctx context.Context, g *globalOptions, o installOptions) erro
 	}
 	defer t.Close()
 	bar := newProgressBar(g.stderr)
-	res, err := t.InstallSource(ctx, o.source, device.InstallOptions{AllowDowngrade: o.allowDowngrade, Stdin: os.Stdin, Progress: bar.update})
+	res, err := t.InstallSource(ctx, o.source, session.InstallOptions{AllowDowngrade: o.allowDowngrade, Stdin: os.Stdin, Progress: bar.update})
 	bar.done()
 	if err != nil {
 		return err

@@ -6,7 +6,7 @@ import (
 	"fmt"
 
 	"github.com/modelslot/modelslot/internal/config"
-	"github.com/modelslot/modelslot/internal/device"
+	"github.com/modelslot/modelslot/internal/session"
 )
 
 var recoverCommand = command{
@@ -47,7 +47,7 @@ func runRecover(ctx context.Context, g *globalOptions, args []string) error {
 }
 
 func recoverModel(ctx context.Context, g *globalOptions, cfg *config.Config, m *config.Model) error {
-	d, err := device.OpenToEndTrial(ctx, cfg, m, "recover")
+	d, err := session.OpenToEndTrial(ctx, cfg, m, "recover")
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,7 @@ import (
 	"os"
 
 	"github.com/modelslot/modelslot/internal/config"
-	"github.com/modelslot/modelslot/internal/device"
+	"github.com/modelslot/modelslot/internal/session"
 	"github.com/modelslot/modelslot/internal/reason"
 	"github.com/modelslot/modelslot/systemd"
 )
@@ -58,7 +58,7 @@ func runRollback(ctx context.Context, g *globalOptions, args []string) error {
 	return rollbackModel(ctx, g, t, *ifTrial)
 }
 
-func rollbackModel(ctx context.Context, g *globalOptions, t *device.Model, ifTrial bool) error {
+func rollbackModel(ctx context.Context, g *globalOptions, t *session.Session, ifTrial bool) error {
 	changed, err := t.Updater.RollbackFor(ctx, ifTrial, onFailureReason())
 	if err != nil {
 		return err
@@ -74,7 +74,7 @@ func rollbackByUnit(ctx context.Context, g *globalOptions, unit string, ifTrial 
 	if err != nil {
 		return err
 	}
-	models := device.ModelsOnUnit(cfg, unit)
+	models := session.ModelsOnUnit(cfg, unit)
 	if g.model != "" {
 		m, err := cfg.Model(g.model)
 		if err != nil {
@@ -90,7 +90,7 @@ func rollbackByUnit(ctx context.Context, g *globalOptions, unit string, ifTrial 
 	}
 	var errs []error
 	for _, m := range models {
-		t, err := device.OpenToEndTrial(ctx, cfg, m, "rollback")
+		t, err := session.OpenToEndTrial(ctx, cfg, m, "rollback")
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -116,7 +116,7 @@ func onFailureReason() *reason.Error {
 }
 
 // printOutcome says in one line what is active now.
-func printOutcome(g *globalOptions, t *device.Model, changed bool, did, nothing string) error {
+func printOutcome(g *globalOptions, t *session.Session, changed bool, did, nothing string) error {
 	st := t.Store.State()
 	active := "no version"
 	if st.Active != "" {

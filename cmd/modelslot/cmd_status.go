@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/modelslot/modelslot/internal/config"
-	"github.com/modelslot/modelslot/internal/device"
+	"github.com/modelslot/modelslot/internal/session"
 	"github.com/modelslot/modelslot/internal/reason"
 	"github.com/modelslot/modelslot/slots"
 	"github.com/modelslot/modelslot/systemd"
@@ -138,7 +138,7 @@ func runStatus(ctx context.Context, g *globalOptions, args []string) error {
 // trial is shown as such, and resumed by the agent or `modelslot recover`).
 // The unit's state is read when the manager answers within ctx.
 func modelStatusOf(ctx context.Context, cfg *config.Config, m *config.Model) (modelStatus, error) {
-	scfg := device.StoreConfig(cfg, m)
+	scfg := session.StoreConfig(cfg, m)
 	v, err := slots.OpenView(scfg)
 	if err != nil {
 		return modelStatus{}, err

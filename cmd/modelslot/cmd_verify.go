@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/modelslot/modelslot/internal/device"
+	"github.com/modelslot/modelslot/internal/session"
 	"github.com/modelslot/modelslot/slots"
 	"github.com/modelslot/modelslot/verify"
 )
@@ -44,7 +44,7 @@ func runVerify(ctx context.Context, g *globalOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	store, err := slots.Open(ctx, device.StoreConfig(cfg, mc), "verify")
+	store, err := slots.Open(ctx, session.StoreConfig(cfg, mc), "verify")
 	if err != nil {
 		return err
 	}

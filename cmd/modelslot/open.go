@@ -4,7 +4,7 @@ import (
 	"context"
 
 	"github.com/modelslot/modelslot/internal/config"
-	"github.com/modelslot/modelslot/internal/device"
+	"github.com/modelslot/modelslot/internal/session"
 )
 
 func loadModel(g *globalOptions) (*config.Config, *config.Model, error) {
@@ -19,24 +19,24 @@ func loadModel(g *globalOptions) (*config.Config, *config.Model, error) {
 	return cfg, m, nil
 }
 
-// openTarget opens the model a command acts on (device.Open: lock, recovery,
+// openTarget opens the model a command acts on (session.Open: lock, recovery,
 // resumed trial).
-func openTarget(ctx context.Context, g *globalOptions, op string) (*device.Model, error) {
+func openTarget(ctx context.Context, g *globalOptions, op string) (*session.Session, error) {
 	cfg, m, err := loadModel(g)
 	if err != nil {
 		return nil, err
 	}
-	return device.Open(ctx, cfg, m, op)
+	return session.Open(ctx, cfg, m, op)
 }
 
 // openToEndTrial opens the model for rollback, mark-good or mark-bad, which end
 // a pending trial themselves instead of resuming it.
-func openToEndTrial(ctx context.Context, g *globalOptions, op string) (*device.Model, error) {
+func openToEndTrial(ctx context.Context, g *globalOptions, op string) (*session.Session, error) {
 	cfg, m, err := loadModel(g)
 	if err != nil {
 		return nil, err
 	}
-	return device.OpenToEndTrial(ctx, cfg, m, op)
+	return session.OpenToEndTrial(ctx, cfg, m, op)
 }
 
 // selectedModels are the models a command for all of them acts on: every

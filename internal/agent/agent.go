@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/modelslot/modelslot/internal/config"
-	"github.com/modelslot/modelslot/internal/device"
+	"github.com/modelslot/modelslot/internal/session"
 	"github.com/modelslot/modelslot/internal/netconf"
 	"github.com/modelslot/modelslot/internal/report"
 )
@@ -28,7 +28,7 @@ import (
 type Agent struct {
 	Config  *config.Config
 	Inbox   *Inbox
-	Install Installer // nil: the real install (device.InstallSource); tests set a fake
+	Install Installer // nil: the real install (session.InstallSource); tests set a fake
 	// CommandBound is how long one command may run without a sign of
 	// progress before the agent counts its worker as wedged (Alive);
 	// 0 = derived from the models' health settings.
@@ -102,7 +102,7 @@ func (a *Agent) Run(ctx context.Context, ready func()) error {
 	sinks := a.sinks()
 	for i := range a.Config.Models {
 		m := &a.Config.Models[i]
-		o, err := device.OpenOutbox(a.Config, m)
+		o, err := session.OpenOutbox(a.Config, m)
 		if err != nil {
 			return err
 		}
@@ -149,7 +149,7 @@ func (a *Agent) Run(ctx context.Context, ready func()) error {
 func (a *Agent) recoverAll(ctx context.Context) {
 	for i := range a.Config.Models {
 		m := &a.Config.Models[i]
-		d, err := device.Open(ctx, a.Config, m, "agent recovery")
+		d, err := session.Open(ctx, a.Config, m, "agent recovery")
 		if err != nil {
 			slog.Error("agent: recovery of a model failed; its commands will fail until it is fixed", "model", m.Name, "err", err)
 			continue

@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/modelslot/modelslot/internal/config"
-	"github.com/modelslot/modelslot/internal/device"
+	"github.com/modelslot/modelslot/internal/session"
 	"github.com/modelslot/modelslot/internal/report"
 	"github.com/modelslot/modelslot/slots"
 )
@@ -135,7 +135,7 @@ func (c *versionCollector) Describe(ch chan<- *prometheus.Desc) { ch <- versionD
 func (c *versionCollector) Collect(ch chan<- prometheus.Metric) {
 	for i := range c.cfg.Models {
 		m := &c.cfg.Models[i]
-		v, err := slots.OpenView(device.StoreConfig(c.cfg, m))
+		v, err := slots.OpenView(session.StoreConfig(c.cfg, m))
 		if err != nil {
 			continue
 		}

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/modelslot/modelslot/internal/config"
-	"github.com/modelslot/modelslot/internal/device"
+	"github.com/modelslot/modelslot/internal/session"
 	"github.com/modelslot/modelslot/slots"
 )
 
@@ -37,7 +37,7 @@ func (a *Agent) restoreLoop(ctx context.Context) {
 }
 
 func (a *Agent) retryRestore(ctx context.Context, m *config.Model) {
-	v, err := slots.OpenView(device.StoreConfig(a.Config, m))
+	v, err := slots.OpenView(session.StoreConfig(a.Config, m))
 	if err != nil {
 		return // reported by whatever opens the model
 	}
@@ -45,7 +45,7 @@ func (a *Agent) retryRestore(ctx context.Context, m *config.Model) {
 	if r == nil || time.Now().Before(r.Since.Add(restoreBackoff(r.Attempts, a.restoreEvery()))) {
 		return
 	}
-	d, err := device.OpenToEndTrial(ctx, a.Config, m, "agent restore")
+	d, err := session.OpenToEndTrial(ctx, a.Config, m, "agent restore")
 	if errors.Is(err, slots.ErrBusy) {
 		return // another operation has the model; it finishes the restore itself
 	}

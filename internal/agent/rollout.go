@@ -14,7 +14,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/modelslot/modelslot/internal/config"
-	"github.com/modelslot/modelslot/internal/device"
+	"github.com/modelslot/modelslot/internal/session"
 	"github.com/modelslot/modelslot/internal/report"
 	"github.com/modelslot/modelslot/internal/rollout"
 	"github.com/modelslot/modelslot/slots"
@@ -223,7 +223,7 @@ func (f *follower) verdictLocked() (rollout.Decision, time.Duration) {
 }
 
 func (f *follower) activeVersion() string {
-	s, err := slots.OpenView(device.StoreConfig(f.a.Config, f.m))
+	s, err := slots.OpenView(session.StoreConfig(f.a.Config, f.m))
 	if err != nil {
 		return ""
 	}
@@ -290,7 +290,7 @@ func (f *follower) flush(ctx context.Context) int {
 	if len(evs) == 0 {
 		return 0
 	}
-	s, err := slots.Open(ctx, device.StoreConfig(f.a.Config, f.m), "agent rollout event")
+	s, err := slots.Open(ctx, session.StoreConfig(f.a.Config, f.m), "agent rollout event")
 	if err != nil {
 		if !errors.Is(err, slots.ErrBusy) {
 			slog.Warn("agent: cannot open the model to report a rollout refusal; trying again", "model", f.m.Name, "err", err)

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/modelslot/modelslot/internal/config"
-	"github.com/modelslot/modelslot/internal/device"
+	"github.com/modelslot/modelslot/internal/session"
 	"github.com/modelslot/modelslot/internal/report"
 	"github.com/modelslot/modelslot/internal/rollout"
 	"github.com/modelslot/modelslot/verify"
@@ -69,7 +69,7 @@ func (rig *rolloutRig) start(cfg *config.Config) {
 		rig.t.Fatal(err)
 	}
 	a.metrics = newMetrics(cfg)
-	o, err := device.OpenOutbox(cfg, &cfg.Models[0])
+	o, err := session.OpenOutbox(cfg, &cfg.Models[0])
 	if err != nil {
 		rig.t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func TestFollowerRefusesEachBadDocumentWithItsReasonOnce(t *testing.T) {
 func TestFollowerHaltStopsAQueuedInstallBeforeItRuns(t *testing.T) {
 	rig := newRolloutRig(t, "")
 	var installs atomic.Int64
-	rig.a.Install = func(context.Context, *device.Model, string, func(int64, int64)) error { installs.Add(1); return nil }
+	rig.a.Install = func(context.Context, *session.Session, string, func(int64, int64)) error { installs.Add(1); return nil }
 	rig.offer(rig.doc(1, rollout.StateRunning, 1))
 	q := rig.queued()
 	if len(q) != 1 {

@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/modelslot/modelslot/internal/device"
+	"github.com/modelslot/modelslot/internal/session"
 	"github.com/modelslot/modelslot/internal/reason"
 	"github.com/modelslot/modelslot/internal/report"
 	"github.com/modelslot/modelslot/internal/update"
@@ -17,10 +17,10 @@ import (
 
 // Installer installs the artifact that source names into an open model (a
 // channel or manifest URL, or a bundle path). The agent's own is
-// device.InstallSource, exactly what `modelslot install SOURCE` runs; tests
+// session.InstallSource, exactly what `modelslot install SOURCE` runs; tests
 // put a fake in its place.
 // progress counts the bytes downloaded, for the metrics.
-type Installer func(ctx context.Context, m *device.Model, source string, progress func(done, total int64)) error
+type Installer func(ctx context.Context, m *session.Session, source string, progress func(done, total int64)) error
 
 // errRetry marks a command that failed for a reason that may pass (the model is
 // busy, the network is down): it stays queued and is tried again later.
@@ -45,9 +45,9 @@ func (a *Agent) runCommand(ctx context.Context, c Command) error {
 			return err
 		}
 	}
-	open := device.Open
+	open := session.Open
 	if c.Action != ActionInstall {
-		open = device.OpenToEndTrial // rollback, mark-good, mark-bad end a trial themselves
+		open = session.OpenToEndTrial // rollback, mark-good, mark-bad end a trial themselves
 	}
 	d, err := open(ctx, a.Config, m, "agent "+c.Action+" "+c.ID)
 	if errors.Is(err, slots.ErrBusy) {
@@ -65,7 +65,7 @@ func (a *Agent) runCommand(ctx context.Context, c Command) error {
 // the manifest's signature, its sequence (downgrade), the device's
 // constraints — would otherwise leave the platform no trace, so it is reported
 // here as failed (verification_failed).
-func (a *Agent) carryOut(ctx context.Context, d *device.Model, c Command) error {
+func (a *Agent) carryOut(ctx context.Context, d *session.Session, c Command) error {
 	rep := &taggedReporter{next: d.Updater.Reporter, rollout: c.Rollout, command: c.ID}
 	d.Updater.Reporter = rep
 	var err error
@@ -92,11 +92,11 @@ func (a *Agent) carryOut(ctx context.Context, d *device.Model, c Command) error 
 	return err
 }
 
-func (a *Agent) install(ctx context.Context, d *device.Model, source string) error {
+func (a *Agent) install(ctx context.Context, d *session.Session, source string) error {
 	install := a.Install
 	if install == nil {
-		install = func(ctx context.Context, d *device.Model, source string, progress func(done, total int64)) error {
-			_, err := d.InstallSource(ctx, source, device.InstallOptions{Progress: progress})
+		install = func(ctx context.Context, d *session.Session, source string, progress func(done, total int64)) error {
+			_, err := d.InstallSource(ctx, source, session.InstallOptions{Progress: progress})
 			return err
 		}
 	}

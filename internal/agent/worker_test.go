@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/modelslot/modelslot/internal/config"
-	"github.com/modelslot/modelslot/internal/device"
+	"github.com/modelslot/modelslot/internal/session"
 	"github.com/modelslot/modelslot/internal/fetch"
 	"github.com/modelslot/modelslot/internal/testutil"
 	"github.com/modelslot/modelslot/verify"
@@ -35,7 +35,7 @@ func TestInstallRetriesNetworkFailuresUntilItSucceeds(t *testing.T) {
 	a.RetryMin = 10 * time.Millisecond
 	a.metrics = newMetrics(cfg)
 	var calls atomic.Int64
-	a.Install = func(ctx context.Context, d *device.Model, source string, _ func(int64, int64)) error {
+	a.Install = func(ctx context.Context, d *session.Session, source string, _ func(int64, int64)) error {
 		if calls.Add(1) < 3 {
 			return fmt.Errorf("fetch %s: %w: connection refused", source, fetch.ErrDownload)
 		}
@@ -74,7 +74,7 @@ func TestRejectedInstallIsNotRetried(t *testing.T) {
 	a.RetryMin = 10 * time.Millisecond
 	a.metrics = newMetrics(cfg)
 	var calls atomic.Int64
-	a.Install = func(ctx context.Context, d *device.Model, source string, _ func(int64, int64)) error {
+	a.Install = func(ctx context.Context, d *session.Session, source string, _ func(int64, int64)) error {
 		calls.Add(1)
 		return fmt.Errorf("%w: untrusted key", verify.ErrRejected)
 	}
@@ -134,7 +134,7 @@ func TestAWedgedWorkerStopsTheWatchdog(t *testing.T) {
 	a.CommandBound = 300 * time.Millisecond
 	wedged := make(chan struct{})
 	t.Cleanup(func() { close(wedged) })
-	a.Install = func(ctx context.Context, d *device.Model, source string, _ func(int64, int64)) error {
+	a.Install = func(ctx context.Context, d *session.Session, source string, _ func(int64, int64)) error {
 		<-wedged // a read of a FIFO, say: deaf to ctx
 		return nil
 	}
@@ -161,7 +161,7 @@ func TestDownloadProgressKeepsTheWorkerAlive(t *testing.T) {
 	a.CommandBound = 300 * time.Millisecond
 	var stillAlive atomic.Bool
 	stillAlive.Store(true)
-	a.Install = func(ctx context.Context, d *device.Model, source string, progress func(int64, int64)) error {
+	a.Install = func(ctx context.Context, d *session.Session, source string, progress func(int64, int64)) error {
 		for i := range 10 { // 1 s of chunks, each well within the bound
 			progress(int64(i), 10)
 			time.Sleep(100 * time.Millisecond)

@@ -39,9 +39,9 @@ var Allowed = map[string][]string{
 	"internal/publish": {"verify", "internal/chunker", "internal/durable", "internal/bundle"},
 
 	// Wiring, the daemon.
-	"internal/device": {"internal/config", "internal/fetch", "internal/health", "internal/report",
+	"internal/session": {"internal/config", "internal/fetch", "internal/health", "internal/report",
 		"internal/update", "internal/reason", "slots", "systemd", "verify"},
-	"internal/agent": {"internal/config", "internal/device", "internal/durable", "internal/report", "internal/update",
+	"internal/agent": {"internal/config", "internal/session", "internal/durable", "internal/report", "internal/update",
 		"internal/reason", "slots", "verify", "internal/rollout", "internal/netconf"},
 	// Fleet rollouts: the document both sides read, and the controller (which
 	// no device-side package imports; internal/agent's deps test checks it).
@@ -76,6 +76,6 @@ var Allowed = map[string][]string{
 // never links the publisher's code (a smaller binary, and a compromised
 // device holds no publishing logic).
 var (
-	DeviceSide    = []string{"slots", "internal/fetch", "internal/bundle", "internal/update", "internal/health", "internal/device", "internal/agent", "systemd", "loader"}
+	DeviceSide    = []string{"slots", "internal/fetch", "internal/bundle", "internal/update", "internal/health", "internal/session", "internal/agent", "systemd", "loader"}
 	PublisherSide = []string{"internal/publish", "internal/chunker"}
 )

@@ -1,8 +1,16 @@
-// Package device opens a configured model for one operation: its slot store
-// under the lock, recovered, with an updater wired to the model's health checks
-// and to its event outbox. The command line and the agent both act on models
-// through it, so a model behaves the same whichever of them touches it.
-package device
+// Package session opens one configured model for one operation — a session:
+// its slot store under the lock, recovered, with an updater wired to the
+// model's unit (systemd.Unit), probe and checks (health), its event outbox
+// (report) and its download step (fetch.Source). The command line and the
+// agent both act on models through it, so a model behaves the same whichever
+// of them touches it.
+//
+// Its import rule (checked by internal/deptest): session wires the step
+// packages together and is imported only by the top (cmd/modelslot and
+// internal/agent); no step package imports it, and it holds no step of its
+// own — resolving, downloading, judging and switching live in fetch, health,
+// systemd, update and slots.
+package session
 
 import (
 	"context"
@@ -21,8 +29,8 @@ import (
 	"github.com/modelslot/modelslot/verify"
 )
 
-// Model is one configured model, open for an operation. Close it when done.
-type Model struct {
+// Session is one configured model, open for one operation. Close it when done.
+type Session struct {
 	Config  *config.Config
 	Model   *config.Model
 	Store   *slots.Store
@@ -45,7 +53,7 @@ func OutboxDir(cfg *config.Config, m *config.Model) string {
 // Open opens model m under its lock, recovers what a crash interrupted and
 // resumes an interrupted trial, as every operation must before it acts. op
 // names the operation for the lock holder message.
-func Open(ctx context.Context, cfg *config.Config, m *config.Model, op string) (*Model, error) {
+func Open(ctx context.Context, cfg *config.Config, m *config.Model, op string) (*Session, error) {
 	return open(ctx, cfg, m, op, true)
 }
 
@@ -55,11 +63,11 @@ func Open(ctx context.Context, cfg *config.Config, m *config.Model, op string) (
 // by OnFailure= because the new version just failed for good, would restart
 // that version once more and watch it fail again before it could roll back;
 // and a person's mark-good must not wait for a window it overrides.
-func OpenToEndTrial(ctx context.Context, cfg *config.Config, m *config.Model, op string) (*Model, error) {
+func OpenToEndTrial(ctx context.Context, cfg *config.Config, m *config.Model, op string) (*Session, error) {
 	return open(ctx, cfg, m, op, false)
 }
 
-func open(ctx context.Context, cfg *config.Config, m *config.Model, op string, resume bool) (*Model, error) {
+func open(ctx context.Context, cfg *config.Config, m *config.Model, op string, resume bool) (*Session, error) {
 	s, err := slots.Open(ctx, StoreConfig(cfg, m), op)
 	if err != nil {
 		return nil, err
@@ -69,7 +77,7 @@ func open(ctx context.Context, cfg *config.Config, m *config.Model, op string, r
 		s.Close()
 		return nil, err
 	}
-	d := &Model{Config: cfg, Model: m, Store: s}
+	d := &Session{Config: cfg, Model: m, Store: s}
 	if m.Unit != "" {
 		if d.unit, err = systemd.NewUnit(systemd.Settings{Scope: cfg.Systemd.Scope, Bus: cfg.Systemd.Bus}, m.Unit, m.Activation,
 			systemd.Limits{MaxMemory: uint64(m.Health.MaxMemory)}); err != nil {
@@ -105,7 +113,7 @@ func open(ctx context.Context, cfg *config.Config, m *config.Model, op string, r
 // Recover resumes an interrupted trial (past max_attempts it reverts), then
 // finishes a pending restore. A restore that fails again stays pending; the
 // error wraps update.ErrRestoreFailed.
-func (d *Model) Recover(ctx context.Context) error {
+func (d *Session) Recover(ctx context.Context) error {
 	if _, err := d.Updater.Resume(ctx, d.Model.Health.MaxAttempts); err != nil {
 		if !errors.Is(err, update.ErrRolledBack) || errors.Is(err, update.ErrRestoreFailed) {
 			return err
@@ -118,7 +126,7 @@ func (d *Model) Recover(ctx context.Context) error {
 // preflight runs before the link moves: the unit must be loadable, and no
 // other model on the same unit may be in a trial (one left by a crash, whose
 // lock is free again).
-func (d *Model) preflight(ctx context.Context) error {
+func (d *Session) preflight(ctx context.Context) error {
 	if err := d.unit.Check(ctx); err != nil {
 		return err
 	}
@@ -154,7 +162,7 @@ func unitLockPath(cfg *config.Config, unit string) string {
 }
 
 // Close releases the model's lock and its connection to the service manager.
-func (d *Model) Close() error {
+func (d *Session) Close() error {
 	if d.unit != nil {
 		d.unit.Close()
 	}
@@ -170,7 +178,7 @@ func OpenOutbox(cfg *config.Config, m *config.Model) (*report.Outbox, error) {
 // confirmer builds the model's health contract; nil when there is nothing to
 // confirm (no unit, no probe, no checks), so activation commits once the link
 // is swapped.
-func (d *Model) confirmer() update.Confirmer {
+func (d *Session) confirmer() update.Confirmer {
 	m, h := d.Model, d.Model.Health
 	if d.unit == nil && h.ProbeURL == "" && len(h.Checks) == 0 {
 		return nil
@@ -187,7 +195,7 @@ func (d *Model) confirmer() update.Confirmer {
 
 // UnitOutput returns up to n of the last lines the model's unit printed, for
 // status; nil without a unit or when they cannot be read.
-func (d *Model) UnitOutput(ctx context.Context, n int) []string {
+func (d *Session) UnitOutput(ctx context.Context, n int) []string {
 	if d.unit == nil {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package device
+package session
 
 import (
 	"context"
@@ -23,7 +23,7 @@ type InstallOptions struct {
 // bundle path, or "-" for a bundle on Stdin — into the model and activates it
 // (fetch.Source). The manifest's signature, model, sequence (no downgrade) and
 // device constraints are checked before the first chunk is fetched.
-func (d *Model) InstallSource(ctx context.Context, source string, o InstallOptions) (update.Result, error) {
+func (d *Session) InstallSource(ctx context.Context, source string, o InstallOptions) (update.Result, error) {
 	keys, err := d.trustedKeys()
 	if err != nil {
 		return update.Result{}, err
@@ -41,14 +41,14 @@ func (d *Model) InstallSource(ctx context.Context, source string, o InstallOptio
 	return d.Updater.Install(ctx, src.Manifest, src)
 }
 
-func (d *Model) trustedKeys() (verify.Keyring, error) {
+func (d *Session) trustedKeys() (verify.Keyring, error) {
 	if len(d.Model.TrustedKeys) == 0 {
 		return nil, fmt.Errorf("%w: model %s: no trusted_keys configured: a device installs only what a key it trusts signed; add the publisher's .pub file (or use install --insecure for a development directory)", config.ErrConfig, d.Model.Name)
 	}
 	return verify.LoadKeyring(d.Model.TrustedKeys)
 }
 
-func (d *Model) policy(allowDowngrade bool) verify.Policy {
+func (d *Session) policy(allowDowngrade bool) verify.Policy {
 	p := verify.Policy{Model: d.Model.Name, AllowDowngrade: allowDowngrade,
 		Device: verify.Device{Arch: runtime.GOARCH, Runtime: d.Config.RuntimeVersion, Labels: d.Config.Labels}}
 	if st := d.Store.State(); st.Active != "" {
