@@ -8,8 +8,8 @@ import (
 	"os"
 
 	"github.com/modelslot/modelslot/internal/config"
-	"github.com/modelslot/modelslot/internal/session"
 	"github.com/modelslot/modelslot/internal/reason"
+	"github.com/modelslot/modelslot/internal/session"
 	"github.com/modelslot/modelslot/systemd"
 )
 

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/modelslot/modelslot/internal/config"
-	"github.com/modelslot/modelslot/internal/session"
 	"github.com/modelslot/modelslot/internal/reason"
+	"github.com/modelslot/modelslot/internal/session"
 	"github.com/modelslot/modelslot/slots"
 	"github.com/modelslot/modelslot/systemd"
 )

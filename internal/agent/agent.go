@@ -19,9 +19,9 @@ import (
 	"time"
 
 	"github.com/modelslot/modelslot/internal/config"
-	"github.com/modelslot/modelslot/internal/session"
 	"github.com/modelslot/modelslot/internal/netconf"
 	"github.com/modelslot/modelslot/internal/report"
+	"github.com/modelslot/modelslot/internal/session"
 )
 
 // Agent is one running daemon.

@@ -11,8 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/modelslot/modelslot/internal/config"
-	"github.com/modelslot/modelslot/internal/session"
 	"github.com/modelslot/modelslot/internal/report"
+	"github.com/modelslot/modelslot/internal/session"
 	"github.com/modelslot/modelslot/slots"
 )
 

@@ -14,9 +14,9 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/modelslot/modelslot/internal/config"
-	"github.com/modelslot/modelslot/internal/session"
 	"github.com/modelslot/modelslot/internal/report"
 	"github.com/modelslot/modelslot/internal/rollout"
+	"github.com/modelslot/modelslot/internal/session"
 	"github.com/modelslot/modelslot/slots"
 	"github.com/modelslot/modelslot/verify"
 )

@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/modelslot/modelslot/internal/config"
-	"github.com/modelslot/modelslot/internal/session"
 	"github.com/modelslot/modelslot/internal/report"
 	"github.com/modelslot/modelslot/internal/rollout"
+	"github.com/modelslot/modelslot/internal/session"
 	"github.com/modelslot/modelslot/verify"
 )
 

@@ -7,9 +7,9 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/modelslot/modelslot/internal/session"
 	"github.com/modelslot/modelslot/internal/reason"
 	"github.com/modelslot/modelslot/internal/report"
+	"github.com/modelslot/modelslot/internal/session"
 	"github.com/modelslot/modelslot/internal/update"
 	"github.com/modelslot/modelslot/slots"
 	"github.com/modelslot/modelslot/verify"
