@@ -2,9 +2,7 @@ package systemd
 
 import (
 	"errors"
-	"fmt"
 	"net"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -14,13 +12,8 @@ import (
 // socket that triggers it are reset, and the socket listens again.
 func TestReviveClearsTheStartLimitOfTheUnitAndItsSocket(t *testing.T) {
 	b := newTestbed(t)
-	sock := filepath.Join(b.h.RuntimeDir, "demo.sock")
-	b.h.WriteUnit(t, "demo.socket", fmt.Sprintf("[Socket]\nListenStream=%s\n", sock))
-	svc := b.unit(t, "demo.service", "", "StartLimitBurst=2", "StartLimitIntervalSec=60")
+	svc, sock := b.socketActivated(t)
 	ctx := stepCtx(t, 15*time.Second)
-	if err := b.m.Start(ctx, "demo.socket"); err != nil {
-		t.Fatalf("start socket: %v", err)
-	}
 	st, err := b.m.Status(ctx, svc)
 	if err != nil {
 		t.Fatal(err)

@@ -14,13 +14,8 @@ import (
 // starting the socket again.
 func TestStartLimitWithSocketRecoversByResettingBoth(t *testing.T) {
 	b := newTestbed(t)
-	sock := filepath.Join(b.h.RuntimeDir, "demo.sock")
-	b.h.WriteUnit(t, "demo.socket", fmt.Sprintf("[Socket]\nListenStream=%s\n", sock))
-	svc := b.unit(t, "demo.service", "", "StartLimitBurst=2", "StartLimitIntervalSec=60")
+	svc, sock := b.socketActivated(t)
 	ctx := stepCtx(t, 15*time.Second)
-	if err := b.m.Start(ctx, "demo.socket"); err != nil {
-		t.Fatalf("start socket: %v", err)
-	}
 	var err error
 	for i := 0; i < 3 && err == nil; i++ {
 		err = b.m.Restart(ctx, svc)
@@ -51,4 +46,18 @@ func TestStartLimitWithSocketRecoversByResettingBoth(t *testing.T) {
 		t.Fatalf("socket closed after recovery: %v", err)
 	}
 	conn.Close()
+}
+
+// socketActivated writes demo.service (a start limit of 2 in 60 s) behind
+// demo.socket, a unix socket in the manager's runtime dir, and starts the
+// socket: the demo's layout.
+func (b *testbed) socketActivated(t *testing.T) (svc, sock string) {
+	t.Helper()
+	sock = filepath.Join(b.h.RuntimeDir, "demo.sock")
+	b.h.WriteUnit(t, "demo.socket", fmt.Sprintf("[Socket]\nListenStream=%s\n", sock))
+	svc = b.unit(t, "demo.service", "", "StartLimitBurst=2", "StartLimitIntervalSec=60")
+	if err := b.m.Start(stepCtx(t, 15*time.Second), "demo.socket"); err != nil {
+		t.Fatalf("start socket: %v", err)
+	}
+	return svc, sock
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/modelslot/modelslot/internal/demobench"
 	"github.com/modelslot/modelslot/internal/systemdtest"
+	"github.com/modelslot/modelslot/internal/testutil"
 )
 
 // benchSwaps is the number of link swaps per mode.
@@ -62,7 +63,7 @@ func benchLoad(port int, dev *demobench.Device) demobench.Load {
 
 // benchReload runs the server as a plain child process that follows the link.
 func benchReload(b *testing.B, dev *demobench.Device) demobench.Run {
-	port := freePort(b)
+	port := testutil.FreePort(b)
 	cmd := exec.Command(demoBinary(b), "--link", dev.Link, "--addr", fmt.Sprintf("127.0.0.1:%d", port))
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -81,7 +82,7 @@ func benchReload(b *testing.B, dev *demobench.Device) demobench.Run {
 // the unit after each swap.
 func benchRestart(b *testing.B, dev *demobench.Device, socket bool) demobench.Run {
 	m := systemdtest.Start(b)
-	port := freePort(b)
+	port := testutil.FreePort(b)
 	unitSpec{link: dev.Link, port: port, socket: socket, restart: "on-failure"}.install(b, m)
 	load := benchLoad(port, dev)
 	waitServing(b, load)

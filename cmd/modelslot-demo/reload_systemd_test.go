@@ -9,6 +9,7 @@ import (
 
 	"github.com/modelslot/modelslot/internal/demobench"
 	"github.com/modelslot/modelslot/internal/systemdtest"
+	"github.com/modelslot/modelslot/internal/testutil"
 )
 
 // `systemctl reload` (modelslot's activation = "reload") under a real
@@ -24,7 +25,7 @@ func TestSystemdReloadRefusesAWrongModelAndShowsReloadingUntilTheNewOneServes(t 
 	if err := demobench.FillSlot(filepath.Join(models, "wrong"), wrong, "v3-wrong", 3); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	unitSpec{link: dev.Link, port: port, restart: "no"}.install(t, m)
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 

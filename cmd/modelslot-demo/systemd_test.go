@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -19,17 +18,6 @@ import (
 func demoBinary(t testing.TB) string {
 	t.Helper()
 	return testutil.Binary(t, "github.com/modelslot/modelslot/cmd/modelslot-demo")
-}
-
-// freePort returns a loopback port nobody listens on now.
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // unitSpec is one way of running the demo server under systemd.
@@ -122,7 +110,7 @@ func TestRestartUnderLoadWithSocketActivationRefusesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	unitSpec{link: dev.Link, port: port, socket: true, restart: "on-failure"}.install(t, m)
 	conn := dbusConn(t, m)
 	load := demobench.Load{URL: fmt.Sprintf("http://127.0.0.1:%d/v1/infer", port), Workers: 4,
@@ -149,7 +137,7 @@ func TestHungServerIsKilledByTheWatchdog(t *testing.T) {
 	if err := demobench.Swap(dev.Link, dev.B); err != nil {
 		t.Fatal(err)
 	}
-	unitSpec{link: dev.Link, port: freePort(t), watchdog: time.Second, restart: "no"}.install(t, m)
+	unitSpec{link: dev.Link, port: testutil.FreePort(t), watchdog: time.Second, restart: "no"}.install(t, m)
 	if got := m.Show(t, "demo.service", "ActiveState"); got != "active" {
 		t.Fatalf("the hang variant did not start (ActiveState %s): it must hang only after READY=1", got)
 	}
@@ -183,7 +171,7 @@ func TestHealthyServerKeepsTheWatchdogFed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	unitSpec{link: dev.Link, port: freePort(t), watchdog: 500 * time.Millisecond, restart: "no"}.install(t, m)
+	unitSpec{link: dev.Link, port: testutil.FreePort(t), watchdog: 500 * time.Millisecond, restart: "no"}.install(t, m)
 	time.Sleep(3 * time.Second) // six watchdog intervals
 	state, result := m.Show(t, "demo.service", "ActiveState"), m.Show(t, "demo.service", "Result")
 	if state != "active" || result != "success" {

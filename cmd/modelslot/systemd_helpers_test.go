@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -65,7 +64,7 @@ type sdDevice struct {
 func newSDDevice(t *testing.T, o sdOptions) *sdDevice {
 	t.Helper()
 	m := systemdtest.Start(t)
-	d := &sdDevice{env: newEnv(t), m: m, port: freePort(t), log: filepath.Join(t.TempDir(), "units.log")}
+	d := &sdDevice{env: newEnv(t), m: m, port: testutil.FreePort(t), log: filepath.Join(t.TempDir(), "units.log")}
 	d.extraConf = d.modelConf(o)
 	d.writeConfig()
 	d.installUnits(t, o)
@@ -251,16 +250,6 @@ func failedWith(t *testing.T, st modelStatus, version, code string) {
 		}
 	}
 	t.Fatalf("no slot holds %s: %+v", version, st.Slots)
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func readFile(p string) string {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,7 +24,7 @@ func TestExampleServerUpdatedByModelslot(t *testing.T) {
 	if reason := systemdtest.SkipReason(); reason != "" {
 		t.Skip(reason)
 	}
-	python := pythonPath(t)
+	python := testutil.Python(t)
 	bin := buildModelslot(t)
 	// How each activation sees the broken version: the new process exits
 	// (restart), or the old one goes on answering after its reload failed.
@@ -73,7 +72,7 @@ func newDevice(t *testing.T, python, bin, activation string) *device {
 // example unit, with start_timeout.
 func newServerDevice(t *testing.T, python, bin, activation, script, startTimeout string) *device {
 	m := systemdtest.Start(t)
-	d := &device{m: m, bin: bin, dir: t.TempDir(), port: freePort(t)}
+	d := &device{m: m, bin: bin, dir: t.TempDir(), port: testutil.FreePort(t)}
 	link := filepath.Join(d.dir, "srv", "example")
 	must(t, os.MkdirAll(filepath.Dir(link), 0o755))
 	d.config = filepath.Join(d.dir, "modelslot.toml")
@@ -172,27 +171,8 @@ func (d *device) served(t *testing.T, want string) {
 	}
 }
 
-// pythonPath prefers Debian's python3: the unit runs it under ProtectSystem=.
-func pythonPath(t *testing.T) string {
-	if _, err := os.Stat("/usr/bin/python3"); err == nil {
-		return "/usr/bin/python3"
-	}
-	p, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not installed")
-	}
-	return p
-}
-
 func buildModelslot(t *testing.T) string {
 	return testutil.Binary(t, "github.com/modelslot/modelslot/cmd/modelslot")
-}
-
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func must(t *testing.T, err error) {
@@ -208,7 +188,7 @@ func TestExampleUnitsVerify(t *testing.T) {
 	if _, err := exec.LookPath("systemd-analyze"); err != nil {
 		t.Skip("systemd-analyze not installed")
 	}
-	python := pythonPath(t)
+	python := testutil.Python(t)
 	script, _ := filepath.Abs("example_server.py")
 	dir := t.TempDir()
 	subst := strings.NewReplacer("/usr/bin/python3", python,

@@ -41,25 +41,28 @@ func TestInstallRetriesNetworkFailuresUntilItSucceeds(t *testing.T) {
 		}
 		return nil
 	}
-	a.Inbox.Add(Command{ID: "i1", Action: ActionInstall, Model: "demo", Source: "http://127.0.0.1:1/x.json"})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { a.work(ctx); close(done) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, cmds := a.Inbox.Pending(); len(cmds) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("install still queued after %d attempts", calls.Load())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	cancel()
-	<-done
+	_, err = a.Inbox.Add(Command{ID: "i1", Action: ActionInstall, Model: "demo", Source: "http://127.0.0.1:1/x.json"})
+	testutil.OK(t, err)
+	workUntilDone(t, a, 0)
 	if calls.Load() != 3 {
 		t.Fatalf("installer called %d times, want 3 (two network failures, one success)", calls.Load())
 	}
+}
+
+// workUntilDone runs the work loop until the inbox is empty, then linger
+// longer, and stops it.
+func workUntilDone(t *testing.T, a *Agent, linger time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.work(ctx); close(done) }()
+	testutil.WaitFor(t, 10*time.Second, "the queued commands to be done", func() bool {
+		_, cmds := a.Inbox.Pending()
+		return len(cmds) == 0
+	})
+	time.Sleep(linger)
+	cancel()
+	<-done
 }
 
 // TestRejectedInstallIsNotRetried: a verdict (bad signature) is final: the
@@ -86,22 +89,7 @@ func TestRejectedInstallIsNotRetried(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { a.work(ctx); close(done) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, cmds := a.Inbox.Pending(); len(cmds) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("commands still queued after %d install attempts", calls.Load())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	time.Sleep(100 * time.Millisecond) // ten retry periods: a retry would show now
-	cancel()
-	<-done
+	workUntilDone(t, a, 100*time.Millisecond) // ten retry periods after: a retry would show
 	if n := calls.Load(); n != 1 {
 		t.Fatalf("installer called %d times, want 1: a rejected artifact must not be retried", n)
 	}

@@ -5,10 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,6 +14,7 @@ import (
 	"github.com/modelslot/modelslot/internal/config"
 	"github.com/modelslot/modelslot/internal/health"
 	"github.com/modelslot/modelslot/internal/systemdtest"
+	"github.com/modelslot/modelslot/internal/testutil"
 	"github.com/modelslot/modelslot/internal/update"
 	"github.com/modelslot/modelslot/systemd"
 	"github.com/modelslot/modelslot/verify"
@@ -28,9 +27,9 @@ import (
 // (the unit's main PID unchanged: a reload, which the server ignores), even
 // though that process's output matches.
 func TestProbeVersionOffUnderSystemd(t *testing.T) {
-	python := debianPython(t)
+	python := testutil.Python(t)
 	m := systemdtest.Start(t)
-	dir, port := t.TempDir(), freePort(t)
+	dir, port := t.TempDir(), testutil.FreePort(t)
 	link := filepath.Join(dir, "srv", "plain")
 	must(t, os.MkdirAll(filepath.Dir(link), 0o755))
 	script, _ := filepath.Abs(filepath.Join("testdata", "noversion_server.py"))
@@ -123,26 +122,6 @@ func ask(t *testing.T, port int) []byte {
 	must(t, json.NewDecoder(resp.Body).Decode(&v))
 	b, _ := json.Marshal(v)
 	return b
-}
-
-// debianPython is /usr/bin/python3: a pyenv python3 first on PATH may live
-// under a home directory the unit cannot see.
-func debianPython(t *testing.T) string {
-	if _, err := os.Stat("/usr/bin/python3"); err == nil {
-		return "/usr/bin/python3"
-	}
-	p, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 is not installed (apt-get install python3)")
-	}
-	return p
-}
-
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func must(t *testing.T, err error) {

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -130,4 +131,28 @@ func goTool() string {
 		return p
 	}
 	return "/usr/local/go/bin/go"
+}
+
+// FreePort returns a loopback TCP port nobody listens on now.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	OK(t, err)
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Python is Debian's python3 (/usr/bin/python3), else the first on PATH; it
+// skips the test without one. Units run it under ProtectSystem= and
+// ProtectHome=, where a pyenv python3 under a home directory is not visible.
+func Python(t testing.TB) string {
+	t.Helper()
+	if _, err := os.Stat("/usr/bin/python3"); err == nil {
+		return "/usr/bin/python3"
+	}
+	p, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 is not installed (apt-get install python3)")
+	}
+	return p
 }
