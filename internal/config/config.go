@@ -88,6 +88,15 @@ func (p *Platform) Files() netconf.Files {
 type Download struct {
 	Workers   int  `toml:"workers"`   // chunks at once; default 4
 	Bandwidth Size `toml:"bandwidth"` // bytes per second over all requests; 0 = unlimited
+	// CAFile: PEM CAs to trust for an https:// repository (default: the
+	// system's); TokenFile: a bearer token sent to the repository's host only.
+	CAFile    string `toml:"ca_file"`
+	TokenFile string `toml:"token_file"`
+}
+
+// Files names the repository connection's files for netconf.Load.
+func (d *Download) Files() netconf.Files {
+	return netconf.Files{CA: d.CAFile, TokenFile: d.TokenFile}
 }
 
 // Agent configures the daemon.

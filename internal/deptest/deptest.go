@@ -39,7 +39,7 @@ var Allowed = map[string][]string{
 	"internal/publish": {"verify", "internal/chunker", "internal/durable", "internal/bundle"},
 
 	// Wiring, the daemon.
-	"internal/session": {"internal/config", "internal/fetch", "internal/health", "internal/report",
+	"internal/session": {"internal/config", "internal/fetch", "internal/health", "internal/report", "internal/netconf",
 		"internal/update", "internal/reason", "slots", "systemd", "verify"},
 	"internal/agent": {"internal/config", "internal/session", "internal/durable", "internal/report", "internal/update",
 		"internal/reason", "slots", "verify", "internal/rollout", "internal/netconf"},

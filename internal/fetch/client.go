@@ -2,11 +2,13 @@ package fetch
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-cleanhttp"
@@ -21,6 +23,10 @@ type ClientOptions struct {
 	StallTimeout time.Duration // no byte for this long fails the attempt [30s]
 	Bandwidth    int64         // bytes per second over all requests; 0 = unlimited
 	Logger       *slog.Logger  // [slog.Default()]
+	TLS          *tls.Config   // an https repository's CAs (nil: the system's)
+	// Token is sent as "Authorization: Bearer" to the host of the URL the
+	// install was given, never to another host a redirect leads to.
+	Token string
 }
 
 // Client downloads from a repository over HTTP(S). It is safe for concurrent use.
@@ -29,6 +35,32 @@ type Client struct {
 	stall   time.Duration
 	limiter *limiter
 	log     *slog.Logger
+	token   string
+
+	mu        sync.Mutex
+	tokenHost string // the host the token is for: the one Resolve was given
+}
+
+// authorize adds the bearer token to a request for the repository's host.
+// A redirect to another host does not carry it: net/http drops Authorization
+// when it follows a redirect to a different domain.
+func (c *Client) authorize(req *http.Request) {
+	if c.token == "" {
+		return
+	}
+	c.mu.Lock()
+	host := c.tokenHost
+	c.mu.Unlock()
+	if host != "" && req.URL.Host == host {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+}
+
+// trustHost names the host the token goes to.
+func (c *Client) trustHost(host string) {
+	c.mu.Lock()
+	c.tokenHost = host
+	c.mu.Unlock()
 }
 
 // NewClient returns a Client with o applied.
@@ -41,6 +73,9 @@ func NewClient(o ClientOptions) *Client {
 	// watchdog (stallReader), since a total timeout would fail a large chunk
 	// under a bandwidth limit.
 	tr.ResponseHeaderTimeout = o.StallTimeout
+	if o.TLS != nil {
+		tr.TLSClientConfig = o.TLS
+	}
 	tr.DialContext = (&net.Dialer{Timeout: o.StallTimeout, KeepAlive: 30 * time.Second}).DialContext
 	rc := &retryablehttp.Client{
 		HTTPClient:   hc,
@@ -52,7 +87,7 @@ func NewClient(o ClientOptions) *Client {
 		Backoff:      retryablehttp.DefaultBackoff,
 		PrepareRetry: prepareRange,
 	}
-	return &Client{rc: rc, stall: o.StallTimeout, limiter: newLimiter(o.Bandwidth), log: o.Logger}
+	return &Client{rc: rc, stall: o.StallTimeout, limiter: newLimiter(o.Bandwidth), log: o.Logger, token: o.Token}
 }
 
 func (o ClientOptions) withDefaults() ClientOptions {

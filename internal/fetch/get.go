@@ -39,6 +39,7 @@ func (c *Client) get(ctx context.Context, url string, limit int64, exact bool) (
 	if err != nil {
 		return nil, fmt.Errorf("get %s: %w", url, err)
 	}
+	c.authorize(req.Request)
 	req.SetResponseHandler(d.handle)
 	resp, err := c.rc.Do(req)
 	if err == nil {

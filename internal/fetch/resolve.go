@@ -30,6 +30,9 @@ func (c *Client) Resolve(ctx context.Context, rawURL string, trusted verify.Keyr
 	if err != nil {
 		return nil, err
 	}
+	if u, err := url.Parse(rawURL); err == nil {
+		c.trustHost(u.Host)
+	}
 	if kind == "manifests" {
 		return c.resolveManifest(ctx, rawURL, repo, model, trusted, nil)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/modelslot/modelslot/internal/config"
 	"github.com/modelslot/modelslot/internal/fetch"
+	"github.com/modelslot/modelslot/internal/netconf"
 	"github.com/modelslot/modelslot/internal/update"
 	"github.com/modelslot/modelslot/verify"
 )
@@ -28,9 +29,15 @@ func (d *Session) InstallSource(ctx context.Context, source string, o InstallOpt
 	if err != nil {
 		return update.Result{}, err
 	}
+	dl := d.Config.Download
+	conn, err := netconf.Load(dl.Files(), "")
+	if err != nil {
+		return update.Result{}, fmt.Errorf("%w: [download] %w", config.ErrConfig, err)
+	}
 	src, err := fetch.OpenSource(ctx, source, d.Store, fetch.SourceOptions{Trusted: keys, Stdin: o.Stdin,
-		Client: fetch.ClientOptions{Bandwidth: int64(d.Config.Download.Bandwidth)}, Workers: d.Config.Download.Workers,
-		Budget: int64(d.Model.DownloadBudget), Progress: o.Progress})
+		Client:  fetch.ClientOptions{Bandwidth: int64(dl.Bandwidth), TLS: conn.TLS, Token: conn.Token},
+		Workers: dl.Workers,
+		Budget:  int64(d.Model.DownloadBudget), Progress: o.Progress})
 	if err != nil {
 		return update.Result{}, err
 	}
