@@ -194,6 +194,28 @@ func TestRolloutRefusals(t *testing.T) {
 	}
 }
 
+// A valid rollout whose URL serves another signed manifest than the one it
+// pins (a mirror swapping versions under the rollout's name) is refused: the
+// device installs only the manifest the signed document names by digest.
+func TestRolloutPinnedManifestIsEnforced(t *testing.T) {
+	f := newFleet(t, 1, "")
+	stages := []rollout.Stage{{Share: rollout.FullShare, Success: 1, MaxFailures: 1}}
+	f.salt = "s"
+	f.devices[0].startAgent()
+	f.publish(stableTopic, f.doc(1, rollout.StateRunning, 0, stages, func(r *rollout.Rollout) {
+		r.Target.ManifestSHA256 = targetIn(t, f.repo, "v1", 1).ManifestSHA256 // v2's URL, v1's digest
+	}))
+	f.waitStory(0, "v2:failed")
+	for _, ev := range f.events.all() {
+		if ev.TargetVersion == "v2" && (ev.FailureReason != "verification_failed" || !strings.Contains(strings.Join(ev.Logs, " "), "pinned")) {
+			t.Fatalf("the mismatched pin's event: %+v", ev)
+		}
+	}
+	if got := f.activeVersions(); got != "v1" {
+		t.Fatalf("active %s after a mismatched pin", got)
+	}
+}
+
 func signWith(t *testing.T, env []byte, key *verify.PrivateKey) []byte {
 	t.Helper()
 	e, err := verify.ParseEnvelope(env)

@@ -32,6 +32,9 @@ type Command struct {
 	// Rollout is set on the commands the rollout follower queues (never taken
 	// from the platform): they run only while their rollout still says so.
 	Rollout string `json:"rollout,omitempty"`
+	// ManifestSHA256 pins the manifest a rollout's install must get (the
+	// sha256 of its envelope, from the signed rollout document).
+	ManifestSHA256 string `json:"manifest_sha256,omitempty"`
 }
 
 // Validate checks the fields a command must have.

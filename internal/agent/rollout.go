@@ -179,7 +179,8 @@ func (f *follower) queueLocked(action, id string, d rollout.Decision) {
 			return
 		}
 	}
-	c := Command{ID: id, Action: action, Model: f.m.Name, Source: f.held.Target.ManifestURL, Rollout: f.held.ID}
+	c := Command{ID: id, Action: action, Model: f.m.Name, Source: f.held.Target.ManifestURL, Rollout: f.held.ID,
+		ManifestSHA256: f.held.Target.ManifestSHA256}
 	if action != ActionInstall {
 		c.Source = ""
 	}

@@ -187,7 +187,10 @@ func TestFollowerRefusesEachBadDocumentWithItsReasonOnce(t *testing.T) {
 func TestFollowerHaltStopsAQueuedInstallBeforeItRuns(t *testing.T) {
 	rig := newRolloutRig(t, "")
 	var installs atomic.Int64
-	rig.a.Install = func(context.Context, *session.Session, string, func(int64, int64)) error { installs.Add(1); return nil }
+	rig.a.Install = func(context.Context, *session.Session, string, session.InstallOptions) error {
+		installs.Add(1)
+		return nil
+	}
 	rig.offer(rig.doc(1, rollout.StateRunning, 1))
 	q := rig.queued()
 	if len(q) != 1 {

@@ -20,7 +20,7 @@ import (
 // session.InstallSource, exactly what `modelslot install SOURCE` runs; tests
 // put a fake in its place.
 // progress counts the bytes downloaded, for the metrics.
-type Installer func(ctx context.Context, m *session.Session, source string, progress func(done, total int64)) error
+type Installer func(ctx context.Context, m *session.Session, source string, o session.InstallOptions) error
 
 // errRetry marks a command that failed for a reason that may pass (the model is
 // busy, the network is down): it stays queued and is tried again later.
@@ -77,7 +77,7 @@ func (a *Agent) carryOut(ctx context.Context, d *session.Session, c Command) err
 	case ActionMarkBad:
 		_, err = d.Updater.MarkBad(ctx)
 	case ActionInstall:
-		err = a.install(ctx, d, c.Source)
+		err = a.install(ctx, d, c)
 	}
 	if c.Action == ActionInstall && errors.Is(err, verify.ErrRejected) && !rep.terminal && ctx.Err() == nil {
 		ev := &report.Event{Status: report.StatusFailed, FailureReason: string(reason.Verification), Logs: []string{err.Error()}}
@@ -92,11 +92,15 @@ func (a *Agent) carryOut(ctx context.Context, d *session.Session, c Command) err
 	return err
 }
 
-func (a *Agent) install(ctx context.Context, d *session.Session, source string) error {
+// install installs c's source. A command a rollout queued pins the manifest
+// (the sha256 of its envelope, as the signed rollout document names it): any
+// other is refused, so a mirror cannot serve another signed version under the
+// rollout's name.
+func (a *Agent) install(ctx context.Context, d *session.Session, c Command) error {
 	install := a.Install
 	if install == nil {
-		install = func(ctx context.Context, d *session.Session, source string, progress func(done, total int64)) error {
-			_, err := d.InstallSource(ctx, source, session.InstallOptions{Progress: progress})
+		install = func(ctx context.Context, d *session.Session, source string, o session.InstallOptions) error {
+			_, err := d.InstallSource(ctx, source, o)
 			return err
 		}
 	}
@@ -105,7 +109,7 @@ func (a *Agent) install(ctx context.Context, d *session.Session, source string) 
 		a.live.beat(loopWork)
 		count(done, total)
 	}
-	err := install(ctx, d, source, progress)
+	err := install(ctx, d, c.Source, session.InstallOptions{Progress: progress, ManifestSHA256: c.ManifestSHA256})
 	if err == nil || errors.Is(err, verify.ErrRejected) || errors.Is(err, update.ErrRolledBack) || ctx.Err() != nil {
 		return err // done, or a verdict that retrying would only repeat
 	}

@@ -35,7 +35,7 @@ func TestInstallRetriesNetworkFailuresUntilItSucceeds(t *testing.T) {
 	a.RetryMin = 10 * time.Millisecond
 	a.metrics = newMetrics(cfg)
 	var calls atomic.Int64
-	a.Install = func(ctx context.Context, d *session.Session, source string, _ func(int64, int64)) error {
+	a.Install = func(ctx context.Context, d *session.Session, source string, _ session.InstallOptions) error {
 		if calls.Add(1) < 3 {
 			return fmt.Errorf("fetch %s: %w: connection refused", source, fetch.ErrDownload)
 		}
@@ -77,7 +77,7 @@ func TestRejectedInstallIsNotRetried(t *testing.T) {
 	a.RetryMin = 10 * time.Millisecond
 	a.metrics = newMetrics(cfg)
 	var calls atomic.Int64
-	a.Install = func(ctx context.Context, d *session.Session, source string, _ func(int64, int64)) error {
+	a.Install = func(ctx context.Context, d *session.Session, source string, _ session.InstallOptions) error {
 		calls.Add(1)
 		return fmt.Errorf("%w: untrusted key", verify.ErrRejected)
 	}
@@ -122,7 +122,7 @@ func TestAWedgedWorkerStopsTheWatchdog(t *testing.T) {
 	a.CommandBound = 300 * time.Millisecond
 	wedged := make(chan struct{})
 	t.Cleanup(func() { close(wedged) })
-	a.Install = func(ctx context.Context, d *session.Session, source string, _ func(int64, int64)) error {
+	a.Install = func(ctx context.Context, d *session.Session, source string, _ session.InstallOptions) error {
 		<-wedged // a read of a FIFO, say: deaf to ctx
 		return nil
 	}
@@ -149,9 +149,9 @@ func TestDownloadProgressKeepsTheWorkerAlive(t *testing.T) {
 	a.CommandBound = 300 * time.Millisecond
 	var stillAlive atomic.Bool
 	stillAlive.Store(true)
-	a.Install = func(ctx context.Context, d *session.Session, source string, progress func(int64, int64)) error {
+	a.Install = func(ctx context.Context, d *session.Session, source string, o session.InstallOptions) error {
 		for i := range 10 { // 1 s of chunks, each well within the bound
-			progress(int64(i), 10)
+			o.Progress(int64(i), 10)
 			time.Sleep(100 * time.Millisecond)
 			if !a.Alive() {
 				stillAlive.Store(false)

@@ -2,6 +2,8 @@ package session
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"runtime"
@@ -18,6 +20,9 @@ type InstallOptions struct {
 	AllowDowngrade bool
 	Stdin          io.Reader      // the bundle when source is "-"
 	Progress       fetch.Progress // bytes on the wire (or read from the bundle); nil = none
+	// ManifestSHA256, if set, pins the manifest: the sha256 of its envelope
+	// must be this (a rollout names it), else the install is refused.
+	ManifestSHA256 string
 }
 
 // InstallSource installs what source names — a channel or manifest URL, a
@@ -42,6 +47,13 @@ func (d *Session) InstallSource(ctx context.Context, source string, o InstallOpt
 		return update.Result{}, err
 	}
 	defer src.Close()
+	if o.ManifestSHA256 != "" {
+		sum := sha256.Sum256(src.Envelope)
+		if got := hex.EncodeToString(sum[:]); got != o.ManifestSHA256 {
+			return update.Result{}, fmt.Errorf("install %s: %w: the manifest's sha256 is %s, the rollout pinned %s (a mirror serving another signed manifest?)",
+				source, verify.ErrRejected, got, o.ManifestSHA256)
+		}
+	}
 	if err := d.policy(o.AllowDowngrade).Check(src.Manifest); err != nil {
 		return update.Result{}, fmt.Errorf("install %s: %w", source, err)
 	}
