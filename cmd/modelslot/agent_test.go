@@ -320,6 +320,18 @@ func TestAgentKilledMidUpdateLosesNoEvent(t *testing.T) {
 	want := "v1:downloading v1:installing v1:activating v1:confirming v1:success " +
 		"v2:downloading v2:installing v2:activating v2:confirming v2:success"
 	testutil.WaitFor(t, 30*time.Second, "every step of both updates", func() bool { return story(t, p.mqttEvents(t)) == want })
+	// The steps before the kill and the resumed ones after it all belong to
+	// the one command that ordered the update.
+	cmd := ""
+	for _, ev := range p.mqttEvents(t) {
+		if ev.TargetVersion != "v2" {
+			continue
+		}
+		if ev.CommandID == "" || (cmd != "" && ev.CommandID != cmd) {
+			t.Fatalf("v2 %s carries command_id %q, want the one command's (%q)", ev.Status, ev.CommandID, cmd)
+		}
+		cmd = ev.CommandID
+	}
 	if got := e.checkInvariants(); got != "v2" {
 		t.Fatalf("active %q, want v2", got)
 	}

@@ -149,13 +149,33 @@ func (a *Agent) Run(ctx context.Context, ready func()) error {
 func (a *Agent) recoverAll(ctx context.Context) {
 	for i := range a.Config.Models {
 		m := &a.Config.Models[i]
-		d, err := session.Open(ctx, a.Config, m, "agent recovery")
+		d, err := session.OpenToEndTrial(ctx, a.Config, m, "agent recovery")
 		if err != nil {
 			slog.Error("agent: recovery of a model failed; its commands will fail until it is fixed", "model", m.Name, "err", err)
 			continue
 		}
+		// A trial the agent was running when it stopped belongs to the
+		// command still queued first for the model: its resumed events carry
+		// that command's id, and its rollout's.
+		if c, ok := a.firstPending(m.Name); ok {
+			d.Updater.Reporter = &taggedReporter{next: d.Updater.Reporter, rollout: c.Rollout, command: c.ID}
+		}
+		if err := d.Recover(ctx); err != nil && ctx.Err() == nil {
+			slog.Warn("agent: recovery of a model did not finish; it is tried again", "model", m.Name, "err", err)
+		}
 		d.Close()
 	}
+}
+
+// firstPending is the first queued command for model, if any.
+func (a *Agent) firstPending(model string) (Command, bool) {
+	_, cmds := a.Inbox.Pending()
+	for _, c := range cmds {
+		if c.Model == model {
+			return c, true
+		}
+	}
+	return Command{}, false
 }
 
 func (a *Agent) sinks() []report.Sink {
