@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -193,7 +195,7 @@ func (m matcher) match(want, got any, tol float64, path, ptr string) (string, bo
 		if !ok {
 			return orRoot(path) + " (not an object)", false
 		}
-		for k := range w {
+		for _, k := range slices.Sorted(maps.Keys(w)) { // in a stable order: the same answer names the same field
 			if where, ok := m.match(w[k], g[k], tol, join(path, k), ptr+"/"+jsonptr.Escape(k)); !ok {
 				return where, false
 			}
