@@ -289,4 +289,3 @@ func processSleeping(pid int) bool {
 	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
 	return len(fields) > 0 && fields[0] == "S"
 }
-
