@@ -109,23 +109,28 @@ func (r *Root) walk(rel string, flags int) (int, error) {
 	return dir, nil
 }
 
-// openError turns the errors a link causes into an *UnsafeError: ELOOP from
-// O_NOFOLLOW or RESOLVE_NO_SYMLINKS, ENOTDIR from O_DIRECTORY on a link, EXDEV
-// from RESOLVE_BENEATH.
+// openError turns the errors a link causes into an *UnsafeError naming the
+// first link on the way: ELOOP from O_NOFOLLOW or RESOLVE_NO_SYMLINKS, ENOTDIR
+// from O_DIRECTORY on a link, EXDEV from RESOLVE_BENEATH. The Lstat calls only
+// find a name for the message; the refusal came from the kernel.
 func (r *Root) openError(rel string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EXDEV) || errors.Is(err, unix.ENOTDIR) {
-		if fi, lerr := os.Lstat(r.name + "/" + rel); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
-			return &UnsafeError{Path: r.name + "/" + rel, What: "a symbolic link"}
-		}
-		if errors.Is(err, unix.ENOTDIR) {
-			return &UnsafeError{Path: r.name + "/" + rel, What: "not a directory"}
-		}
-		return &UnsafeError{Path: r.name + "/" + rel, What: "reached through a symbolic link"}
+	if !errors.Is(err, unix.ELOOP) && !errors.Is(err, unix.EXDEV) && !errors.Is(err, unix.ENOTDIR) {
+		return &fs.PathError{Op: "open", Path: r.name + "/" + rel, Err: err}
 	}
-	return &fs.PathError{Op: "open", Path: r.name + "/" + rel, Err: err}
+	elems := strings.Split(rel, "/")
+	for i := range elems {
+		p := r.name + "/" + strings.Join(elems[:i+1], "/")
+		if fi, lerr := os.Lstat(p); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			return &UnsafeError{Path: p, What: "a symbolic link"}
+		}
+	}
+	if errors.Is(err, unix.ENOTDIR) {
+		return &UnsafeError{Path: r.name + "/" + rel, What: "below something that is not a directory"}
+	}
+	return &UnsafeError{Path: r.name + "/" + rel, What: "reached through a symbolic link"}
 }
 
 // Check reports whether rel under r is what modelslot expects there: a real

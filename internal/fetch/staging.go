@@ -45,12 +45,12 @@ func OpenStaging(dir string) (*Staging, error) {
 }
 
 // refuseLinks checks that the staging directory and its work/ are not links
-// or special files (a missing work/ is fine: it is created).
+// or special files (a missing one is fine: OpenStaging creates it).
 func (s *Staging) refuseLinks() error {
 	for _, d := range []string{s.dir, filepath.Join(s.dir, "work")} {
 		fi, err := os.Lstat(d)
-		if errors.Is(err, fs.ErrNotExist) && d != s.dir {
-			continue
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // created by OpenStaging, as a real directory
 		}
 		if err != nil {
 			return fmt.Errorf("staging: %w", err)
