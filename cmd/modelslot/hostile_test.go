@@ -1,9 +1,11 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	bundlefmt "github.com/modelslot/modelslot/internal/bundle"
 	"github.com/modelslot/modelslot/internal/publish"
 	"github.com/modelslot/modelslot/internal/testutil"
 	"github.com/modelslot/modelslot/verify"
@@ -29,6 +32,7 @@ import (
 // bundle; v2 is a bundle file of the same key, ready to install.
 type bundleEnv struct {
 	*env
+	key      *verify.PrivateKey
 	v2       string // the v2 bundle file
 	sentinel string // a directory outside the state directory
 	sum      string // its TreeHash before the test acts
@@ -52,7 +56,7 @@ func newBundleEnv(t *testing.T) *bundleEnv {
 		return out
 	}
 	e.must(0, "install", bundle("v1", 200<<10, 3000))
-	b := &bundleEnv{env: e, v2: bundle("v2", 600<<10, 400<<10, 5000), sentinel: t.TempDir()}
+	b := &bundleEnv{env: e, key: k, v2: bundle("v2", 600<<10, 400<<10, 5000), sentinel: t.TempDir()}
 	b.sum = testutil.SentinelTree(t, b.sentinel)
 	return b
 }
@@ -288,4 +292,66 @@ func processSleeping(pid int) bool {
 	}
 	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
 	return len(fields) > 0 && fields[0] == "S"
+}
+
+// Case 7: a 300-byte path element was exit 1 from the staging filesystem
+// ("file name too long"); bidi overrides were accepted and logged raw; a
+// sequence of 2^64-1 was accepted. All are exit 3 at policy time now, before
+// anything is written. The manifests are signed by the trusted key, so only
+// the policy stands in the way.
+func TestHostileManifestsAreRefusedAtPolicyTime(t *testing.T) {
+	tests := []struct {
+		name string
+		path string
+		seq  uint64
+		want string
+	}{
+		{"300-byte element", "w/" + strings.Repeat("w", 300) + ".bin", 2, "more than the 255"},
+		{"bidi override", "weights\u202enib.exe", 2, "U+202E"},
+		{"zero-width space", "wei\u200bghts.bin", 2, "U+200B"},
+		{"sequence 2^64-1", "weights.bin", 1<<64 - 1, "sequence 18446744073709551615"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBundleEnv(t)
+			m := &verify.Manifest{Schema: verify.SchemaVersion, Model: "demo", Version: "v2", Sequence: tt.seq,
+				Files: []verify.File{{Path: tt.path, Size: 1, Mode: 0o644, SHA256: strings.Repeat("ab", 32)}}}
+			bundle := b.envelopeOnlyBundle(m)
+			before := b.stateSum()
+			r := b.must(exitRejected, "install", bundle)
+			wantStderr(t, r, "rejected", tt.want)
+			if after := b.stateSum(); after != before {
+				t.Fatalf("a refused install changed the state directory:\n%s\nwant:\n%s", after, before)
+			}
+			b.untouched()
+			b.servesV1()
+		})
+	}
+}
+
+// stateSum is what a refused command must not change: state.json and the
+// slots (the lock file's holder note is rewritten by every command).
+func (b *bundleEnv) stateSum() string {
+	state, err := os.ReadFile(b.stateDir("state.json"))
+	testutil.OK(b.t, err)
+	return string(state) + testutil.TreeHash(b.t, b.stateDir("slots"))
+}
+
+// envelopeOnlyBundle is a bundle holding m signed by the trusted key and no
+// chunk: the manifest is judged before any chunk is read.
+func (b *bundleEnv) envelopeOnlyBundle(m *verify.Manifest) string {
+	b.t.Helper()
+	payload, err := json.Marshal(m)
+	testutil.OK(b.t, err)
+	env, err := verify.Sign(verify.PayloadManifest, payload, b.key)
+	testutil.OK(b.t, err)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	testutil.OK(b.t, tw.WriteHeader(&tar.Header{Name: bundlefmt.EnvelopeName, Mode: 0o644, Size: int64(len(env)), Typeflag: tar.TypeReg}))
+	_, err = tw.Write(env)
+	testutil.OK(b.t, err)
+	testutil.OK(b.t, tw.Close())
+	out := filepath.Join(b.t.TempDir(), "hostile"+bundlefmt.Ext)
+	testutil.OK(b.t, os.WriteFile(out, buf.Bytes(), 0o644))
+	return out
 }
