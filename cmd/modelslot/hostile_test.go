@@ -227,49 +227,80 @@ func TestHostileFIFOStateEndsStatusAndInstallAtOnce(t *testing.T) {
 	b.servesV1()
 }
 
-// Case 3, signals: SIGINT and SIGTERM end an `install -` whose stdin stopped
-// halfway through the bundle, within 2 s, with 130 and 143, and the next
-// install finishes the job.
-func TestSignalEndsInstallFromStalledStdin(t *testing.T) {
-	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
-		t.Run(unix.SignalName(sig), func(t *testing.T) {
-			b := newBundleEnv(t)
-			data, err := os.ReadFile(b.v2)
-			testutil.OK(t, err)
-			cmd := b.command(nil, "install", "-")
-			pr, pw, err := os.Pipe()
-			testutil.OK(t, err)
-			defer pw.Close()
-			var out, errb bytes.Buffer
-			cmd.Stdin, cmd.Stdout, cmd.Stderr = pr, &out, &errb
-			testutil.OK(t, cmd.Start())
-			pr.Close()
-			_, err = pw.Write(data[:len(data)/2]) // the envelope and some chunks, then nothing
-			testutil.OK(t, err)
-			waitDrained(t, pw, cmd.Process.Pid)
-			start := time.Now()
-			testutil.OK(t, cmd.Process.Signal(sig))
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			var werr error
-			select {
-			case werr = <-done:
-			case <-time.After(2 * time.Second):
-				cmd.Process.Kill()
-				<-done
-				t.Fatalf("install - did not end within 2 s of %v", sig)
-			}
-			r := resultOf(cmd, werr, out.String(), errb.String(), t)
-			if want := 128 + int(sig); r.code != want || r.signal != 0 {
-				t.Fatalf("want exit %d after %v, got %v (after %s)", want, sig, r, time.Since(start))
-			}
-			b.untouched()
-			b.servesV1()
-			b.must(0, "install", b.v2) // resumable: the next install completes
-			if got := b.checkInvariants(); got != "v2" {
-				t.Fatalf("active %q after the second install, want v2", got)
-			}
-		})
+// Case 3, signals: SIGINT and SIGTERM end an install whose bundle stream
+// stopped halfway — `install -` with stdin a pipe, or `install FIFO` — within
+// 2 s, with 130 and 143, and the next install finishes the job.
+func TestSignalEndsInstallFromStalledStream(t *testing.T) {
+	for _, source := range []string{"stdin", "fifo"} {
+		for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+			t.Run(source+"/"+unix.SignalName(sig), func(t *testing.T) {
+				b := newBundleEnv(t)
+				cmd, w := b.startStalledInstall(source)
+				start := time.Now()
+				testutil.OK(t, cmd.Process.Signal(sig))
+				r := waitWithin(t, cmd, 2*time.Second)
+				w.Close()
+				if want := 128 + int(sig); r.code != want || r.signal != 0 {
+					t.Fatalf("want exit %d after %v, got %v (after %s)", want, sig, r, time.Since(start))
+				}
+				b.untouched()
+				b.servesV1()
+				b.must(0, "install", b.v2) // resumable: the next install completes
+				if got := b.checkInvariants(); got != "v2" {
+					t.Fatalf("active %q after the second install, want v2", got)
+				}
+			})
+		}
+	}
+}
+
+// startStalledInstall starts an install of v2 from a pipe (stdin, or a FIFO
+// named as SOURCE), writes half the bundle — the manifest and some chunks —
+// and waits until the child has read it all and waits for more. It returns
+// the writing end, still open: the stream stalls, it does not end.
+func (b *bundleEnv) startStalledInstall(source string) (*exec.Cmd, *os.File) {
+	t := b.t
+	data, err := os.ReadFile(b.v2)
+	testutil.OK(t, err)
+	var cmd *exec.Cmd
+	var w *os.File
+	fifo := filepath.Join(t.TempDir(), "v2.mslot")
+	if source == "stdin" {
+		cmd = b.command(nil, "install", "-")
+		pr, pw, err := os.Pipe()
+		testutil.OK(t, err)
+		cmd.Stdin, w = pr, pw
+		defer pr.Close() // the child has its own copy
+	} else {
+		testutil.OK(t, syscall.Mkfifo(fifo, 0o600))
+		cmd = b.command(nil, "install", fifo)
+	}
+	cmd.Stdout, cmd.Stderr = new(bytes.Buffer), new(bytes.Buffer)
+	testutil.OK(t, cmd.Start())
+	t.Cleanup(func() { cmd.Process.Kill() })
+	if source == "fifo" {
+		w, err = os.OpenFile(fifo, os.O_WRONLY, 0) // returns once the child opened it
+		testutil.OK(t, err)
+	}
+	_, err = w.Write(data[:len(data)/2])
+	testutil.OK(t, err)
+	waitDrained(t, w, cmd.Process.Pid)
+	return cmd, w
+}
+
+// waitWithin waits for cmd and fails the test if it runs past d.
+func waitWithin(t *testing.T, cmd *exec.Cmd, d time.Duration) result {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return resultOf(cmd, err, cmd.Stdout.(*bytes.Buffer).String(), cmd.Stderr.(*bytes.Buffer).String(), t)
+	case <-time.After(d):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("%v did not end within %s of the signal", cmd.Args, d)
+		return result{}
 	}
 }
 

@@ -69,11 +69,14 @@ func OpenSource(ctx context.Context, name string, store *slots.Store, o SourceOp
 		}
 		in, s.stop = cancelableReader(ctx, o.Stdin)
 	} else {
-		f, err := os.Open(name)
+		f, err := openBundleFile(name)
 		if err != nil {
 			return nil, fmt.Errorf("install: %w; SOURCE is a channel or manifest URL (http[s]://…), a .mslot bundle, or - for a bundle on stdin", err)
 		}
 		s.file, in = f, f
+		if fi, err := f.Stat(); err == nil && !fi.Mode().IsRegular() {
+			in, s.stop = cancelableReader(ctx, f) // a pipe (<(…), a FIFO) may stall like stdin
+		}
 	}
 	r, err := bundle.NewReader(in, o.Trusted)
 	if err != nil {

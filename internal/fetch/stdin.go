@@ -3,7 +3,17 @@ package fetch
 import (
 	"context"
 	"io"
+	"os"
+	"syscall"
 )
+
+// openBundleFile opens a bundle path without blocking in open(2): a FIFO
+// with no writer would otherwise hold the command where no signal ends it.
+// A pipe opened this way is read through Go's poller, so it still waits for
+// data, but in a read that cancellableReader can abandon.
+func openBundleFile(name string) (*os.File, error) {
+	return os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+}
 
 // cancelableReader makes reads of r end when ctx is done, for a stream whose
 // read may block with no end in sight: stdin that stops mid-bundle. A plain
