@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/modelslot/modelslot/internal/durable"
 )
 
 // ErrBusy means another process holds the model's lock. The command line maps it
@@ -46,10 +48,10 @@ type lock struct{ f *os.File }
 // acquireLock takes the lock without waiting. On a read-only filesystem the file
 // is opened read-only (flock works on it), so read-only commands still run.
 func acquireLock(path, op string) (*lock, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := openLockFile(path, os.O_RDWR|os.O_CREATE)
 	writable := err == nil
 	if errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EACCES) {
-		f, err = os.Open(path)
+		f, err = openLockFile(path, os.O_RDONLY)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open lock %s: %w", path, err)
@@ -71,8 +73,29 @@ func acquireLock(path, op string) (*lock, error) {
 	return &lock{f: f}, nil
 }
 
+// openLockFile opens the lock file without following a link and without
+// blocking (a FIFO in its place would block a plain open forever), and
+// refuses anything but a regular file.
+func openLockFile(path string, flag int) (*os.File, error) {
+	f, err := os.OpenFile(path, flag|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o644)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, &durable.UnsafeError{Path: path, What: "a symbolic link"}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		return nil, &durable.UnsafeError{Path: path, What: "a " + fi.Mode().Type().String() + " entry, not a regular file"}
+	}
+	return f, nil
+}
+
 func readHolder(path string) *Holder {
-	b, err := os.ReadFile(path)
+	b, err := durable.ReadRegularFile(path, 64<<10)
 	if err != nil {
 		return nil
 	}
@@ -124,7 +147,7 @@ func HeldBy(cfg Config) (held bool, holder *Holder, err error) {
 		return false, nil, err
 	}
 	path := filepath.Join(cfg.Dir, lockFile)
-	f, err := os.Open(path)
+	f, err := openLockFile(path, os.O_RDONLY)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil, nil
 	}

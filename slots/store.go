@@ -24,9 +24,19 @@ type Config struct {
 // concurrent use by several goroutines; the lock makes it safe across processes.
 type Store struct {
 	cfg  Config
-	lock *lock // nil for a read-only view
+	root *durable.Root // the state directory, opened once; nil for a view of one that does not exist
+	lock *lock         // nil for a read-only view
 	st   *State
 }
+
+// ErrUnsafe means an entry of the state directory is a link, a FIFO or a
+// device where modelslot keeps its own file or directory (a
+// *durable.UnsafeError names it). It is refused, never followed or removed.
+var ErrUnsafe = durable.ErrUnsafe
+
+// maxStateSize bounds state.json: it holds two slots and a few records, a few
+// KiB; anything larger is not ours.
+const maxStateSize = 1 << 20
 
 // Names of the entries in a model's state directory (DESIGN.md § On-disk layout).
 const (
@@ -48,17 +58,24 @@ func Open(ctx context.Context, cfg Config, op string) (*Store, error) {
 	if err := makeLayout(cfg.Dir); err != nil {
 		return nil, err
 	}
-	l, err := acquireLock(filepath.Join(cfg.Dir, lockFile), op)
-	if err != nil {
+	s := &Store{cfg: cfg}
+	if s.root, err = durable.OpenRoot(cfg.Dir); err != nil {
 		return nil, err
 	}
-	s := &Store{cfg: cfg, lock: l}
+	if err := s.checkLayout(); err != nil {
+		s.root.Close()
+		return nil, err
+	}
+	if s.lock, err = acquireLock(filepath.Join(cfg.Dir, lockFile), op); err != nil {
+		s.root.Close()
+		return nil, err
+	}
 	if s.st, err = s.load(); err != nil {
-		l.release()
+		s.Close()
 		return nil, err
 	}
 	if err := s.recover(ctx); err != nil {
-		l.release()
+		s.Close()
 		return nil, fmt.Errorf("recover %s: %w", cfg.Model, err)
 	}
 	return s, nil
@@ -72,14 +89,28 @@ func OpenView(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{cfg: cfg}
-	if s.st, err = s.load(); err != nil {
+	err = s.withRoot(func(*durable.Root) error {
+		if err := s.checkLayout(); err != nil {
+			return err
+		}
+		s.st, err = s.load()
+		return err
+	})
+	if errors.Is(err, fs.ErrNotExist) { // no state directory: never installed, unless the link says otherwise
+		s.st, err = s.load()
+	}
+	if err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// Close releases the lock.
-func (s *Store) Close() error { return s.lock.release() }
+// Close releases the lock and the state directory.
+func (s *Store) Close() error {
+	err := s.lock.release()
+	s.root.Close()
+	return err
+}
 
 func (c Config) withDefaults() (Config, error) {
 	if err := verify.CheckModelName(c.Model); err != nil {
@@ -104,8 +135,8 @@ func (c Config) withDefaults() (Config, error) {
 func makeLayout(dir string) error {
 	dirs := []string{filepath.Dir(dir), dir, filepath.Join(dir, slotsDir), filepath.Join(dir, StagingDir)}
 	for _, d := range dirs { // the state root first: a new one is synced into its parent too
-		if _, err := os.Stat(d); err == nil {
-			continue
+		if _, err := os.Lstat(d); err == nil {
+			continue // whatever it is, checkLayout judges it; never create through a link
 		}
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("create state directory: %w", err)
@@ -122,7 +153,7 @@ func makeLayout(dir string) error {
 // version, so the operator is asked instead.
 func (s *Store) load() (*State, error) {
 	name := filepath.Join(s.cfg.Dir, stateFile)
-	data, err := os.ReadFile(name)
+	data, err := s.readFile(stateFile, maxStateSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		if what := s.existingData(); what != "" {
 			return nil, fmt.Errorf("%w: %s is missing but %s exists; modelslot will not guess which version is good — see docs/recovery.md", ErrCorruptState, name, what)

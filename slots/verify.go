@@ -5,8 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
+	"path"
 
 	"github.com/modelslot/modelslot/verify"
 )
@@ -19,7 +18,7 @@ func (s *Store) SlotManifest(name string) (*verify.Manifest, error) {
 	if ss.Status == Empty || ss.Status == Installing {
 		return nil, fmt.Errorf("slot %s is %s: it holds no model", name, ss.Status)
 	}
-	data, err := os.ReadFile(filepath.Join(s.SlotDir(name), filepath.FromSlash(ManifestFile)))
+	data, err := s.readFile(path.Join(slotsDir, name, ManifestFile), verify.MaxManifestSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("slot %s: %w", name, &verify.MismatchError{Path: ManifestFile, Reason: "missing"})
 	}
@@ -46,6 +45,11 @@ func (s *Store) VerifySlot(ctx context.Context, name string, workers int) (*veri
 	m, err := s.SlotManifest(name)
 	if err != nil {
 		return nil, err
+	}
+	// The slot itself must be a real directory: through a link to a copy, each
+	// listed file would check out while the copy's extra files went unseen.
+	if err := s.checkEntry(path.Join(slotsDir, name), true); err != nil {
+		return m, fmt.Errorf("slot %s (%s): %w", name, m.Version, err)
 	}
 	if err := verify.VerifyTree(ctx, s.SlotDir(name), m, workers); err != nil {
 		return m, fmt.Errorf("slot %s (%s): %w", name, m.Version, err)

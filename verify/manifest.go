@@ -22,6 +22,13 @@ const SchemaVersion = 1
 // source cannot make the device allocate without limit.
 const MaxManifestSize = 16 << 20
 
+// MaxSequence is the highest sequence a manifest may carry: 2^53-1, the
+// largest integer that a JSON number keeps exact in every reader (JavaScript,
+// jq, Python's float parsing), so a fleet's dashboards never see two releases
+// with the same sequence. A publisher at it must start a new model name; one
+// release a second for a hundred million years does not get there.
+const MaxSequence = 1<<53 - 1
+
 // Manifest describes one version of one model: exactly the files a slot must
 // hold, byte for byte. It is stored in every slot as .modelslot/manifest.json.
 type Manifest struct {
@@ -158,6 +165,10 @@ func (m *Manifest) Validate() error {
 	}
 	if err := CheckVersion(m.Version); err != nil {
 		return err
+	}
+	if m.Sequence > MaxSequence {
+		return rejectf("manifest sequence %d: more than the %d allowed (2^53-1, the largest integer every JSON reader keeps exact); "+
+			"a sequence this high would make every later release a downgrade", m.Sequence, uint64(MaxSequence))
 	}
 	paths := make([]string, 0, len(m.Files))
 	for i := range m.Files {

@@ -95,3 +95,19 @@ func TestSameContent(t *testing.T) {
 		t.Fatal("a changed digest must make a different content")
 	}
 }
+
+// Sequences are bounded so that every JSON reader keeps them exact and a
+// manifest cannot make every later release a downgrade.
+func TestManifestSequenceIsBounded(t *testing.T) {
+	m := validManifest()
+	m.Sequence = MaxSequence
+	if err := m.Validate(); err != nil {
+		t.Fatalf("sequence %d refused: %v", m.Sequence, err)
+	}
+	for _, seq := range []uint64{MaxSequence + 1, 1<<64 - 1} {
+		m.Sequence = seq
+		if err := m.Validate(); !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), "more than the") {
+			t.Fatalf("sequence %d = %v, want a rejection", seq, err)
+		}
+	}
+}

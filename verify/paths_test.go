@@ -29,6 +29,21 @@ func TestCheckPath(t *testing.T) {
 		{".modelslot/manifest.json", "reserved"},
 		{".modelslot", "reserved"},
 		{strings.Repeat("a", 1025), "longer than"},
+		// A name the staging filesystem would refuse halfway through an install.
+		{"d/" + strings.Repeat("a", 256), "more than the 255"},
+		{strings.Repeat("a", 255) + "/" + strings.Repeat("b", 255), ""},
+		// Names that display as something they are not.
+		{"model\u202egpj.exe", "U+202E"}, // right-to-left override
+		{"a\u2066b\u2069", "U+2066"},     // left-to-right isolate
+		{"x\u200fy", "U+200F"},           // right-to-left mark
+		{"zero\u200bwidth", "U+200B"},    // zero-width space
+		{"bom\ufeff", "U+FEFF"},
+		{"line\u2028sep", "U+2028"},
+		{"tag\U000E0041", "U+E0041"},
+		{"c1\u0085", "control"}, // NEL, a C1 control
+		{"bad\xffutf8", "UTF-8"},
+		{"\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", ""}, // Persian with a zero-width non-joiner
+		{"caf\u00e9/\u6a21\u578b.bin", ""},
 	}
 	for _, tt := range tests {
 		err := CheckPath(tt.path)

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -14,7 +15,18 @@ import (
 // regular file with the listed size, sha256 and permission bits (write bits are
 // ignored: slots are read-only), and nothing else outside MetaDir. Files are
 // hashed on up to workers goroutines. A difference is a *MismatchError.
+//
+// root itself must be a real directory, not a link: the walk would not enter a
+// linked root while each listed file was checked through it, so a link to a
+// copy holding extra files would pass.
 func VerifyTree(ctx context.Context, root string, m *Manifest, workers int) error {
+	fi, err := os.Lstat(root)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	if !fi.IsDir() {
+		return &MismatchError{Path: ".", Reason: fmt.Sprintf("%s is not a real directory (%s); a slot is never a link", root, fi.Mode().Type())}
+	}
 	if err := checkNoExtra(root, m); err != nil {
 		return err
 	}
@@ -53,14 +65,16 @@ func VerifyFile(ctx context.Context, name string, f File) error {
 	return nil
 }
 
-// checkNoExtra walks root and reports the first entry that the manifest does not
-// list (or a file where a directory belongs), ignoring MetaDir.
+// checkNoExtra walks root and reports every entry that the manifest does not
+// list (or a file where a directory belongs), ignoring MetaDir: the first by
+// name in Path, all of them (up to maxExtraNamed) in Reason.
 func checkNoExtra(root string, m *Manifest) error {
 	want := make(map[string]bool, len(m.Files))
 	for _, f := range m.Files {
 		want[f.Path] = true
 	}
-	return filepath.WalkDir(root, func(name string, d fs.DirEntry, err error) error {
+	var extra []string
+	err := filepath.WalkDir(root, func(name string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("verify: walk %s: %w", name, err)
 		}
@@ -74,10 +88,32 @@ func checkNoExtra(root string, m *Manifest) error {
 		case d.IsDir():
 			return nil
 		case !want[rel]:
-			return &MismatchError{Path: rel, Reason: "not in the manifest"}
+			extra = append(extra, rel)
 		}
 		return nil
 	})
+	if err != nil || len(extra) == 0 {
+		return err
+	}
+	return &MismatchError{Path: extra[0], Reason: "not in the manifest" + namedExtras(extra)}
+}
+
+// maxExtraNamed bounds how many extra files one error names.
+const maxExtraNamed = 20
+
+func namedExtras(extra []string) string {
+	if len(extra) == 1 {
+		return ""
+	}
+	quoted := make([]string, 0, min(len(extra), maxExtraNamed))
+	for _, e := range extra[:min(len(extra), maxExtraNamed)] {
+		quoted = append(quoted, fmt.Sprintf("%q", e))
+	}
+	more := ""
+	if len(extra) > maxExtraNamed {
+		more = fmt.Sprintf(" and %d more", len(extra)-maxExtraNamed)
+	}
+	return fmt.Sprintf(" (%d extra files: %s%s)", len(extra), strings.Join(quoted, ", "), more)
 }
 
 // Scan builds an unsigned manifest for the directory dir: every regular file is

@@ -107,3 +107,34 @@ func TestVerifyTreeStopsOnCancel(t *testing.T) {
 		t.Fatalf("VerifyTree with a cancelled context = %v", err)
 	}
 }
+
+// A root that is a link to a copy holding an extra file used to pass: the
+// walk did not enter the linked root while each listed file checked out
+// through it. The root must be a real directory, and every extra file of a
+// real one is named.
+func TestVerifyTreeRefusesLinkedRootAndNamesExtras(t *testing.T) {
+	ctx := context.Background()
+	dir := writeTree(t, map[string]string{"w.bin": "weights"})
+	m, err := Scan(ctx, dir, "demo", "v1", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, extra := range []string{"extra.bin", "sub/more.bin"} {
+		os.MkdirAll(filepath.Dir(filepath.Join(dir, extra)), 0o755)
+		if err := os.WriteFile(filepath.Join(dir, extra), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := filepath.Join(t.TempDir(), "slot")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	var me *MismatchError
+	if err := VerifyTree(ctx, link, m, 1); !errors.As(err, &me) || !strings.Contains(err.Error(), "not a real directory") {
+		t.Fatalf("VerifyTree through a linked root = %v, want a mismatch", err)
+	}
+	err = VerifyTree(ctx, dir, m, 1)
+	if !errors.As(err, &me) || !strings.Contains(err.Error(), `"extra.bin", "sub/more.bin"`) {
+		t.Fatalf("VerifyTree with two extra files = %v, want both named", err)
+	}
+}

@@ -108,6 +108,8 @@ func hint(err error) string {
 		return "the state directory is on a read-only filesystem: remount it read-write, or point state_root elsewhere"
 	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
 		return "permission denied: run modelslot as the user that owns the state directory (usually root)"
+	case errors.Is(err, slots.ErrUnsafe):
+		return "something other than modelslot put a link, FIFO or device in the state directory; nothing was followed or changed — see docs/recovery.md"
 	case errors.Is(err, slots.ErrCorruptState):
 		return "see /usr/share/doc/modelslot/recovery.md (docs/recovery.md in the source)"
 	case errors.Is(err, context.Canceled), errors.As(err, new(*interruptedError)):

@@ -47,6 +47,7 @@ type Source struct {
 	client   *Client
 	staging  *Staging    // set by Fill
 	planned  func(*Plan) // a test seam: told the plan once it is made
+	stop     func()      // ends the cancellation watch of stdin
 }
 
 // OpenSource opens and verifies name for an install into store. Close it.
@@ -61,13 +62,21 @@ func OpenSource(ctx context.Context, name string, store *slots.Store, o SourceOp
 		s.resolvedBy(s.client, r)
 		return s, nil
 	}
-	in := o.Stdin
-	if name != "-" {
-		f, err := os.Open(name)
+	var in io.Reader
+	if name == "-" {
+		if o.Stdin == nil {
+			return nil, fmt.Errorf("install -: internal error: no stdin to read the bundle from")
+		}
+		in, s.stop = cancelableReader(ctx, o.Stdin)
+	} else {
+		f, err := openBundleFile(name)
 		if err != nil {
 			return nil, fmt.Errorf("install: %w; SOURCE is a channel or manifest URL (http[s]://…), a .mslot bundle, or - for a bundle on stdin", err)
 		}
 		s.file, in = f, f
+		if fi, err := f.Stat(); err == nil && !fi.Mode().IsRegular() {
+			in, s.stop = cancelableReader(ctx, f) // a pipe (<(…), a FIFO) may stall like stdin
+		}
 	}
 	r, err := bundle.NewReader(in, o.Trusted)
 	if err != nil {
@@ -87,6 +96,9 @@ func (s *Source) resolvedBy(c *Client, r *Resolved) {
 func (s *Source) Close() {
 	if s.file != nil {
 		s.file.Close()
+	}
+	if s.stop != nil {
+		s.stop()
 	}
 }
 

@@ -30,18 +30,58 @@ type Staging struct {
 }
 
 // OpenStaging opens (creating it if needed) the staging store at dir.
+// The staging directory and its work/ must be real directories: through a
+// link, setup would write into the link's target and Clear would delete
+// there (a planted staging/ link once did both).
 func OpenStaging(dir string) (*Staging, error) {
+	s := &Staging{dir: dir}
+	if err := s.refuseLinks(); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(filepath.Join(dir, "work"), 0o755); err != nil {
 		return nil, fmt.Errorf("staging: %w", err)
 	}
-	return &Staging{dir: dir}, nil
+	return s, nil
+}
+
+// refuseLinks checks that the staging directory and its work/ are not links
+// or special files (a missing one is fine: OpenStaging creates it).
+func (s *Staging) refuseLinks() error {
+	for _, d := range []string{s.dir, filepath.Join(s.dir, "work")} {
+		fi, err := os.Lstat(d)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // created by OpenStaging, as a real directory
+		}
+		if err != nil {
+			return fmt.Errorf("staging: %w", err)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("staging: %w", &durable.UnsafeError{Path: d, What: describeMode(fi.Mode()) + ", not a directory"})
+		}
+	}
+	return nil
+}
+
+func describeMode(m fs.FileMode) string {
+	if m&fs.ModeSymlink != 0 {
+		return "a symbolic link"
+	}
+	if m.IsRegular() {
+		return "a regular file"
+	}
+	return "a " + m.Type().String() + " entry"
 }
 
 // Dir is the staging directory.
 func (s *Staging) Dir() string { return s.dir }
 
 // Clear removes all staged work, after the install it served committed.
+// Nothing is removed through a link: os.RemoveAll never follows one below
+// work/, and refuseLinks makes sure work/ and the staging directory are not.
 func (s *Staging) Clear() error {
+	if err := s.refuseLinks(); err != nil {
+		return fmt.Errorf("%w; staged work was not cleared", err)
+	}
 	if err := os.RemoveAll(filepath.Join(s.dir, "work")); err != nil {
 		return fmt.Errorf("staging: clear: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -158,5 +159,24 @@ func TestPublishRefusesSymlinks(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(repo, "demo/manifests/v1.json")); err == nil {
 		t.Fatal("a manifest was written for a refused directory")
+	}
+}
+
+// A repository whose highest sequence is the bound refuses the next version
+// instead of wrapping to 0, which every device would take for a downgrade;
+// a sequence over the bound is refused before anything is written.
+func TestPublishRefusesToWrapTheSequence(t *testing.T) {
+	k, repo, dir := testKey(t), t.TempDir(), modelDir(t, 1)
+	o := opts(repo, "v1", k)
+	o.Sequence = verify.MaxSequence + 1
+	if _, err := Publish(context.Background(), dir, o); !errors.Is(err, verify.ErrRejected) {
+		t.Fatalf("sequence over the bound = %v, want a rejection", err)
+	}
+	o.Sequence = verify.MaxSequence
+	if _, err := Publish(context.Background(), dir, o); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Publish(context.Background(), dir, opts(repo, "v2", k)); !errors.Is(err, ErrSequenceExhausted) {
+		t.Fatalf("publish after the last sequence = %v, want ErrSequenceExhausted", err)
 	}
 }

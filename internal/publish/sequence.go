@@ -13,7 +13,8 @@ import (
 )
 
 // nextSequence returns the highest sequence among the model's published
-// manifests plus one (1 for a new model), and refuses a version that exists.
+// manifests plus one (1 for a new model), and refuses a version that exists
+// and a next sequence past verify.MaxSequence.
 // Signatures are not checked: this is the publisher reading its own repository,
 // possibly written with a key that has since been rotated.
 func nextSequence(repo, model, version string) (uint64, error) {
@@ -41,8 +42,16 @@ func nextSequence(repo, model, version string) (uint64, error) {
 		}
 		highest = max(highest, m.Sequence)
 	}
+	if highest >= verify.MaxSequence {
+		return 0, fmt.Errorf("%w: the highest published sequence of %s is %d, the most a manifest may carry (verify.MaxSequence); "+
+			"the next one cannot be numbered: publish under a new model name", ErrSequenceExhausted, model, highest)
+	}
 	return highest + 1, nil
 }
+
+// ErrSequenceExhausted means a model's sequences reached verify.MaxSequence:
+// publish refuses to wrap to 0, which every device would take for a downgrade.
+var ErrSequenceExhausted = errors.New("no sequence left")
 
 func readUnverified(name string) (*verify.Manifest, error) {
 	data, err := os.ReadFile(name)

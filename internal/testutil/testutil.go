@@ -1,6 +1,7 @@
 // Package testutil holds the few helpers every test package here needs: fail
-// on a setup error in one line, wait for a condition with a bound, and build
-// one of this module's commands once per test process.
+// on a setup error in one line, wait for a condition with a bound, build one
+// of this module's commands once per test process, and hash a directory tree
+// to prove nothing in it changed.
 package testutil
 
 import (
