@@ -46,10 +46,14 @@ func (c *Command) Validate() error {
 		return fmt.Errorf("command %s names no model", c.ID)
 	case c.Action == ActionInstall && c.Source == "":
 		return fmt.Errorf("install command %s has no source", c.ID)
-	case !slices.Contains([]string{ActionInstall, ActionRollback, ActionMarkGood, ActionMarkBad}, c.Action):
+	case !knownAction(c.Action):
 		return fmt.Errorf("command %s: unknown action %q (install, rollback, mark-good, mark-bad)", c.ID, c.Action)
 	}
 	return nil
+}
+
+func knownAction(a string) bool {
+	return slices.Contains([]string{ActionInstall, ActionRollback, ActionMarkGood, ActionMarkBad}, a)
 }
 
 // dedupeWindow is how many command ids are remembered. It survives restarts, so

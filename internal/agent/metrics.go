@@ -85,6 +85,15 @@ func (m *metrics) command(action string, err error) {
 	m.commands.WithLabelValues(action, result).Inc()
 }
 
+// rejected counts a refused platform command; an action the device does not
+// know is counted as "unknown", so a platform cannot grow the label set.
+func (m *metrics) rejected(action string) {
+	if !knownAction(action) {
+		action = "unknown"
+	}
+	m.commands.WithLabelValues(action, "rejected").Inc()
+}
+
 // watchOutbox exports the number of events waiting for each sink.
 func (m *metrics) watchOutbox(model string, o *report.Outbox, sinks []report.Sink) {
 	for _, s := range sinks {
@@ -111,7 +120,7 @@ func (m *metrics) observe(ctx context.Context, model string, o *report.Outbox) {
 }
 
 func (m *metrics) count(model string, ev *report.Event) {
-	if ev.Terminal() {
+	if ev.Terminal() && ev.Status != report.StatusRejected { // a rejected command never started an update
 		m.updates.WithLabelValues(model, ev.Status).Inc()
 	}
 	switch ev.Status {

@@ -14,7 +14,7 @@ import (
 	"github.com/modelslot/modelslot/verify"
 )
 
-func testConfig(t *testing.T) *config.Config {
+func testConfig(t testing.TB) *config.Config {
 	t.Helper()
 	root := t.TempDir()
 	cfg, err := config.Parse([]byte(fmt.Sprintf("device_id = \"d\"\nstate_root = %q\n[[model]]\nname = \"demo\"\n", root)))
