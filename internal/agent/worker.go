@@ -89,7 +89,28 @@ func (a *Agent) carryOut(ctx context.Context, d *session.Session, c Command) err
 		}
 		rep.Report(ctx, ev)
 	}
+	if !rep.terminal && ctx.Err() == nil && !errors.Is(err, errRetry) {
+		rep.Report(ctx, answer(d, c, err))
+	}
 	return err
+}
+
+// answer is the terminal event of a command whose run reported none, so
+// every command that runs ends in exactly one: nothing to do (no trial to
+// mark, nothing to roll back to, the version already there), or failed with
+// the error's reason code.
+func answer(d *session.Session, c Command, err error) *report.Event {
+	ev := &report.Event{Status: report.StatusNothingToDo, Logs: []string{c.Action + ": nothing to change"}}
+	if err != nil && !errors.Is(err, update.ErrNothingToRollBack) {
+		ev.Status, ev.FailureReason = report.StatusFailed, string(reason.CodeOf(err, ""))
+	}
+	if err != nil {
+		ev.Logs = []string{err.Error()}
+	}
+	if st := d.Store.State(); st.Active != "" {
+		ev.CurrentVersion = st.Slots[st.Active].Version
+	}
+	return ev
 }
 
 // install installs c's source. A command a rollout queued pins the manifest

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -168,5 +169,43 @@ func TestDownloadProgressKeepsTheWorkerAlive(t *testing.T) {
 	testutil.WaitFor(t, 10*time.Second, "the install to finish", func() bool { _, c := a.Inbox.Pending(); return len(c) == 0 })
 	if !stillAlive.Load() {
 		t.Fatal("a worker receiving chunks was counted dead")
+	}
+}
+
+// TestEveryCommandThatRunsIsAnswered: commands whose run reports no terminal
+// event of its own — a mark-good or rollback with nothing to act on, an
+// install that fails for good — are answered with exactly one terminal
+// event carrying their id.
+func TestEveryCommandThatRunsIsAnswered(t *testing.T) {
+	cfg := testConfig(t)
+	a, err := New(cfg)
+	testutil.OK(t, err)
+	a.metrics = newMetrics(cfg)
+	a.Install = func(context.Context, *session.Session, string, session.InstallOptions) error {
+		return fmt.Errorf("%w: signature does not verify", verify.ErrRejected)
+	}
+	for _, c := range []Command{
+		{ID: "g1", Action: ActionMarkGood, Model: "demo"},
+		{ID: "r1", Action: ActionRollback, Model: "demo"},
+		{ID: "i1", Action: ActionInstall, Model: "demo", Source: "http://127.0.0.1:1/x.json"},
+	} {
+		_, err := a.Inbox.Add(c)
+		testutil.OK(t, err)
+	}
+	workUntilDone(t, a, 0)
+	o, err := session.OpenOutbox(cfg, &cfg.Models[0])
+	testutil.OK(t, err)
+	evs, err := o.Pending("mqtt", 100)
+	testutil.OK(t, err)
+	var got []string
+	for _, ev := range evs {
+		if !ev.Terminal() {
+			continue
+		}
+		got = append(got, ev.CommandID+":"+ev.Status+":"+ev.FailureReason)
+	}
+	want := "g1:nothing_to_do: r1:nothing_to_do: i1:failed:verification_failed"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("terminal events %q, want %q", strings.Join(got, " "), want)
 	}
 }
