@@ -43,6 +43,10 @@ type Agent struct {
 	mqtt     *report.MQTTSink
 	outboxes map[string]*report.Outbox // by model: the instances the drainers watch
 	rollouts map[string]*follower      // by model, for the models that follow a rollout
+	// answered names the queued commands whose terminal event recovery
+	// reported (a trial they started, resumed and ended): written before
+	// the worker starts, only read after.
+	answered map[string]bool
 }
 
 // New prepares an agent for cfg; its inbox lives in <state_root>/inbox.
@@ -97,6 +101,7 @@ func (a *Agent) commandBound() time.Duration {
 func (a *Agent) Run(ctx context.Context, ready func()) error {
 	a.metrics = newMetrics(a.Config)
 	a.outboxes = map[string]*report.Outbox{}
+	a.answered = map[string]bool{}
 	a.recoverAll(ctx)
 	var wg sync.WaitGroup
 	sinks := a.sinks()
@@ -157,11 +162,16 @@ func (a *Agent) recoverAll(ctx context.Context) {
 		// A trial the agent was running when it stopped belongs to the
 		// command still queued first for the model: its resumed events carry
 		// that command's id, and its rollout's.
-		if c, ok := a.firstPending(m.Name); ok {
-			d.Updater.Reporter = &taggedReporter{next: d.Updater.Reporter, rollout: c.Rollout, command: c.ID}
+		c, ok := a.firstPending(m.Name)
+		rep := &taggedReporter{next: d.Updater.Reporter, rollout: c.Rollout, command: c.ID}
+		if ok {
+			d.Updater.Reporter = rep
 		}
 		if err := d.Recover(ctx); err != nil && ctx.Err() == nil {
 			slog.Warn("agent: recovery of a model did not finish; it is tried again", "model", m.Name, "err", err)
+		}
+		if ok && rep.terminal {
+			a.answered[c.ID] = true // its run then finds nothing to do and stays silent
 		}
 		d.Close()
 	}

@@ -89,7 +89,7 @@ func (a *Agent) carryOut(ctx context.Context, d *session.Session, c Command) err
 		}
 		rep.Report(ctx, ev)
 	}
-	if !rep.terminal && ctx.Err() == nil && !errors.Is(err, errRetry) {
+	if !rep.terminal && !a.answered[c.ID] && ctx.Err() == nil && !errors.Is(err, errRetry) {
 		rep.Report(ctx, answer(d, c, err))
 	}
 	return err
