@@ -13,6 +13,8 @@ import (
 
 	"github.com/modelslot/modelslot/internal/config"
 	"github.com/modelslot/modelslot/internal/report"
+	"github.com/modelslot/modelslot/internal/session"
+	"github.com/modelslot/modelslot/slots"
 )
 
 // maxPlatformCommand bounds one command from the platform: a command is a few
@@ -136,6 +138,15 @@ func (a *Agent) reject(_ context.Context, c Command, cause error) {
 	}
 	ev := &report.Event{Status: report.StatusRejected, DeviceID: a.Config.DeviceID, Model: c.Model,
 		FailureReason: ReasonInvalidCommand, Logs: []string{cause.Error()}, CommandID: c.ID}
+	// The version still served, so a platform that records the device's
+	// version from its last event does not lose it.
+	if m, err := a.Config.Model(c.Model); err == nil {
+		if v, err := slots.OpenView(session.StoreConfig(a.Config, m)); err == nil {
+			if st := v.State(); st.Active != "" {
+				ev.CurrentVersion = st.Slots[st.Active].Version
+			}
+		}
+	}
 	if err := o.Append(ev); err != nil {
 		slog.Warn("agent: could not queue the answer to a refused command", "id", c.ID, "err", err)
 	}
