@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -86,4 +87,61 @@ func TestRefusedCommandsAreAnsweredAndNeverRun(t *testing.T) {
 			strings.Contains(m, `modelslot_commands_total{action="rollback",result="ok"} 1`) &&
 			!strings.Contains(m, `modelslot_updates_total{model="demo",result="rejected"}`)
 	})
+}
+
+// statusDoc is the retained status document as the platform reads it.
+type statusDoc struct {
+	State     string    `json:"state"`
+	DeviceID  string    `json:"device_id"`
+	Timestamp time.Time `json:"timestamp"`
+	Models    []struct {
+		Model           string `json:"model"`
+		ActiveVersion   string `json:"active_version"`
+		PreviousVersion string `json:"previous_version"`
+		Trial           string `json:"trial"`
+	} `json:"models"`
+}
+
+// TestRetainedStatusListsModelsAndTheWillIsValid: the retained status names
+// each model's active and previous version; when the agent is killed
+// (SIGKILL, no goodbye) the broker's last will is a valid offline document
+// with a real timestamp and the same models.
+func TestRetainedStatusListsModelsAndTheWillIsValid(t *testing.T) {
+	p := newPlatform(t, true)
+	e := newEnv(t)
+	e.extraConf = p.conf()
+	e.writeConfig()
+	installBoth(e, makeModel(t, 100), makeModel(t, 200))
+	status := mqtttest.Subscribe(t, p.broker, "modelslot/test-device/status")
+	started := time.Now().Add(-time.Second)
+	a := e.startAgent()
+	last := func(state string) (statusDoc, bool) {
+		var doc statusDoc
+		msgs := status.Messages()
+		if len(msgs) == 0 {
+			return doc, false
+		}
+		if err := json.Unmarshal(msgs[len(msgs)-1], &doc); err != nil {
+			t.Fatalf("status is not JSON: %s", msgs[len(msgs)-1])
+		}
+		return doc, doc.State == state
+	}
+	check := func(doc statusDoc) {
+		t.Helper()
+		if doc.DeviceID != "test-device" || doc.Timestamp.Before(started) || time.Since(doc.Timestamp) > time.Minute ||
+			len(doc.Models) != 1 || doc.Models[0].Model != "demo" || doc.Models[0].ActiveVersion != "v2" ||
+			doc.Models[0].PreviousVersion != "v1" || doc.Models[0].Trial != "" {
+			t.Fatalf("status document %+v", doc)
+		}
+	}
+	testutil.WaitFor(t, 10*time.Second, "the online status", func() bool { _, ok := last("online"); return ok })
+	doc, _ := last("online")
+	check(doc)
+	if err := a.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	a.Wait()
+	testutil.WaitFor(t, 20*time.Second, "the last will", func() bool { _, ok := last("offline"); return ok })
+	doc, _ = last("offline")
+	check(doc)
 }

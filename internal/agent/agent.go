@@ -22,6 +22,7 @@ import (
 	"github.com/modelslot/modelslot/internal/netconf"
 	"github.com/modelslot/modelslot/internal/report"
 	"github.com/modelslot/modelslot/internal/session"
+	"github.com/modelslot/modelslot/slots"
 )
 
 // Agent is one running daemon.
@@ -205,7 +206,7 @@ func (a *Agent) sinks() []report.Sink {
 // username and password_file.
 func (a *Agent) mqttOptions() report.MQTTOptions {
 	broker, user, pass, _, _ := netconf.Broker(a.Config.Platform.MQTTURL) // checked by config
-	o := report.MQTTOptions{Broker: broker, TLS: a.conn.TLS, Username: a.conn.Username, Password: a.conn.Password}
+	o := report.MQTTOptions{Broker: broker, TLS: a.conn.TLS, Username: a.conn.Username, Password: a.conn.Password, Models: a.modelStatuses}
 	if user != "" {
 		o.Username, o.Password = user, pass
 	}
@@ -255,4 +256,31 @@ func (a *Agent) serveMetrics() *http.Server {
 		}
 	}()
 	return srv
+}
+
+// modelStatuses reads each model's state for the retained MQTT status; a
+// model whose state cannot be read is listed with what is known (its name).
+func (a *Agent) modelStatuses() []report.ModelStatus {
+	var out []report.ModelStatus
+	for i := range a.Config.Models {
+		m := &a.Config.Models[i]
+		ms := report.ModelStatus{Model: m.Name}
+		if v, err := slots.OpenView(session.StoreConfig(a.Config, m)); err == nil {
+			st := v.State()
+			if s := st.Slots[st.Active]; s != nil {
+				ms.ActiveVersion = s.Version
+			}
+			if s := st.Slots[st.Previous]; s != nil {
+				ms.PreviousVersion = s.Version
+			}
+			if st.Trial != nil {
+				ms.Trial = st.Trial.Version
+			}
+			if f := st.LastFailure; f != nil {
+				ms.LastFailure = &report.FailureStatus{Version: f.Version, Reason: string(f.Code), Detail: f.Reason, At: f.At}
+			}
+		}
+		out = append(out, ms)
+	}
+	return out
 }
