@@ -40,7 +40,7 @@ func ParseCommand(payload []byte, cfg *config.Config) (Command, error) {
 	if err := json.Unmarshal(payload, &c); err != nil {
 		return Command{}, fmt.Errorf("%w: not a JSON command: %w", ErrRefused, err)
 	}
-	c.Rollout, c.ManifestSHA256 = "", "" // only the rollout follower sets them
+	c.Rollout, c.ManifestSHA256, c.Local = "", "", false // only the agent's own pollers set them
 	if err := checkCommand(&c, cfg); err != nil {
 		return c, err
 	}

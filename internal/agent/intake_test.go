@@ -47,14 +47,14 @@ func TestParseCommandRefusesWhatMustNotRun(t *testing.T) {
 	for _, ok := range []string{
 		`{"id":"o1","action":"install","model":"demo","source":"https://x/demo/channels/stable.json"}`,
 		`{"id":"o2","action":"install","model":"demo","source":"` + dir + `/ok.tar"}`,
-		`{"id":"o3","action":"rollback","model":"demo","rollout":"r1"}`,
+		`{"id":"o3","action":"rollback","model":"demo","rollout":"r1","local":true}`,
 	} {
 		c, err := ParseCommand([]byte(ok), cfg)
 		if err != nil {
 			t.Errorf("%s: %v", ok, err)
 		}
-		if c.Rollout != "" {
-			t.Errorf("%s: a platform command set the rollout field", ok)
+		if !c.fromPlatform() {
+			t.Errorf("%s: a platform command passed for the agent's own", ok)
 		}
 	}
 	cfg.Agent.BundleDir = ""
@@ -88,7 +88,7 @@ func FuzzParseCommand(f *testing.F) {
 		if err := c.Validate(); err != nil {
 			t.Fatalf("accepted an invalid command: %v", err)
 		}
-		if c.Rollout != "" || c.ManifestSHA256 != "" {
+		if c.Rollout != "" || c.ManifestSHA256 != "" || c.Local {
 			t.Fatalf("accepted rollout fields from the platform: %+v", c)
 		}
 		if src := strings.ToLower(c.Source); c.Action == ActionInstall && !strings.HasPrefix(src, "http://") && !strings.HasPrefix(src, "https://") {

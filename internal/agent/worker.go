@@ -89,14 +89,16 @@ func (a *Agent) carryOut(ctx context.Context, d *session.Session, c Command) err
 		}
 		rep.Report(ctx, ev)
 	}
-	if !rep.terminal && !a.answered[c.ID] && ctx.Err() == nil && !errors.Is(err, errRetry) {
+	if c.fromPlatform() && !rep.terminal && !a.answered[c.ID] && ctx.Err() == nil && !errors.Is(err, errRetry) {
 		rep.Report(ctx, answer(d, c, err))
 	}
 	return err
 }
 
-// answer is the terminal event of a command whose run reported none, so
-// every command that runs ends in exactly one: nothing to do (no trial to
+// answer is the terminal event of a platform command whose run reported
+// none, so every command the platform sent ends in exactly one (the
+// channel's and rollouts' own commands are answered by their updates and
+// rollout events): nothing to do (no trial to
 // mark, nothing to roll back to, the version already there), or failed with
 // the error's reason code.
 func answer(d *session.Session, c Command, err error) *report.Event {
