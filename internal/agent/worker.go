@@ -36,6 +36,15 @@ func (a *Agent) runCommand(ctx context.Context, c Command) error {
 	if err != nil {
 		return err // not configured here: retrying cannot help
 	}
+	if c.Action == ActionInstall && c.fromPlatform() {
+		// Checked again at run time: the file may have been replaced (by a
+		// FIFO, a link) since intake, or queued by an older agent unchecked.
+		if err := checkSource(c.Source, a.Config.Agent.BundleDir); err != nil {
+			err = fmt.Errorf("%w: command %s: %w", ErrRefused, c.ID, err)
+			a.reject(ctx, c, err)
+			return err
+		}
+	}
 	if c.Rollout != "" {
 		f := a.rollouts[c.Model]
 		if f == nil {
@@ -193,7 +202,9 @@ func (a *Agent) finish(seq uint64, c Command, err error) {
 	} else {
 		slog.Info("agent: command done", "id", c.ID, "action", c.Action, "model", c.Model)
 	}
-	a.metrics.command(c.Action, err)
+	if !errors.Is(err, ErrRefused) { // reject counted it
+		a.metrics.command(c.Action, err)
+	}
 	if f := a.rollouts[c.Model]; f != nil && c.Rollout != "" && !errors.Is(err, errGated) && !errors.Is(err, errReplaced) {
 		f.done(c, err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/modelslot/modelslot/internal/config"
 	"github.com/modelslot/modelslot/internal/fetch"
+	"github.com/modelslot/modelslot/internal/report"
 	"github.com/modelslot/modelslot/internal/session"
 	"github.com/modelslot/modelslot/internal/testutil"
 	"github.com/modelslot/modelslot/verify"
@@ -207,5 +208,35 @@ func TestEveryCommandThatRunsIsAnswered(t *testing.T) {
 	want := "g1:nothing_to_do: r1:nothing_to_do: i1:failed:verification_failed"
 	if strings.Join(got, " ") != want {
 		t.Fatalf("terminal events %q, want %q", strings.Join(got, " "), want)
+	}
+}
+
+// TestQueuedLocalSourceIsRecheckedAtRunTime: an install queued with a source
+// that is no longer acceptable (queued by an older agent, or its file
+// replaced since intake) is answered rejected and never handed to the
+// installer.
+func TestQueuedLocalSourceIsRecheckedAtRunTime(t *testing.T) {
+	cfg := testConfig(t)
+	a, err := New(cfg)
+	testutil.OK(t, err)
+	a.metrics = newMetrics(cfg)
+	o, err := session.OpenOutbox(cfg, &cfg.Models[0])
+	testutil.OK(t, err)
+	a.outboxes = map[string]*report.Outbox{"demo": o}
+	var calls atomic.Int64
+	a.Install = func(context.Context, *session.Session, string, session.InstallOptions) error {
+		calls.Add(1)
+		return nil
+	}
+	_, err = a.Inbox.Add(Command{ID: "old", Action: ActionInstall, Model: "demo", Source: "/etc/shadow"})
+	testutil.OK(t, err)
+	workUntilDone(t, a, 0)
+	if calls.Load() != 0 {
+		t.Fatal("the installer ran on /etc/shadow")
+	}
+	evs, err := o.Pending("mqtt", 100)
+	testutil.OK(t, err)
+	if len(evs) != 1 || evs[0].Status != report.StatusRejected || evs[0].CommandID != "old" || evs[0].FailureReason != ReasonInvalidCommand {
+		t.Fatalf("events %+v, want one rejected answer to command old", evs)
 	}
 }
