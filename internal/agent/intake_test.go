@@ -2,11 +2,17 @@ package agent
 
 import (
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/modelslot/modelslot/internal/report"
+	"github.com/modelslot/modelslot/internal/session"
+	"github.com/modelslot/modelslot/internal/testutil"
 )
 
 func TestParseCommandRefusesWhatMustNotRun(t *testing.T) {
@@ -95,4 +101,29 @@ func FuzzParseCommand(f *testing.F) {
 			t.Fatalf("accepted source %q without a bundle_dir", c.Source)
 		}
 	})
+}
+
+// TestPolledCommandsAreCheckedOneByOne: in a polled list, a refused command
+// is answered and dropped while the valid ones are queued.
+func TestPolledCommandsAreCheckedOneByOne(t *testing.T) {
+	cfg := testConfig(t)
+	a, err := New(cfg)
+	testutil.OK(t, err)
+	o, err := session.OpenOutbox(cfg, &cfg.Models[0])
+	testutil.OK(t, err)
+	a.outboxes = map[string]*report.Outbox{"demo": o}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`[{"id":"p1","action":"rollback","model":"demo"},{"id":"p2","action":"install","model":"demo","source":"/etc/shadow"},{"id":"p3","action":"mark-good","model":"demo"}]`))
+	}))
+	defer srv.Close()
+	p := commandPoller(srv.URL, 0, func(b []byte) error { return a.intake(t.Context(), b) })
+	testutil.OK(t, p.poll(t.Context()))
+	if _, cmds := a.Inbox.Pending(); len(cmds) != 2 || cmds[0].ID != "p1" || cmds[1].ID != "p3" {
+		t.Fatalf("queued %+v, want p1 and p3", cmds)
+	}
+	evs, err := o.Pending("mqtt", 10)
+	testutil.OK(t, err)
+	if len(evs) != 1 || evs[0].Status != report.StatusRejected || evs[0].CommandID != "p2" || !strings.Contains(evs[0].Logs[0], "/etc/shadow") {
+		t.Fatalf("answers %+v, want one rejection of p2", evs)
+	}
 }
