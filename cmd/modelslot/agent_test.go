@@ -255,10 +255,12 @@ func TestRollbackCommandRunsOnceAndIsReported(t *testing.T) {
 	testutil.WaitFor(t, 10*time.Second, "metrics to count one rollback command", func() bool {
 		m := scrape(t, p.metrics)
 		return strings.Contains(m, `modelslot_commands_total{action="rollback",result="ok"} 1`) &&
+			strings.Contains(m, `modelslot_manual_rollbacks_total{model="demo"} 1`) &&
+			strings.Contains(m, `modelslot_updates_total{model="demo",result="rolled_back"} 0`) &&
 			strings.Contains(m, `modelslot_active_version_info{model="demo",slot="a",trial="false",version="v1"} 1`)
 	})
 	time.Sleep(500 * time.Millisecond) // a second run, if the dedupe failed, would show now
-	if m := scrape(t, p.metrics); strings.Contains(m, `action="rollback",result="failed"`) || !strings.Contains(m, `action="rollback",result="ok"} 1`) {
+	if m := scrape(t, p.metrics); !strings.Contains(m, `action="rollback",result="failed"} 0`) || !strings.Contains(m, `action="rollback",result="ok"} 1`) {
 		t.Fatalf("the repeated command ran again:\n%s", m)
 	}
 }

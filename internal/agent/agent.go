@@ -22,6 +22,7 @@ import (
 	"github.com/modelslot/modelslot/internal/netconf"
 	"github.com/modelslot/modelslot/internal/report"
 	"github.com/modelslot/modelslot/internal/session"
+	"github.com/modelslot/modelslot/slots"
 )
 
 // Agent is one running daemon.
@@ -43,6 +44,10 @@ type Agent struct {
 	mqtt     *report.MQTTSink
 	outboxes map[string]*report.Outbox // by model: the instances the drainers watch
 	rollouts map[string]*follower      // by model, for the models that follow a rollout
+	// answered names the queued commands whose terminal event recovery
+	// reported (a trial they started, resumed and ended): written before
+	// the worker starts, only read after.
+	answered map[string]bool
 }
 
 // New prepares an agent for cfg; its inbox lives in <state_root>/inbox.
@@ -97,6 +102,7 @@ func (a *Agent) commandBound() time.Duration {
 func (a *Agent) Run(ctx context.Context, ready func()) error {
 	a.metrics = newMetrics(a.Config)
 	a.outboxes = map[string]*report.Outbox{}
+	a.answered = map[string]bool{}
 	a.recoverAll(ctx)
 	var wg sync.WaitGroup
 	sinks := a.sinks()
@@ -157,11 +163,16 @@ func (a *Agent) recoverAll(ctx context.Context) {
 		// A trial the agent was running when it stopped belongs to the
 		// command still queued first for the model: its resumed events carry
 		// that command's id, and its rollout's.
-		if c, ok := a.firstPending(m.Name); ok {
-			d.Updater.Reporter = &taggedReporter{next: d.Updater.Reporter, rollout: c.Rollout, command: c.ID}
+		c, ok := a.firstPending(m.Name)
+		rep := &taggedReporter{next: d.Updater.Reporter, rollout: c.Rollout, command: c.ID}
+		if ok {
+			d.Updater.Reporter = rep
 		}
 		if err := d.Recover(ctx); err != nil && ctx.Err() == nil {
 			slog.Warn("agent: recovery of a model did not finish; it is tried again", "model", m.Name, "err", err)
+		}
+		if ok && rep.terminal {
+			a.answered[c.ID] = true // its run then finds nothing to do and stays silent
 		}
 		d.Close()
 	}
@@ -195,7 +206,7 @@ func (a *Agent) sinks() []report.Sink {
 // username and password_file.
 func (a *Agent) mqttOptions() report.MQTTOptions {
 	broker, user, pass, _, _ := netconf.Broker(a.Config.Platform.MQTTURL) // checked by config
-	o := report.MQTTOptions{Broker: broker, TLS: a.conn.TLS, Username: a.conn.Username, Password: a.conn.Password}
+	o := report.MQTTOptions{Broker: broker, TLS: a.conn.TLS, Username: a.conn.Username, Password: a.conn.Password, Models: a.modelStatuses}
 	if user != "" {
 		o.Username, o.Password = user, pass
 	}
@@ -245,4 +256,31 @@ func (a *Agent) serveMetrics() *http.Server {
 		}
 	}()
 	return srv
+}
+
+// modelStatuses reads each model's state for the retained MQTT status; a
+// model whose state cannot be read is listed with what is known (its name).
+func (a *Agent) modelStatuses() []report.ModelStatus {
+	var out []report.ModelStatus
+	for i := range a.Config.Models {
+		m := &a.Config.Models[i]
+		ms := report.ModelStatus{Model: m.Name}
+		if v, err := slots.OpenView(session.StoreConfig(a.Config, m)); err == nil {
+			st := v.State()
+			if s := st.Slots[st.Active]; s != nil {
+				ms.ActiveVersion = s.Version
+			}
+			if s := st.Slots[st.Previous]; s != nil {
+				ms.PreviousVersion = s.Version
+			}
+			if st.Trial != nil {
+				ms.Trial = st.Trial.Version
+			}
+			if f := st.LastFailure; f != nil {
+				ms.LastFailure = &report.FailureStatus{Version: f.Version, Reason: string(f.Code), Detail: f.Reason, At: f.At}
+			}
+		}
+		out = append(out, ms)
+	}
+	return out
 }

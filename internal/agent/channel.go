@@ -19,7 +19,7 @@ func channelPoller(model, url string, every time.Duration, in *Inbox) *etagPolle
 		handle: func(body []byte) error {
 			sum := sha256.Sum256(body)
 			id := "channel-" + model + "-" + hex.EncodeToString(sum[:8])
-			added, err := in.Add(Command{ID: id, Action: ActionInstall, Model: model, Source: url})
+			added, err := in.Add(Command{ID: id, Action: ActionInstall, Model: model, Source: url, Local: true})
 			if added {
 				slog.Info("agent: the channel moved; install queued", "model", model, "command", id)
 			}

@@ -36,7 +36,7 @@ func (a *Agent) commandSources() []func(context.Context) {
 	}
 	loops = append(loops, a.rolloutSources()...)
 	if url := a.Config.Platform.CommandsURL; url != "" {
-		p := commandPoller(url, time.Duration(a.Config.Platform.PollInterval), a.Inbox)
+		p := commandPoller(url, time.Duration(a.Config.Platform.PollInterval), func(b []byte) error { return a.intake(context.Background(), b) })
 		p.client, p.token = a.platformClient(), a.token()
 		loops = append(loops, p.run)
 	}
@@ -45,40 +45,27 @@ func (a *Agent) commandSources() []func(context.Context) {
 
 // onMQTTCommand persists a command before acknowledging it to the broker: if
 // the agent dies first, the broker delivers it again, and the dedupe window
-// turns that second delivery into a no-op.
+// turns that second delivery into a no-op. A refused command is answered and
+// acknowledged: it is final.
 func (a *Agent) onMQTTCommand(m mqtt.Message) {
-	var c Command
-	if err := json.Unmarshal(m.Payload(), &c); err != nil {
-		slog.Warn("agent: dropped a command that is not JSON", "err", err)
-		m.Ack()
+	if err := a.intake(context.Background(), m.Payload()); err != nil {
+		slog.Error("agent: could not persist a command; not acknowledging it so the broker redelivers", "err", err)
 		return
-	}
-	c.Rollout = "" // only the rollout follower queues rollout commands
-	added, err := a.Inbox.Add(c)
-	switch {
-	case err != nil && c.Validate() == nil:
-		slog.Error("agent: could not persist a command; not acknowledging it so the broker redelivers", "id", c.ID, "err", err)
-		return
-	case err != nil:
-		slog.Warn("agent: dropped an invalid command", "err", err)
-	case !added:
-		slog.Info("agent: command already received; ignoring the repeat", "id", c.ID)
 	}
 	m.Ack()
 }
 
 // commandPoller fetches commands over HTTP for platforms without MQTT: the
-// answer is a JSON list of commands.
-func commandPoller(url string, every time.Duration, in *Inbox) *etagPoller {
+// answer is a JSON list of commands, each taken in as an MQTT one is.
+func commandPoller(url string, every time.Duration, intake func([]byte) error) *etagPoller {
 	return &etagPoller{url: url, every: every, maxSize: maxCommandSize, what: "command list",
 		handle: func(body []byte) error {
-			var cmds []Command
+			var cmds []json.RawMessage
 			if err := json.Unmarshal(body, &cmds); err != nil {
 				return fmt.Errorf("GET %s: not a JSON list of commands: %w", url, err)
 			}
 			for _, c := range cmds {
-				c.Rollout = "" // only the rollout follower queues rollout commands
-				if _, err := in.Add(c); err != nil {
+				if err := intake(c); err != nil {
 					return err
 				}
 			}

@@ -35,7 +35,14 @@ type Command struct {
 	// ManifestSHA256 pins the manifest a rollout's install must get (the
 	// sha256 of its envelope, from the signed rollout document).
 	ManifestSHA256 string `json:"manifest_sha256,omitempty"`
+	// Local is set on the installs the channel poller queues (never taken
+	// from the platform): nobody waits for their answer, so one that finds
+	// nothing to change stays silent.
+	Local bool `json:"local,omitempty"`
 }
+
+// fromPlatform reports whether the platform sent c (and waits for its answer).
+func (c *Command) fromPlatform() bool { return c.Rollout == "" && !c.Local }
 
 // Validate checks the fields a command must have.
 func (c *Command) Validate() error {
@@ -46,10 +53,14 @@ func (c *Command) Validate() error {
 		return fmt.Errorf("command %s names no model", c.ID)
 	case c.Action == ActionInstall && c.Source == "":
 		return fmt.Errorf("install command %s has no source", c.ID)
-	case !slices.Contains([]string{ActionInstall, ActionRollback, ActionMarkGood, ActionMarkBad}, c.Action):
+	case !knownAction(c.Action):
 		return fmt.Errorf("command %s: unknown action %q (install, rollback, mark-good, mark-bad)", c.ID, c.Action)
 	}
 	return nil
+}
+
+func knownAction(a string) bool {
+	return slices.Contains([]string{ActionInstall, ActionRollback, ActionMarkGood, ActionMarkBad}, a)
 }
 
 // dedupeWindow is how many command ids are remembered. It survives restarts, so

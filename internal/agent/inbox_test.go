@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -85,7 +86,7 @@ func TestPollerUsesETag(t *testing.T) {
 	}))
 	defer srv.Close()
 	in, _ := OpenInbox(t.TempDir())
-	p := commandPoller(srv.URL, 0, in)
+	p := commandPoller(srv.URL, 0, addTo(t, in))
 	for range 3 {
 		if err := p.poll(t.Context()); err != nil {
 			t.Fatal(err)
@@ -103,7 +104,7 @@ func TestPollerRefusesGarbage(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("<html>")) }))
 	defer srv.Close()
 	in, _ := OpenInbox(t.TempDir())
-	err := commandPoller(srv.URL, 0, in).poll(t.Context())
+	err := commandPoller(srv.URL, 0, addTo(t, in)).poll(t.Context())
 	if err == nil || !strings.Contains(err.Error(), "not a JSON list of commands") {
 		t.Fatalf("poll = %v", err)
 	}
@@ -158,5 +159,18 @@ func TestChannelPollerRefusesAnOversizedDocument(t *testing.T) {
 	}
 	if _, cmds := in.Pending(); len(cmds) != 0 {
 		t.Fatalf("queued %+v from a refused document", cmds)
+	}
+}
+
+// addTo queues each polled command as it comes (intake's checks are
+// ParseCommand's, tested on their own).
+func addTo(t *testing.T, in *Inbox) func([]byte) error {
+	return func(b []byte) error {
+		var c Command
+		if err := json.Unmarshal(b, &c); err != nil {
+			t.Fatalf("polled %s: %v", b, err)
+		}
+		_, err := in.Add(c)
+		return err
 	}
 }

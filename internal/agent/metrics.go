@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/modelslot/modelslot/internal/config"
+	"github.com/modelslot/modelslot/internal/reason"
 	"github.com/modelslot/modelslot/internal/report"
 	"github.com/modelslot/modelslot/internal/session"
 	"github.com/modelslot/modelslot/slots"
@@ -23,6 +25,7 @@ type metrics struct {
 	reg         *prometheus.Registry
 	updates     *prometheus.CounterVec
 	rollbacks   *prometheus.CounterVec
+	manual      *prometheus.CounterVec
 	lastSuccess *prometheus.GaugeVec
 	sentEvents  *prometheus.CounterVec
 	commands    *prometheus.CounterVec
@@ -39,7 +42,9 @@ func newMetrics(cfg *config.Config) *metrics {
 		updates: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "modelslot_updates_total",
 			Help: "Updates that ended, by result (success, failed, rolled_back)."}, []string{"model", "result"}),
 		rollbacks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "modelslot_rollbacks_total",
-			Help: "Rollbacks and reverts, by failure reason."}, []string{"model", "reason"}),
+			Help: "Reverts of failed updates, by failure reason (manual rollbacks are modelslot_manual_rollbacks_total)."}, []string{"model", "reason"}),
+		manual: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "modelslot_manual_rollbacks_total",
+			Help: "Rollbacks a person or the platform asked for (rollback, mark-bad)."}, []string{"model"}),
 		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "modelslot_last_success_timestamp_seconds",
 			Help: "When the last update of the model succeeded."}, []string{"model"}),
 		sentEvents: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "modelslot_events_sent_total",
@@ -49,10 +54,37 @@ func newMetrics(cfg *config.Config) *metrics {
 		downloaded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "modelslot_download_bytes_total",
 			Help: "Bytes downloaded (compressed, on the wire) by installs the agent ran."}, []string{"model"}),
 	}
-	m.reg.MustRegister(m.updates, m.rollbacks, m.lastSuccess, m.sentEvents, m.commands, m.downloaded,
+	m.reg.MustRegister(m.updates, m.rollbacks, m.manual, m.lastSuccess, m.sentEvents, m.commands, m.downloaded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&versionCollector{cfg: cfg})
+	m.initAtZero(cfg)
 	return m
+}
+
+// updateResults are the results modelslot_updates_total counts.
+var updateResults = []string{report.StatusSuccess, report.StatusFailed, report.StatusRolledBack}
+
+// initAtZero creates every series the device can report, at 0: a series
+// that appears only at its first increment has no earlier sample, so
+// increase() over it misses that first failure or rollback.
+func (m *metrics) initAtZero(cfg *config.Config) {
+	for _, mod := range cfg.Models {
+		for _, r := range updateResults {
+			m.updates.WithLabelValues(mod.Name, r)
+		}
+		for _, code := range reason.All {
+			if code != reason.Manual {
+				m.rollbacks.WithLabelValues(mod.Name, string(code))
+			}
+		}
+		m.manual.WithLabelValues(mod.Name)
+	}
+	for _, action := range []string{ActionInstall, ActionRollback, ActionMarkGood, ActionMarkBad} {
+		for _, result := range []string{"ok", "failed", "rejected"} {
+			m.commands.WithLabelValues(action, result)
+		}
+	}
+	m.commands.WithLabelValues("unknown", "rejected")
 }
 
 func (m *metrics) handler() http.Handler {
@@ -85,6 +117,15 @@ func (m *metrics) command(action string, err error) {
 	m.commands.WithLabelValues(action, result).Inc()
 }
 
+// rejected counts a refused platform command; an action the device does not
+// know is counted as "unknown", so a platform cannot grow the label set.
+func (m *metrics) rejected(action string) {
+	if !knownAction(action) {
+		action = "unknown"
+	}
+	m.commands.WithLabelValues(action, "rejected").Inc()
+}
+
 // watchOutbox exports the number of events waiting for each sink.
 func (m *metrics) watchOutbox(model string, o *report.Outbox, sinks []report.Sink) {
 	for _, s := range sinks {
@@ -110,8 +151,15 @@ func (m *metrics) observe(ctx context.Context, model string, o *report.Outbox) {
 	}
 }
 
+// count counts one event. A rollback someone asked for is counted apart: it
+// is not an update that failed. Rejected and nothing_to_do answers started
+// no update.
 func (m *metrics) count(model string, ev *report.Event) {
-	if ev.Terminal() {
+	if ev.Status == report.StatusRolledBack && ev.FailureReason == string(reason.Manual) {
+		m.manual.WithLabelValues(model).Inc()
+		return
+	}
+	if slices.Contains(updateResults, ev.Status) {
 		m.updates.WithLabelValues(model, ev.Status).Inc()
 	}
 	switch ev.Status {

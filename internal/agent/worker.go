@@ -36,6 +36,15 @@ func (a *Agent) runCommand(ctx context.Context, c Command) error {
 	if err != nil {
 		return err // not configured here: retrying cannot help
 	}
+	if c.Action == ActionInstall && c.fromPlatform() {
+		// Checked again at run time: the file may have been replaced (by a
+		// FIFO, a link) since intake, or queued by an older agent unchecked.
+		if err := checkSource(c.Source, a.Config.Agent.BundleDir); err != nil {
+			err = fmt.Errorf("%w: command %s: %w", ErrRefused, c.ID, err)
+			a.reject(ctx, c, err)
+			return err
+		}
+	}
 	if c.Rollout != "" {
 		f := a.rollouts[c.Model]
 		if f == nil {
@@ -89,7 +98,30 @@ func (a *Agent) carryOut(ctx context.Context, d *session.Session, c Command) err
 		}
 		rep.Report(ctx, ev)
 	}
+	if c.fromPlatform() && !rep.terminal && !a.answered[c.ID] && ctx.Err() == nil && !errors.Is(err, errRetry) {
+		rep.Report(ctx, answer(d, c, err))
+	}
 	return err
+}
+
+// answer is the terminal event of a platform command whose run reported
+// none, so every command the platform sent ends in exactly one (the
+// channel's and rollouts' own commands are answered by their updates and
+// rollout events): nothing to do (no trial to
+// mark, nothing to roll back to, the version already there), or failed with
+// the error's reason code.
+func answer(d *session.Session, c Command, err error) *report.Event {
+	ev := &report.Event{Status: report.StatusNothingToDo, Logs: []string{c.Action + ": nothing to change"}}
+	if err != nil && !errors.Is(err, update.ErrNothingToRollBack) {
+		ev.Status, ev.FailureReason = report.StatusFailed, string(reason.CodeOf(err, ""))
+	}
+	if err != nil {
+		ev.Logs = []string{err.Error()}
+	}
+	if st := d.Store.State(); st.Active != "" {
+		ev.CurrentVersion = st.Slots[st.Active].Version
+	}
+	return ev
 }
 
 // install installs c's source. A command a rollout queued pins the manifest
@@ -170,7 +202,9 @@ func (a *Agent) finish(seq uint64, c Command, err error) {
 	} else {
 		slog.Info("agent: command done", "id", c.ID, "action", c.Action, "model", c.Model)
 	}
-	a.metrics.command(c.Action, err)
+	if !errors.Is(err, ErrRefused) { // reject counted it
+		a.metrics.command(c.Action, err)
+	}
 	if f := a.rollouts[c.Model]; f != nil && c.Rollout != "" && !errors.Is(err, errGated) && !errors.Is(err, errReplaced) {
 		f.done(c, err)
 	}

@@ -3,18 +3,20 @@ package agent
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/modelslot/modelslot/internal/config"
 	"github.com/modelslot/modelslot/internal/fetch"
+	"github.com/modelslot/modelslot/internal/report"
 	"github.com/modelslot/modelslot/internal/session"
 	"github.com/modelslot/modelslot/internal/testutil"
 	"github.com/modelslot/modelslot/verify"
 )
 
-func testConfig(t *testing.T) *config.Config {
+func testConfig(t testing.TB) *config.Config {
 	t.Helper()
 	root := t.TempDir()
 	cfg, err := config.Parse([]byte(fmt.Sprintf("device_id = \"d\"\nstate_root = %q\n[[model]]\nname = \"demo\"\n", root)))
@@ -168,5 +170,73 @@ func TestDownloadProgressKeepsTheWorkerAlive(t *testing.T) {
 	testutil.WaitFor(t, 10*time.Second, "the install to finish", func() bool { _, c := a.Inbox.Pending(); return len(c) == 0 })
 	if !stillAlive.Load() {
 		t.Fatal("a worker receiving chunks was counted dead")
+	}
+}
+
+// TestEveryCommandThatRunsIsAnswered: commands whose run reports no terminal
+// event of its own — a mark-good or rollback with nothing to act on, an
+// install that fails for good — are answered with exactly one terminal
+// event carrying their id.
+func TestEveryCommandThatRunsIsAnswered(t *testing.T) {
+	cfg := testConfig(t)
+	a, err := New(cfg)
+	testutil.OK(t, err)
+	a.metrics = newMetrics(cfg)
+	a.Install = func(context.Context, *session.Session, string, session.InstallOptions) error {
+		return fmt.Errorf("%w: signature does not verify", verify.ErrRejected)
+	}
+	for _, c := range []Command{
+		{ID: "g1", Action: ActionMarkGood, Model: "demo"},
+		{ID: "r1", Action: ActionRollback, Model: "demo"},
+		{ID: "i1", Action: ActionInstall, Model: "demo", Source: "http://127.0.0.1:1/x.json"},
+	} {
+		_, err := a.Inbox.Add(c)
+		testutil.OK(t, err)
+	}
+	workUntilDone(t, a, 0)
+	o, err := session.OpenOutbox(cfg, &cfg.Models[0])
+	testutil.OK(t, err)
+	evs, err := o.Pending("mqtt", 100)
+	testutil.OK(t, err)
+	var got []string
+	for _, ev := range evs {
+		if !ev.Terminal() {
+			continue
+		}
+		got = append(got, ev.CommandID+":"+ev.Status+":"+ev.FailureReason)
+	}
+	want := "g1:nothing_to_do: r1:nothing_to_do: i1:failed:verification_failed"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("terminal events %q, want %q", strings.Join(got, " "), want)
+	}
+}
+
+// TestQueuedLocalSourceIsRecheckedAtRunTime: an install queued with a source
+// that is no longer acceptable (queued by an older agent, or its file
+// replaced since intake) is answered rejected and never handed to the
+// installer.
+func TestQueuedLocalSourceIsRecheckedAtRunTime(t *testing.T) {
+	cfg := testConfig(t)
+	a, err := New(cfg)
+	testutil.OK(t, err)
+	a.metrics = newMetrics(cfg)
+	o, err := session.OpenOutbox(cfg, &cfg.Models[0])
+	testutil.OK(t, err)
+	a.outboxes = map[string]*report.Outbox{"demo": o}
+	var calls atomic.Int64
+	a.Install = func(context.Context, *session.Session, string, session.InstallOptions) error {
+		calls.Add(1)
+		return nil
+	}
+	_, err = a.Inbox.Add(Command{ID: "old", Action: ActionInstall, Model: "demo", Source: "/etc/shadow"})
+	testutil.OK(t, err)
+	workUntilDone(t, a, 0)
+	if calls.Load() != 0 {
+		t.Fatal("the installer ran on /etc/shadow")
+	}
+	evs, err := o.Pending("mqtt", 100)
+	testutil.OK(t, err)
+	if len(evs) != 1 || evs[0].Status != report.StatusRejected || evs[0].CommandID != "old" || evs[0].FailureReason != ReasonInvalidCommand {
+		t.Fatalf("events %+v, want one rejected answer to command old", evs)
 	}
 }

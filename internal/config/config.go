@@ -109,6 +109,9 @@ type Agent struct {
 	// RolloutPoll is how often a model's rollout_url is fetched (with ETag);
 	// default 60s.
 	RolloutPoll Duration `toml:"rollout_poll"`
+	// BundleDir is the one directory a platform command's source may name a
+	// local bundle under (regular files only); empty = http(s) sources only.
+	BundleDir string `toml:"bundle_dir"`
 }
 
 // Model is one [[model]] table.
@@ -229,6 +232,9 @@ func (c *Config) fill() error {
 	}
 	if c.Agent.RolloutPoll == 0 {
 		c.Agent.RolloutPoll = Duration(time.Minute)
+	}
+	if err := checkBundleDir(c.Agent.BundleDir); err != nil {
+		return err
 	}
 	if c.DeviceID == ReservedDeviceID {
 		return fmt.Errorf("device_id %q is reserved: it is the first level of the rollout topics; choose another", c.DeviceID)
@@ -355,4 +361,23 @@ func machineID() string {
 		return h
 	}
 	return "unknown"
+}
+
+// checkBundleDir: bundle_dir, when set, is an absolute, clean path to a real
+// directory (not a link), so "under it" means what it says.
+func checkBundleDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	if !filepath.IsAbs(dir) || filepath.Clean(dir) != dir {
+		return fmt.Errorf("[agent] bundle_dir %q: use an absolute, clean path", dir)
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("[agent] bundle_dir: %w; create the directory or remove the setting", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("[agent] bundle_dir %s is not a directory (links are refused): name the real directory", dir)
+	}
+	return nil
 }

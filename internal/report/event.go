@@ -33,6 +33,13 @@ const (
 	StatusFailed      = "failed"
 	StatusRollingBack = "rolling_back"
 	StatusRolledBack  = "rolled_back"
+	// StatusRejected answers a platform command the device refused before
+	// running it (FailureReason "invalid_command", Logs[0] why): final, never
+	// retried, nothing changed.
+	StatusRejected = "rejected"
+	// StatusNothingToDo answers a command that ran and found nothing to
+	// change (the version asked for is already active, no trial to end).
+	StatusNothingToDo = "nothing_to_do"
 )
 
 // Event is one status report. Field order is the contract's: the seed's fields
@@ -61,7 +68,7 @@ type Event struct {
 // a terminal event: the platform must learn how every update ended.
 func (e *Event) Terminal() bool {
 	switch e.Status {
-	case StatusSuccess, StatusFailed, StatusRolledBack:
+	case StatusSuccess, StatusFailed, StatusRolledBack, StatusRejected, StatusNothingToDo:
 		return true
 	}
 	return false

@@ -36,6 +36,8 @@ type MQTTSink struct {
 	prefix, device string
 	timeout        time.Duration
 
+	models func() []ModelStatus
+
 	mu   sync.Mutex
 	last *Event                        // last event sent, repeated in heartbeats
 	subs map[string]func(mqtt.Message) // re-subscribed at every connect
@@ -43,10 +45,29 @@ type MQTTSink struct {
 
 // statusMessage is the retained message on the status topic.
 type statusMessage struct {
-	State     string    `json:"state"` // online | offline
-	DeviceID  string    `json:"device_id"`
-	Timestamp time.Time `json:"timestamp"`
-	Last      *Event    `json:"last_event,omitempty"`
+	State     string        `json:"state"` // online | offline
+	DeviceID  string        `json:"device_id"`
+	Timestamp time.Time     `json:"timestamp"`
+	Models    []ModelStatus `json:"models"`
+	Last      *Event        `json:"last_event,omitempty"`
+}
+
+// ModelStatus is one model's entry in the retained status: what it serves,
+// what it would go back to, the version under trial and its last failure.
+type ModelStatus struct {
+	Model           string         `json:"model"`
+	ActiveVersion   string         `json:"active_version"`
+	PreviousVersion string         `json:"previous_version"`
+	Trial           string         `json:"trial,omitempty"` // the version under trial; empty: none
+	LastFailure     *FailureStatus `json:"last_failure,omitempty"`
+}
+
+// FailureStatus is a model's last failed version and why (a reason code).
+type FailureStatus struct {
+	Version string    `json:"version"`
+	Reason  string    `json:"reason"`
+	Detail  string    `json:"detail"`
+	At      time.Time `json:"at"`
 }
 
 // MQTTOptions say how to reach the broker.
@@ -54,13 +75,18 @@ type MQTTOptions struct {
 	Broker             string      // tcp://host:port or ssl://host:port (netconf.Broker makes it from mqtt_url)
 	TLS                *tls.Config // for ssl://; nil: the system's roots
 	Username, Password string      // empty: anonymous
+	// Models reports each model's state for the retained status and the
+	// last will; nil: the status lists no models.
+	Models func() []ModelStatus
 }
 
 // NewMQTTSink prepares a sink; Connect starts it. Subscribe before Connect, so
 // no message can arrive before its handler is in place.
 func NewMQTTSink(o MQTTOptions, prefix, device string) *MQTTSink {
-	s := &MQTTSink{prefix: prefix, device: device, timeout: 10 * time.Second, subs: map[string]func(mqtt.Message){}}
-	will, _ := json.Marshal(statusMessage{State: "offline", DeviceID: device})
+	s := &MQTTSink{prefix: prefix, device: device, timeout: 10 * time.Second, subs: map[string]func(mqtt.Message){}, models: o.Models}
+	// The will is fixed for the client's life: its timestamp is when the
+	// agent started connecting, and its models what they were then.
+	will, _ := json.Marshal(s.status("offline"))
 	opts := mqtt.NewClientOptions().
 		AddBroker(strings.Replace(o.Broker, "mqtt://", "tcp://", 1)).
 		SetUsername(o.Username).
@@ -147,8 +173,19 @@ func (s *MQTTSink) publishStatus(last *Event) {
 	s.publishStatusLocked()
 }
 
+// status is the status document now, in the given state.
+func (s *MQTTSink) status(state string) statusMessage {
+	m := statusMessage{State: state, DeviceID: s.device, Timestamp: time.Now().UTC(), Models: []ModelStatus{}}
+	if s.models != nil {
+		m.Models = append(m.Models, s.models()...)
+	}
+	return m
+}
+
 func (s *MQTTSink) publishStatusLocked() {
-	b, _ := json.Marshal(statusMessage{State: "online", DeviceID: s.device, Timestamp: time.Now().UTC(), Last: s.last})
+	m := s.status("online")
+	m.Last = s.last
+	b, _ := json.Marshal(m)
 	s.client.Publish(statusTopic(s.prefix, s.device), 1, true, b) // best effort; the next event updates it again
 }
 
@@ -165,7 +202,7 @@ func (s *MQTTSink) wait(ctx context.Context, t mqtt.Token) error {
 
 // Close says goodbye cleanly: a retained offline status, then disconnect.
 func (s *MQTTSink) Close() {
-	b, _ := json.Marshal(statusMessage{State: "offline", DeviceID: s.device, Timestamp: time.Now().UTC()})
+	b, _ := json.Marshal(s.status("offline"))
 	if s.client.IsConnectionOpen() {
 		s.client.Publish(statusTopic(s.prefix, s.device), 1, true, b).WaitTimeout(2 * time.Second)
 	}

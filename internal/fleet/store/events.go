@@ -77,8 +77,11 @@ func (db *DB) addEvent(ctx context.Context, tx *sql.Tx, ev *report.Event, body [
 	if n, _ := res.RowsAffected(); n == 0 {
 		return false, nil // seen before
 	}
-	if ev.Event == report.RolloutEventType {
-		return true, nil // a refusal: history only
+	if ev.Event == report.RolloutEventType || ev.Status == report.StatusRejected || ev.Status == report.StatusNothingToDo {
+		// A refused rollout or command, or a command with nothing to do,
+		// changed nothing on the device (and a rejected command's model may
+		// not exist there): history only.
+		return true, nil
 	}
 	if err := db.upsertDevice(ctx, tx, ev, received); err != nil {
 		return false, err

@@ -76,6 +76,17 @@ func TestStore(t *testing.T) {
 			if _, err := db.AddEvent(ctx, refusal, []byte(`{}`), t0); err != nil {
 				t.Fatal(err)
 			}
+			for _, answer := range []*report.Event{
+				{Event: report.EventType, EventID: "e5", DeviceID: "d1", Model: "bogus", Status: report.StatusRejected, CommandID: "c1"},
+				{Event: report.EventType, EventID: "e6", DeviceID: "d1", Model: "demo", Status: report.StatusNothingToDo, CurrentVersion: "v0", CommandID: "c2"},
+			} {
+				if _, err := db.AddEvent(ctx, answer, []byte(`{}`), t0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if devs, err := db.Devices(ctx, ""); err != nil || len(devs) != 1 || devs[0].Version != "v1" {
+				t.Fatalf("devices %+v, %v: a command's rejected or nothing_to_do answer is history, not a device state", devs, err)
+			}
 			devs, err := db.Devices(ctx, "demo")
 			if err != nil || len(devs) != 1 || devs[0].ID != "d1" || devs[0].Version != "v1" || !devs[0].Online {
 				t.Fatalf("devices %+v, %v: a refusal is history, not a device state", devs, err)
