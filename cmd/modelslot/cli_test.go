@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/modelslot/modelslot/internal/testutil"
 )
 
 // runBinary runs the modelslot binary with exactly args (no --config added).
@@ -109,9 +111,7 @@ func TestVersionFlagAndCommandAgree(t *testing.T) {
 // A build by the Makefile prints the semantic version from git describe or the
 // VERSION file, and the commit.
 func TestMakeBuildPrintsTheSemanticVersion(t *testing.T) {
-	if _, err := exec.LookPath("make"); err != nil {
-		t.Skip("no make")
-	}
+	testutil.NeedTool(t, "make", "make")
 	out, err := exec.Command("make", "-s", "-C", "../..", "print-version").CombinedOutput()
 	if err != nil {
 		t.Fatalf("make print-version: %v\n%s", err, out)

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/modelslot/modelslot/internal/config"
+	"github.com/modelslot/modelslot/internal/testutil"
 )
 
 // manSections splits the generated modelslot(1) by its .SS headings.
@@ -65,9 +66,7 @@ func TestManPageHasEveryCommandAndFlag(t *testing.T) {
 // gen-man writes a page that man renders without a warning, and the rendered
 // text names every command.
 func TestGenManRendersWithoutWarnings(t *testing.T) {
-	if _, err := exec.LookPath("man"); err != nil {
-		t.Skip("man not installed")
-	}
+	testutil.NeedTool(t, "man", "man-db")
 	dir := t.TempDir()
 	if r := runBinary(t, nil, "gen-man", dir); r.code != 0 {
 		t.Fatalf("gen-man: %v", r)
@@ -110,9 +109,7 @@ func genCompletion(t *testing.T, shell string) string {
 // bash completes commands, a command's flags (not the deprecated ones), flag
 // values, and skips a global flag's value when it looks for the command.
 func TestBashCompletion(t *testing.T) {
-	if _, err := exec.LookPath("bash"); err != nil {
-		t.Skip("no bash")
-	}
+	testutil.NeedTool(t, "bash", "bash")
 	script := genCompletion(t, "bash")
 	for line, want := range map[string]string{
 		"modelslot ins":                     "install",
@@ -137,9 +134,7 @@ func TestBashCompletion(t *testing.T) {
 }
 
 func TestFishCompletion(t *testing.T) {
-	if _, err := exec.LookPath("fish"); err != nil {
-		t.Skip("no fish")
-	}
+	testutil.NeedTool(t, "fish", "fish")
 	script := genCompletion(t, "fish")
 	for line, want := range map[string]string{
 		"modelslot ins":            "install",
@@ -157,9 +152,7 @@ func TestFishCompletion(t *testing.T) {
 // zsh has no way to drive completion without a terminal; the script must at
 // least parse, and name every command and flag.
 func TestZshCompletionParses(t *testing.T) {
-	if _, err := exec.LookPath("zsh"); err != nil {
-		t.Skip("no zsh")
-	}
+	testutil.NeedTool(t, "zsh", "zsh")
 	script := genCompletion(t, "zsh")
 	if out, err := exec.Command("zsh", "-n", script).CombinedOutput(); err != nil {
 		t.Fatalf("zsh -n: %v\n%s", err, out)

@@ -63,9 +63,7 @@ func modelslotsOf(config string) []string {
 // The packaged units pass `systemd-analyze verify` with their paths replaced
 // by real files.
 func TestSystemdPackagedUnitsVerify(t *testing.T) {
-	if _, err := exec.LookPath("systemd-analyze"); err != nil {
-		t.Skip("systemd-analyze not installed")
-	}
+	testutil.NeedTool(t, "systemd-analyze", "systemd")
 	dir := t.TempDir()
 	subst := strings.NewReplacer("/usr/local/bin/modelslot-demo", demoBinary(t), "/usr/bin/modelslot ", binary+" ")
 	var units []string
@@ -123,9 +121,7 @@ var shippedUnits = []string{"modelslot-agent.service", "modelslot-rollback@.serv
 // Every shipped unit rates at most 4.5 in `systemd-analyze security` (the
 // rollback unit was 9.6 UNSAFE before it was hardened like the agent).
 func TestSystemdShippedUnitsAreHardened(t *testing.T) {
-	if _, err := exec.LookPath("systemd-analyze"); err != nil {
-		t.Skip("systemd-analyze not installed")
-	}
+	testutil.NeedTool(t, "systemd-analyze", "systemd")
 	for _, name := range shippedUnits {
 		cmd := exec.Command("systemd-analyze", "security", "--offline=true", "--threshold=45", "--no-pager", name)
 		cmd.Dir = filepath.Join("..", "..", "packaging", "systemd")

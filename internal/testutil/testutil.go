@@ -157,3 +157,37 @@ func Python(t testing.TB) string {
 	}
 	return p
 }
+
+// inCI reports a CI run (.ci/run is started with CI=true), where everything
+// the tests need has been installed: a missing part there is a failure, not a
+// skip that would hide it.
+func inCI() bool { return os.Getenv("CI") != "" }
+
+// NeedTool returns the path of the command tool, skipping the test when it is
+// missing on a developer's machine and failing it in CI. pkg names the Debian
+// package that brings it (scripts/ci-setup.sh installs it).
+func NeedTool(t testing.TB, tool, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(tool)
+	if err == nil {
+		return p
+	}
+	if inCI() {
+		t.Fatalf("%s is missing in CI: scripts/ci-setup.sh must install %s", tool, pkg)
+	}
+	t.Skipf("%s not installed (apt-get install %s)", tool, pkg)
+	return ""
+}
+
+// NeedRoot skips a test that needs root on a developer's machine, and fails it
+// in CI, which runs as root.
+func NeedRoot(t testing.TB, why string) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if inCI() {
+		t.Fatalf("CI must run as root: %s", why)
+	}
+	t.Skipf("needs root: %s", why)
+}
