@@ -2,21 +2,19 @@ package systemd
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/modelslot/modelslot/internal/systemdtest"
+	"github.com/modelslot/modelslot/internal/testutil"
 )
 
 // The manager socket-activates a session bus daemon on $XDG_RUNTIME_DIR/bus when
 // dbus-user-session is installed; through it, Connect takes the Hello path, and
 // with no Bus set, the production default (NewUserConnectionContext).
 func TestUserScopeThroughSessionBus(t *testing.T) {
-	if _, err := os.Stat("/usr/bin/dbus-daemon"); err != nil {
-		t.Skip("no /usr/bin/dbus-daemon: apt-get install dbus-user-session to test the session-bus path")
-	}
+	testutil.NeedTool(t, "dbus-daemon", "dbus-user-session")
 	h := systemdtest.Start(t)
 	svc := systemdtest.BuildService(t)
 	h.WriteUnit(t, "hang.service", "[Service]\nType=notify\nLimitCORE=0\nWatchdogSec=1\nRestart=on-failure\nRestartSec=100ms\nExecStart="+svc+" -watchdog-for 300ms\n")

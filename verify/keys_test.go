@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/modelslot/modelslot/internal/testutil"
 )
 
 func TestWriteKeyPairRoundTrip(t *testing.T) {
@@ -61,9 +63,7 @@ func TestKeyFilesRefuseWrongKinds(t *testing.T) {
 
 // TestKeyIDMatchesOpenSSL checks the documented recipe in docs/keys.md.
 func TestKeyIDMatchesOpenSSL(t *testing.T) {
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Skip("openssl not installed")
-	}
+	testutil.NeedTool(t, "openssl", "openssl")
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "o.key")
 	if out, err := exec.Command("openssl", "genpkey", "-algorithm", "ed25519", "-out", keyFile).CombinedOutput(); err != nil {

@@ -8,13 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+
+	"github.com/modelslot/modelslot/internal/testutil"
 )
 
 func TestPythonModule(t *testing.T) {
-	python, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not installed")
-	}
+	python := testutil.NeedTool(t, "python3", "python3")
 	cmd := exec.Command(python, "-B", "-m", "unittest", "discover", "-s", ".", "-v")
 	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
 	out, err := cmd.CombinedOutput()

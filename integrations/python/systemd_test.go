@@ -21,9 +21,7 @@ import (
 // whose model file is broken is reverted and the good one serves again; with
 // activation "restart" (a new process) and "reload" (SIGHUP to the same one).
 func TestExampleServerUpdatedByModelslot(t *testing.T) {
-	if reason := systemdtest.SkipReason(); reason != "" {
-		t.Skip(reason)
-	}
+	systemdtest.Need(t)
 	python := testutil.Python(t)
 	bin := buildModelslot(t)
 	// How each activation sees the broken version: the new process exits
@@ -185,9 +183,7 @@ func must(t *testing.T, err error) {
 // The example units pass systemd-analyze verify with their paths replaced by
 // real files.
 func TestExampleUnitsVerify(t *testing.T) {
-	if _, err := exec.LookPath("systemd-analyze"); err != nil {
-		t.Skip("systemd-analyze not installed")
-	}
+	testutil.NeedTool(t, "systemd-analyze", "systemd")
 	python := testutil.Python(t)
 	script, _ := filepath.Abs("example_server.py")
 	dir := t.TempDir()

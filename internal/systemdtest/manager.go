@@ -54,12 +54,7 @@ type Manager struct {
 // t.Cleanup. It skips t only when not root or when systemd is not installed.
 func Start(t testing.TB) *Manager {
 	t.Helper()
-	if reason := SkipReason(); reason != "" {
-		if os.Getenv("CI") != "" { // CI installs systemd and runs as root: a skip there would hide it
-			t.Fatal(reason)
-		}
-		t.Skip(reason)
-	}
+	Need(t)
 	m, err := start(context.Background())
 	if err != nil {
 		t.Fatalf("start a private systemd --user manager: %v", err)
@@ -70,6 +65,18 @@ func Start(t testing.TB) *Manager {
 		}
 	})
 	return m
+}
+
+// Need skips t when the harness cannot run here (SkipReason), and fails it in
+// CI, which installs systemd and runs as root: a skip there would hide it.
+func Need(t testing.TB) {
+	t.Helper()
+	if reason := SkipReason(); reason != "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal(reason)
+		}
+		t.Skip(reason)
+	}
 }
 
 // SkipReason says why the harness cannot run here, or "" when it can.
