@@ -31,16 +31,7 @@ func TestRefusedCommandsAreAnsweredAndNeverRun(t *testing.T) {
 	e.writeConfig()
 	m1, m2 := makeModel(t, 100), makeModel(t, 200)
 	installBoth(e, m1, m2)
-	status := mqtttest.Subscribe(t, p.broker, "modelslot/test-device/status")
-	e.startAgent()
-	testutil.WaitFor(t, 10*time.Second, "the agent online on MQTT", func() bool {
-		for _, m := range status.Messages() {
-			if strings.Contains(string(m), `"state":"online"`) {
-				return true
-			}
-		}
-		return false
-	})
+	e.startAgentOnline(p)
 	c := mqtttest.Connect(t, p.broker, "platform-pub")
 	refused := []struct{ id, payload string }{
 		{"fifo", `{"id":"fifo","action":"install","model":"demo","source":"` + fifo + `"}`},

@@ -145,6 +145,23 @@ func (e *env) startAgent(extraEnv ...string) *exec.Cmd {
 	return cmd
 }
 
+// startAgentOnline starts the agent and waits until the platform sees it
+// online (its retained status), so commands published next reach it.
+func (e *env) startAgentOnline(p *platform) *exec.Cmd {
+	e.t.Helper()
+	status := mqtttest.Subscribe(e.t, p.broker, "modelslot/test-device/status")
+	cmd := e.startAgent()
+	testutil.WaitFor(e.t, 10*time.Second, "the agent online on MQTT", func() bool {
+		for _, m := range status.Messages() {
+			if strings.Contains(string(m), `"state":"online"`) {
+				return true
+			}
+		}
+		return false
+	})
+	return cmd
+}
+
 func stopAgent(cmd *exec.Cmd) {
 	if cmd.ProcessState != nil {
 		return
@@ -233,16 +250,7 @@ func TestRollbackCommandRunsOnceAndIsReported(t *testing.T) {
 	e.writeConfig()
 	m1, m2 := makeModel(t, 100), makeModel(t, 200)
 	installBoth(e, m1, m2)
-	status := mqtttest.Subscribe(t, p.broker, "modelslot/test-device/status")
-	e.startAgent()
-	testutil.WaitFor(t, 10*time.Second, "the agent online on MQTT", func() bool {
-		for _, m := range status.Messages() {
-			if strings.Contains(string(m), `"state":"online"`) {
-				return true
-			}
-		}
-		return false
-	})
+	e.startAgentOnline(p)
 	c := mqtttest.Connect(t, p.broker, "platform-pub")
 	cmd := []byte(`{"id": "cmd-1", "action": "rollback", "model": "demo"}`)
 	mqtttest.Publish(t, c, "modelslot/test-device/commands", cmd)
