@@ -29,8 +29,8 @@ const MaxChannelEnvelope = 64 << 10
 
 // Validate checks the pointer's fields.
 func (c *Channel) Validate() error {
-	if c.Schema < 1 || c.Schema > SchemaVersion {
-		return rejectf("channel schema %d: this modelslot understands 1 to %d; upgrade modelslot", c.Schema, SchemaVersion)
+	if c.Schema < 1 || c.Schema > ChannelSchema {
+		return rejectf("channel schema %d: this modelslot understands 1 to %d; upgrade modelslot", c.Schema, ChannelSchema)
 	}
 	if err := CheckModelName(c.Model); err != nil {
 		return err

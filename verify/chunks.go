@@ -1,5 +1,7 @@
 package verify
 
+import "fmt"
+
 // MaxChunkSize bounds one chunk, uncompressed and compressed, so a device can
 // hold a whole chunk in memory while it verifies it and a hostile manifest cannot
 // ask for more. The chunker's largest chunk is 4 MiB.
@@ -44,4 +46,30 @@ func (m *Manifest) DownloadSize() int64 {
 		n += c.CSize
 	}
 	return n
+}
+
+// validateIndex holds the schema rules on where chunks are listed: inline in
+// schema 1, in the pinned index in schema 2, never both.
+func (m *Manifest) validateIndex() error {
+	switch {
+	case m.Schema == SchemaInline && m.Index != nil:
+		return rejectf("manifest schema 1 has an index: only schema 2 pins one")
+	case m.Schema >= SchemaIndexed && m.Index == nil:
+		return rejectf("manifest schema %d has no chunk index", m.Schema)
+	case m.Index == nil:
+		return nil
+	}
+	for _, f := range m.Files {
+		if len(f.Chunks) > 0 {
+			return rejectf("file %q lists chunks in a schema %d manifest: they belong in its index", f.Path, m.Schema)
+		}
+	}
+	ix := m.Index
+	if err := CheckDigest(ix.SHA256); err != nil {
+		return fmt.Errorf("chunk index: %w", err)
+	}
+	if ix.Size <= 0 || ix.Size > MaxIndexSize || ix.Chunks < 0 || ix.Chunks > (ix.Size/36) {
+		return rejectf("chunk index: %d bytes for %d chunks; an index is 1 to %d bytes, 36 a chunk", ix.Size, ix.Chunks, int64(MaxIndexSize))
+	}
+	return nil
 }

@@ -16,7 +16,21 @@ import (
 
 // SchemaVersion is the newest manifest schema this build understands. A manifest
 // with a higher schema is rejected rather than half understood.
-const SchemaVersion = 1
+const SchemaVersion = SchemaIndexed
+
+// The manifest schemas (docs/repository.md § Formats).
+const (
+	// SchemaInline lists each file's chunks in the manifest (modelslot 0.1;
+	// also every manifest built on the device from a directory, which has none).
+	SchemaInline = 1
+	// SchemaIndexed pins a separate chunk index by its digest (Index), so the
+	// manifest stays small whatever the model's size; files carry no chunks.
+	SchemaIndexed = 2
+)
+
+// ChannelSchema is the channel pointer's schema; it did not change with the
+// manifest's.
+const ChannelSchema = 1
 
 // MaxManifestSize bounds a manifest before it is parsed, so a hostile or broken
 // source cannot make the device allocate without limit.
@@ -41,7 +55,22 @@ type Manifest struct {
 	Files    []File    `json:"files"`
 	Probe    *Probe    `json:"probe,omitempty"`
 	Requires *Requires `json:"requires,omitempty"` // device constraints (requires.go)
+	Index    *IndexRef `json:"index,omitempty"`    // schema 2: the chunk index (internal/chunkindex)
 }
+
+// IndexRef pins a version's chunk index: the binary list of every file's
+// chunks, stored at <repo>/index/<hh>/<sha256>.idx (and carried in a bundle).
+// A device downloads it whole, at most Size bytes, and checks its digest
+// before it trusts an entry.
+type IndexRef struct {
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+	Chunks int64  `json:"chunks"` // entries in it, over all files
+}
+
+// MaxIndexSize bounds a chunk index: 2^24 chunks (a 1 TiB model at 64 KiB a
+// chunk) of 36 bytes, plus four bytes a file.
+const MaxIndexSize = 1<<24*36 + 4<<20
 
 // File is one regular file of a model tree.
 type File struct {
@@ -181,6 +210,9 @@ func (m *Manifest) Validate() error {
 		return err
 	}
 	if err := m.validateChunkLimits(); err != nil { // rules of the repository format: chunks.go
+		return err
+	}
+	if err := m.validateIndex(); err != nil {
 		return err
 	}
 	return m.validateProbe()

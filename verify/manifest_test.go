@@ -41,7 +41,18 @@ func TestManifestRejects(t *testing.T) {
 		change func(*Manifest)
 		want   string
 	}{
-		{"newer schema", func(m *Manifest) { m.Schema = 2 }, "upgrade modelslot"},
+		{"newer schema", func(m *Manifest) { m.Schema = SchemaVersion + 1 }, "upgrade modelslot"},
+		{"schema 2 without an index", func(m *Manifest) { m.Schema = SchemaIndexed }, "no chunk index"},
+		{"schema 1 with an index", func(m *Manifest) { m.Index = &IndexRef{SHA256: strings.Repeat("a", 64), Size: 56, Chunks: 1} }, "only schema 2"},
+		{"index and inline chunks", func(m *Manifest) {
+			m.Schema = SchemaIndexed
+			m.Index = &IndexRef{SHA256: strings.Repeat("a", 64), Size: 56, Chunks: 1}
+			m.Files[0].Chunks = []Chunk{{SHA256: m.Files[0].SHA256, Size: m.Files[0].Size, CSize: 1}}
+		}, "belong in its index"},
+		{"index too small for its chunks", func(m *Manifest) {
+			m.Schema = SchemaIndexed
+			m.Index = &IndexRef{SHA256: strings.Repeat("a", 64), Size: 40, Chunks: 2}
+		}, "36 a chunk"},
 		{"no schema", func(m *Manifest) { m.Schema = 0 }, "schema 0"},
 		{"bad model name", func(m *Manifest) { m.Model = "../x" }, "model name"},
 		{"empty version", func(m *Manifest) { m.Version = "" }, "version"},

@@ -122,7 +122,7 @@ func namedExtras(extra []string) string {
 // `install --insecure` turns a development directory into something a slot can
 // be verified against.
 func Scan(ctx context.Context, dir, model, version string, workers int) (*Manifest, error) {
-	m := &Manifest{Schema: SchemaVersion, Model: model, Version: version, Insecure: true, Created: time.Now().UTC()}
+	m := &Manifest{Schema: SchemaInline, Model: model, Version: version, Insecure: true, Created: time.Now().UTC()}
 	err := filepath.WalkDir(dir, func(name string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("scan %s: %w", name, err)

@@ -19,6 +19,7 @@ var Allowed = map[string][]string{
 	"internal/crashpoint":  nil,
 	"internal/durable":     nil,
 	"internal/chunker":     nil,
+	"internal/chunkindex":  {"verify"},
 	"internal/safetensors": nil,
 	"internal/jsonptr":     nil,
 	"verify":               nil,
@@ -34,9 +35,9 @@ var Allowed = map[string][]string{
 	"internal/config": {"verify", "internal/health", "internal/netconf"}, // probe_version is checked by health's own parser
 
 	// The device side of a repository, and the publisher's side.
-	"internal/bundle":  {"verify"},
-	"internal/fetch":   {"verify", "internal/bundle", "internal/durable", "slots", "internal/report"},
-	"internal/publish": {"verify", "internal/chunker", "internal/durable", "internal/bundle"},
+	"internal/bundle":  {"verify", "internal/chunkindex"},
+	"internal/fetch":   {"verify", "internal/bundle", "internal/durable", "slots", "internal/report", "internal/chunkindex"},
+	"internal/publish": {"verify", "internal/chunker", "internal/durable", "internal/bundle", "internal/chunkindex"},
 
 	// Wiring, the daemon.
 	"internal/session": {"internal/config", "internal/fetch", "internal/health", "internal/report", "internal/netconf",

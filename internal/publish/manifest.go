@@ -63,7 +63,7 @@ func writeSigned(opts Options, m *verify.Manifest) (*Result, error) {
 
 func writeChannel(opts Options, m *verify.Manifest, env []byte) (string, error) {
 	sum := sha256.Sum256(env)
-	c := &verify.Channel{Schema: verify.SchemaVersion, Model: m.Model, Channel: opts.Channel,
+	c := &verify.Channel{Schema: verify.ChannelSchema, Model: m.Model, Channel: opts.Channel,
 		Version: m.Version, Sequence: m.Sequence, Manifest: verify.ManifestPath(m.Version),
 		ManifestSHA256: hex.EncodeToString(sum[:]), Created: m.Created}
 	signed, err := verify.SignChannel(c, opts.Key)
