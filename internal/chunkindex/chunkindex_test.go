@@ -93,7 +93,7 @@ func TestIndexRefusals(t *testing.T) {
 		{"truncated entry", good[:len(good)-3], testManifest(10), "chunk 0"},
 		{"trailing data", append(append([]byte{}, good...), 0), testManifest(10), "after its last chunk"},
 		{"empty chunk", enc([][]Entry{{entry(1, 0)}}), testManifest(0), "1 to"},
-		{"oversized chunk", enc([][]Entry{{entry(1, verify.MaxChunkSize + 1)}}), testManifest(verify.MaxChunkSize + 1), "1 to"},
+		{"oversized chunk", enc([][]Entry{{entry(1, verify.MaxChunkSize+1)}}), testManifest(verify.MaxChunkSize + 1), "1 to"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
