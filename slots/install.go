@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
@@ -40,7 +41,10 @@ type Fill struct {
 	mu      sync.Mutex
 	written map[string]bool // verified while writing
 	created map[string]bool // handed out by CreateFile; verified at Commit
+	adopted map[string]bool // verified chunk by chunk by the caller (AdoptVerified)
 	meta    map[string][]byte
+	metaSrc map[string]string // name → a file copied in at Commit (AddMetaFile)
+	prev    *verify.Manifest  // the slot's previous version, kept aside (Previous)
 	first   sync.Once
 }
 
@@ -56,6 +60,7 @@ func (s *Store) BeginInstall(ctx context.Context, m *verify.Manifest) (*Fill, er
 		return nil, fmt.Errorf("install: %w: manifest is for model %q, not %q", verify.ErrRejected, m.Model, s.cfg.Model)
 	}
 	slot := s.Inactive()
+	prev := s.previous(slot)
 	err := s.update(func(st *State) {
 		st.Slots[slot] = &SlotState{Status: Installing, Version: m.Version, Sequence: m.Sequence}
 		if st.Previous == slot {
@@ -66,16 +71,68 @@ func (s *Store) BeginInstall(ctx context.Context, m *verify.Manifest) (*Fill, er
 		return nil, fmt.Errorf("install %s: %w", m.Version, err)
 	}
 	installIntentPoint.Hit()
-	if err := s.clearSlot(slot); err != nil {
-		return nil, fmt.Errorf("install %s: %w", m.Version, err)
+	if prev != nil && s.keepSlot(slot) != nil {
+		prev = nil
+	}
+	if prev == nil {
+		if err := s.clearSlot(slot); err != nil {
+			return nil, fmt.Errorf("install %s: %w", m.Version, err)
+		}
 	}
 	installClearPoint.Hit()
-	f := &Fill{s: s, slot: slot, m: m, dir: s.fillDir(slot),
-		written: map[string]bool{}, created: map[string]bool{}, meta: map[string][]byte{}}
+	f := &Fill{s: s, slot: slot, m: m, dir: s.fillDir(slot), prev: prev,
+		written: map[string]bool{}, created: map[string]bool{}, adopted: map[string]bool{},
+		meta: map[string][]byte{}, metaSrc: map[string]string{}}
 	if err := os.Mkdir(f.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("install %s: %w", m.Version, err)
 	}
 	return f, nil
+}
+
+// previous is the verified manifest of slot's installed version, or nil.
+func (s *Store) previous(slot string) *verify.Manifest {
+	if ss := s.st.Slots[slot]; ss == nil || ss.Status != Installed {
+		return nil
+	}
+	m, err := s.SlotManifest(slot)
+	if err != nil {
+		return nil
+	}
+	return m
+}
+
+// keepSlot is clearSlot that moves the slot's content aside (keptDir) instead
+// of throwing it away, so its chunks can be reused until Commit or Abort.
+func (s *Store) keepSlot(slot string) error {
+	if err := s.removeTemps(slot); err != nil {
+		return err
+	}
+	if err := os.Rename(s.SlotDir(slot), s.keptDir(slot)); err != nil {
+		return err
+	}
+	return durable.SyncDir(filepath.Join(s.cfg.Dir, slotsDir))
+}
+
+// Previous is the version the slot held before this install — its directory
+// and the manifest it was verified against at its own install — kept aside
+// (never served) until Commit, Abort or DropPrevious, so the install can reuse
+// its bytes. It is ("", nil) when the slot held none. Its files are as trusted
+// as the active slot's: a reader hashes what it reuses.
+func (f *Fill) Previous() (string, *verify.Manifest) {
+	if f.prev == nil {
+		return "", nil
+	}
+	return f.s.keptDir(f.slot), f.prev
+}
+
+// DropPrevious frees the previous version's space now (for an install that
+// does not reuse it, or a disk that cannot hold both).
+func (f *Fill) DropPrevious() error {
+	f.prev = nil
+	if err := os.RemoveAll(f.s.keptDir(f.slot)); err != nil {
+		return fmt.Errorf("remove the slot's previous version: %w", err)
+	}
+	return nil
 }
 
 // Slot is the slot being filled.
@@ -125,9 +182,44 @@ func (f *Fill) CreateFile(vf verify.File) (*os.File, error) {
 	return out, nil
 }
 
+// AdoptVerified moves staged, a file on the slot's filesystem, into the fill
+// as vf without hashing it again. It is for one caller and one condition: a
+// schema-2 install whose every byte of vf was hashed as it was written, chunk
+// by chunk, against the chunk index that the signed manifest pins by digest
+// (so the index pins each chunk, and the chunks, adding up to vf.Size, are the
+// file). Commit still checks that the file exists, is a regular file of
+// vf.Size bytes, and sets its mode; `modelslot verify` still hashes whole
+// files. Anything not verified that way goes through WriteFile or CreateFile.
+// A rename across filesystems fails (the caller copies through CreateFile).
+func (f *Fill) AdoptVerified(vf verify.File, staged string) error {
+	if _, ok := f.m.Lookup(vf.Path); !ok || f.m.Index == nil {
+		return fmt.Errorf("install: %w: %s cannot be adopted unhashed: not in a manifest with a chunk index", verify.ErrRejected, vf.Path)
+	}
+	name := filepath.Join(f.dir, filepath.FromSlash(vf.Path))
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		return fmt.Errorf("install %s: %w", vf.Path, err)
+	}
+	if _, err := os.Lstat(name); err == nil {
+		return fmt.Errorf("install %s: already written", vf.Path)
+	}
+	if err := os.Rename(staged, name); err != nil {
+		return fmt.Errorf("install %s: %w", vf.Path, err)
+	}
+	f.mu.Lock()
+	f.adopted[vf.Path] = true
+	f.mu.Unlock()
+	f.first.Do(installFilePoint.Hit)
+	return nil
+}
+
 // AddMeta stores data as name under the slot's .modelslot directory (the
 // manifest's signed envelope, for instance).
 func (f *Fill) AddMeta(name string, data []byte) { f.meta[name] = data }
+
+// AddMetaFile is AddMeta for a file too large to hold in memory (a chunk
+// index): src is copied to the slot's .modelslot/name at Commit, so it must
+// stay until then.
+func (f *Fill) AddMetaFile(name, src string) { f.metaSrc[name] = src }
 
 func (f *Fill) create(vf verify.File) (*os.File, error) {
 	if _, ok := f.m.Lookup(vf.Path); !ok {
@@ -192,10 +284,18 @@ func (f *Fill) commit(ctx context.Context) error {
 		return err
 	}
 	installRenamePost.Hit()
-	return f.s.update(func(st *State) {
+	err = f.s.update(func(st *State) {
 		st.Slots[f.slot] = &SlotState{Status: Installed, Version: f.m.Version, Sequence: f.m.Sequence,
 			ManifestSHA256: manifest, InstalledAt: time.Now().UTC()}
 	})
+	if err == nil && f.prev != nil {
+		// Past the point of no return: a failure to free the old copy is not
+		// the install's; the next open's recovery removes it.
+		if derr := f.DropPrevious(); derr != nil {
+			slog.Warn("could not remove the slot's previous version; it is removed at the next start", "err", derr)
+		}
+	}
+	return err
 }
 
 // verifyRest checks that every file exists and hashes the ones that were not
@@ -205,19 +305,37 @@ func (f *Fill) verifyRest(ctx context.Context) error {
 		if f.written[vf.Path] {
 			continue
 		}
-		if !f.created[vf.Path] {
+		if !f.created[vf.Path] && !f.adopted[vf.Path] {
 			return &verify.MismatchError{Path: vf.Path, Reason: "never written"}
 		}
 		name := filepath.Join(f.dir, filepath.FromSlash(vf.Path))
 		if err := os.Chmod(name, os.FileMode(vf.Mode).Perm()&^0o222); err != nil {
 			return err
 		}
-		if err := verify.VerifyFile(ctx, name, vf); err != nil {
+		if err := f.check(ctx, name, vf); err != nil {
 			return err
 		}
 		if err := syncFile(name); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// check hashes a created file; an adopted one was hashed chunk by chunk, so
+// only its kind and size are checked.
+func (f *Fill) check(ctx context.Context, name string, vf verify.File) error {
+	if !f.adopted[vf.Path] {
+		return verify.VerifyFile(ctx, name, vf)
+	}
+	fi, err := os.Lstat(name)
+	switch {
+	case err != nil:
+		return &verify.MismatchError{Path: vf.Path, Reason: "missing"}
+	case !fi.Mode().IsRegular():
+		return &verify.MismatchError{Path: vf.Path, Reason: "not a regular file"}
+	case fi.Size() != vf.Size:
+		return &verify.MismatchError{Path: vf.Path, Reason: fmt.Sprintf("%d bytes, manifest says %d", fi.Size(), vf.Size)}
 	}
 	return nil
 }
@@ -236,6 +354,11 @@ func (f *Fill) writeMeta() (string, error) {
 	f.meta[path.Base(ManifestFile)] = data
 	for name, b := range f.meta {
 		if err := durable.WriteFile(filepath.Join(meta, name), b, 0o444); err != nil {
+			return "", err
+		}
+	}
+	for name, src := range f.metaSrc {
+		if err := copyMeta(src, filepath.Join(meta, name)); err != nil {
 			return "", err
 		}
 	}
@@ -260,3 +383,28 @@ func (f *Fill) abort(cause error) error {
 
 // Manifest is the manifest being installed.
 func (f *Fill) Manifest() *verify.Manifest { return f.m }
+
+// copyMeta copies src to dst, read-only and synced (the tree is renamed into
+// place after syncTree, which syncs the directories).
+func copyMeta(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("slot metadata %s: %w", filepath.Base(dst), err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		return fmt.Errorf("slot metadata: %w", err)
+	}
+	_, err = io.Copy(out, in)
+	if err == nil {
+		err = durable.Sync(out)
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("slot metadata %s: %w", filepath.Base(dst), err)
+	}
+	return nil
+}
