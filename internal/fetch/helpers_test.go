@@ -132,7 +132,10 @@ var fastOptions = ClientOptions{Retries: 4, RetryWaitMin: time.Millisecond, Retr
 func fastClient() *Client { return NewClient(fastOptions) }
 
 // dirFill is a minimal Fill over a directory, checking like slots.Fill does.
-type dirFill struct{ dir string }
+type dirFill struct {
+	dir     string
+	adopted int // files adopted unhashed
+}
 
 func (d *dirFill) WriteFile(ctx context.Context, f verify.File, r io.Reader) error {
 	out, err := d.CreateFile(f)
@@ -152,6 +155,17 @@ func (d *dirFill) WriteFile(ctx context.Context, f verify.File, r io.Reader) err
 }
 
 func (d *dirFill) Dir() string { return d.dir }
+
+// AdoptVerified renames like slots.Fill does; install checks the tree after.
+func (d *dirFill) AdoptVerified(f verify.File, staged string) error {
+	name := filepath.Join(d.dir, filepath.FromSlash(f.Path))
+	os.MkdirAll(filepath.Dir(name), 0o755)
+	d.adopted++
+	if err := os.Rename(staged, name); err != nil {
+		return err
+	}
+	return os.Chmod(name, os.FileMode(f.Mode))
+}
 
 func (d *dirFill) CreateFile(f verify.File) (*os.File, error) {
 	name := filepath.Join(d.dir, filepath.FromSlash(f.Path))

@@ -18,6 +18,9 @@ func Ingest(ctx context.Context, r *bundle.Reader, p *Plan, progress Progress) e
 	if !verify.SameContent(r.Manifest, p.Manifest) {
 		return fmt.Errorf("ingest bundle: the plan is for another manifest")
 	}
+	if p.ix != nil {
+		return p.ingestIndexed(ctx, r, progress)
+	}
 	want := map[string]bool{}
 	var total int64
 	for _, c := range r.Manifest.DistinctChunks() {

@@ -1,0 +1,445 @@
+package fetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/modelslot/modelslot/internal/chunkindex"
+	"github.com/modelslot/modelslot/verify"
+)
+
+// A schema-2 repository keeps chunks in packs, so a device asks for a run of
+// the chunks it misses with one HTTP Range request. These bound a run.
+const (
+	// MaxRangeBytes caps one request, so a full install still runs several
+	// requests at once (and a retry repeats little).
+	MaxRangeBytes = 16 << 20
+	// maxGap is how many bytes of chunks not needed are read through rather
+	// than ending a run: on a link of 10 MB/s and 30 ms round trips, another
+	// request costs about as much as 300 KB.
+	maxGap = 256 << 10
+	// maxRunChunks bounds a run's list (64 bytes an entry), for chunks that
+	// compress to almost nothing.
+	maxRunChunks = 4096
+)
+
+// ErrNoRange: the server answered a Range request for the middle of a pack
+// with the whole file (HTTP 200). A repository of packs needs a server with
+// Range support (every common web server, CDN and object store has it); a
+// device does not download whole packs to find the chunks it misses.
+var ErrNoRange = errors.New("the server ignores HTTP Range requests")
+
+// run is chunks adjacent (or nearly) in one pack, fetched by one request.
+type run struct {
+	pack       chunkindex.Digest
+	start, end uint64 // pack byte range [start, end)
+	chunks     []runChunk
+}
+
+type runChunk struct {
+	sum         chunkindex.Digest
+	off         uint64 // in the pack
+	csize, size uint32
+	ord         int64
+	file        int
+	foff        int64
+}
+
+// runs groups the plan's entries to fetch into runs, in index order, calling
+// emit for each one complete.
+type runs struct {
+	packs []chunkindex.Digest
+	cur   *run
+	emit  func(*run) error
+}
+
+func (b *runs) add(e *entry) error {
+	off, end := e.loc.Offset, e.loc.Offset+uint64(e.loc.CSize)
+	pack := b.packs[e.loc.Pack]
+	if r := b.cur; r != nil && (pack != r.pack || off < r.end || off-r.end > maxGap ||
+		end-r.start > MaxRangeBytes || len(r.chunks) >= maxRunChunks) {
+		if err := b.flush(); err != nil {
+			return err
+		}
+	}
+	if b.cur == nil {
+		b.cur = &run{pack: pack, start: off}
+	}
+	b.cur.chunks = append(b.cur.chunks, runChunk{sum: e.Sum, off: off, csize: e.loc.CSize, size: e.Size,
+		ord: e.Ordinal, file: e.File, foff: e.Offset})
+	b.cur.end = end
+	return nil
+}
+
+func (b *runs) flush() error {
+	if b.cur == nil {
+		return nil
+	}
+	r := b.cur
+	b.cur = nil
+	return b.emit(r)
+}
+
+// downloadIndexed fetches a schema-2 plan's chunks: runs of adjacent chunks
+// with one Range request each, o.Workers at once, every frame decompressed,
+// hashed and written to its place in staging as the response streams in.
+func (c *Client) downloadIndexed(ctx context.Context, repoURL string, p *Plan, o DownloadOptions) error {
+	x := p.ix
+	packs, err := x.packs()
+	if err != nil {
+		return err
+	}
+	out, err := x.openStaged()
+	if err != nil {
+		return err
+	}
+	defer closeAll(out)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	report := newReporter(o.Progress, p.FetchBytes)
+	jobs := make(chan *run)
+	var (
+		mu    sync.Mutex
+		first error
+		wg    sync.WaitGroup
+	)
+	for range max(o.Workers, 1) {
+		wg.Go(func() {
+			for r := range jobs {
+				if err := c.fetchRun(ctx, repoURL, x, out, r, report); err != nil {
+					mu.Lock()
+					first = preferReal(first, err)
+					mu.Unlock()
+					cancel()
+				}
+			}
+		})
+	}
+	send := func(r *run) error {
+		select {
+		case jobs <- r:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	b := &runs{packs: packs, emit: send}
+	err = x.walk(ctx, true, func(e *entry) error {
+		if x.kind[e.Ordinal] != kFetch {
+			return nil
+		}
+		return b.add(e)
+	})
+	if err == nil {
+		err = b.flush()
+	}
+	close(jobs)
+	wg.Wait()
+	if first == nil && err != nil {
+		first = err
+	}
+	return first
+}
+
+// fetchRun downloads one run, retrying with backoff; a retry asks only for
+// the chunks not yet written. What was written is journaled either way.
+func (c *Client) fetchRun(ctx context.Context, repoURL string, x *indexed, out []*os.File, r *run, report *reporter) error {
+	url := joinURL(repoURL, chunkindex.PackPath(r.pack))
+	f := &runFetch{c: c, x: x, out: out, r: r, url: url, report: report}
+	err := c.retry(ctx, url, f.try)
+	if jerr := x.w.recordOrdinals(f.written); err == nil {
+		err = jerr
+	}
+	return err
+}
+
+// runFetch is one run's progress across attempts.
+type runFetch struct {
+	c       *Client
+	x       *indexed
+	out     []*os.File
+	r       *run
+	url     string
+	report  *reporter
+	next    int     // first chunk not written
+	written []int64 // ordinals written
+}
+
+func (f *runFetch) try(ctx context.Context) error {
+	start := f.r.chunks[f.next].off
+	want := fmt.Sprintf("bytes=%d-%d", start, f.r.end-1)
+	resp, err := f.c.request(ctx, f.url, want)
+	if err != nil {
+		return err
+	}
+	body := f.c.watch(ctx, resp.Body)
+	defer body.Close()
+	switch resp.StatusCode {
+	case http.StatusPartialContent:
+		if got := resp.Header.Get("Content-Range"); !sameRange(got, start, f.r.end-1) {
+			return fmt.Errorf("asked for %s, the server answered Content-Range %q", want, got)
+		}
+	case http.StatusOK:
+		if start != 0 {
+			return permanent(fmt.Errorf("%w: %w: asked for %s of %s, it answered the whole file (HTTP 200); serve the repository from a server with Range support",
+				ErrDownload, ErrNoRange, want, f.url))
+		}
+		// From offset 0 the whole file starts with the run: read what it needs.
+	default:
+		return statusError(resp, f.url)
+	}
+	return f.stream(body, start)
+}
+
+// stream reads the run's chunks from the response body at pack offset pos.
+func (f *runFetch) stream(body io.Reader, pos uint64) error {
+	for ; f.next < len(f.r.chunks); f.next++ {
+		ch := f.r.chunks[f.next]
+		if _, err := io.CopyN(io.Discard, body, int64(ch.off-pos)); err != nil {
+			return shortBody(ch.off, err)
+		}
+		z := getBuf(int64(ch.csize))[:ch.csize]
+		_, err := io.ReadFull(body, z)
+		if err == nil {
+			err = f.place(z, ch)
+		} else {
+			err = shortBody(ch.off, err)
+		}
+		putBuf(z)
+		if err != nil {
+			return err
+		}
+		pos = ch.off + uint64(ch.csize)
+		f.written = append(f.written, ch.ord)
+		f.report.add(int64(ch.csize))
+	}
+	return nil
+}
+
+// place decodes, checks and writes one chunk. A frame that fails is a
+// transport failure here (the pack's bytes and the locations are unsigned;
+// the digest the index pins is what counts), so it is retried.
+func (f *runFetch) place(z []byte, ch runChunk) error {
+	vc := verify.Chunk{SHA256: ch.sum.String(), Size: int64(ch.size), CSize: int64(ch.csize)}
+	plain := getBuf(vc.Size)
+	defer putBuf(plain)
+	data, err := decodeChunk(z, vc, plain)
+	if err != nil {
+		return fmt.Errorf("pack bytes %d-%d: %v", ch.off, ch.off+uint64(ch.csize)-1, err)
+	}
+	if _, err := f.out[ch.file].WriteAt(data, ch.foff); err != nil {
+		return permanent(fmt.Errorf("staging: %w", err))
+	}
+	return nil
+}
+
+func shortBody(at uint64, err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("the response ended before pack byte %d (truncated)", at)
+	}
+	return err
+}
+
+// sameRange checks a Content-Range header against the range asked for.
+func sameRange(h string, first, last uint64) bool {
+	var a, b uint64
+	var total string
+	n, _ := fmt.Sscanf(h, "bytes %d-%d/%s", &a, &b, &total)
+	return n == 3 && a == first && b == last
+}
+
+// statusError turns an HTTP status into a retryable error or a final one.
+func statusError(resp *http.Response, url string) error {
+	switch code := resp.StatusCode; {
+	case code == http.StatusNotFound || code == http.StatusGone:
+		return fmt.Errorf("%w: %s (HTTP %d): the repository is incomplete or a mirror is behind", ErrNotFound, url, code)
+	case code == http.StatusRequestedRangeNotSatisfiable:
+		return fmt.Errorf("%s is shorter than its locations say (HTTP 416)", url)
+	case code == http.StatusTooManyRequests || code >= 500:
+		return fmt.Errorf("HTTP %s", resp.Status)
+	}
+	return permanent(fmt.Errorf("%w: %s: HTTP %s", ErrDownload, url, resp.Status))
+}
+
+// request sends one GET (with a Range header unless rng is empty), through
+// the client's connection pool, timeouts and bearer token.
+func (c *Client) request(ctx context.Context, url, rng string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, permanent(fmt.Errorf("get %s: %w", url, err))
+	}
+	c.authorize(req)
+	if rng != "" {
+		req.Header.Set("Range", rng)
+	}
+	return c.rc.HTTPClient.Do(req)
+}
+
+// retry runs try until it succeeds, fails permanently, or the client's
+// retries are spent, with the client's backoff between attempts. A retry is
+// a DEBUG line; the final error names what failed.
+func (c *Client) retry(ctx context.Context, what string, try func(context.Context) error) error {
+	var err error
+	for attempt := 0; ; attempt++ {
+		if err = try(ctx); err == nil {
+			return nil
+		}
+		var perm *permanentError
+		if ctx.Err() != nil {
+			return fmt.Errorf("get %s: %w", what, ctx.Err())
+		}
+		if errors.As(err, &perm) || attempt >= c.rc.RetryMax {
+			break
+		}
+		wait := c.rc.Backoff(c.rc.RetryWaitMin, c.rc.RetryWaitMax, attempt, nil)
+		c.log.Debug("retrying", "url", what, "attempt", attempt+1, "wait", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("get %s: %w", what, ctx.Err())
+		case <-t.C:
+		}
+	}
+	var perm *permanentError
+	switch {
+	case errors.As(err, &perm), errors.Is(err, ErrNotFound):
+		return fmt.Errorf("get %s: %w", what, err)
+	}
+	// Bytes that fail their digest under a valid signed manifest, a short or
+	// mislabelled answer: the transport failed, not the artifact.
+	return fmt.Errorf("get %s: %w: %v", what, ErrDownload, err)
+}
+
+// watched is a response body under the stall timer and the bandwidth
+// limiter, which is charged the bytes actually read.
+type watched struct {
+	ctx     context.Context
+	c       *Client
+	rc      io.ReadCloser
+	timer   *time.Timer
+	stalled atomic.Bool
+}
+
+func (c *Client) watch(ctx context.Context, rc io.ReadCloser) *watched {
+	w := &watched{ctx: ctx, c: c, rc: rc}
+	w.timer = time.AfterFunc(c.stall, func() { w.stalled.Store(true); rc.Close() })
+	return w
+}
+
+func (w *watched) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	p = p[:w.c.limiter.readSize(len(p))]
+	w.timer.Reset(w.c.stall)
+	n, err := w.rc.Read(p)
+	if w.stalled.Load() {
+		return n, fmt.Errorf("no data for %s: the server stalled", w.c.stall)
+	}
+	if lerr := w.c.limiter.wait(w.ctx, n); lerr != nil {
+		return n, lerr
+	}
+	return n, err
+}
+
+func (w *watched) Close() error {
+	w.timer.Stop()
+	return w.rc.Close()
+}
+
+// getFile downloads url into the file name (replacing it), refusing a body
+// larger than limit. It retries from the start: the files it is for (an index,
+// locations) are small next to the model.
+func (c *Client) getFile(ctx context.Context, url, name string, limit int64) error {
+	return c.retry(ctx, url, func(ctx context.Context) error {
+		resp, err := c.request(ctx, url, "")
+		if err != nil {
+			return err
+		}
+		body := c.watch(ctx, resp.Body)
+		defer body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return statusError(resp, url)
+		}
+		out, err := os.Create(name)
+		if err != nil {
+			return permanent(fmt.Errorf("staging: %w", err))
+		}
+		n, err := io.Copy(out, io.LimitReader(body, limit+1))
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil && n > limit {
+			err = fmt.Errorf("%s is larger than the %d bytes allowed", url, limit)
+		}
+		return err
+	})
+}
+
+// loadIndex downloads the index the manifest pins (unless staging has it
+// already, intact) and the repository's locations into the work directory.
+func (c *Client) loadIndex(ctx context.Context, repoURL string, m *verify.Manifest, w *work) error {
+	idx := w.path(IndexFile)
+	if checkIndexFile(idx, m.Index) != nil {
+		part := idx + ".part"
+		url := joinURL(repoURL, chunkindex.IndexPath(m.Index.SHA256))
+		err := c.retry(ctx, url, func(ctx context.Context) error {
+			if err := c.getFile(ctx, url, part, m.Index.Size); err != nil {
+				return permanent(err) // getFile retried already
+			}
+			return checkIndexFile(part, m.Index) // a captive portal, a bad mirror: try again
+		})
+		if err != nil {
+			return fmt.Errorf("chunk index: %w", err)
+		}
+		if err := os.Rename(part, idx); err != nil {
+			return fmt.Errorf("staging: %w", err)
+		}
+	}
+	n := int(m.Index.Chunks)
+	limit := chunkindex.LocationsSize(min(n, chunkindex.MaxPacks), n)
+	url := joinURL(repoURL, chunkindex.LocationsPath(m.Index.SHA256))
+	if err := c.getFile(ctx, url, w.path(locFile), limit); err != nil {
+		return fmt.Errorf("chunk locations: %w", err)
+	}
+	return nil
+}
+
+// openStaged creates (keeping what an earlier attempt wrote) and opens the
+// staged file of every file not reused whole; nil for the others.
+func (x *indexed) openStaged() ([]*os.File, error) {
+	out := make([]*os.File, len(x.m.Files))
+	for i, f := range x.m.Files {
+		if x.whole[i] >= 0 {
+			continue
+		}
+		if err := x.w.prepare(f); err != nil {
+			closeAll(out)
+			return nil, err
+		}
+		o, err := os.OpenFile(x.w.file(f), os.O_RDWR, 0)
+		if err != nil {
+			closeAll(out)
+			return nil, fmt.Errorf("staging: %w", err)
+		}
+		out[i] = o
+	}
+	return out, nil
+}
+
+func closeAll(fs []*os.File) {
+	for _, f := range fs {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
