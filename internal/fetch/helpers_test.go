@@ -68,6 +68,7 @@ type repo struct {
 	hits    map[string]int // path → requests
 	ranges  []string       // Range headers seen
 	chunkRx atomic.Int64   // chunk requests
+	packs   []string       // pack requests: "path range" ("" when none)
 }
 
 func newRepo(t *testing.T) *repo {
@@ -78,6 +79,9 @@ func newRepo(t *testing.T) *repo {
 		r.hits[req.URL.Path]++
 		if req.Header.Get("Range") != "" {
 			r.ranges = append(r.ranges, req.Header.Get("Range"))
+		}
+		if strings.Contains(req.URL.Path, "/packs/") {
+			r.packs = append(r.packs, req.URL.Path+" "+req.Header.Get("Range"))
 		}
 		r.mu.Unlock()
 		if strings.Contains(req.URL.Path, "/chunks/") {

@@ -28,7 +28,13 @@ const (
 	// maxRunChunks bounds a run's list (64 bytes an entry), for chunks that
 	// compress to almost nothing.
 	maxRunChunks = 4096
+	// journalEvery is how many chunks a run writes between journal appends:
+	// a process killed mid-run fetches at most these again.
+	journalEvery = 16
 )
+
+// rangeCap is MaxRangeBytes; tests lower it to see runs split.
+var rangeCap uint64 = MaxRangeBytes
 
 // ErrNoRange: the server answered a Range request for the middle of a pack
 // with the whole file (HTTP 200). A repository of packs needs a server with
@@ -64,7 +70,7 @@ func (b *runs) add(e *entry) error {
 	off, end := e.loc.Offset, e.loc.Offset+uint64(e.loc.CSize)
 	pack := b.packs[e.loc.Pack]
 	if r := b.cur; r != nil && (pack != r.pack || off < r.end || off-r.end > maxGap ||
-		end-r.start > MaxRangeBytes || len(r.chunks) >= maxRunChunks) {
+		end-r.start > rangeCap || len(r.chunks) >= maxRunChunks) {
 		if err := b.flush(); err != nil {
 			return err
 		}
@@ -154,9 +160,16 @@ func (c *Client) fetchRun(ctx context.Context, repoURL string, x *indexed, out [
 	url := joinURL(repoURL, chunkindex.PackPath(r.pack))
 	f := &runFetch{c: c, x: x, out: out, r: r, url: url, report: report}
 	err := c.retry(ctx, url, f.try)
-	if jerr := x.w.recordOrdinals(f.written); err == nil {
+	if jerr := f.journal(); err == nil {
 		err = jerr
 	}
+	return err
+}
+
+// journal appends the ordinals written since the last append.
+func (f *runFetch) journal() error {
+	err := f.x.w.recordOrdinals(f.written[f.journaled:])
+	f.journaled = len(f.written)
 	return err
 }
 
@@ -168,8 +181,9 @@ type runFetch struct {
 	r       *run
 	url     string
 	report  *reporter
-	next    int     // first chunk not written
-	written []int64 // ordinals written
+	next      int     // first chunk not written
+	written   []int64 // ordinals written
+	journaled int     // of which in the journal
 }
 
 func (f *runFetch) try(ctx context.Context) error {
@@ -183,8 +197,8 @@ func (f *runFetch) try(ctx context.Context) error {
 	defer body.Close()
 	switch resp.StatusCode {
 	case http.StatusPartialContent:
-		if got := resp.Header.Get("Content-Range"); !sameRange(got, start, f.r.end-1) {
-			return fmt.Errorf("asked for %s, the server answered Content-Range %q", want, got)
+		if err := checkRange(resp.Header.Get("Content-Range"), start, f.r.end); err != nil {
+			return fmt.Errorf("%s: asked for %s: %w", f.url, want, err)
 		}
 	case http.StatusOK:
 		if start != 0 {
@@ -219,6 +233,11 @@ func (f *runFetch) stream(body io.Reader, pos uint64) error {
 		pos = ch.off + uint64(ch.csize)
 		f.written = append(f.written, ch.ord)
 		f.report.add(int64(ch.csize))
+		if len(f.written)-f.journaled >= journalEvery {
+			if err := f.journal(); err != nil {
+				return permanent(err)
+			}
+		}
 	}
 	return nil
 }
@@ -247,12 +266,17 @@ func shortBody(at uint64, err error) error {
 	return err
 }
 
-// sameRange checks a Content-Range header against the range asked for.
-func sameRange(h string, first, last uint64) bool {
-	var a, b uint64
-	var total string
-	n, _ := fmt.Sscanf(h, "bytes %d-%d/%s", &a, &b, &total)
-	return n == 3 && a == first && b == last
+// checkRange checks a Content-Range header against the range [first, end)
+// asked for. A pack shorter than its locations say answers a shorter range.
+func checkRange(h string, first, end uint64) error {
+	var a, b, total uint64
+	if n, _ := fmt.Sscanf(h, "bytes %d-%d/%d", &a, &b, &total); n == 3 && a == first && b+1 < end && total == b+1 {
+		return fmt.Errorf("the pack on the server has %d bytes, its locations need %d: truncated, or another file under its name", total, end)
+	}
+	if n, _ := fmt.Sscanf(h, "bytes %d-%d/", &a, &b); n != 2 || a != first || b+1 != end {
+		return fmt.Errorf("the server answered Content-Range %q", h)
+	}
+	return nil
 }
 
 // statusError turns an HTTP status into a retryable error or a final one.
