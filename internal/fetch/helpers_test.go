@@ -203,6 +203,7 @@ func install(t *testing.T, c *Client, r *repo, active *Active, staging string) (
 // wantErr asserts err is of kind and mentions want.
 func wantErr(t *testing.T, err, kind error, want string) {
 	t.Helper()
+	t.Logf("error: %v", err)
 	if !errors.Is(err, kind) || !strings.Contains(err.Error(), want) {
 		t.Fatalf("error = %v\nwant kind %q mentioning %q", err, kind, want)
 	}

@@ -298,7 +298,7 @@ func checkIndexFile(name string, ref *verify.IndexRef) error {
 		return fmt.Errorf("chunk index: %w", err)
 	}
 	if got := verify.HexDigest(h.Sum(nil)); n != ref.Size || got != ref.SHA256 {
-		return fmt.Errorf("%w: chunk index: %d bytes with sha256 %s, the manifest pins %d bytes with %s",
+		return fmt.Errorf("%w: %d bytes with sha256 %s, the manifest pins %d bytes with %s",
 			ErrDownload, n, got, ref.Size, ref.SHA256)
 	}
 	return nil

@@ -49,6 +49,15 @@ func (w *work) journaledOrdinals(total int64) (bitset, error) {
 	return b, nil
 }
 
+// openJournal opens the ordinal journal for appending.
+func (w *work) openJournal() (*os.File, error) {
+	f, err := os.OpenFile(w.path(ordJournal), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("staging: %w", err)
+	}
+	return f, nil
+}
+
 // recordOrdinals appends written ordinals (ascending) to the journal, as
 // ranges of consecutive ones.
 func (w *work) recordOrdinals(ords []int64) error {

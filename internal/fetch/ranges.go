@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,9 +29,6 @@ const (
 	// maxRunChunks bounds a run's list (64 bytes an entry), for chunks that
 	// compress to almost nothing.
 	maxRunChunks = 4096
-	// journalEvery is how many chunks a run writes between journal appends:
-	// a process killed mid-run fetches at most these again.
-	journalEvery = 16
 )
 
 // rangeCap is MaxRangeBytes; tests lower it to see runs split.
@@ -159,18 +157,13 @@ func (c *Client) downloadIndexed(ctx context.Context, repoURL string, p *Plan, o
 func (c *Client) fetchRun(ctx context.Context, repoURL string, x *indexed, out []*os.File, r *run, report *reporter) error {
 	url := joinURL(repoURL, chunkindex.PackPath(r.pack))
 	f := &runFetch{c: c, x: x, out: out, r: r, url: url, report: report}
-	err := c.retry(ctx, url, f.try)
-	if jerr := f.journal(); err == nil {
-		err = jerr
+	jf, err := x.w.openJournal()
+	if err != nil {
+		return err
 	}
-	return err
-}
-
-// journal appends the ordinals written since the last append.
-func (f *runFetch) journal() error {
-	err := f.x.w.recordOrdinals(f.written[f.journaled:])
-	f.journaled = len(f.written)
-	return err
+	defer jf.Close()
+	f.journal = jf
+	return c.retry(ctx, url, f.try)
 }
 
 // runFetch is one run's progress across attempts.
@@ -181,9 +174,8 @@ type runFetch struct {
 	r       *run
 	url     string
 	report  *reporter
-	next      int     // first chunk not written
-	written   []int64 // ordinals written
-	journaled int     // of which in the journal
+	next    int      // first chunk not written
+	journal *os.File // each chunk is journaled as soon as it is written
 }
 
 func (f *runFetch) try(ctx context.Context) error {
@@ -198,16 +190,16 @@ func (f *runFetch) try(ctx context.Context) error {
 	switch resp.StatusCode {
 	case http.StatusPartialContent:
 		if err := checkRange(resp.Header.Get("Content-Range"), start, f.r.end); err != nil {
-			return fmt.Errorf("%s: asked for %s: %w", f.url, want, err)
+			return fmt.Errorf("asked for %s: %w", want, err)
 		}
 	case http.StatusOK:
 		if start != 0 {
-			return permanent(fmt.Errorf("%w: %w: asked for %s of %s, it answered the whole file (HTTP 200); serve the repository from a server with Range support",
-				ErrDownload, ErrNoRange, want, f.url))
+			return permanent(fmt.Errorf("%w: %w: asked for %s, it answered the whole file (HTTP 200); serve the repository from a server with Range support",
+				ErrDownload, ErrNoRange, want))
 		}
 		// From offset 0 the whole file starts with the run: read what it needs.
 	default:
-		return statusError(resp, f.url)
+		return statusError(resp)
 	}
 	return f.stream(body, start)
 }
@@ -231,13 +223,13 @@ func (f *runFetch) stream(body io.Reader, pos uint64) error {
 			return err
 		}
 		pos = ch.off + uint64(ch.csize)
-		f.written = append(f.written, ch.ord)
-		f.report.add(int64(ch.csize))
-		if len(f.written)-f.journaled >= journalEvery {
-			if err := f.journal(); err != nil {
-				return permanent(err)
-			}
+		// One small O_APPEND write a chunk, no fsync: a process killed now
+		// fetches at most the chunk in hand again (the journal is a hint;
+		// what it names is re-hashed before it is trusted).
+		if _, err := fmt.Fprintf(f.journal, "%d-%d\n", ch.ord, ch.ord+1); err != nil {
+			return permanent(fmt.Errorf("staging: journal: %w", err))
 		}
+		f.report.add(int64(ch.csize))
 	}
 	return nil
 }
@@ -251,7 +243,9 @@ func (f *runFetch) place(z []byte, ch runChunk) error {
 	defer putBuf(plain)
 	data, err := decodeChunk(z, vc, plain)
 	if err != nil {
-		return fmt.Errorf("pack bytes %d-%d: %v", ch.off, ch.off+uint64(ch.csize)-1, err)
+		// Not a rejection of the artifact: say what failed without that word.
+		what := strings.TrimPrefix(err.Error(), verify.ErrRejected.Error()+": ")
+		return fmt.Errorf("pack bytes %d-%d: %s", ch.off, ch.off+uint64(ch.csize)-1, what)
 	}
 	if _, err := f.out[ch.file].WriteAt(data, ch.foff); err != nil {
 		return permanent(fmt.Errorf("staging: %w", err))
@@ -271,7 +265,7 @@ func shortBody(at uint64, err error) error {
 func checkRange(h string, first, end uint64) error {
 	var a, b, total uint64
 	if n, _ := fmt.Sscanf(h, "bytes %d-%d/%d", &a, &b, &total); n == 3 && a == first && b+1 < end && total == b+1 {
-		return fmt.Errorf("the pack on the server has %d bytes, its locations need %d: truncated, or another file under its name", total, end)
+		return fmt.Errorf("the pack on the server has %d bytes, shorter than its locations say (%d): truncated, or another file under its name", total, end)
 	}
 	if n, _ := fmt.Sscanf(h, "bytes %d-%d/", &a, &b); n != 2 || a != first || b+1 != end {
 		return fmt.Errorf("the server answered Content-Range %q", h)
@@ -280,16 +274,16 @@ func checkRange(h string, first, end uint64) error {
 }
 
 // statusError turns an HTTP status into a retryable error or a final one.
-func statusError(resp *http.Response, url string) error {
+func statusError(resp *http.Response) error {
 	switch code := resp.StatusCode; {
 	case code == http.StatusNotFound || code == http.StatusGone:
-		return fmt.Errorf("%w: %s (HTTP %d): the repository is incomplete or a mirror is behind", ErrNotFound, url, code)
+		return fmt.Errorf("%w (HTTP %d): the repository is incomplete or a mirror is behind", ErrNotFound, code)
 	case code == http.StatusRequestedRangeNotSatisfiable:
-		return fmt.Errorf("%s is shorter than its locations say (HTTP 416)", url)
+		return fmt.Errorf("the file is shorter than its locations say (HTTP 416)")
 	case code == http.StatusTooManyRequests || code >= 500:
 		return fmt.Errorf("HTTP %s", resp.Status)
 	}
-	return permanent(fmt.Errorf("%w: %s: HTTP %s", ErrDownload, url, resp.Status))
+	return permanent(fmt.Errorf("%w: HTTP %s", ErrDownload, resp.Status))
 }
 
 // request sends one GET (with a Range header unless rng is empty), through
@@ -334,7 +328,7 @@ func (c *Client) retry(ctx context.Context, what string, try func(context.Contex
 	}
 	var perm *permanentError
 	switch {
-	case errors.As(err, &perm), errors.Is(err, ErrNotFound):
+	case errors.As(err, &perm), errors.Is(err, ErrNotFound), errors.Is(err, ErrDownload):
 		return fmt.Errorf("get %s: %w", what, err)
 	}
 	// Bytes that fail their digest under a valid signed manifest, a short or
@@ -380,9 +374,10 @@ func (w *watched) Close() error {
 }
 
 // getFile downloads url into the file name (replacing it), refusing a body
-// larger than limit. It retries from the start: the files it is for (an index,
-// locations) are small next to the model.
-func (c *Client) getFile(ctx context.Context, url, name string, limit int64) error {
+// larger than limit; check, if not nil, judges the file, and its error is
+// retried like a transport failure. It retries from the start: the files it
+// is for (an index, locations) are small next to the model.
+func (c *Client) getFile(ctx context.Context, url, name string, limit int64, check func(string) error) error {
 	return c.retry(ctx, url, func(ctx context.Context) error {
 		resp, err := c.request(ctx, url, "")
 		if err != nil {
@@ -391,7 +386,7 @@ func (c *Client) getFile(ctx context.Context, url, name string, limit int64) err
 		body := c.watch(ctx, resp.Body)
 		defer body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return statusError(resp, url)
+			return statusError(resp)
 		}
 		out, err := os.Create(name)
 		if err != nil {
@@ -402,7 +397,10 @@ func (c *Client) getFile(ctx context.Context, url, name string, limit int64) err
 			err = cerr
 		}
 		if err == nil && n > limit {
-			err = fmt.Errorf("%s is larger than the %d bytes allowed", url, limit)
+			err = fmt.Errorf("larger than the %d bytes allowed", limit)
+		}
+		if err == nil && check != nil {
+			err = check(name)
 		}
 		return err
 	})
@@ -415,13 +413,9 @@ func (c *Client) loadIndex(ctx context.Context, repoURL string, m *verify.Manife
 	if checkIndexFile(idx, m.Index) != nil {
 		part := idx + ".part"
 		url := joinURL(repoURL, chunkindex.IndexPath(m.Index.SHA256))
-		err := c.retry(ctx, url, func(ctx context.Context) error {
-			if err := c.getFile(ctx, url, part, m.Index.Size); err != nil {
-				return permanent(err) // getFile retried already
-			}
-			return checkIndexFile(part, m.Index) // a captive portal, a bad mirror: try again
-		})
-		if err != nil {
+		// Other bytes (a captive portal, a bad mirror) are tried again.
+		check := func(name string) error { return checkIndexFile(name, m.Index) }
+		if err := c.getFile(ctx, url, part, m.Index.Size, check); err != nil {
 			return fmt.Errorf("chunk index: %w", err)
 		}
 		if err := os.Rename(part, idx); err != nil {
@@ -431,7 +425,7 @@ func (c *Client) loadIndex(ctx context.Context, repoURL string, m *verify.Manife
 	n := int(m.Index.Chunks)
 	limit := chunkindex.LocationsSize(min(n, chunkindex.MaxPacks), n)
 	url := joinURL(repoURL, chunkindex.LocationsPath(m.Index.SHA256))
-	if err := c.getFile(ctx, url, w.path(locFile), limit); err != nil {
+	if err := c.getFile(ctx, url, w.path(locFile), limit, nil); err != nil {
 		return fmt.Errorf("chunk locations: %w", err)
 	}
 	return nil
