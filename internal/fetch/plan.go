@@ -34,14 +34,14 @@ type place struct {
 type Plan struct {
 	Manifest *verify.Manifest
 
-	Fetch      []verify.Chunk // distinct chunks to download, in order of first use
-	FetchChunks int           // how many: len(Fetch), or the index entries to fetch (schema 2)
-	FetchBytes int64          // their compressed size: bytes on the wire
-	FetchSize  int64          // their uncompressed size
-	StagedSize int64          // bytes already staged and re-verified
-	ReusedSize int64          // bytes taken from the active slot
-	WholeSize  int64          // of which whole unchanged files
-	CopiedSize int64          // bytes repeating an earlier chunk of the same version (schema 2)
+	Fetch       []verify.Chunk // distinct chunks to download, in order of first use
+	FetchChunks int            // how many: len(Fetch), or the index entries to fetch (schema 2)
+	FetchBytes  int64          // their compressed size: bytes on the wire
+	FetchSize   int64          // their uncompressed size
+	StagedSize  int64          // bytes already staged and re-verified
+	ReusedSize  int64          // bytes taken from the active slot
+	WholeSize   int64          // of which whole unchanged files
+	CopiedSize  int64          // bytes repeating an earlier chunk of the same version (schema 2)
 
 	staging *Staging
 	work    *work

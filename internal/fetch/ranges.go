@@ -460,4 +460,3 @@ func closeAll(fs []*os.File) {
 		}
 	}
 }
-
