@@ -89,9 +89,11 @@ func (s *Store) BeginInstall(ctx context.Context, m *verify.Manifest) (*Fill, er
 	return f, nil
 }
 
-// previous is the verified manifest of slot's installed version, or nil.
+// previous is the manifest of the version slot holds (installed, on trial,
+// good or bad: each was verified at its install, and a reader hashes what it
+// reuses), or nil.
 func (s *Store) previous(slot string) *verify.Manifest {
-	if ss := s.st.Slots[slot]; ss == nil || ss.Status != Installed {
+	if ss := s.st.Slots[slot]; ss == nil || ss.Status == Empty || ss.Status == Installing {
 		return nil
 	}
 	m, err := s.SlotManifest(slot)
