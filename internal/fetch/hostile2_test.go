@@ -27,6 +27,7 @@ type hostile2 struct {
 	m2     *verify.Manifest
 	pack   chunkindex.Digest // v2's new pack
 	locs   []chunkindex.Loc
+	url    string // the channel; "" = the Go file server's
 }
 
 func newHostile2(t *testing.T) *hostile2 {
@@ -44,7 +45,11 @@ func newHostile2(t *testing.T) *hostile2 {
 }
 
 func (h *hostile2) install(t *testing.T) (*Plan, error) {
-	_, p, _, err := install2(t, fastClient(), h.r.channelURL(), h.r.trusted(), h.active, t.TempDir())
+	url := h.url
+	if url == "" {
+		url = h.r.channelURL()
+	}
+	_, p, _, err := install2(t, fastClient(), url, h.r.trusted(), h.active, t.TempDir())
 	return p, err
 }
 
