@@ -105,6 +105,8 @@ func (c *Client) downloadIndexed(ctx context.Context, repoURL string, p *Plan, o
 		return err
 	}
 	defer closeAll(out)
+	sf := openDirect(out)
+	defer sf.close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	report := newReporter(o.Progress, p.FetchBytes)
@@ -114,15 +116,27 @@ func (c *Client) downloadIndexed(ctx context.Context, repoURL string, p *Plan, o
 		first error
 		wg    sync.WaitGroup
 	)
+	fail := func(err error) {
+		mu.Lock()
+		first = preferReal(first, err)
+		mu.Unlock()
+		cancel()
+	}
 	for range max(o.Workers, 1) {
+		jf, err := x.w.openJournal()
+		if err != nil {
+			return err
+		}
 		wg.Go(func() {
+			defer jf.Close()
+			w := newChunkWriter(sf, jf)
 			for r := range jobs {
-				if err := c.fetchRun(ctx, repoURL, x, out, r, report); err != nil {
-					mu.Lock()
-					first = preferReal(first, err)
-					mu.Unlock()
-					cancel()
+				if err := c.fetchRun(ctx, repoURL, w, r, report); err != nil {
+					fail(err)
 				}
+			}
+			if err := w.close(); err != nil {
+				fail(permanent(err))
 			}
 		})
 	}
@@ -154,28 +168,20 @@ func (c *Client) downloadIndexed(ctx context.Context, repoURL string, p *Plan, o
 
 // fetchRun downloads one run, retrying with backoff; a retry asks only for
 // the chunks not yet written. What was written is journaled either way.
-func (c *Client) fetchRun(ctx context.Context, repoURL string, x *indexed, out []*os.File, r *run, report *reporter) error {
+func (c *Client) fetchRun(ctx context.Context, repoURL string, w *chunkWriter, r *run, report *reporter) error {
 	url := joinURL(repoURL, chunkindex.PackPath(r.pack))
-	f := &runFetch{c: c, x: x, out: out, r: r, url: url, report: report}
-	jf, err := x.w.openJournal()
-	if err != nil {
-		return err
-	}
-	defer jf.Close()
-	f.journal = jf
+	f := &runFetch{c: c, w: w, r: r, url: url, report: report}
 	return c.retry(ctx, url, f.try)
 }
 
 // runFetch is one run's progress across attempts.
 type runFetch struct {
-	c       *Client
-	x       *indexed
-	out     []*os.File
-	r       *run
-	url     string
-	report  *reporter
-	next    int      // first chunk not written
-	journal *os.File // each chunk is journaled as soon as it is written
+	c      *Client
+	w      *chunkWriter // writes and journals each chunk handed to it
+	r      *run
+	url    string
+	report *reporter
+	next   int // first chunk handed to the writer
 }
 
 func (f *runFetch) try(ctx context.Context) error {
@@ -223,12 +229,6 @@ func (f *runFetch) stream(body io.Reader, pos uint64) error {
 			return err
 		}
 		pos = ch.off + uint64(ch.csize)
-		// One small O_APPEND write a chunk, no fsync: a process killed now
-		// fetches at most the chunk in hand again (the journal is a hint;
-		// what it names is re-hashed before it is trusted).
-		if _, err := fmt.Fprintf(f.journal, "%d-%d\n", ch.ord, ch.ord+1); err != nil {
-			return permanent(fmt.Errorf("staging: journal: %w", err))
-		}
 		f.report.add(int64(ch.csize))
 	}
 	return nil
@@ -240,15 +240,16 @@ func (f *runFetch) stream(body io.Reader, pos uint64) error {
 func (f *runFetch) place(z []byte, ch runChunk) error {
 	vc := verify.Chunk{SHA256: ch.sum.String(), Size: int64(ch.size), CSize: int64(ch.csize)}
 	plain := getBuf(vc.Size)
-	defer putBuf(plain)
 	data, err := decodeChunk(z, vc, plain)
 	if err != nil {
+		putBuf(plain)
 		// Not a rejection of the artifact: say what failed without that word.
 		what := strings.TrimPrefix(err.Error(), verify.ErrRejected.Error()+": ")
 		return fmt.Errorf("pack bytes %d-%d: %s", ch.off, ch.off+uint64(ch.csize)-1, what)
 	}
-	if _, err := f.out[ch.file].WriteAt(data, ch.foff); err != nil {
-		return permanent(fmt.Errorf("staging: %w", err))
+	// The writer owns the buffer now, and journals the chunk once written.
+	if err := f.w.put(wchunk{file: ch.file, off: ch.foff, data: data, ord: ch.ord}); err != nil {
+		return permanent(err)
 	}
 	return nil
 }
