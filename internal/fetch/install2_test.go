@@ -150,3 +150,32 @@ func TestFormat2ReusesTheInactiveSlot(t *testing.T) {
 		t.Fatalf("install of v1' with v1 in the inactive slot: %s", p.Summary())
 	}
 }
+
+// A device upgraded from schema 1 reuses its slot's inline chunks for its
+// first schema-2 install: the same chunking gives the same chunk digests.
+func TestFormat2ReusesASchema1Slot(t *testing.T) {
+	old := newRepo(t)
+	dir := bigModel(t, 1, 1<<20)
+	old.publish(dir, "v1")
+	out1, _, err := install(t, fastClient(), old, nil, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m1 := old.publishedManifest("v1")
+	if m1.Schema != verify.SchemaInline {
+		t.Fatalf("test setup: the old publisher wrote schema %d", m1.Schema)
+	}
+	r := newRepo2(t)
+	r.key = old.key
+	w, _ := os.ReadFile(filepath.Join(dir, "weights.bin"))
+	copy(w[700<<10:], "v2")
+	writeFile(t, dir, "weights.bin", w)
+	r.publish2(dir, "v2")
+	_, p, _, err := install2(t, fastClient(), r.channelURL(), r.trusted(), &Active{Dir: out1, Manifest: m1}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.FetchBytes > 200<<10 || p.ReusedSize < 1<<20 {
+		t.Fatalf("schema-2 install over a schema-1 slot: %s", p.Summary())
+	}
+}
