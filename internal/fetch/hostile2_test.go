@@ -196,3 +196,20 @@ func TestFormat2HostileOversizedIndex(t *testing.T) {
 	wantErr(t, err, ErrDownload, "larger than the")
 	h.activeStillServes(t)
 }
+
+// An index the staging filesystem cannot hold is refused before it is
+// requested, so a huge declared index leaves nothing behind.
+func TestFormat2IndexLargerThanFreeSpaceRefusedBeforeDownload(t *testing.T) {
+	r := newRepo2(t)
+	r.publish2(bigModel(t, 1, 256<<10), "v1")
+	disk := smallDisk(t, "1m")
+	_, _, _, err := install2(t, fastClient(), r.channelURL(), r.trusted(), nil, filepath.Join(disk, "staging"))
+	wantErr(t, err, ErrNoSpace, "the chunk index and its locations")
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for p := range r.hits {
+		if strings.Contains(p, "/index/") || strings.Contains(p, "/packs/") {
+			t.Fatalf("%s was requested before the space check", p)
+		}
+	}
+}

@@ -100,6 +100,18 @@ func (x *indexed) classify(ctx context.Context, p *Plan) error {
 	}
 	staged := &fileCursor{file: -1}
 	defer staged.close()
+	packs, err := x.packs()
+	if err != nil {
+		return err
+	}
+	// The runs Download will request, to count the bytes on the wire (gaps
+	// read through included) and the requests.
+	b := &runs{packs: packs, emit: func(r *run) error {
+		p.FetchBytes += int64(r.end - r.start)
+		p.FetchRequests++
+		return nil
+	}}
+	defer b.flush()
 	return x.walk(ctx, true, func(e *entry) error {
 		k := x.kindOf(e, done, staged)
 		x.kind[e.Ordinal] = k
@@ -112,8 +124,8 @@ func (x *indexed) classify(ctx context.Context, p *Plan) error {
 			p.ReusedSize += int64(e.Size)
 		case kFetch:
 			p.FetchChunks++
-			p.FetchBytes += int64(e.loc.CSize)
 			p.FetchSize += int64(e.Size)
+			return b.add(e)
 		}
 		return nil
 	})

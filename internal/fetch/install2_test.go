@@ -88,8 +88,8 @@ func TestFormat2FullInstallFewRangeRequestsAndNoSecondHash(t *testing.T) {
 	// One pack, chunks in order of first use: the requests are the bytes
 	// over the cap, rounded up, and not one per chunk.
 	limit := int((p.FetchBytes+cap-1)/cap) + len(m.Files)
-	if len(reqs) > limit || int64(len(reqs)) >= m.Index.Chunks/4 {
-		t.Fatalf("full install of %d chunks (%d bytes) took %d pack requests, want at most %d: %v", m.Index.Chunks, p.FetchBytes, len(reqs), limit, reqs)
+	if len(reqs) > limit || int64(len(reqs)) >= m.Index.Chunks/4 || len(reqs) != p.FetchRequests {
+		t.Fatalf("full install of %d chunks (%d bytes) took %d pack requests, want at most %d, and the %d planned: %v", m.Index.Chunks, p.FetchBytes, len(reqs), limit, p.FetchRequests, reqs)
 	}
 	for _, q := range reqs {
 		if !strings.Contains(q, "bytes=") {

@@ -34,14 +34,15 @@ type place struct {
 type Plan struct {
 	Manifest *verify.Manifest
 
-	Fetch       []verify.Chunk // distinct chunks to download, in order of first use
-	FetchChunks int            // how many: len(Fetch), or the index entries to fetch (schema 2)
-	FetchBytes  int64          // their compressed size: bytes on the wire
-	FetchSize   int64          // their uncompressed size
-	StagedSize  int64          // bytes already staged and re-verified
-	ReusedSize  int64          // bytes taken from the active slot
-	WholeSize   int64          // of which whole unchanged files
-	CopiedSize  int64          // bytes repeating an earlier chunk of the same version (schema 2)
+	Fetch         []verify.Chunk // distinct chunks to download, in order of first use
+	FetchChunks   int            // how many: len(Fetch), or the index entries to fetch (schema 2)
+	FetchBytes    int64          // their compressed size: bytes on the wire (schema 2: with the gaps read through)
+	FetchRequests int            // schema 2: the Range requests that fetch them (before retries)
+	FetchSize     int64          // their uncompressed size
+	StagedSize    int64          // bytes already staged and re-verified
+	ReusedSize    int64          // bytes taken from the active slot
+	WholeSize     int64          // of which whole unchanged files
+	CopiedSize    int64          // bytes repeating an earlier chunk of the same version (schema 2)
 
 	staging *Staging
 	work    *work
@@ -189,8 +190,15 @@ func (p *Plan) stage(c verify.Chunk, data []byte) error {
 
 // Summary is one line for logs and the terminal.
 func (p *Plan) Summary() string {
-	return fmt.Sprintf("%s %s: download %d chunks (%d bytes), %d bytes already staged, %d bytes reused from the slots, %d bytes repeated in the version, %d bytes in all",
-		p.Manifest.Model, p.Manifest.Version, p.FetchChunks, p.FetchBytes, p.StagedSize, p.ReusedSize, p.CopiedSize, p.Manifest.TotalSize())
+	return fmt.Sprintf("%s %s: download %d chunks (%d bytes%s), %d bytes already staged, %d bytes reused from the slots, %d bytes repeated in the version, %d bytes in all",
+		p.Manifest.Model, p.Manifest.Version, p.FetchChunks, p.FetchBytes, p.requests(), p.StagedSize, p.ReusedSize, p.CopiedSize, p.Manifest.TotalSize())
+}
+
+func (p *Plan) requests() string {
+	if p.ix == nil {
+		return ""
+	}
+	return fmt.Sprintf(" in %d requests", p.FetchRequests)
 }
 
 func readAt(name string, off int64, buf []byte) error {

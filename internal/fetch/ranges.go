@@ -14,6 +14,7 @@ import (
 
 	"github.com/modelslot/modelslot/internal/chunkindex"
 	"github.com/modelslot/modelslot/verify"
+	"golang.org/x/sys/unix"
 )
 
 // A schema-2 repository keeps chunks in packs, so a device asks for a run of
@@ -217,6 +218,7 @@ func (f *runFetch) stream(body io.Reader, pos uint64) error {
 		if _, err := io.CopyN(io.Discard, body, int64(ch.off-pos)); err != nil {
 			return shortBody(ch.off, err)
 		}
+		f.report.add(int64(ch.off - pos)) // a gap read through: bytes on the wire too
 		z := getBuf(int64(ch.csize))[:ch.csize]
 		_, err := io.ReadFull(body, z)
 		if err == nil {
@@ -423,13 +425,28 @@ func (c *Client) loadIndex(ctx context.Context, repoURL string, m *verify.Manife
 			return fmt.Errorf("staging: %w", err)
 		}
 	}
-	n := int(m.Index.Chunks)
-	limit := chunkindex.LocationsSize(min(n, chunkindex.MaxPacks), n)
+	limit := locLimit(m)
 	url := joinURL(repoURL, chunkindex.LocationsPath(m.Index.SHA256))
 	if err := c.getFile(ctx, url, w.path(locFile), limit, nil); err != nil {
 		return fmt.Errorf("chunk locations: %w", err)
 	}
 	return nil
+}
+
+// locLimit bounds a repository's locations for m: a pack a chunk at most.
+func locLimit(m *verify.Manifest) int64 {
+	n := int(m.Index.Chunks)
+	return chunkindex.LocationsSize(min(n, chunkindex.MaxPacks), n)
+}
+
+// indexSpace refuses, before a byte is written, an index and locations the
+// staging filesystem cannot hold (the index may be hundreds of MB).
+func indexSpace(dir string, m *verify.Manifest) error {
+	var st unix.Statfs_t
+	if err := statfs(dir, &st); err != nil {
+		return fmt.Errorf("free space of %s: %w", dir, err)
+	}
+	return enough(dir, avail(&st), m.Index.Size+locLimit(m)+DefaultMargin, "the chunk index and its locations")
 }
 
 // openStaged creates (keeping what an earlier attempt wrote) and opens the

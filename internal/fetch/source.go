@@ -186,6 +186,9 @@ func (s *Source) loadIndex(ctx context.Context, staging *Staging) error {
 		s.loaded = true
 		return loadBundleIndex(s.bundle, w)
 	}
+	if err := indexSpace(staging.Dir(), s.Manifest); err != nil {
+		return err
+	}
 	return s.client.loadIndex(ctx, s.resolved.RepoURL, s.Manifest, w)
 }
 
