@@ -2,11 +2,12 @@ package slots
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -36,6 +37,7 @@ type Fill struct {
 	slot string
 	m    *verify.Manifest
 	dir  string
+	root *durable.Root // dir, opened once: every file is made and reopened beneath it, never through a link
 
 	mu      sync.Mutex
 	written map[string]bool // verified while writing
@@ -75,6 +77,13 @@ func (s *Store) BeginInstall(ctx context.Context, m *verify.Manifest) (*Fill, er
 	if err := os.Mkdir(f.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("install %s: %w", m.Version, err)
 	}
+	err = s.withRoot(func(r *durable.Root) (err error) {
+		f.root, err = r.OpenDir(path.Join(slotsDir, "."+slot+".tmp"))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("install %s: %w", m.Version, f.abort(err))
+	}
 	return f, nil
 }
 
@@ -112,6 +121,25 @@ func (f *Fill) WriteFile(ctx context.Context, vf verify.File, r io.Reader) error
 	return nil
 }
 
+// Adopt moves the finished file staged (the caller's, on the same
+// filesystem) into the fill as vf: renamed beneath the fill's directory, never
+// through a link. Commit verifies it like a file from CreateFile.
+func (f *Fill) Adopt(vf verify.File, staged string) error {
+	if _, ok := f.m.Lookup(vf.Path); !ok {
+		return fmt.Errorf("install: %w: %s is not in the manifest", verify.ErrRejected, vf.Path)
+	}
+	if err := f.root.MkdirAll(path.Dir(vf.Path), 0o755); err != nil {
+		return fmt.Errorf("install %s: %w", vf.Path, err)
+	}
+	if err := f.root.RenameInto(staged, vf.Path); err != nil {
+		return fmt.Errorf("install %s: %w", vf.Path, err)
+	}
+	f.mu.Lock()
+	f.created[vf.Path] = true
+	f.mu.Unlock()
+	return nil
+}
+
 // CreateFile creates vf's file for a caller that fills it by other means (say,
 // reflinked ranges); Commit verifies it. The caller closes it.
 func (f *Fill) CreateFile(vf verify.File) (*os.File, error) {
@@ -133,11 +161,10 @@ func (f *Fill) create(vf verify.File) (*os.File, error) {
 	if _, ok := f.m.Lookup(vf.Path); !ok {
 		return nil, fmt.Errorf("install: %w: %s is not in the manifest", verify.ErrRejected, vf.Path)
 	}
-	name := filepath.Join(f.dir, filepath.FromSlash(vf.Path))
-	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+	if err := f.root.MkdirAll(path.Dir(vf.Path), 0o755); err != nil {
 		return nil, fmt.Errorf("install %s: %w", vf.Path, err)
 	}
-	out, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	out, err := f.root.Create(vf.Path, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("install %s: %w", vf.Path, err)
 	}
@@ -167,6 +194,7 @@ func sealFile(out *os.File, vf verify.File) error {
 // slot as installed. Commit always ends the Fill: on error the temp directory is
 // removed and the slot is empty again.
 func (f *Fill) Commit(ctx context.Context) error {
+	defer f.root.Close()
 	if err := f.commit(ctx); err != nil {
 		return fmt.Errorf("install %s: %w", f.m.Version, f.abort(err))
 	}
@@ -208,18 +236,34 @@ func (f *Fill) verifyRest(ctx context.Context) error {
 		if !f.created[vf.Path] {
 			return &verify.MismatchError{Path: vf.Path, Reason: "never written"}
 		}
-		name := filepath.Join(f.dir, filepath.FromSlash(vf.Path))
-		if err := os.Chmod(name, os.FileMode(vf.Mode).Perm()&^0o222); err != nil {
-			return err
-		}
-		if err := verify.VerifyFile(ctx, name, vf); err != nil {
-			return err
-		}
-		if err := syncFile(name); err != nil {
+		if err := f.verifyCreated(ctx, vf); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// verifyCreated hashes a file that was filled by other means, reopened
+// beneath the fill's directory: a link or a FIFO put in its place is
+// refused, not followed (a link to an outside copy with the right bytes
+// would otherwise pass), then seals it.
+func (f *Fill) verifyCreated(ctx context.Context, vf verify.File) error {
+	in, err := f.root.OpenRegular(vf.Path, os.O_RDONLY)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return &verify.MismatchError{Path: vf.Path, Reason: "never written"}
+		}
+		return err
+	}
+	defer in.Close()
+	sum, n, err := verify.HashReader(ctx, io.LimitReader(in, vf.Size+1))
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", vf.Path, err)
+	}
+	if err := checkWritten(vf, n, sum); err != nil {
+		return err
+	}
+	return sealFile(in, vf)
 }
 
 // writeMeta stores the manifest (and any extra metadata) and returns the
@@ -229,13 +273,12 @@ func (f *Fill) writeMeta() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	meta := filepath.Join(f.dir, verify.MetaDir)
-	if err := os.MkdirAll(meta, 0o755); err != nil {
+	if err := f.root.MkdirAll(verify.MetaDir, 0o755); err != nil {
 		return "", err
 	}
 	f.meta[path.Base(ManifestFile)] = data
 	for name, b := range f.meta {
-		if err := durable.WriteFile(filepath.Join(meta, name), b, 0o444); err != nil {
+		if err := f.writeMetaFile(path.Join(verify.MetaDir, name), b); err != nil {
 			return "", err
 		}
 	}
@@ -244,8 +287,29 @@ func (f *Fill) writeMeta() (string, error) {
 	return verify.HexDigest(h.Sum(nil)), nil
 }
 
+// writeMetaFile writes one file of the fill's .modelslot directory, made
+// beneath it like every other file (the directory is new: no temp name is
+// needed, the whole tree is renamed into place at the end).
+func (f *Fill) writeMetaFile(rel string, data []byte) error {
+	out, err := f.root.Create(rel, 0o444)
+	if err != nil {
+		return err
+	}
+	_, err = out.Write(data)
+	if err == nil {
+		err = durable.Sync(out)
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // Abort throws the Fill away and marks the slot empty.
-func (f *Fill) Abort() error { return f.abort(nil) }
+func (f *Fill) Abort() error {
+	defer f.root.Close()
+	return f.abort(nil)
+}
 
 func (f *Fill) abort(cause error) error {
 	err := f.s.clearSlot(f.slot)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/modelslot/modelslot/verify"
 )
@@ -19,6 +18,9 @@ type Fill interface {
 	// CreateFile creates f for filling by other means; the fill verifies it at
 	// commit, whatever file then has its name.
 	CreateFile(f verify.File) (*os.File, error)
+	// Adopt renames the finished file staged into the fill as f, beneath the
+	// fill's directory without following a link; verified at commit.
+	Adopt(f verify.File, staged string) error
 }
 
 // Assemble completes the staged files with the chunks reused from the active
@@ -100,19 +102,19 @@ func reuseRange(name string, off int64, sr slotRange, c verify.Chunk, clone bool
 	return writeAt(name, off, buf)
 }
 
-// adopt puts the staged file staged into fill under f's name: it lets the fill
-// create the file (so it is known and verified at commit) and renames the
-// staged file over it. Across filesystems it is copied instead.
+// adopt puts the staged file staged into fill under f's name: renamed into
+// the fill, which verifies it at commit. Across filesystems it is copied
+// instead.
 func adopt(ctx context.Context, fill Fill, f verify.File, staged string) error {
+	err := fill.Adopt(f, staged)
+	if err == nil || !isCrossDevice(err) {
+		return err
+	}
 	out, err := fill.CreateFile(f)
 	if err != nil {
 		return err
 	}
 	defer out.Close()
-	err = os.Rename(staged, filepath.Join(fill.Dir(), filepath.FromSlash(f.Path)))
-	if err == nil || !isCrossDevice(err) {
-		return err
-	}
 	in, err := os.Open(staged)
 	if err != nil {
 		return err
