@@ -48,6 +48,12 @@ type Agent struct {
 	// reported (a trial they started, resumed and ended): written before
 	// the worker starts, only read after.
 	answered map[string]bool
+	// outcome is the status of the terminal event each running command's run
+	// reported, so its counter says what its answer said (worker goroutine only).
+	outcome map[string]string
+	// deviceOutbox carries the answers to commands for a model the device
+	// does not have (every other event goes through its model's outbox).
+	deviceOutbox *report.Outbox
 }
 
 // New prepares an agent for cfg; its inbox lives in <state_root>/inbox.
@@ -65,7 +71,8 @@ func New(cfg *config.Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Agent{Config: cfg, Inbox: in, Heartbeat: time.Minute, conn: conn, live: newLiveness()}, nil
+	return &Agent{Config: cfg, Inbox: in, Heartbeat: time.Minute, conn: conn, live: newLiveness(),
+		outcome: map[string]string{}}, nil
 }
 
 // Alive reports whether the agent's own loops are making progress: the
@@ -106,6 +113,15 @@ func (a *Agent) Run(ctx context.Context, ready func()) error {
 	a.recoverAll(ctx)
 	var wg sync.WaitGroup
 	sinks := a.sinks()
+	dev, err := session.OpenDeviceOutbox(a.Config)
+	if err != nil {
+		return err
+	}
+	a.deviceOutbox = dev
+	for _, s := range sinks {
+		d := &report.Drainer{Outbox: dev, Sink: s}
+		wg.Go(func() { d.Run(ctx) })
+	}
 	for i := range a.Config.Models {
 		m := &a.Config.Models[i]
 		o, err := session.OpenOutbox(a.Config, m)

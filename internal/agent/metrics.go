@@ -80,7 +80,7 @@ func (m *metrics) initAtZero(cfg *config.Config) {
 		m.manual.WithLabelValues(mod.Name)
 	}
 	for _, action := range []string{ActionInstall, ActionRollback, ActionMarkGood, ActionMarkBad} {
-		for _, result := range []string{"ok", "failed", "rejected"} {
+		for _, result := range []string{"ok", "failed", "rejected", report.StatusNothingToDo} {
 			m.commands.WithLabelValues(action, result)
 		}
 	}
@@ -109,9 +109,15 @@ func (m *metrics) downloadProgress(model string) func(done, total int64) {
 	}
 }
 
-func (m *metrics) command(action string, err error) {
+// command counts a command that ran, by what its terminal event said:
+// nothing_to_do (and rejected, for a command refused at run time) apart from
+// ok and failed, so a rollback with nothing to roll back to is no failure.
+func (m *metrics) command(action, status string, err error) {
 	result := "ok"
-	if err != nil {
+	switch {
+	case status == report.StatusNothingToDo, status == report.StatusRejected:
+		result = status
+	case err != nil:
 		result = "failed"
 	}
 	m.commands.WithLabelValues(action, result).Inc()

@@ -101,6 +101,7 @@ func (a *Agent) carryOut(ctx context.Context, d *session.Session, c Command) err
 	if c.fromPlatform() && !rep.terminal && !a.answered[c.ID] && ctx.Err() == nil && !errors.Is(err, errRetry) {
 		rep.Report(ctx, answer(d, c, err))
 	}
+	a.outcome[c.ID] = rep.status
 	return err
 }
 
@@ -203,8 +204,9 @@ func (a *Agent) finish(seq uint64, c Command, err error) {
 		slog.Info("agent: command done", "id", c.ID, "action", c.Action, "model", c.Model)
 	}
 	if !errors.Is(err, ErrRefused) { // reject counted it
-		a.metrics.command(c.Action, err)
+		a.metrics.command(c.Action, a.outcome[c.ID], err)
 	}
+	delete(a.outcome, c.ID)
 	if f := a.rollouts[c.Model]; f != nil && c.Rollout != "" && !errors.Is(err, errGated) && !errors.Is(err, errReplaced) {
 		f.done(c, err)
 	}

@@ -209,6 +209,20 @@ func TestEveryCommandThatRunsIsAnswered(t *testing.T) {
 	if strings.Join(got, " ") != want {
 		t.Fatalf("terminal events %q, want %q", strings.Join(got, " "), want)
 	}
+	// The counter says what the answer said: a command with nothing to do
+	// did not fail.
+	m := scrapeMetrics(t, a.metrics)
+	for _, w := range []string{
+		`modelslot_commands_total{action="mark-good",result="nothing_to_do"} 1`,
+		`modelslot_commands_total{action="rollback",result="nothing_to_do"} 1`,
+		`modelslot_commands_total{action="rollback",result="failed"} 0`,
+		`modelslot_commands_total{action="mark-good",result="ok"} 0`,
+		`modelslot_commands_total{action="install",result="failed"} 1`,
+	} {
+		if !strings.Contains(m, w) {
+			t.Errorf("metrics: missing %s", w)
+		}
+	}
 }
 
 // TestQueuedLocalSourceIsRecheckedAtRunTime: an install queued with a source
