@@ -22,6 +22,7 @@ import (
 	"github.com/modelslot/modelslot/internal/netconf"
 	"github.com/modelslot/modelslot/internal/report"
 	"github.com/modelslot/modelslot/internal/session"
+	"github.com/modelslot/modelslot/internal/update"
 	"github.com/modelslot/modelslot/slots"
 )
 
@@ -54,6 +55,9 @@ type Agent struct {
 	// deviceOutbox carries the answers to commands for a model the device
 	// does not have (every other event goes through its model's outbox).
 	deviceOutbox *report.Outbox
+	// recovered holds the commands whose update recovery ended (committed or
+	// reverted) at start, with how they ended: done, never run again.
+	recovered map[string]error
 }
 
 // New prepares an agent for cfg; its inbox lives in <state_root>/inbox.
@@ -72,7 +76,7 @@ func New(cfg *config.Config) (*Agent, error) {
 		return nil, err
 	}
 	return &Agent{Config: cfg, Inbox: in, Heartbeat: time.Minute, conn: conn, live: newLiveness(),
-		outcome: map[string]string{}}, nil
+		outcome: map[string]string{}, recovered: map[string]error{}}, nil
 }
 
 // Alive reports whether the agent's own loops are making progress: the
@@ -184,13 +188,21 @@ func (a *Agent) recoverAll(ctx context.Context) {
 		if ok {
 			d.Updater.Reporter = rep
 		}
-		if err := d.Recover(ctx); err != nil && ctx.Err() == nil {
+		err = d.Recover(ctx)
+		if err != nil && ctx.Err() == nil {
 			slog.Warn("agent: recovery of a model did not finish; it is tried again", "model", m.Name, "err", err)
 		}
-		if ok && rep.terminal {
-			a.answered[c.ID] = true // its run then finds nothing to do and stays silent
-		}
 		d.Close()
+		if ok && rep.terminal {
+			// Recovery ended the command's update (committed, or reverted:
+			// the version failed): the command is done. Running it again
+			// would install the version that just failed once more.
+			// The work loop finishes it, once the rollout followers that
+			// must learn its outcome are running.
+			a.answered[c.ID] = true
+			a.outcome[c.ID] = rep.status
+			a.recovered[c.ID] = recoveredErr(rep.status, err)
+		}
 	}
 }
 
@@ -203,6 +215,15 @@ func (a *Agent) firstPending(model string) (Command, bool) {
 		}
 	}
 	return Command{}, false
+}
+
+// recoveredErr is how a command whose update recovery ended is counted: a
+// revert is a failed command.
+func recoveredErr(status string, err error) error {
+	if err == nil && status != report.StatusSuccess {
+		err = update.ErrRolledBack
+	}
+	return err
 }
 
 func (a *Agent) sinks() []report.Sink {

@@ -162,6 +162,11 @@ func (a *Agent) work(ctx context.Context) {
 			sleepCtx(ctx, time.Minute, changed)
 			continue
 		}
+		if err, ok := a.recovered[cmds[0].ID]; ok {
+			delete(a.recovered, cmds[0].ID)
+			a.finish(seqs[0], cmds[0], err)
+			continue
+		}
 		if newer := replacedBy(cmds); newer > 0 {
 			slog.Info("agent: command replaced by a newer one for the same model", "id", cmds[0].ID, "by", cmds[newer].ID)
 			a.finish(seqs[0], cmds[0], errReplaced)
