@@ -71,7 +71,7 @@ func New(cfg *config.Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: [platform] %w", config.ErrConfig, err)
 	}
-	in, err := OpenInbox(filepath.Join(cfg.StateRoot, "inbox"))
+	in, err := OpenInbox(filepath.Join(cfg.StateRoot, config.InboxDir))
 	if err != nil {
 		return nil, err
 	}

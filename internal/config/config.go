@@ -261,9 +261,17 @@ func (c *Config) fill() error {
 	return nil
 }
 
+// InboxDir is the agent's command inbox under state_root, beside the
+// models' directories: no model may have its name.
+const InboxDir = "inbox"
+
 func (m *Model) fill(stateRoot string) error {
 	if err := verify.CheckModelName(m.Name); err != nil {
 		return fmt.Errorf("[[model]] name: %v", err)
+	}
+	if m.Name == InboxDir || (strings.HasPrefix(m.Name, "unit-") && strings.HasSuffix(m.Name, ".lock")) {
+		return fmt.Errorf("[[model]] name %q is reserved: the agent keeps its %s under state_root with that name; choose another", m.Name,
+			map[bool]string{true: "command inbox", false: "unit locks"}[m.Name == InboxDir])
 	}
 	if m.Link == "" {
 		m.Link = filepath.Join(stateRoot, m.Name, "current")
