@@ -45,10 +45,10 @@ type Plan struct {
 
 	staging  *Staging
 	work     *work
-	prepared bool // the staged files exist (prepareFiles)
-	whole   map[string]string    // new file path → identical active file
-	slot    map[string]slotRange // chunk sha256 → its bytes in the active slot
-	places  map[string][]place   // chunk sha256 → where it goes in the staged files
+	prepared bool                 // the staged files exist (prepareFiles)
+	whole    map[string]string    // new file path → identical active file
+	slot     map[string]slotRange // chunk sha256 → its bytes in the active slot
+	places   map[string][]place   // chunk sha256 → where it goes in the staged files
 }
 
 // NewPlan plans the install of m. active may be nil (first install). Chunks an
