@@ -269,8 +269,12 @@ func TestRetriesLogOneLineNotAWarningPerAttempt(t *testing.T) {
 			return false
 		}
 		switch fails.Add(1) {
-		case 1, 2: // the connection drops before an answer
-			conn, _, _ := w.(http.Hijacker).Hijack()
+		case 1, 2: // half a body, then the connection drops
+			body, _ := os.ReadFile(filepath.Join(r.dir, filepath.FromSlash(req.URL.Path)))
+			conn, buf, _ := w.(http.Hijacker).Hijack()
+			fmt.Fprintf(buf, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", len(body))
+			buf.Write(body[:len(body)/2])
+			buf.Flush()
 			conn.Close()
 			return true
 		case 3:
