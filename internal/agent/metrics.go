@@ -55,7 +55,7 @@ func newMetrics(cfg *config.Config) *metrics {
 		downloaded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "modelslot_download_bytes_total",
 			Help: "Bytes downloaded (compressed, on the wire) by installs the agent ran."}, []string{"model"}),
 		corrupt: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "modelslot_download_corrupt_total",
-			Help: "Chunks whose downloaded bytes failed their digest or size and were fetched again (a captive portal, a broken proxy or mirror)."}, []string{"model"}),
+			Help: "Chunk downloads whose bytes failed their digest or size (a captive portal, a broken proxy or mirror); each is fetched again, up to 3 times."}, []string{"model"}),
 	}
 	m.reg.MustRegister(m.updates, m.rollbacks, m.manual, m.lastSuccess, m.sentEvents, m.commands, m.downloaded, m.corrupt,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -113,8 +113,8 @@ func (m *metrics) downloadProgress(model string) func(done, total int64) {
 	}
 }
 
-// corruptDownload counts one chunk of the model fetched again because its
-// bytes were corrupt.
+// corruptDownload counts one download of a chunk of the model whose bytes
+// were corrupt.
 func (m *metrics) corruptDownload(model string) func() {
 	c := m.corrupt.WithLabelValues(model)
 	return c.Inc

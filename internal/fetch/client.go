@@ -32,8 +32,9 @@ type ClientOptions struct {
 	// bandwidth waits excluded [30m].
 	RequestTimeout time.Duration
 	Bandwidth      int64 // bytes per second over all requests; 0 = unlimited
-	// Corrupt, if set, is called each time a chunk's bytes fail their digest
-	// or size and the chunk is fetched again (a metric counts them).
+	// Corrupt, if set, is called each time the bytes received for a chunk
+	// fail their digest or size (a metric counts them); the chunk is then
+	// fetched again, up to 3 times.
 	Corrupt func()
 	Logger  *slog.Logger // [slog.Default()]
 	TLS     *tls.Config  // an https repository's CAs (nil: the system's)

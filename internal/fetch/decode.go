@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
-
 	"github.com/klauspost/compress/zstd"
 	"github.com/modelslot/modelslot/verify"
 )
@@ -129,12 +128,12 @@ func (c *Client) fetchChunk(ctx context.Context, repoURL string, p *Plan, ch ver
 		if err == nil || !errors.Is(err, ErrCorrupt) || ctx.Err() != nil {
 			return err
 		}
+		if c.corrupt != nil {
+			c.corrupt()
+		}
 		if attempt == corruptRetries {
 			return fmt.Errorf("%w: %w (fetched %d times; a captive portal, a proxy or the mirror sends other bytes than the repository published)",
 				ErrDownload, err, attempt+1)
-		}
-		if c.corrupt != nil {
-			c.corrupt()
 		}
 		c.noteRetry(url, err.Error())
 		wait := retryablehttp.DefaultBackoff(c.retryMin, c.retryMax, attempt, nil)

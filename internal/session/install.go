@@ -21,8 +21,8 @@ type InstallOptions struct {
 	AllowDowngrade bool
 	Stdin          io.Reader      // the bundle when source is "-"
 	Progress       fetch.Progress // bytes on the wire (or read from the bundle); nil = none
-	// Corrupt, if set, is called for each chunk whose bytes failed their
-	// digest or size and is fetched again (fetch.ClientOptions.Corrupt).
+	// Corrupt, if set, is called for each download of a chunk whose bytes
+	// failed their digest or size (fetch.ClientOptions.Corrupt).
 	Corrupt func()
 	// ManifestSHA256, if set, pins the manifest: the sha256 of its envelope
 	// must be this (a rollout names it), else the install is refused.
