@@ -116,6 +116,7 @@ func NewClient(o ClientOptions) *Client {
 		CheckRetry:   checkRetry,
 		Backoff:      retryablehttp.DefaultBackoff,
 		PrepareRetry: prepareRange,
+		ErrorHandler: giveUp,
 	}
 	return &Client{rc: rc, stall: o.StallTimeout, limiter: newLimiter(o.Bandwidth), log: o.Logger, token: o.Token,
 		pace:     pace{minRate: o.MinRate, window: o.MinRateWindow, deadline: o.RequestTimeout},
@@ -188,6 +189,25 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 		}
 	}
 	return retry, cerr
+}
+
+// giveUp is the error after the last attempt: the cause, and how many
+// attempts it took, without retryablehttp's "GET <url> giving up" prefix (the
+// caller names the URL).
+func giveUp(resp *http.Response, err error, attempts int) (*http.Response, error) {
+	if resp != nil {
+		resp.Body.Close()
+	}
+	if err == nil { // retried to the end on a status its policy gave no error for
+		err = errors.New("no usable answer from the server")
+		if resp != nil {
+			err = fmt.Errorf("HTTP %s", resp.Status)
+		}
+	}
+	if attempts > 1 {
+		return nil, fmt.Errorf("%w (%d attempts)", err, attempts)
+	}
+	return nil, err
 }
 
 // noteRetry logs that an attempt is retried: the first time for this client

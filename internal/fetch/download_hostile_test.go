@@ -56,6 +56,7 @@ func TestHostileOneBytePerIntervalIsCutOffAndVerifiedChunksStayStaged(t *testing
 	o.Retries, o.MinRate, o.MinRateWindow = 1, 10000, 200*time.Millisecond
 	staging := t.TempDir()
 	_, p, err := install(t, NewClient(o), r, nil, staging)
+	t.Log(err)
 	wantErr(t, err, ErrDownload, "below the minimum of 10000 bytes/s")
 	if errors.Is(err, verify.ErrRejected) {
 		t.Fatalf("a slow server is not a rejected artifact: %v", err)
@@ -146,6 +147,7 @@ func TestHostileCaptivePortalIsADownloadFailureNotARejection(t *testing.T) {
 	o := fastOptions
 	o.Corrupt = func() { corrupt.Add(1) }
 	_, _, err := install(t, NewClient(o), r, nil, t.TempDir())
+	t.Log(err)
 	wantTransportFailure(t, err, "truncated")
 	most := 0
 	r.mu.Lock()
@@ -235,6 +237,7 @@ func TestHostile404OnTheGivenURLIsFinalAtOnce(t *testing.T) {
 	r.publish(model(t, 1), "v1")
 	for _, path := range []string{"/demo/channels/nightly.json", "/demo/manifests/v9.json"} {
 		_, err := fastClient().Resolve(context.Background(), r.srv.URL+path, r.trusted())
+		t.Log(err)
 		wantErr(t, err, ErrNotFound, "HTTP 404 Not Found; check the URL")
 		if n := r.hits[path]; n != 1 {
 			t.Fatalf("%s requested %d times: a 404 on the URL given is a final answer", path, n)

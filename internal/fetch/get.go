@@ -151,7 +151,7 @@ func (d *download) read(body io.ReadCloser) error {
 			return err // a reset or a dropped connection: retry, resuming from here
 		}
 		if err := pace.add(time.Now(), n, waited); err != nil {
-			return fmt.Errorf("%s: %w; %d bytes received are kept for the next attempt", d.url, err, len(d.buf))
+			return err // retried, resuming (Range) from what arrived
 		}
 	}
 }
