@@ -30,6 +30,7 @@ func TestCountersStartAtZeroAndManualRollbacksApart(t *testing.T) {
 		`modelslot_updates_total{model="demo",result="success"} 0`,
 		`modelslot_manual_rollbacks_total{model="demo"} 0`,
 		`modelslot_commands_total{action="unknown",result="rejected"} 0`,
+		`modelslot_download_corrupt_total{model="demo"} 0`,
 	}
 	for _, code := range reason.All {
 		if code != reason.Manual {

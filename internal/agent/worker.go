@@ -142,7 +142,8 @@ func (a *Agent) install(ctx context.Context, d *session.Session, c Command) erro
 		a.live.beat(loopWork)
 		count(done, total)
 	}
-	err := install(ctx, d, c.Source, session.InstallOptions{Progress: progress, ManifestSHA256: c.ManifestSHA256})
+	err := install(ctx, d, c.Source, session.InstallOptions{Progress: progress, ManifestSHA256: c.ManifestSHA256,
+		Corrupt: a.metrics.corruptDownload(d.Model.Name)})
 	if err == nil || errors.Is(err, verify.ErrRejected) || errors.Is(err, update.ErrRolledBack) || ctx.Err() != nil {
 		return err // done, or a verdict that retrying would only repeat
 	}

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -170,6 +171,35 @@ func TestDownloadProgressKeepsTheWorkerAlive(t *testing.T) {
 	testutil.WaitFor(t, 10*time.Second, "the install to finish", func() bool { _, c := a.Inbox.Pending(); return len(c) == 0 })
 	if !stillAlive.Load() {
 		t.Fatal("a worker receiving chunks was counted dead")
+	}
+}
+
+// TestCorruptDownloadIsCountedAndRetried: chunks fetched again because their
+// bytes were corrupt are counted, and an install that failed so (a captive
+// portal) is a download failure: queued and tried again, not dropped.
+func TestCorruptDownloadIsCountedAndRetried(t *testing.T) {
+	cfg := testConfig(t)
+	a, err := New(cfg)
+	testutil.OK(t, err)
+	a.metrics = newMetrics(cfg)
+	a.RetryMin = time.Millisecond
+	var calls atomic.Int32
+	a.Install = func(ctx context.Context, d *session.Session, source string, o session.InstallOptions) error {
+		o.Corrupt()
+		if calls.Add(1) == 1 {
+			o.Corrupt()
+			return errors.New("download failed: get http://repo/chunks/ab/ab.zst: chunk does not match the manifest: truncated (fetched 4 times)")
+		}
+		return nil
+	}
+	_, err = a.Inbox.Add(Command{ID: "i1", Action: ActionInstall, Model: "demo", Source: "http://127.0.0.1:1/x.json"})
+	testutil.OK(t, err)
+	workUntilDone(t, a, 0)
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("the install ran %d times, want a retry after the download failure", n)
+	}
+	if got := scrapeMetrics(t, a.metrics); !strings.Contains(got, `modelslot_download_corrupt_total{model="demo"} 3`) {
+		t.Fatalf("corrupt chunks not counted:\n%s", got)
 	}
 }
 

@@ -88,6 +88,14 @@ func (p *Platform) Files() netconf.Files {
 type Download struct {
 	Workers   int  `toml:"workers"`   // chunks at once; default 4
 	Bandwidth Size `toml:"bandwidth"` // bytes per second over all requests; 0 = unlimited
+	// MinRate is the slowest a request's answer may come, in bytes per second
+	// over MinRateWindow (waits for the bandwidth limit do not count); a
+	// slower attempt is cut off and retried, resuming. Default 1KiB over 60s.
+	MinRate       Size     `toml:"min_rate"`
+	MinRateWindow Duration `toml:"min_rate_window"`
+	// RequestTimeout bounds one attempt of one request from its first byte to
+	// its last (bandwidth waits excluded); default 30m.
+	RequestTimeout Duration `toml:"request_timeout"`
 	// CAFile: PEM CAs to trust for an https:// repository (default: the
 	// system's); TokenFile: a bearer token sent to the repository's host only.
 	CAFile    string `toml:"ca_file"`
@@ -232,6 +240,9 @@ func (c *Config) fill() error {
 	}
 	if c.Agent.RolloutPoll == 0 {
 		c.Agent.RolloutPoll = Duration(time.Minute)
+	}
+	if c.Download.MinRate < 0 || c.Download.MinRateWindow < 0 || c.Download.RequestTimeout < 0 {
+		return errors.New("[download] min_rate, min_rate_window and request_timeout must not be negative (leave them out for the defaults)")
 	}
 	if err := checkBundleDir(c.Agent.BundleDir); err != nil {
 		return err

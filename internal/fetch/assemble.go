@@ -32,6 +32,9 @@ type Fill interface {
 // hashes every file at commit. The caller commits or aborts fill, and clears
 // staging after a commit.
 func Assemble(ctx context.Context, p *Plan, fill Fill) error {
+	if err := p.prepareFiles(); err != nil {
+		return err
+	}
 	clone := p.reflinkWorks()
 	for _, f := range p.Manifest.Files {
 		if err := ctx.Err(); err != nil {
@@ -97,7 +100,7 @@ func reuseRange(name string, off int64, sr slotRange, c verify.Chunk, clone bool
 		return fmt.Errorf("reuse chunk %s from the active slot: %w", c.SHA256, err)
 	}
 	if err := checkSum(buf, c); err != nil {
-		return fmt.Errorf("the active slot's %s no longer matches its manifest (run `modelslot verify`): %w", sr.file, err)
+		return fmt.Errorf("%w: the active slot's %s no longer matches its manifest (run `modelslot verify`): %w", verify.ErrRejected, sr.file, err)
 	}
 	return writeAt(name, off, buf)
 }

@@ -32,6 +32,9 @@ func (c *Client) Download(ctx context.Context, repoURL string, p *Plan, o Downlo
 	if o.Workers <= 0 {
 		o.Workers = DefaultWorkers
 	}
+	if err := p.prepareFiles(); err != nil {
+		return err
+	}
 	start := time.Now()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -18,6 +18,9 @@ func Ingest(ctx context.Context, r *bundle.Reader, p *Plan, progress Progress) e
 	if !verify.SameContent(r.Manifest, p.Manifest) {
 		return fmt.Errorf("ingest bundle: the plan is for another manifest")
 	}
+	if err := p.prepareFiles(); err != nil {
+		return err
+	}
 	want := map[string]bool{}
 	var total int64
 	for _, c := range r.Manifest.DistinctChunks() {
@@ -39,6 +42,9 @@ func Ingest(ctx context.Context, r *bundle.Reader, p *Plan, progress Progress) e
 			return err
 		}
 		if err := ingestOne(p, c, z, want[c.SHA256]); err != nil {
+			if errors.Is(err, ErrCorrupt) { // the bundle is the artifact: reading it again gives the same bytes
+				return fmt.Errorf("%w: ingest bundle: %w", verify.ErrRejected, err)
+			}
 			return fmt.Errorf("ingest bundle: %w", err)
 		}
 		report.add(c.CSize)
