@@ -2,8 +2,10 @@ package slots
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path"
@@ -37,6 +39,7 @@ type Fill struct {
 	slot string
 	m    *verify.Manifest
 	dir  string
+	root *durable.Root // dir, opened once: every file is made and reopened beneath it, never through a link
 
 	mu      sync.Mutex
 	written map[string]bool // verified while writing
@@ -85,6 +88,13 @@ func (s *Store) BeginInstall(ctx context.Context, m *verify.Manifest) (*Fill, er
 		meta: map[string][]byte{}, metaSrc: map[string]string{}}
 	if err := os.Mkdir(f.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("install %s: %w", m.Version, err)
+	}
+	err = s.withRoot(func(r *durable.Root) (err error) {
+		f.root, err = r.OpenDir(path.Join(slotsDir, "."+slot+".tmp"))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("install %s: %w", m.Version, f.abort(err))
 	}
 	return f, nil
 }
@@ -171,6 +181,49 @@ func (f *Fill) WriteFile(ctx context.Context, vf verify.File, r io.Reader) error
 	return nil
 }
 
+// Adopt moves the finished file staged (the caller's, on the same
+// filesystem) into the fill as vf: renamed beneath the fill's directory, never
+// through a link. Commit verifies it like a file from CreateFile.
+func (f *Fill) Adopt(vf verify.File, staged string) error {
+	if _, ok := f.m.Lookup(vf.Path); !ok {
+		return fmt.Errorf("install: %w: %s is not in the manifest", verify.ErrRejected, vf.Path)
+	}
+	if err := f.root.MkdirAll(path.Dir(vf.Path), 0o755); err != nil {
+		return fmt.Errorf("install %s: %w", vf.Path, err)
+	}
+	if err := f.root.RenameInto(staged, vf.Path); err != nil {
+		return fmt.Errorf("install %s: %w", vf.Path, err)
+	}
+	f.mu.Lock()
+	f.created[vf.Path] = true
+	f.mu.Unlock()
+	return nil
+}
+
+// AdoptVerified is Adopt without the hash at Commit. It is for one caller
+// and one condition: a schema-2 install whose every byte of vf was hashed as
+// it was written, chunk by chunk, against the chunk index that the signed
+// manifest pins by digest (so the index pins each chunk, and the chunks,
+// adding up to vf.Size, are the file). Commit still reopens it beneath the
+// fill (a link or FIFO in its place is refused), checks it is a regular file
+// of vf.Size bytes, sets its mode and syncs it; `modelslot verify` still
+// hashes whole files. Anything not verified that way goes through WriteFile,
+// CreateFile or Adopt. A rename across filesystems fails (the caller copies
+// through CreateFile).
+func (f *Fill) AdoptVerified(vf verify.File, staged string) error {
+	if f.m.Index == nil {
+		return fmt.Errorf("install: %w: %s cannot be adopted unhashed: the manifest pins no chunk index", verify.ErrRejected, vf.Path)
+	}
+	if err := f.Adopt(vf, staged); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.adopted[vf.Path] = true
+	f.mu.Unlock()
+	f.first.Do(installFilePoint.Hit)
+	return nil
+}
+
 // CreateFile creates vf's file for a caller that fills it by other means (say,
 // reflinked ranges); Commit verifies it. The caller closes it.
 func (f *Fill) CreateFile(vf verify.File) (*os.File, error) {
@@ -182,36 +235,6 @@ func (f *Fill) CreateFile(vf verify.File) (*os.File, error) {
 	f.created[vf.Path] = true
 	f.mu.Unlock()
 	return out, nil
-}
-
-// AdoptVerified moves staged, a file on the slot's filesystem, into the fill
-// as vf without hashing it again. It is for one caller and one condition: a
-// schema-2 install whose every byte of vf was hashed as it was written, chunk
-// by chunk, against the chunk index that the signed manifest pins by digest
-// (so the index pins each chunk, and the chunks, adding up to vf.Size, are the
-// file). Commit still checks that the file exists, is a regular file of
-// vf.Size bytes, and sets its mode; `modelslot verify` still hashes whole
-// files. Anything not verified that way goes through WriteFile or CreateFile.
-// A rename across filesystems fails (the caller copies through CreateFile).
-func (f *Fill) AdoptVerified(vf verify.File, staged string) error {
-	if _, ok := f.m.Lookup(vf.Path); !ok || f.m.Index == nil {
-		return fmt.Errorf("install: %w: %s cannot be adopted unhashed: not in a manifest with a chunk index", verify.ErrRejected, vf.Path)
-	}
-	name := filepath.Join(f.dir, filepath.FromSlash(vf.Path))
-	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-		return fmt.Errorf("install %s: %w", vf.Path, err)
-	}
-	if _, err := os.Lstat(name); err == nil {
-		return fmt.Errorf("install %s: already written", vf.Path)
-	}
-	if err := os.Rename(staged, name); err != nil {
-		return fmt.Errorf("install %s: %w", vf.Path, err)
-	}
-	f.mu.Lock()
-	f.adopted[vf.Path] = true
-	f.mu.Unlock()
-	f.first.Do(installFilePoint.Hit)
-	return nil
 }
 
 // AddMeta stores data as name under the slot's .modelslot directory (the
@@ -227,11 +250,10 @@ func (f *Fill) create(vf verify.File) (*os.File, error) {
 	if _, ok := f.m.Lookup(vf.Path); !ok {
 		return nil, fmt.Errorf("install: %w: %s is not in the manifest", verify.ErrRejected, vf.Path)
 	}
-	name := filepath.Join(f.dir, filepath.FromSlash(vf.Path))
-	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+	if err := f.root.MkdirAll(path.Dir(vf.Path), 0o755); err != nil {
 		return nil, fmt.Errorf("install %s: %w", vf.Path, err)
 	}
-	out, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	out, err := f.root.Create(vf.Path, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("install %s: %w", vf.Path, err)
 	}
@@ -261,6 +283,7 @@ func sealFile(out *os.File, vf verify.File) error {
 // slot as installed. Commit always ends the Fill: on error the temp directory is
 // removed and the slot is empty again.
 func (f *Fill) Commit(ctx context.Context) error {
+	defer f.root.Close()
 	if err := f.commit(ctx); err != nil {
 		return fmt.Errorf("install %s: %w", f.m.Version, f.abort(err))
 	}
@@ -307,39 +330,53 @@ func (f *Fill) verifyRest(ctx context.Context) error {
 		if f.written[vf.Path] {
 			continue
 		}
-		if !f.created[vf.Path] && !f.adopted[vf.Path] {
+		if !f.created[vf.Path] {
 			return &verify.MismatchError{Path: vf.Path, Reason: "never written"}
 		}
-		name := filepath.Join(f.dir, filepath.FromSlash(vf.Path))
-		if err := os.Chmod(name, os.FileMode(vf.Mode).Perm()&^0o222); err != nil {
-			return err
-		}
-		if err := f.check(ctx, name, vf); err != nil {
-			return err
-		}
-		if err := syncFile(name); err != nil {
+		if err := f.verifyCreated(ctx, vf); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// check hashes a created file; an adopted one was hashed chunk by chunk, so
-// only its kind and size are checked.
-func (f *Fill) check(ctx context.Context, name string, vf verify.File) error {
-	if !f.adopted[vf.Path] {
-		return verify.VerifyFile(ctx, name, vf)
+// verifyCreated hashes a file that was filled by other means, reopened
+// beneath the fill's directory: a link or a FIFO put in its place is
+// refused, not followed (a link to an outside copy with the right bytes
+// would otherwise pass), then seals it.
+func (f *Fill) verifyCreated(ctx context.Context, vf verify.File) error {
+	in, err := f.root.OpenRegular(vf.Path, os.O_RDONLY)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return &verify.MismatchError{Path: vf.Path, Reason: "never written"}
+		}
+		return err
 	}
-	fi, err := os.Lstat(name)
-	switch {
-	case err != nil:
-		return &verify.MismatchError{Path: vf.Path, Reason: "missing"}
-	case !fi.Mode().IsRegular():
-		return &verify.MismatchError{Path: vf.Path, Reason: "not a regular file"}
-	case fi.Size() != vf.Size:
+	defer in.Close()
+	if f.adopted[vf.Path] {
+		return checkAdopted(in, vf)
+	}
+	sum, n, err := verify.HashReader(ctx, io.LimitReader(in, vf.Size+1))
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", vf.Path, err)
+	}
+	if err := checkWritten(vf, n, sum); err != nil {
+		return err
+	}
+	return sealFile(in, vf)
+}
+
+// checkAdopted checks an adopted file's size (its bytes were hashed chunk by
+// chunk as they were written: AdoptVerified) and seals it.
+func checkAdopted(in *os.File, vf verify.File) error {
+	fi, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Size() != vf.Size {
 		return &verify.MismatchError{Path: vf.Path, Reason: fmt.Sprintf("%d bytes, manifest says %d", fi.Size(), vf.Size)}
 	}
-	return nil
+	return sealFile(in, vf)
 }
 
 // writeMeta stores the manifest (and any extra metadata) and returns the
@@ -349,18 +386,17 @@ func (f *Fill) writeMeta() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	meta := filepath.Join(f.dir, verify.MetaDir)
-	if err := os.MkdirAll(meta, 0o755); err != nil {
+	if err := f.root.MkdirAll(verify.MetaDir, 0o755); err != nil {
 		return "", err
 	}
 	f.meta[path.Base(ManifestFile)] = data
 	for name, b := range f.meta {
-		if err := durable.WriteFile(filepath.Join(meta, name), b, 0o444); err != nil {
+		if err := f.writeMetaFile(path.Join(verify.MetaDir, name), b); err != nil {
 			return "", err
 		}
 	}
 	for name, src := range f.metaSrc {
-		if err := copyMeta(src, filepath.Join(meta, name)); err != nil {
+		if err := f.copyMetaFile(path.Join(verify.MetaDir, name), src); err != nil {
 			return "", err
 		}
 	}
@@ -369,8 +405,53 @@ func (f *Fill) writeMeta() (string, error) {
 	return verify.HexDigest(h.Sum(nil)), nil
 }
 
+// writeMetaFile writes one file of the fill's .modelslot directory, made
+// beneath it like every other file (the directory is new: no temp name is
+// needed, the whole tree is renamed into place at the end).
+func (f *Fill) writeMetaFile(rel string, data []byte) error {
+	out, err := f.root.Create(rel, 0o444)
+	if err != nil {
+		return err
+	}
+	_, err = out.Write(data)
+	if err == nil {
+		err = durable.Sync(out)
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// copyMetaFile is writeMetaFile from the file src.
+func (f *Fill) copyMetaFile(rel, src string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("slot metadata %s: %w", rel, err)
+	}
+	defer in.Close()
+	out, err := f.root.Create(rel, 0o444)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	if err == nil {
+		err = durable.Sync(out)
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("slot metadata %s: %w", rel, err)
+	}
+	return nil
+}
+
 // Abort throws the Fill away and marks the slot empty.
-func (f *Fill) Abort() error { return f.abort(nil) }
+func (f *Fill) Abort() error {
+	defer f.root.Close()
+	return f.abort(nil)
+}
 
 func (f *Fill) abort(cause error) error {
 	err := f.s.clearSlot(f.slot)
@@ -385,28 +466,3 @@ func (f *Fill) abort(cause error) error {
 
 // Manifest is the manifest being installed.
 func (f *Fill) Manifest() *verify.Manifest { return f.m }
-
-// copyMeta copies src to dst, read-only and synced (the tree is renamed into
-// place after syncTree, which syncs the directories).
-func copyMeta(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return fmt.Errorf("slot metadata %s: %w", filepath.Base(dst), err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
-	if err != nil {
-		return fmt.Errorf("slot metadata: %w", err)
-	}
-	_, err = io.Copy(out, in)
-	if err == nil {
-		err = durable.Sync(out)
-	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("slot metadata %s: %w", filepath.Base(dst), err)
-	}
-	return nil
-}

@@ -96,7 +96,7 @@ type statusDoc struct {
 // TestRetainedStatusListsModelsAndTheWillIsValid: the retained status names
 // each model's active and previous version; when the agent is killed
 // (SIGKILL, no goodbye) the broker's last will is a valid offline document
-// with a real timestamp and the same models.
+// with a real timestamp — of the last reconnection — and the same models.
 func TestRetainedStatusListsModelsAndTheWillIsValid(t *testing.T) {
 	p := newPlatform(t, true)
 	e := newEnv(t)
@@ -128,6 +128,14 @@ func TestRetainedStatusListsModelsAndTheWillIsValid(t *testing.T) {
 	testutil.WaitFor(t, 10*time.Second, "the online status", func() bool { _, ok := last("online"); return ok })
 	doc, _ := last("online")
 	check(doc)
+	// The broker goes away and comes back: the will the agent leaves on
+	// reconnecting carries the time of that connection, not of the first.
+	p.broker.Stop()
+	time.Sleep(1500 * time.Millisecond)
+	started = time.Now()
+	p.broker.Start()
+	status = mqtttest.Subscribe(t, p.broker, "modelslot/test-device/status")
+	testutil.WaitFor(t, 40*time.Second, "the online status after the broker came back", func() bool { _, ok := last("online"); return ok })
 	if err := a.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}

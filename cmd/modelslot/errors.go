@@ -35,7 +35,8 @@ exit codes:
   0  done, or nothing to do (the same version is already active)
   1  error
   2  usage or config error (also: the configured unit is missing or masked)
-  3  artifact rejected (signature, digest, policy, unsafe path)
+  3  artifact rejected (signature, a signed document's digest, policy, unsafe path;
+     corrupt bytes from the network are a download failure, 1, and retried)
   4  update failed and was rolled back
   5  busy (another operation holds the lock)
   130, 143  stopped by SIGINT or SIGTERM; the next command finishes or undoes what was half done

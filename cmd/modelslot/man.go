@@ -153,7 +153,7 @@ error
 usage or config error
 .TP
 .B 3
-artifact rejected (signature, digest, policy, unsafe path)
+artifact rejected (signature, a signed document's digest, policy, unsafe path; corrupt bytes from the network are a download failure, exit 1, retried)
 .TP
 .B 4
 update failed and was rolled back

@@ -115,7 +115,27 @@ func TestRepositoryInstallRefusals(t *testing.T) {
 				w.Write(b)
 				return true
 			})
-		}, wantCode: exitRejected, want: "corrupt"},
+		}, wantCode: exitError, want: "is corrupt"}, // the manifest held: the network's fault, retried later
+		{name: "captive portal", prepare: func(r *repoServer, m2 string) {
+			r.publish(m2, "v2")
+			r.setSpoil(func(w http.ResponseWriter, req *http.Request) bool {
+				if !strings.HasPrefix(req.URL.Path, "/chunks/") {
+					return false
+				}
+				w.Header().Set("Content-Type", "text/html")
+				w.Write([]byte("<html>Log in to continue</html>"))
+				return true
+			})
+		}, wantCode: exitError, want: "run the same command again"},
+		{name: "404 channel", prepare: func(r *repoServer, m2 string) {
+			r.setSpoil(func(w http.ResponseWriter, req *http.Request) bool {
+				if strings.Contains(req.URL.Path, "/channels/") {
+					http.NotFound(w, req)
+					return true
+				}
+				return false
+			})
+		}, wantCode: exitError, want: "check the url"},
 		{name: "404 chunk", prepare: func(r *repoServer, m2 string) {
 			r.publish(m2, "v2")
 			r.setSpoil(func(w http.ResponseWriter, req *http.Request) bool {
@@ -159,4 +179,28 @@ func TestRepositoryInstallRefusals(t *testing.T) {
 			afterFailure(t, e)
 		})
 	}
+}
+
+// TestRepositoryInstallTooLargeForTheDiskCreatesNothing: an update the disk
+// cannot hold is refused with the no-space error (exit 1 and its hint) before
+// anything is created in staging: once, a sparse staged file of the declared
+// size (118 GiB) stayed behind.
+func TestRepositoryInstallTooLargeForTheDiskCreatesNothing(t *testing.T) {
+	r := newRepoServer(t)
+	fsDir := mountTmpfs(t, "2m")
+	e := newEnvAt(t, filepath.Join(fsDir, "state"), filepath.Join(fsDir, "demo"))
+	e.extraConf = fmt.Sprintf("trusted_keys = [%q]\n", r.pub)
+	e.writeConfig()
+	r.publish(makeModel(t, 4<<20), "v1")
+	res := e.must(exitError, "install", r.channel())
+	if !strings.Contains(res.stderr, "not enough free space") || !strings.Contains(res.stderr, "hint: free space") {
+		t.Fatalf("want the no-space error and its hint, got:\n%s", res.stderr)
+	}
+	staging := filepath.Join(fsDir, "state", "demo", "staging")
+	filepath.WalkDir(staging, func(path string, d os.DirEntry, err error) error {
+		if rel, _ := filepath.Rel(staging, path); err == nil && rel != "." && rel != "work" {
+			t.Errorf("the refused install created staging/%s", rel)
+		}
+		return nil
+	})
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/modelslot/modelslot/internal/netconf"
 	"github.com/modelslot/modelslot/internal/report"
 	"github.com/modelslot/modelslot/internal/session"
+	"github.com/modelslot/modelslot/internal/update"
 	"github.com/modelslot/modelslot/slots"
 )
 
@@ -48,6 +49,15 @@ type Agent struct {
 	// reported (a trial they started, resumed and ended): written before
 	// the worker starts, only read after.
 	answered map[string]bool
+	// outcome is the status of the terminal event each running command's run
+	// reported, so its counter says what its answer said (worker goroutine only).
+	outcome map[string]string
+	// deviceOutbox carries the answers to commands for a model the device
+	// does not have (every other event goes through its model's outbox).
+	deviceOutbox *report.Outbox
+	// recovered holds the commands whose update recovery ended (committed or
+	// reverted) at start, with how they ended: done, never run again.
+	recovered map[string]error
 }
 
 // New prepares an agent for cfg; its inbox lives in <state_root>/inbox.
@@ -61,11 +71,12 @@ func New(cfg *config.Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: [platform] %w", config.ErrConfig, err)
 	}
-	in, err := OpenInbox(filepath.Join(cfg.StateRoot, "inbox"))
+	in, err := OpenInbox(filepath.Join(cfg.StateRoot, config.InboxDir))
 	if err != nil {
 		return nil, err
 	}
-	return &Agent{Config: cfg, Inbox: in, Heartbeat: time.Minute, conn: conn, live: newLiveness()}, nil
+	return &Agent{Config: cfg, Inbox: in, Heartbeat: time.Minute, conn: conn, live: newLiveness(),
+		outcome: map[string]string{}, recovered: map[string]error{}}, nil
 }
 
 // Alive reports whether the agent's own loops are making progress: the
@@ -106,6 +117,15 @@ func (a *Agent) Run(ctx context.Context, ready func()) error {
 	a.recoverAll(ctx)
 	var wg sync.WaitGroup
 	sinks := a.sinks()
+	dev, err := session.OpenDeviceOutbox(a.Config)
+	if err != nil {
+		return err
+	}
+	a.deviceOutbox = dev
+	for _, s := range sinks {
+		d := &report.Drainer{Outbox: dev, Sink: s}
+		wg.Go(func() { d.Run(ctx) })
+	}
 	for i := range a.Config.Models {
 		m := &a.Config.Models[i]
 		o, err := session.OpenOutbox(a.Config, m)
@@ -168,13 +188,21 @@ func (a *Agent) recoverAll(ctx context.Context) {
 		if ok {
 			d.Updater.Reporter = rep
 		}
-		if err := d.Recover(ctx); err != nil && ctx.Err() == nil {
+		err = d.Recover(ctx)
+		if err != nil && ctx.Err() == nil {
 			slog.Warn("agent: recovery of a model did not finish; it is tried again", "model", m.Name, "err", err)
 		}
-		if ok && rep.terminal {
-			a.answered[c.ID] = true // its run then finds nothing to do and stays silent
-		}
 		d.Close()
+		if ok && rep.terminal {
+			// Recovery ended the command's update (committed, or reverted:
+			// the version failed): the command is done. Running it again
+			// would install the version that just failed once more.
+			// The work loop finishes it, once the rollout followers that
+			// must learn its outcome are running.
+			a.answered[c.ID] = true
+			a.outcome[c.ID] = rep.status
+			a.recovered[c.ID] = recoveredErr(rep.status, err)
+		}
 	}
 }
 
@@ -187,6 +215,15 @@ func (a *Agent) firstPending(model string) (Command, bool) {
 		}
 	}
 	return Command{}, false
+}
+
+// recoveredErr is how a command whose update recovery ended is counted: a
+// revert is a failed command.
+func recoveredErr(status string, err error) error {
+	if err == nil && status != report.StatusSuccess {
+		err = update.ErrRolledBack
+	}
+	return err
 }
 
 func (a *Agent) sinks() []report.Sink {

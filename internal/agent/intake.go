@@ -124,16 +124,20 @@ func (a *Agent) intake(ctx context.Context, payload []byte) error {
 }
 
 // reject answers a refused command with a final rejected event naming it. The
-// event goes to the outbox of the model the command names, or to the first
-// model's when it names none configured here (the event's model field still
-// says what the command asked for).
+// event goes to the outbox of the model the command names (none named: the
+// only model's), or to the device's own outbox when that model is not
+// configured here, never filed among another model's events.
 func (a *Agent) reject(_ context.Context, c Command, cause error) {
 	slog.Warn("agent: refused a command", "id", c.ID, "action", c.Action, "model", c.Model, "err", cause)
-	o := a.outboxes[c.Model]
-	if o == nil && len(a.Config.Models) > 0 {
-		o = a.outboxes[a.Config.Models[0].Name]
+	var o *report.Outbox
+	if m, err := a.Config.Model(c.Model); err == nil { // "" names the only model
+		o = a.outboxes[m.Name]
 	}
 	if o == nil {
+		o = a.deviceOutbox // a model the device does not have, or none named among several
+	}
+	if o == nil {
+		slog.Error("agent: no outbox to answer a refused command with", "id", c.ID)
 		return
 	}
 	ev := &report.Event{Status: report.StatusRejected, DeviceID: a.Config.DeviceID, Model: c.Model,

@@ -127,3 +127,32 @@ func TestPolledCommandsAreCheckedOneByOne(t *testing.T) {
 		t.Fatalf("answers %+v, want one rejection of p2", evs)
 	}
 }
+
+// TestRefusalForAnUnknownModelUsesTheDeviceOutbox: a command naming a model
+// the device does not have is answered through the device's own outbox, not
+// filed under another model's events.
+func TestRefusalForAnUnknownModelUsesTheDeviceOutbox(t *testing.T) {
+	cfg := testConfig(t)
+	a, err := New(cfg)
+	testutil.OK(t, err)
+	o, err := session.OpenOutbox(cfg, &cfg.Models[0])
+	testutil.OK(t, err)
+	dev, err := session.OpenDeviceOutbox(cfg)
+	testutil.OK(t, err)
+	a.outboxes, a.deviceOutbox = map[string]*report.Outbox{"demo": o}, dev
+	testutil.OK(t, a.intake(t.Context(), []byte(`{"id":"x1","action":"rollback","model":"nosuch"}`)))
+	testutil.OK(t, a.intake(t.Context(), []byte(`{"id":"x2","action":"frobnicate"}`)))
+	if _, cmds := a.Inbox.Pending(); len(cmds) != 0 {
+		t.Fatalf("queued %+v: both commands must be refused", cmds)
+	}
+	devEvs, err := dev.Pending("mqtt", 10)
+	testutil.OK(t, err)
+	if len(devEvs) != 1 || devEvs[0].CommandID != "x1" || devEvs[0].Status != report.StatusRejected || devEvs[0].Model != "nosuch" {
+		t.Fatalf("device outbox %+v, want the rejection of x1", devEvs)
+	}
+	evs, err := o.Pending("mqtt", 10)
+	testutil.OK(t, err)
+	if len(evs) != 1 || evs[0].CommandID != "x2" {
+		t.Fatalf("model outbox %+v, want only x2 (no model named: the only model's)", evs)
+	}
+}

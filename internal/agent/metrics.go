@@ -30,6 +30,7 @@ type metrics struct {
 	sentEvents  *prometheus.CounterVec
 	commands    *prometheus.CounterVec
 	downloaded  *prometheus.CounterVec
+	corrupt     *prometheus.CounterVec
 }
 
 // observerCursor is the outbox cursor of the metrics observer. It is not a
@@ -53,8 +54,10 @@ func newMetrics(cfg *config.Config) *metrics {
 			Help: "Platform commands carried out, by action and result."}, []string{"action", "result"}),
 		downloaded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "modelslot_download_bytes_total",
 			Help: "Bytes downloaded (compressed, on the wire) by installs the agent ran."}, []string{"model"}),
+		corrupt: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "modelslot_download_corrupt_total",
+			Help: "Chunk downloads whose bytes failed their digest or size (a captive portal, a broken proxy or mirror); each is fetched again, up to 3 times."}, []string{"model"}),
 	}
-	m.reg.MustRegister(m.updates, m.rollbacks, m.manual, m.lastSuccess, m.sentEvents, m.commands, m.downloaded,
+	m.reg.MustRegister(m.updates, m.rollbacks, m.manual, m.lastSuccess, m.sentEvents, m.commands, m.downloaded, m.corrupt,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&versionCollector{cfg: cfg})
 	m.initAtZero(cfg)
@@ -78,9 +81,10 @@ func (m *metrics) initAtZero(cfg *config.Config) {
 			}
 		}
 		m.manual.WithLabelValues(mod.Name)
+		m.corrupt.WithLabelValues(mod.Name)
 	}
 	for _, action := range []string{ActionInstall, ActionRollback, ActionMarkGood, ActionMarkBad} {
-		for _, result := range []string{"ok", "failed", "rejected"} {
+		for _, result := range []string{"ok", "failed", "rejected", report.StatusNothingToDo} {
 			m.commands.WithLabelValues(action, result)
 		}
 	}
@@ -109,9 +113,22 @@ func (m *metrics) downloadProgress(model string) func(done, total int64) {
 	}
 }
 
-func (m *metrics) command(action string, err error) {
+// corruptDownload counts one download of a chunk of the model whose bytes
+// were corrupt.
+func (m *metrics) corruptDownload(model string) func() {
+	c := m.corrupt.WithLabelValues(model)
+	return c.Inc
+}
+
+// command counts a command that ran, by what its terminal event said:
+// nothing_to_do (and rejected, for a command refused at run time) apart from
+// ok and failed, so a rollback with nothing to roll back to is no failure.
+func (m *metrics) command(action, status string, err error) {
 	result := "ok"
-	if err != nil {
+	switch {
+	case status == report.StatusNothingToDo, status == report.StatusRejected:
+		result = status
+	case err != nil:
 		result = "failed"
 	}
 	m.commands.WithLabelValues(action, result).Inc()

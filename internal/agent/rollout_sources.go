@@ -47,12 +47,15 @@ func (a *Agent) rolloutSources() []func(context.Context) {
 type taggedReporter struct {
 	next             update.Reporter
 	rollout, command string
-	terminal         bool // a terminal event was reported
+	terminal         bool   // a terminal event was reported
+	status           string // the last terminal event's status
 }
 
 func (r *taggedReporter) Report(ctx context.Context, ev *report.Event) {
 	ev.RolloutID, ev.CommandID = r.rollout, r.command
-	r.terminal = r.terminal || ev.Terminal()
+	if ev.Terminal() {
+		r.terminal, r.status = true, ev.Status
+	}
 	if r.next != nil {
 		r.next.Report(ctx, ev)
 	}

@@ -101,6 +101,7 @@ func (a *Agent) carryOut(ctx context.Context, d *session.Session, c Command) err
 	if c.fromPlatform() && !rep.terminal && !a.answered[c.ID] && ctx.Err() == nil && !errors.Is(err, errRetry) {
 		rep.Report(ctx, answer(d, c, err))
 	}
+	a.outcome[c.ID] = rep.status
 	return err
 }
 
@@ -141,7 +142,8 @@ func (a *Agent) install(ctx context.Context, d *session.Session, c Command) erro
 		a.live.beat(loopWork)
 		count(done, total)
 	}
-	err := install(ctx, d, c.Source, session.InstallOptions{Progress: progress, ManifestSHA256: c.ManifestSHA256})
+	err := install(ctx, d, c.Source, session.InstallOptions{Progress: progress, ManifestSHA256: c.ManifestSHA256,
+		Corrupt: a.metrics.corruptDownload(d.Model.Name)})
 	if err == nil || errors.Is(err, verify.ErrRejected) || errors.Is(err, update.ErrRolledBack) || ctx.Err() != nil {
 		return err // done, or a verdict that retrying would only repeat
 	}
@@ -159,6 +161,11 @@ func (a *Agent) work(ctx context.Context) {
 		seqs, cmds := a.Inbox.Pending()
 		if len(cmds) == 0 {
 			sleepCtx(ctx, time.Minute, changed)
+			continue
+		}
+		if err, ok := a.recovered[cmds[0].ID]; ok {
+			delete(a.recovered, cmds[0].ID)
+			a.finish(seqs[0], cmds[0], err)
 			continue
 		}
 		if newer := replacedBy(cmds); newer > 0 {
@@ -203,8 +210,9 @@ func (a *Agent) finish(seq uint64, c Command, err error) {
 		slog.Info("agent: command done", "id", c.ID, "action", c.Action, "model", c.Model)
 	}
 	if !errors.Is(err, ErrRefused) { // reject counted it
-		a.metrics.command(c.Action, err)
+		a.metrics.command(c.Action, a.outcome[c.ID], err)
 	}
+	delete(a.outcome, c.ID)
 	if f := a.rollouts[c.Model]; f != nil && c.Rollout != "" && !errors.Is(err, errGated) && !errors.Is(err, errReplaced) {
 		f.done(c, err)
 	}

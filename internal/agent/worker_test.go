@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -173,6 +174,35 @@ func TestDownloadProgressKeepsTheWorkerAlive(t *testing.T) {
 	}
 }
 
+// TestCorruptDownloadIsCountedAndRetried: chunks fetched again because their
+// bytes were corrupt are counted, and an install that failed so (a captive
+// portal) is a download failure: queued and tried again, not dropped.
+func TestCorruptDownloadIsCountedAndRetried(t *testing.T) {
+	cfg := testConfig(t)
+	a, err := New(cfg)
+	testutil.OK(t, err)
+	a.metrics = newMetrics(cfg)
+	a.RetryMin = time.Millisecond
+	var calls atomic.Int32
+	a.Install = func(ctx context.Context, d *session.Session, source string, o session.InstallOptions) error {
+		o.Corrupt()
+		if calls.Add(1) == 1 {
+			o.Corrupt()
+			return errors.New("download failed: get http://repo/chunks/ab/ab.zst: chunk does not match the manifest: truncated (fetched 4 times)")
+		}
+		return nil
+	}
+	_, err = a.Inbox.Add(Command{ID: "i1", Action: ActionInstall, Model: "demo", Source: "http://127.0.0.1:1/x.json"})
+	testutil.OK(t, err)
+	workUntilDone(t, a, 0)
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("the install ran %d times, want a retry after the download failure", n)
+	}
+	if got := scrapeMetrics(t, a.metrics); !strings.Contains(got, `modelslot_download_corrupt_total{model="demo"} 3`) {
+		t.Fatalf("corrupt chunks not counted:\n%s", got)
+	}
+}
+
 // TestEveryCommandThatRunsIsAnswered: commands whose run reports no terminal
 // event of its own — a mark-good or rollback with nothing to act on, an
 // install that fails for good — are answered with exactly one terminal
@@ -208,6 +238,20 @@ func TestEveryCommandThatRunsIsAnswered(t *testing.T) {
 	want := "g1:nothing_to_do: r1:nothing_to_do: i1:failed:verification_failed"
 	if strings.Join(got, " ") != want {
 		t.Fatalf("terminal events %q, want %q", strings.Join(got, " "), want)
+	}
+	// The counter says what the answer said: a command with nothing to do
+	// did not fail.
+	m := scrapeMetrics(t, a.metrics)
+	for _, w := range []string{
+		`modelslot_commands_total{action="mark-good",result="nothing_to_do"} 1`,
+		`modelslot_commands_total{action="rollback",result="nothing_to_do"} 1`,
+		`modelslot_commands_total{action="rollback",result="failed"} 0`,
+		`modelslot_commands_total{action="mark-good",result="ok"} 0`,
+		`modelslot_commands_total{action="install",result="failed"} 1`,
+	} {
+		if !strings.Contains(m, w) {
+			t.Errorf("metrics: missing %s", w)
+		}
 	}
 }
 

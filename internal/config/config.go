@@ -88,6 +88,14 @@ func (p *Platform) Files() netconf.Files {
 type Download struct {
 	Workers   int  `toml:"workers"`   // chunks at once; default 4
 	Bandwidth Size `toml:"bandwidth"` // bytes per second over all requests; 0 = unlimited
+	// MinRate is the slowest a request's answer may come, in bytes per second
+	// over MinRateWindow (waits for the bandwidth limit do not count); a
+	// slower attempt is cut off and retried, resuming. Default 1KiB over 60s.
+	MinRate       Size     `toml:"min_rate"`
+	MinRateWindow Duration `toml:"min_rate_window"`
+	// RequestTimeout bounds one attempt of one request from its first byte to
+	// its last (bandwidth waits excluded); default 30m.
+	RequestTimeout Duration `toml:"request_timeout"`
 	// CAFile: PEM CAs to trust for an https:// repository (default: the
 	// system's); TokenFile: a bearer token sent to the repository's host only.
 	CAFile    string `toml:"ca_file"`
@@ -233,6 +241,9 @@ func (c *Config) fill() error {
 	if c.Agent.RolloutPoll == 0 {
 		c.Agent.RolloutPoll = Duration(time.Minute)
 	}
+	if c.Download.MinRate < 0 || c.Download.MinRateWindow < 0 || c.Download.RequestTimeout < 0 {
+		return errors.New("[download] min_rate, min_rate_window and request_timeout must not be negative (leave them out for the defaults)")
+	}
 	if err := checkBundleDir(c.Agent.BundleDir); err != nil {
 		return err
 	}
@@ -261,9 +272,17 @@ func (c *Config) fill() error {
 	return nil
 }
 
+// InboxDir is the agent's command inbox under state_root, beside the
+// models' directories: no model may have its name.
+const InboxDir = "inbox"
+
 func (m *Model) fill(stateRoot string) error {
 	if err := verify.CheckModelName(m.Name); err != nil {
 		return fmt.Errorf("[[model]] name: %v", err)
+	}
+	if m.Name == InboxDir || (strings.HasPrefix(m.Name, "unit-") && strings.HasSuffix(m.Name, ".lock")) {
+		return fmt.Errorf("[[model]] name %q is reserved: the agent keeps its %s under state_root with that name; choose another", m.Name,
+			map[bool]string{true: "command inbox", false: "unit locks"}[m.Name == InboxDir])
 	}
 	if m.Link == "" {
 		m.Link = filepath.Join(stateRoot, m.Name, "current")

@@ -54,6 +54,7 @@ func TestParseRejects(t *testing.T) {
 		"probe_version hdr": {probeVersion("restart", "u.service", "header:X Version"), "is not a header name"},
 		"off with reload":   {probeVersion("reload", "u.service", "off"), "a reload keeps the unit's main process"},
 		"off without unit":  {probeVersion("restart", "", "off"), "needs a unit"},
+		"negative min_rate": {"[download]\nmin_rate_window = \"-5s\"\n[[model]]\nname = \"a\"\n", "must not be negative"},
 		"version, no probe": {"[[model]]\nname = \"a\"\n[model.health]\nprobe_version = \"header:X-V\"\n", "probe_url is empty"},
 	}
 	for name, tt := range tests {
@@ -124,7 +125,8 @@ func TestDocumentedConfigParses(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the documented config does not parse: %v", err)
 	}
-	if c.Labels["site"] != "berlin" || c.Models[0].Unit == "" || c.Download.Workers != 4 {
+	if c.Labels["site"] != "berlin" || c.Models[0].Unit == "" || c.Download.Workers != 4 ||
+		c.Download.MinRate != 1<<10 || c.Download.MinRateWindow != Duration(time.Minute) || c.Download.RequestTimeout != Duration(30*time.Minute) {
 		t.Fatalf("documented settings did not land where documented: %+v", c)
 	}
 }

@@ -56,6 +56,8 @@ func TestRolloutSettings(t *testing.T) {
 		"bad window":              {base + "rollout_channel = \"stable\"\nrollout_keys = [\"/k\"]\nmaintenance_window = \"2-5\"\n", "maintenance window"},
 		"empty window":            {base + "rollout_channel = \"stable\"\nrollout_keys = [\"/k\"]\nmaintenance_window = \"02:00-02:00\"\n", "maintenance window"},
 		"reserved device id":      {"device_id = \"rollouts\"\n" + base, "reserved"},
+		"model named inbox":       {"[[model]]\nname = \"inbox\"\n", "command inbox"},
+		"model named a unit lock": {"[[model]]\nname = \"unit-demo.service.lock\"\n", "unit locks"},
 		"hour out of range":       {base + "rollout_channel = \"stable\"\nrollout_keys = [\"/k\"]\nmaintenance_window = \"25:00-02:00\"\n", "maintenance window"},
 		"unknown rollout setting": {base + "rollout_chanel = \"stable\"\n", "unknown setting"},
 	} {

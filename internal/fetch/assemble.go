@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/modelslot/modelslot/verify"
 )
@@ -19,6 +18,9 @@ type Fill interface {
 	// CreateFile creates f for filling by other means; the fill verifies it at
 	// commit, whatever file then has its name.
 	CreateFile(f verify.File) (*os.File, error)
+	// Adopt renames the finished file staged into the fill as f, beneath the
+	// fill's directory without following a link; verified at commit.
+	Adopt(f verify.File, staged string) error
 	// AdoptVerified moves staged in as f without hashing it again: only for a
 	// file whose every chunk was hashed against the manifest-pinned index as
 	// it was written (slots.Fill.AdoptVerified).
@@ -36,6 +38,9 @@ type Fill interface {
 func Assemble(ctx context.Context, p *Plan, fill Fill) error {
 	if p.ix != nil {
 		return p.assembleIndexed(ctx, fill)
+	}
+	if err := p.prepareFiles(); err != nil {
+		return err
 	}
 	clone := p.reflinkWorks()
 	for _, f := range p.Manifest.Files {
@@ -108,24 +113,24 @@ func reuseRange(name string, off int64, sr slotRange, c verify.Chunk, clone bool
 		return fmt.Errorf("reuse chunk %s from the active slot: %w", c.SHA256, err)
 	}
 	if err := checkSum(buf, c); err != nil {
-		return fmt.Errorf("the active slot's %s no longer matches its manifest (run `modelslot verify`): %w", sr.file, err)
+		return fmt.Errorf("%w: the active slot's %s no longer matches its manifest (run `modelslot verify`): %w", verify.ErrRejected, sr.file, err)
 	}
 	return writeAt(name, off, buf)
 }
 
-// adopt puts the staged file staged into fill under f's name: it lets the fill
-// create the file (so it is known and verified at commit) and renames the
-// staged file over it. Across filesystems it is copied instead.
+// adopt puts the staged file staged into fill under f's name: renamed into
+// the fill, which verifies it at commit. Across filesystems it is copied
+// instead.
 func adopt(ctx context.Context, fill Fill, f verify.File, staged string) error {
+	err := fill.Adopt(f, staged)
+	if err == nil || !isCrossDevice(err) {
+		return err
+	}
 	out, err := fill.CreateFile(f)
 	if err != nil {
 		return err
 	}
 	defer out.Close()
-	err = os.Rename(staged, filepath.Join(fill.Dir(), filepath.FromSlash(f.Path)))
-	if err == nil || !isCrossDevice(err) {
-		return err
-	}
 	in, err := os.Open(staged)
 	if err != nil {
 		return err

@@ -2,10 +2,13 @@ package fetch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
+	"github.com/hashicorp/go-retryablehttp"
 	"github.com/klauspost/compress/zstd"
 	"github.com/modelslot/modelslot/verify"
 )
@@ -43,7 +46,7 @@ func putBuf(b []byte) { bufs.Put(&b) }
 
 // decodeChunk decompresses z into dst (reused) and checks the result against c:
 // exactly c.Size bytes — output is capped there, so a zstd bomb costs no more —
-// and the sha256 c names. Every failure is a rejection.
+// and the sha256 c names. Every failure wraps ErrCorrupt.
 func decodeChunk(z []byte, c verify.Chunk, dst []byte) ([]byte, error) {
 	if err := checkFrameSize(z, c); err != nil {
 		return nil, err
@@ -56,9 +59,9 @@ func decodeChunk(z []byte, c verify.Chunk, dst []byte) ([]byte, error) {
 	case err != nil:
 		// With no size in the frame header, running out of room is how a bomb
 		// shows; the decoder cannot tell it from corruption.
-		return nil, rejectf("chunk %s is corrupt or decompresses to more than the %d bytes the manifest declares (stopped there): %v", c.SHA256, c.Size, err)
+		return nil, corruptf("chunk %s is corrupt or decompresses to more than the %d bytes the manifest declares (stopped there): %v", c.SHA256, c.Size, err)
 	case int64(len(out)) != c.Size:
-		return nil, rejectf("chunk %s decompresses to %d bytes, the manifest declares %d", c.SHA256, len(out), c.Size)
+		return nil, corruptf("chunk %s decompresses to %d bytes, the manifest declares %d", c.SHA256, len(out), c.Size)
 	}
 	if err := checkSum(out, c); err != nil {
 		return nil, err
@@ -71,22 +74,27 @@ func decodeChunk(z []byte, c verify.Chunk, dst []byte) ([]byte, error) {
 func checkFrameSize(z []byte, c verify.Chunk) error {
 	var h zstd.Header
 	if err := h.Decode(z); err != nil {
-		return rejectf("chunk %s is corrupt: not a zstd frame: %v", c.SHA256, err)
+		return corruptf("chunk %s is corrupt: not a zstd frame: %v", c.SHA256, err)
 	}
 	switch {
 	case !h.HasFCS || h.FrameContentSize == uint64(c.Size):
 		return nil
 	case h.FrameContentSize > uint64(c.Size):
-		return rejectf("chunk %s decompresses to more than the %d bytes the manifest declares (its header says %d; not decoded)", c.SHA256, c.Size, h.FrameContentSize)
+		return corruptf("chunk %s decompresses to more than the %d bytes the manifest declares (its header says %d; not decoded)", c.SHA256, c.Size, h.FrameContentSize)
 	}
-	return rejectf("chunk %s decompresses to %d bytes, the manifest declares %d", c.SHA256, h.FrameContentSize, c.Size)
+	return corruptf("chunk %s decompresses to %d bytes, the manifest declares %d", c.SHA256, h.FrameContentSize, c.Size)
+}
+
+// corruptf is an error about bytes that do not match the manifest.
+func corruptf(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, args...)...)
 }
 
 func checkSum(data []byte, c verify.Chunk) error {
 	h := verify.NewHash()
 	h.Write(data)
 	if got := verify.HexDigest(h.Sum(nil)); got != c.SHA256 {
-		return rejectf("chunk %s: its bytes hash to %s: the source sent other content (corrupt, or another chunk under this address)", c.SHA256, got)
+		return corruptf("chunk %s: its bytes hash to %s: the source sent other content (corrupt, or another chunk under this address)", c.SHA256, got)
 	}
 	return nil
 }
@@ -103,10 +111,44 @@ func (p *Plan) stageChunk(z []byte, c verify.Chunk) error {
 	return p.stage(c, data)
 }
 
+// corruptRetries is how many times a chunk whose bytes fail their digest or
+// size is fetched again: a captive portal or a broken proxy answers the same
+// way for a while, so a few tries with backoff, and then the agent's own
+// retry later, serve better than many quick ones.
+const corruptRetries = 3
+
 // fetchChunk downloads chunk ch from the repository at repoURL into staging.
+// The manifest was verified before: bytes that do not match it are the
+// transport's fault, so the chunk is fetched again (with backoff, past any
+// cache) and, if it stays bad, the error is a download failure.
 func (c *Client) fetchChunk(ctx context.Context, repoURL string, p *Plan, ch verify.Chunk) error {
 	url := joinURL(repoURL, verify.ChunkPath(ch.SHA256))
-	z, err := c.get(ctx, url, ch.CSize, true)
+	for attempt := 0; ; attempt++ {
+		err := c.fetchChunkOnce(ctx, url, p, ch, attempt > 0)
+		if err == nil || !errors.Is(err, ErrCorrupt) || ctx.Err() != nil {
+			return err
+		}
+		if c.corrupt != nil {
+			c.corrupt()
+		}
+		if attempt == corruptRetries {
+			return fmt.Errorf("%w: %w (fetched %d times; a captive portal, a proxy or the mirror sends other bytes than the repository published)",
+				ErrDownload, err, attempt+1)
+		}
+		c.noteRetry(url, err.Error())
+		wait := retryablehttp.DefaultBackoff(c.retryMin, c.retryMax, attempt, nil)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("get %s: %w", url, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+func (c *Client) fetchChunkOnce(ctx context.Context, url string, p *Plan, ch verify.Chunk, again bool) error {
+	z, err := c.get(ctx, url, ch.CSize, true, again)
 	if err != nil {
 		return err
 	}

@@ -7,8 +7,13 @@
 // Invariants: no byte reaches the staging store or a slot before the chunk it
 // belongs to matched its sha256 and declared size; a chunk is never decompressed
 // past its declared size; staged chunks are re-hashed before they are reused, so
-// a restart or a power cut can cost a download but never a wrong byte. Errors
-// that retrying cannot fix (a digest mismatch, a missing chunk) stop at once and
-// wrap verify.ErrRejected or ErrNotFound; network trouble that outlasts the
-// retries wraps ErrDownload.
+// a restart or a power cut can cost a download but never a wrong byte.
+//
+// Error kinds: the signed documents failing verification, and a bundle's bad
+// chunks, wrap verify.ErrRejected (final). Bytes from the network that do not
+// match the verified manifest wrap ErrCorrupt: fetched again a few times, then
+// also ErrDownload. A 404 wraps ErrNotFound: at once for the URL given, after
+// retries for a chunk. Network trouble that outlasts the retries (including a
+// server below the minimum rate or past the deadline) wraps ErrDownload; a
+// refusal before downloading wraps ErrNoSpace or ErrOverBudget.
 package fetch

@@ -35,6 +35,9 @@ func (c *Client) Download(ctx context.Context, repoURL string, p *Plan, o Downlo
 	if p.ix != nil {
 		return c.downloadIndexed(ctx, repoURL, p, o)
 	}
+	if err := p.prepareFiles(); err != nil {
+		return err
+	}
 	start := time.Now()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

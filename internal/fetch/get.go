@@ -24,13 +24,23 @@ type download struct {
 	limit int64 // most bytes accepted
 	exact bool  // the body must be exactly limit bytes (a chunk of known size)
 	buf   []byte
+	why   string // why the last attempt is retried, for the log
+}
+
+// because notes why the attempt is retried; prepareRange logs it.
+func (d *download) because(why string) {
+	if d != nil {
+		d.why = why
+	}
 }
 
 type downloadKey struct{}
 
 // get downloads url. With exact, the body must be limit bytes (the buffer is
-// from getBuf: give it back with putBuf); otherwise at most limit. Retries (with backoff, resuming by Range) follow checkRetry.
-func (c *Client) get(ctx context.Context, url string, limit int64, exact bool) ([]byte, error) {
+// from getBuf: give it back with putBuf); otherwise at most limit. Retries
+// (with backoff, resuming by Range) follow checkRetry. With noCache, caches on
+// the way are asked to fetch the file afresh (a copy received was corrupt).
+func (c *Client) get(ctx context.Context, url string, limit int64, exact, noCache bool) ([]byte, error) {
 	d := &download{c: c, ctx: ctx, url: url, limit: limit, exact: exact}
 	if exact {
 		d.buf = getBuf(limit + 1) // +1: room to see a body that is too long
@@ -40,6 +50,9 @@ func (c *Client) get(ctx context.Context, url string, limit int64, exact bool) (
 		return nil, fmt.Errorf("get %s: %w", url, err)
 	}
 	c.authorize(req.Request)
+	if noCache {
+		req.Header.Set("Cache-Control", "no-cache")
+	}
 	req.SetResponseHandler(d.handle)
 	resp, err := c.rc.Do(req)
 	if err == nil {
@@ -57,6 +70,9 @@ func (c *Client) get(ctx context.Context, url string, limit int64, exact bool) (
 func prepareRange(r *http.Request) error {
 	d, _ := r.Context().Value(downloadKey{}).(*download)
 	r.Header = r.Header.Clone()
+	if d != nil {
+		d.c.noteRetry(d.url, d.why)
+	}
 	if d == nil || len(d.buf) == 0 {
 		r.Header.Del("Range")
 		return nil
@@ -69,7 +85,7 @@ func classify(ctx context.Context, url string, err error) error {
 	switch {
 	case ctx.Err() != nil:
 		return fmt.Errorf("get %s: %w", url, ctx.Err())
-	case errors.Is(err, verify.ErrRejected), errors.Is(err, ErrNotFound):
+	case errors.Is(err, verify.ErrRejected), errors.Is(err, ErrNotFound), errors.Is(err, ErrCorrupt):
 		return fmt.Errorf("get %s: %w", url, err)
 	}
 	return fmt.Errorf("get %s: %w: %w", url, ErrDownload, err)
@@ -88,32 +104,43 @@ func (d *download) handle(resp *http.Response) error {
 			return fmt.Errorf("server answered range %q, not the one asked for; starting again", resp.Header.Get("Content-Range"))
 		}
 	case http.StatusRequestedRangeNotSatisfiable:
-		return permanent(rejectf("%s is shorter than the %d bytes the manifest declares", d.url, d.limit))
+		return permanent(corruptf("%s is shorter than the %d bytes the manifest declares", d.url, d.limit))
+	case http.StatusNotFound, http.StatusGone:
+		// Only the URL that was given gets here (checkRetry retries a chunk's
+		// 404): a mistyped model or channel name, or a version never published.
+		return permanent(fmt.Errorf("%w: HTTP %s; check the URL (the repository, model and channel or version names)", ErrNotFound, resp.Status))
 	default:
 		return permanent(fmt.Errorf("%w: HTTP %s", ErrDownload, resp.Status))
 	}
 	return d.read(resp.Body)
 }
 
-// read appends the body to d.buf, enforcing the size rules, the bandwidth limit
-// and the stall timeout.
+// read appends the body to d.buf, enforcing the size rules, the bandwidth
+// limit (charged for the bytes read), the stall timeout, the minimum rate and
+// the deadline of the attempt.
 func (d *download) read(body io.ReadCloser) error {
 	var stalled atomic.Bool
 	watchdog := time.AfterFunc(d.c.stall, func() { stalled.Store(true); body.Close() })
 	defer watchdog.Stop()
+	pace := d.c.pace.start(time.Now())
 	for {
 		if err := d.grow(); err != nil {
 			return err
 		}
 		want := d.c.limiter.readSize(cap(d.buf) - len(d.buf))
-		if err := d.c.limiter.wait(d.ctx, want); err != nil {
-			return err
-		}
 		watchdog.Reset(d.c.stall)
 		n, err := body.Read(d.buf[len(d.buf) : len(d.buf)+want])
+		watchdog.Stop() // a wait for the bandwidth limit is not a stall
 		d.buf = d.buf[:len(d.buf)+n]
 		if int64(len(d.buf)) > d.limit {
-			return permanent(rejectf("%s is larger than the %d bytes %s", d.url, d.limit, d.what()))
+			if d.exact {
+				return permanent(corruptf("%s is larger than the %d bytes the manifest declares", d.url, d.limit))
+			}
+			return permanent(rejectf("%s is larger than the %d bytes allowed", d.url, d.limit))
+		}
+		waited, werr := d.c.limiter.wait(d.ctx, n)
+		if werr != nil {
+			return werr
 		}
 		switch {
 		case stalled.Load():
@@ -122,6 +149,9 @@ func (d *download) read(body io.ReadCloser) error {
 			return d.atEOF()
 		case err != nil:
 			return err // a reset or a dropped connection: retry, resuming from here
+		}
+		if err := pace.add(time.Now(), n, waited); err != nil {
+			return err // retried, resuming (Range) from what arrived
 		}
 	}
 }
@@ -145,16 +175,9 @@ func (d *download) grow() error {
 func (d *download) atEOF() error {
 	if d.exact && int64(len(d.buf)) != d.limit {
 		// A clean end of body short of the size: the server's copy is short.
-		return permanent(rejectf("truncated: %s has %d bytes, the manifest declares %d", d.url, len(d.buf), d.limit))
+		return permanent(corruptf("truncated: %s has %d bytes, the manifest declares %d", d.url, len(d.buf), d.limit))
 	}
 	return nil
-}
-
-func (d *download) what() string {
-	if d.exact {
-		return "the manifest declares"
-	}
-	return "allowed"
 }
 
 func rejectf(format string, args ...any) error {

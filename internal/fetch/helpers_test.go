@@ -177,6 +177,12 @@ func (d *dirFill) CreateFile(f verify.File) (*os.File, error) {
 	return os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, os.FileMode(f.Mode))
 }
 
+func (d *dirFill) Adopt(f verify.File, staged string) error {
+	name := filepath.Join(d.dir, filepath.FromSlash(f.Path))
+	os.MkdirAll(filepath.Dir(name), 0o755)
+	return os.Rename(staged, name)
+}
+
 // install runs the whole device path (Source's steps) into a new directory
 // and returns it.
 func install(t *testing.T, c *Client, r *repo, active *Active, staging string) (string, *Plan, error) {

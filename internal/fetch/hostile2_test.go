@@ -72,8 +72,8 @@ func TestFormat2HostileCorruptFrame(t *testing.T) {
 	os.WriteFile(name, b, 0o644)
 	_, err := h.install(t)
 	wantErr(t, err, ErrDownload, "pack bytes "+strconv.FormatUint(l.Offset, 10))
-	if errors.Is(err, verify.ErrRejected) {
-		t.Fatalf("corrupt bytes under a valid manifest are a transport failure, not a rejected artifact: %v", err)
+	if errors.Is(err, verify.ErrRejected) || !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("corrupt bytes under a valid manifest are a transport failure (ErrCorrupt), not a rejected artifact: %v", err)
 	}
 	h.activeStillServes(t)
 }

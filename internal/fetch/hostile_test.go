@@ -43,7 +43,12 @@ func TestHostileCorruptChunk(t *testing.T) {
 	b[len(b)/2] ^= 0x55
 	os.WriteFile(name, b, 0o644)
 	_, _, err := install(t, fastClient(), r, nil, t.TempDir())
-	wantErr(t, err, verify.ErrRejected, "is corrupt")
+	// Under a valid signed manifest, bytes that fail their digest are the
+	// transport's fault: fetched again, then a download failure.
+	wantTransportFailure(t, err, "is corrupt")
+	if n := r.hits["/"+verify.ChunkPath(r.firstChunk("v1").SHA256)]; n != corruptRetries+1 {
+		t.Fatalf("the corrupt chunk was requested %d times, want 1 + %d retries", n, corruptRetries)
+	}
 }
 
 func TestHostileTruncatedChunk(t *testing.T) {
@@ -52,7 +57,7 @@ func TestHostileTruncatedChunk(t *testing.T) {
 	c := r.firstChunk("v1")
 	os.Truncate(r.chunkFile(c.SHA256), c.CSize/2)
 	_, _, err := install(t, fastClient(), r, nil, t.TempDir())
-	wantErr(t, err, verify.ErrRejected, "truncated")
+	wantTransportFailure(t, err, "truncated")
 }
 
 func TestHostileValidChunkUnderAnotherAddress(t *testing.T) {
@@ -72,7 +77,7 @@ func TestHostileValidChunkUnderAnotherAddress(t *testing.T) {
 	other, _ := os.ReadFile(r.chunkFile(b.Chunks[0].SHA256))
 	os.WriteFile(r.chunkFile(a.Chunks[0].SHA256), other, 0o644)
 	_, _, err := install(t, fastClient(), r, nil, t.TempDir())
-	wantErr(t, err, verify.ErrRejected, "another chunk under this address")
+	wantTransportFailure(t, err, "another chunk under this address")
 }
 
 // editManifest changes the stored manifest's payload but keeps its signature.
@@ -161,7 +166,7 @@ func TestHostileZstdBomb(t *testing.T) {
 			runtime.ReadMemStats(&before)
 			_, _, err := install(t, fastClient(), r, nil, t.TempDir())
 			runtime.ReadMemStats(&after)
-			wantErr(t, err, verify.ErrRejected, "decompresses to more than the 35 bytes")
+			wantTransportFailure(t, err, "decompresses to more than the 35 bytes")
 			if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
 				t.Fatalf("the bomb made the installer allocate %d MiB", grew>>20)
 			}

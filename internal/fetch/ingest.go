@@ -21,6 +21,9 @@ func Ingest(ctx context.Context, r *bundle.Reader, p *Plan, progress Progress) e
 	if p.ix != nil {
 		return p.ingestIndexed(ctx, r, progress)
 	}
+	if err := p.prepareFiles(); err != nil {
+		return err
+	}
 	want := map[string]bool{}
 	var total int64
 	for _, c := range r.Manifest.DistinctChunks() {
@@ -42,6 +45,9 @@ func Ingest(ctx context.Context, r *bundle.Reader, p *Plan, progress Progress) e
 			return err
 		}
 		if err := ingestOne(p, c, z, want[c.SHA256]); err != nil {
+			if errors.Is(err, ErrCorrupt) { // the bundle is the artifact: reading it again gives the same bytes
+				return fmt.Errorf("%w: ingest bundle: %w", verify.ErrRejected, err)
+			}
 			return fmt.Errorf("ingest bundle: %w", err)
 		}
 		report.add(c.CSize)

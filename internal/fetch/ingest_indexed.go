@@ -109,8 +109,8 @@ func (s *packStream) entry(e *entry) error {
 	plain := getBuf(vc.Size)
 	defer putBuf(plain)
 	data, err := decodeChunk(z, vc, plain)
-	if err != nil {
-		return err
+	if err != nil { // the bundle is the artifact: reading it again gives the same bytes
+		return fmt.Errorf("%w: %w", verify.ErrRejected, err)
 	}
 	if _, err := s.out[e.File].WriteAt(data, e.Offset); err != nil {
 		return fmt.Errorf("staging: %w", err)

@@ -8,6 +8,9 @@ import (
 
 // limiter is a token bucket shared by every download of a Client, so the
 // bandwidth limit holds for the whole install however many chunks run at once.
+// It is charged for the bytes each read returned, after the read: charging
+// what a read asked for (a read returns what the socket holds, often far
+// less) once delivered a quarter of the set rate.
 type limiter struct {
 	rate  float64 // bytes per second
 	burst float64
@@ -21,16 +24,18 @@ func newLimiter(bytesPerSec int64) *limiter {
 	if bytesPerSec <= 0 {
 		return nil
 	}
-	// A burst of a quarter second (at least 32 KiB) keeps reads large without
-	// letting the average overshoot.
-	burst := max(float64(bytesPerSec)/4, 32<<10)
-	return &limiter{rate: float64(bytesPerSec), burst: burst, tokens: burst, last: time.Now()}
+	// A burst of a tenth of a second (at least 32 KiB) keeps reads large
+	// without letting the average overshoot; the bucket starts empty, so the
+	// first reads do not come on top of the rate either.
+	burst := max(float64(bytesPerSec)/10, 32<<10)
+	return &limiter{rate: float64(bytesPerSec), burst: burst, last: time.Now()}
 }
 
-// wait blocks until n bytes may pass. A nil limiter never waits.
-func (l *limiter) wait(ctx context.Context, n int) error {
+// wait charges n bytes that were read and blocks until the rate allows them.
+// It returns how long it waited. A nil limiter never waits.
+func (l *limiter) wait(ctx context.Context, n int) (time.Duration, error) {
 	if l == nil || n <= 0 {
-		return nil
+		return 0, nil
 	}
 	l.mu.Lock()
 	now := time.Now()
@@ -40,19 +45,20 @@ func (l *limiter) wait(ctx context.Context, n int) error {
 	debt := -l.tokens
 	l.mu.Unlock()
 	if debt <= 0 {
-		return nil
+		return 0, nil
 	}
-	t := time.NewTimer(time.Duration(debt / l.rate * float64(time.Second)))
+	d := time.Duration(debt / l.rate * float64(time.Second))
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return ctx.Err()
+		return 0, ctx.Err()
 	case <-t.C:
-		return nil
+		return d, nil
 	}
 }
 
-// chunkSize is the read size under a limit: small enough that the limiter
+// readSize is the read size under a limit: small enough that the limiter
 // paces smoothly, large enough that syscalls do not dominate.
 func (l *limiter) readSize(max int) int {
 	if l == nil {

@@ -126,6 +126,7 @@ func memChild(root string) {
 		fail(err)
 	}
 	w, _ := st.workFor(m)
+	os.MkdirAll(w.dir, 0o755)
 	for _, n := range []string{IndexFile, locFile} {
 		if err := os.Rename(filepath.Join(root, "new", n), w.path(n)); err != nil {
 			fail(err)

@@ -2,7 +2,9 @@ package fetch
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -44,12 +46,13 @@ type Plan struct {
 	WholeSize     int64          // of which whole unchanged files
 	CopiedSize    int64          // bytes repeating an earlier chunk of the same version (schema 2)
 
-	staging *Staging
-	work    *work
-	whole   map[string]string    // new file path → identical active file
-	slot    map[string]slotRange // chunk sha256 → its bytes in the active slot
-	places  map[string][]place   // chunk sha256 → where it goes in the staged files
-	ix      *indexed             // a schema-2 plan; the maps above are then unused
+	staging  *Staging
+	work     *work
+	prepared bool                 // the staged files exist (prepareFiles)
+	whole    map[string]string    // new file path → identical active file
+	slot     map[string]slotRange // chunk sha256 → its bytes in the active slot
+	places   map[string][]place   // chunk sha256 → where it goes in the staged files
+	ix       *indexed             // a schema-2 plan; the maps above are then unused
 }
 
 // NewPlan plans the install of m. active may be nil (first install). Chunks an
@@ -88,8 +91,8 @@ func NewPlan(ctx context.Context, m *verify.Manifest, st *Staging, active *Activ
 	return p, nil
 }
 
-// placeFiles prepares a staged file for every file not reused whole and notes
-// where each of its chunks goes.
+// placeFiles notes where each chunk of every file not reused whole goes in
+// the staged files. It creates nothing (prepareFiles does, after Check).
 func (p *Plan) placeFiles() error {
 	for _, f := range p.Manifest.Files {
 		if _, ok := p.whole[f.Path]; ok {
@@ -100,15 +103,35 @@ func (p *Plan) placeFiles() error {
 		if f.Size > 0 && len(f.Chunks) == 0 {
 			return rejectf("file %s has no chunk list: this manifest cannot be installed from a repository", f.Path)
 		}
-		if err := p.work.prepare(f); err != nil {
-			return err
-		}
 		var off int64
 		for _, c := range f.Chunks {
 			p.places[c.SHA256] = append(p.places[c.SHA256], place{file: p.work.file(f), off: off})
 			off += c.Size
 		}
 	}
+	return nil
+}
+
+// prepareFiles creates the staged file of every file not reused whole, with
+// its size (sparse where nothing was written yet), keeping what an earlier
+// attempt wrote. Download, Ingest and Assemble call it, after Check: a plan the
+// disk cannot take leaves nothing behind, not even a sparse file.
+func (p *Plan) prepareFiles() error {
+	if p.prepared {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Join(p.work.dir, "files"), 0o755); err != nil {
+		return fmt.Errorf("staging: %w", err)
+	}
+	for _, f := range p.Manifest.Files {
+		if _, ok := p.whole[f.Path]; ok {
+			continue
+		}
+		if err := p.work.prepare(f); err != nil {
+			return err
+		}
+	}
+	p.prepared = true
 	return nil
 }
 
@@ -143,7 +166,11 @@ func (p *Plan) verifyPlaced(ctx context.Context, c verify.Chunk) (bool, error) {
 		if err := ctx.Err(); err != nil {
 			return false, err
 		}
-		if err := readAt(pl.file, pl.off, buf); err != nil {
+		err := readAt(pl.file, pl.off, buf)
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil // journaled, but the file is gone: fetch it again
+		}
+		if err != nil {
 			return false, fmt.Errorf("plan: %w", err)
 		}
 		if checkSum(buf, c) != nil {

@@ -7,11 +7,11 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/go-retryablehttp"
 	"github.com/modelslot/modelslot/internal/chunkindex"
 	"github.com/modelslot/modelslot/verify"
 	"golang.org/x/sys/unix"
@@ -182,13 +182,14 @@ type runFetch struct {
 	r      *run
 	url    string
 	report *reporter
-	next   int // first chunk handed to the writer
+	next   int  // first chunk handed to the writer
+	fresh  bool // the last attempt got corrupt bytes: ask past any cache
 }
 
 func (f *runFetch) try(ctx context.Context) error {
 	start := f.r.chunks[f.next].off
 	want := fmt.Sprintf("bytes=%d-%d", start, f.r.end-1)
-	resp, err := f.c.request(ctx, f.url, want)
+	resp, err := f.c.request(ctx, f.url, want, f.fresh)
 	if err != nil {
 		return err
 	}
@@ -208,7 +209,11 @@ func (f *runFetch) try(ctx context.Context) error {
 	default:
 		return statusError(resp)
 	}
-	return f.stream(body, start)
+	err = f.stream(body, start)
+	if f.fresh = errors.Is(err, ErrCorrupt); f.fresh && f.c.corrupt != nil {
+		f.c.corrupt() // counted like a corrupt chunk of schema 1
+	}
+	return err
 }
 
 // stream reads the run's chunks from the response body at pack offset pos.
@@ -245,9 +250,7 @@ func (f *runFetch) place(z []byte, ch runChunk) error {
 	data, err := decodeChunk(z, vc, plain)
 	if err != nil {
 		putBuf(plain)
-		// Not a rejection of the artifact: say what failed without that word.
-		what := strings.TrimPrefix(err.Error(), verify.ErrRejected.Error()+": ")
-		return fmt.Errorf("pack bytes %d-%d: %s", ch.off, ch.off+uint64(ch.csize)-1, what)
+		return fmt.Errorf("pack bytes %d-%d: %w", ch.off, ch.off+uint64(ch.csize)-1, err) // ErrCorrupt
 	}
 	// The writer owns the buffer now, and journals the chunk once written.
 	if err := f.w.put(wchunk{file: ch.file, off: ch.foff, data: data, ord: ch.ord}); err != nil {
@@ -291,7 +294,7 @@ func statusError(resp *http.Response) error {
 
 // request sends one GET (with a Range header unless rng is empty), through
 // the client's connection pool, timeouts and bearer token.
-func (c *Client) request(ctx context.Context, url, rng string) (*http.Response, error) {
+func (c *Client) request(ctx context.Context, url, rng string, noCache bool) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, permanent(fmt.Errorf("get %s: %w", url, err))
@@ -299,6 +302,9 @@ func (c *Client) request(ctx context.Context, url, rng string) (*http.Response, 
 	c.authorize(req)
 	if rng != "" {
 		req.Header.Set("Range", rng)
+	}
+	if noCache {
+		req.Header.Set("Cache-Control", "no-cache")
 	}
 	return c.rc.HTTPClient.Do(req)
 }
@@ -319,9 +325,8 @@ func (c *Client) retry(ctx context.Context, what string, try func(context.Contex
 		if errors.As(err, &perm) || attempt >= c.rc.RetryMax {
 			break
 		}
-		wait := c.rc.Backoff(c.rc.RetryWaitMin, c.rc.RetryWaitMax, attempt, nil)
-		c.log.Debug("retrying", "url", what, "attempt", attempt+1, "wait", wait, "err", err)
-		t := time.NewTimer(wait)
+		c.noteRetry(what, err.Error())
+		t := time.NewTimer(retryablehttp.DefaultBackoff(c.retryMin, c.retryMax, attempt, nil))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -334,23 +339,25 @@ func (c *Client) retry(ctx context.Context, what string, try func(context.Contex
 	case errors.As(err, &perm), errors.Is(err, ErrNotFound), errors.Is(err, ErrDownload):
 		return fmt.Errorf("get %s: %w", what, err)
 	}
-	// Bytes that fail their digest under a valid signed manifest, a short or
-	// mislabelled answer: the transport failed, not the artifact.
-	return fmt.Errorf("get %s: %w: %v", what, ErrDownload, err)
+	// Bytes that fail their digest under a valid signed manifest (ErrCorrupt),
+	// a short or mislabelled answer: the transport failed, not the artifact.
+	return fmt.Errorf("get %s: %w: %w", what, ErrDownload, err)
 }
 
-// watched is a response body under the stall timer and the bandwidth
-// limiter, which is charged the bytes actually read.
+// watched is a response body under the stall timer, the minimum rate and
+// the attempt's deadline (the client's pace) and the bandwidth limiter,
+// which is charged the bytes actually read.
 type watched struct {
 	ctx     context.Context
 	c       *Client
 	rc      io.ReadCloser
 	timer   *time.Timer
+	pace    *attemptPace
 	stalled atomic.Bool
 }
 
 func (c *Client) watch(ctx context.Context, rc io.ReadCloser) *watched {
-	w := &watched{ctx: ctx, c: c, rc: rc}
+	w := &watched{ctx: ctx, c: c, rc: rc, pace: c.pace.start(time.Now())}
 	w.timer = time.AfterFunc(c.stall, func() { w.stalled.Store(true); rc.Close() })
 	return w
 }
@@ -362,11 +369,16 @@ func (w *watched) Read(p []byte) (int, error) {
 	p = p[:w.c.limiter.readSize(len(p))]
 	w.timer.Reset(w.c.stall)
 	n, err := w.rc.Read(p)
+	w.timer.Stop() // a wait for the bandwidth limit is not a stall
 	if w.stalled.Load() {
 		return n, fmt.Errorf("no data for %s: the server stalled", w.c.stall)
 	}
-	if lerr := w.c.limiter.wait(w.ctx, n); lerr != nil {
+	waited, lerr := w.c.limiter.wait(w.ctx, n)
+	if lerr != nil {
 		return n, lerr
+	}
+	if perr := w.pace.add(time.Now(), n, waited); perr != nil {
+		return n, perr // retried, asking for what is missing
 	}
 	return n, err
 }
@@ -382,7 +394,7 @@ func (w *watched) Close() error {
 // is for (an index, locations) are small next to the model.
 func (c *Client) getFile(ctx context.Context, url, name string, limit int64, check func(string) error) error {
 	return c.retry(ctx, url, func(ctx context.Context) error {
-		resp, err := c.request(ctx, url, "")
+		resp, err := c.request(ctx, url, "", false)
 		if err != nil {
 			return err
 		}
@@ -412,6 +424,9 @@ func (c *Client) getFile(ctx context.Context, url, name string, limit int64, che
 // loadIndex downloads the index the manifest pins (unless staging has it
 // already, intact) and the repository's locations into the work directory.
 func (c *Client) loadIndex(ctx context.Context, repoURL string, m *verify.Manifest, w *work) error {
+	if err := os.MkdirAll(w.dir, 0o755); err != nil {
+		return fmt.Errorf("staging: %w", err)
+	}
 	idx := w.path(IndexFile)
 	if checkIndexFile(idx, m.Index) != nil {
 		part := idx + ".part"

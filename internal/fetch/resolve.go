@@ -36,7 +36,7 @@ func (c *Client) Resolve(ctx context.Context, rawURL string, trusted verify.Keyr
 	if kind == "manifests" {
 		return c.resolveManifest(ctx, rawURL, repo, model, trusted, nil)
 	}
-	env, err := c.get(ctx, rawURL, verify.MaxChannelEnvelope, false)
+	env, err := c.get(ctx, rawURL, verify.MaxChannelEnvelope, false, false)
 	if err != nil {
 		return nil, fmt.Errorf("resolve channel: %w", err)
 	}
@@ -51,7 +51,7 @@ func (c *Client) Resolve(ctx context.Context, rawURL string, trusted verify.Keyr
 }
 
 func (c *Client) resolveManifest(ctx context.Context, u, repo, model string, trusted verify.Keyring, ch *verify.Channel) (*Resolved, error) {
-	env, err := c.get(ctx, u, verify.MaxEnvelopeSize, false)
+	env, err := c.get(ctx, u, verify.MaxEnvelopeSize, false, false)
 	if err != nil {
 		return nil, fmt.Errorf("resolve manifest: %w", err)
 	}

@@ -60,7 +60,7 @@ func TestSlotStoreInstallAndDeltaUpdate(t *testing.T) {
 	}
 }
 
-func TestSlotStoreRejectedDownloadLeavesActiveSlotUntouched(t *testing.T) {
+func TestSlotStoreFailedDownloadLeavesActiveSlotUntouched(t *testing.T) {
 	r := newRepo(t)
 	dir := model(t, 1)
 	r.publish(dir, "v1")
@@ -82,11 +82,11 @@ func TestSlotStoreRejectedDownloadLeavesActiveSlotUntouched(t *testing.T) {
 	b[len(b)/2] ^= 1
 	os.WriteFile(name, b, 0o644)
 	_, err = storeInstall(t, s, r)
-	if !errors.Is(err, verify.ErrRejected) {
-		t.Fatalf("install of a corrupt chunk = %v, want a rejection", err)
+	if !errors.Is(err, ErrDownload) || !errors.Is(err, ErrCorrupt) || errors.Is(err, verify.ErrRejected) {
+		t.Fatalf("install of a chunk that stays corrupt = %v, want a download failure (not a rejection)", err)
 	}
 	if m, err := s.VerifySlot(context.Background(), s.State().Active, 1); err != nil || m.Version != "v1" {
-		t.Fatalf("active slot after the rejected install: %v, %v", m, err)
+		t.Fatalf("active slot after the failed install: %v, %v", m, err)
 	}
 	// Staging is resumable: what verified is kept for the next attempt.
 	st, _ := OpenStaging(s.StagingPath())

@@ -179,15 +179,18 @@ func (s *Source) loadIndex(ctx context.Context, staging *Staging) error {
 	if err != nil {
 		return err
 	}
+	if err := indexSpace(staging.Dir(), s.Manifest); err != nil {
+		return err
+	}
 	if s.bundle != nil {
+		if err := os.MkdirAll(w.dir, 0o755); err != nil {
+			return fmt.Errorf("staging: %w", err)
+		}
 		if s.loaded {
 			return nil // a bundle is read once; a second plan (less space) reuses it
 		}
 		s.loaded = true
 		return loadBundleIndex(s.bundle, w)
-	}
-	if err := indexSpace(staging.Dir(), s.Manifest); err != nil {
-		return err
 	}
 	return s.client.loadIndex(ctx, s.resolved.RepoURL, s.Manifest, w)
 }

@@ -7,15 +7,18 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/modelslot/modelslot/internal/testutil"
+
 	"golang.org/x/sys/unix"
 )
 
 // smallDisk mounts a tmpfs of size ("512k"): a real filesystem that is nearly
 // full, so the code meets what statfs and write really say. It needs root.
 func smallDisk(t *testing.T, size string) string {
+	testutil.NeedRoot(t, "mounting a tmpfs")
 	dir := t.TempDir()
 	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
-		t.Skipf("cannot mount a tmpfs (needs root): %v", err)
+		t.Fatalf("mount a tmpfs: %v", err)
 	}
 	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
 	return dir

@@ -97,19 +97,16 @@ type work struct {
 	mu  sync.Mutex // serializes journal appends
 }
 
-// workFor opens the work directory of m, named by the digest of its content so
-// that another manifest never mistakes it for its own.
+// workFor names the work directory of m by the digest of its content, so that
+// another manifest never mistakes it for its own. It creates nothing: the plan
+// is checked against the free space first, and prepare creates the files.
 func (s *Staging) workFor(m *verify.Manifest) (*work, error) {
 	b, err := m.Marshal()
 	if err != nil {
 		return nil, err
 	}
 	sum := sha256.Sum256(b)
-	w := &work{dir: filepath.Join(s.dir, "work", hex.EncodeToString(sum[:8]))}
-	if err := os.MkdirAll(filepath.Join(w.dir, "files"), 0o755); err != nil {
-		return nil, fmt.Errorf("staging: %w", err)
-	}
-	return w, nil
+	return &work{dir: filepath.Join(s.dir, "work", hex.EncodeToString(sum[:8]))}, nil
 }
 
 // file is where f is assembled.

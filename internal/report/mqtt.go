@@ -84,9 +84,14 @@ type MQTTOptions struct {
 // no message can arrive before its handler is in place.
 func NewMQTTSink(o MQTTOptions, prefix, device string) *MQTTSink {
 	s := &MQTTSink{prefix: prefix, device: device, timeout: 10 * time.Second, subs: map[string]func(mqtt.Message){}, models: o.Models}
-	// The will is fixed for the client's life: its timestamp is when the
-	// agent started connecting, and its models what they were then.
+	// The will is set at each connection: its timestamp is when the device
+	// last (re)connected, and its models what they were then. paho hands
+	// the reconnect handler the client's own options for this.
 	will, _ := json.Marshal(s.status("offline"))
+	refreshWill := func(_ mqtt.Client, o *mqtt.ClientOptions) {
+		b, _ := json.Marshal(s.status("offline"))
+		o.SetWill(statusTopic(prefix, device), string(b), 1, true)
+	}
 	opts := mqtt.NewClientOptions().
 		AddBroker(strings.Replace(o.Broker, "mqtt://", "tcp://", 1)).
 		SetUsername(o.Username).
@@ -100,7 +105,8 @@ func NewMQTTSink(o MQTTOptions, prefix, device string) *MQTTSink {
 		SetMaxReconnectInterval(30 * time.Second).
 		SetConnectTimeout(5 * time.Second).
 		SetAutoAckDisabled(true). // a command is acknowledged only once it is on disk
-		SetOnConnectHandler(s.onConnect)
+		SetOnConnectHandler(s.onConnect).
+		SetReconnectingHandler(refreshWill)
 	if o.TLS != nil {
 		opts.SetTLSConfig(o.TLS)
 	}

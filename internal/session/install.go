@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"time"
 
 	"github.com/modelslot/modelslot/internal/config"
 	"github.com/modelslot/modelslot/internal/fetch"
@@ -20,6 +21,9 @@ type InstallOptions struct {
 	AllowDowngrade bool
 	Stdin          io.Reader      // the bundle when source is "-"
 	Progress       fetch.Progress // bytes on the wire (or read from the bundle); nil = none
+	// Corrupt, if set, is called for each download of a chunk whose bytes
+	// failed their digest or size (fetch.ClientOptions.Corrupt).
+	Corrupt func()
 	// ManifestSHA256, if set, pins the manifest: the sha256 of its envelope
 	// must be this (a rollout names it), else the install is refused.
 	ManifestSHA256 string
@@ -40,7 +44,9 @@ func (d *Session) InstallSource(ctx context.Context, source string, o InstallOpt
 		return update.Result{}, fmt.Errorf("%w: [download] %w", config.ErrConfig, err)
 	}
 	src, err := fetch.OpenSource(ctx, source, d.Store, fetch.SourceOptions{Trusted: keys, Stdin: o.Stdin,
-		Client:  fetch.ClientOptions{Bandwidth: int64(dl.Bandwidth), TLS: conn.TLS, Token: conn.Token},
+		Client: fetch.ClientOptions{Bandwidth: int64(dl.Bandwidth), TLS: conn.TLS, Token: conn.Token,
+			MinRate: int64(dl.MinRate), MinRateWindow: time.Duration(dl.MinRateWindow),
+			RequestTimeout: time.Duration(dl.RequestTimeout), Corrupt: o.Corrupt},
 		Workers: dl.Workers,
 		Budget:  int64(d.Model.DownloadBudget), Progress: o.Progress})
 	if err != nil {

@@ -175,6 +175,18 @@ func OpenOutbox(cfg *config.Config, m *config.Model) (*report.Outbox, error) {
 	return report.OpenOutbox(OutboxDir(cfg, m), 0, report.SinkNames(cfg.Platform.MQTTURL, cfg.Platform.HTTPURL)...)
 }
 
+// DeviceOutboxDir queues the events that belong to no configured model: the
+// answer to a command naming a model the device does not have. "_device"
+// cannot be a model's directory (a model name starts with a letter or digit).
+func DeviceOutboxDir(cfg *config.Config) string {
+	return filepath.Join(cfg.StateRoot, "_device", "outbox")
+}
+
+// OpenDeviceOutbox opens (creating it if needed) the device's own outbox.
+func OpenDeviceOutbox(cfg *config.Config) (*report.Outbox, error) {
+	return report.OpenOutbox(DeviceOutboxDir(cfg), 0, report.SinkNames(cfg.Platform.MQTTURL, cfg.Platform.HTTPURL)...)
+}
+
 // confirmer builds the model's health contract; nil when there is nothing to
 // confirm (no unit, no probe, no checks), so activation commits once the link
 // is swapped.
