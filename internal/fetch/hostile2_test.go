@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/modelslot/modelslot/internal/chunkindex"
 	"github.com/modelslot/modelslot/verify"
@@ -212,4 +213,31 @@ func TestFormat2IndexLargerThanFreeSpaceRefusedBeforeDownload(t *testing.T) {
 			t.Fatalf("%s was requested before the space check", p)
 		}
 	}
+}
+
+// A server that trickles a pack range is cut off by the client's minimum
+// rate (h-dlfix's pace, shared by Range requests), not waited for forever.
+func TestFormat2HostileTrickleIsCutOffByMinRate(t *testing.T) {
+	h := newHostile2(t)
+	h.r.setFault(func(w http.ResponseWriter, req *http.Request) bool {
+		if !isPack(req) {
+			return false
+		}
+		var a, e int
+		fmt.Sscanf(req.Header.Get("Range"), "bytes=%d-%d", &a, &e)
+		b, _ := os.ReadFile(h.r.packFile(h.pack))
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", a, e, len(b)))
+		w.WriteHeader(http.StatusPartialContent)
+		for i := a; i <= e && req.Context().Err() == nil; i++ {
+			w.Write(b[i : i+1])
+			w.(http.Flusher).Flush()
+			time.Sleep(20 * time.Millisecond)
+		}
+		return true
+	})
+	o := fastOptions
+	o.Retries, o.MinRate, o.MinRateWindow = 1, 10<<10, 200*time.Millisecond
+	_, _, _, err := install2(t, NewClient(o), h.r.channelURL(), h.r.trusted(), h.active, t.TempDir())
+	wantErr(t, err, ErrDownload, "below the minimum")
+	h.activeStillServes(t)
 }
