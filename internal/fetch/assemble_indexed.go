@@ -71,6 +71,37 @@ type copier struct {
 	clone bool
 	srcs  map[int]*os.File // open slot files
 	ords  []int64          // written since the last journal append
+	span  span             // chunks to reflink as one range (clone)
+}
+
+// span is a range of a slot file to reflink into a staged file: chunks
+// that follow each other in both are cloned together, so only the span's
+// edges are copied, not every chunk's.
+type span struct {
+	file   int   // staged file
+	off    int64 // in it
+	src    int   // slot file
+	srcOff int64
+	n      int64
+}
+
+// extend adds a chunk to the span if it continues it in both files.
+func (s *span) extend(file int, off int64, src int, srcOff, n int64) bool {
+	if s.n == 0 || s.file != file || s.src != src || s.off+s.n != off || s.srcOff+s.n != srcOff {
+		return false
+	}
+	s.n += n
+	return true
+}
+
+// flushSpan reflinks the pending span (copying its unaligned edges).
+func (cp *copier) flushSpan() error {
+	s := cp.span
+	cp.span = span{}
+	if s.n == 0 {
+		return nil
+	}
+	return cloneOrCopyRange(cp.out[s.file], s.off, slotRange{file: cp.x.srcFiles[s.src], off: s.srcOff}, s.n)
 }
 
 func (cp *copier) entry(e *entry) error {
@@ -79,7 +110,9 @@ func (cp *copier) entry(e *entry) error {
 	case kSlot:
 		err = cp.fromSlot(e)
 	case kDup:
-		err = cp.fromFirst(e)
+		if err = cp.flushSpan(); err == nil { // its first use may be in the span
+			err = cp.fromFirst(e)
+		}
 	default:
 		return nil
 	}
@@ -94,6 +127,9 @@ func (cp *copier) entry(e *entry) error {
 }
 
 func (cp *copier) flush() error {
+	if err := cp.flushSpan(); err != nil {
+		return err
+	}
 	err := cp.x.w.recordOrdinals(cp.ords)
 	cp.ords = cp.ords[:0]
 	return err
@@ -114,12 +150,18 @@ func (cp *copier) fromSlot(e *entry) error {
 		return fmt.Errorf("reuse chunk %s: the slot's %s no longer matches its manifest at byte %d (run `modelslot verify`): %v",
 			e.Sum, cp.x.srcFiles[fi], off, err)
 	}
-	out := cp.out[e.File]
-	if cp.clone {
-		return cloneOrCopyRange(out, e.Offset, slotRange{file: cp.x.srcFiles[fi], off: off}, int64(e.Size))
+	if !cp.clone {
+		_, err = cp.out[e.File].WriteAt(buf, e.Offset)
+		return err
 	}
-	_, err = out.WriteAt(buf, e.Offset)
-	return err
+	if cp.span.extend(e.File, e.Offset, fi, off, int64(e.Size)) {
+		return nil
+	}
+	if err := cp.flushSpan(); err != nil {
+		return err
+	}
+	cp.span = span{file: e.File, off: e.Offset, src: fi, srcOff: off, n: int64(e.Size)}
+	return nil
 }
 
 // fromFirst copies a repeated chunk from its first use in the staged files,
