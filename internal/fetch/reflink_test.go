@@ -111,7 +111,7 @@ func TestFormat2ReflinkSharesUnchangedBlocksWithTheActiveSlot(t *testing.T) {
 	}
 	grew := used(t, mnt) - before
 	t.Logf("disk use grew by %d bytes; fetched %d", grew, p.FetchSize)
-	if grew > 128<<10 {
+	if grew > 256<<10 { // chunk by chunk, it was ~500 KiB
 		t.Fatalf("the disk use grew by %d bytes for an 8 MiB version that shares all but %d bytes with the active one",
 			grew, p.FetchSize)
 	}
