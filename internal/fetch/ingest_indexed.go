@@ -116,5 +116,10 @@ func (s *packStream) entry(e *entry) error {
 		return fmt.Errorf("staging: %w", err)
 	}
 	s.ords = append(s.ords, e.Ordinal)
+	if len(s.ords) >= journalBatch {
+		err := s.x.w.recordOrdinals(s.ords)
+		s.ords = s.ords[:0]
+		return err
+	}
 	return nil
 }

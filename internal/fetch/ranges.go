@@ -123,13 +123,14 @@ func (c *Client) downloadIndexed(ctx context.Context, repoURL string, p *Plan, o
 		mu.Unlock()
 		cancel()
 	}
+	// One journal for all writers: each line is one O_APPEND write.
+	jf, err := x.w.openJournal()
+	if err != nil {
+		return err
+	}
+	defer jf.Close()
 	for range max(o.Workers, 1) {
-		jf, err := x.w.openJournal()
-		if err != nil {
-			return err
-		}
 		wg.Go(func() {
-			defer jf.Close()
 			w := newChunkWriter(sf, jf)
 			for r := range jobs {
 				if err := c.fetchRun(ctx, repoURL, w, r, report); err != nil {
