@@ -147,3 +147,28 @@ func TestFormat2StoreReusesTheSlotBeingRefilled(t *testing.T) {
 		t.Fatalf("the previous version kept aside was not removed after the commit: %v", err)
 	}
 }
+
+// A format-2 bundle on stdin (a pipe: no seeking) installs in one pass.
+func TestFormat2BundleFromStdin(t *testing.T) {
+	r := newRepo2(t)
+	m := r.publish2(bigModel(t, 1, 512<<10), "v1")
+	b, _ := os.ReadFile(bundle2(t, r, m, nil))
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { pw.Write(b); pw.Close() }()
+	s := openStore(t)
+	ctx := context.Background()
+	src, err := OpenSource(ctx, "-", s, SourceOptions{Trusted: r.trusted(), Stdin: pr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if _, err := (&update.Updater{Store: s, Workers: 2}).Install(ctx, src.Manifest, src); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.VerifySlot(ctx, s.State().Active, 1); err != nil || got.Version != "v1" {
+		t.Fatalf("active slot after a bundle from stdin: %v, %v", got, err)
+	}
+}
