@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/modelslot/modelslot/internal/chunker"
-	"github.com/modelslot/modelslot/internal/publish"
 	"github.com/modelslot/modelslot/verify"
 )
 
@@ -69,6 +68,7 @@ type repo struct {
 	ranges  []string       // Range headers seen
 	chunkRx atomic.Int64   // chunk requests
 	packs   []string       // pack requests: "path range" ("" when none)
+	seq     uint64         // the last sequence published
 }
 
 func newRepo(t *testing.T) *repo {
@@ -98,17 +98,6 @@ func newRepo(t *testing.T) *repo {
 
 // setFault installs a misbehaviour; it returns true when it answered.
 func (r *repo) setFault(f func(w http.ResponseWriter, req *http.Request) bool) { r.fault.Store(&f) }
-
-// publish publishes a model directory as version v on channel stable.
-func (r *repo) publish(dir, v string) *publish.Result {
-	r.t.Helper()
-	res, err := publish.Publish(context.Background(), dir, publish.Options{Repo: r.dir, Model: "demo",
-		Version: v, Channel: "stable", Key: r.key, Params: testParams})
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return res
-}
 
 func (r *repo) channelURL() string { return r.srv.URL + "/demo/channels/stable.json" }
 

@@ -34,7 +34,6 @@ type storedChunk struct {
 type repo2 struct {
 	*repo
 	stored  map[chunkindex.Digest]storedChunk
-	seq     uint64
 	maxPack int // bytes a pack holds before a new one starts; 0 = one per version
 }
 
@@ -99,8 +98,7 @@ func (pw *packWriter) seal() {
 // publish2 publishes dir as version v on channel stable.
 func (r *repo2) publish2(dir, v string) *verify.Manifest {
 	r.t.Helper()
-	r.seq++
-	m := &verify.Manifest{Schema: verify.SchemaIndexed, Model: "demo", Version: v, Sequence: r.seq, Created: time.Now().UTC()}
+	m := &verify.Manifest{Schema: verify.SchemaIndexed, Model: "demo", Version: v, Sequence: r.nextSeq(), Created: time.Now().UTC()}
 	pw := &packWriter{r: r}
 	var index [][]chunkindex.Entry
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -129,14 +127,7 @@ func (r *repo2) publish2(dir, v string) *verify.Manifest {
 		r.t.Fatal(err)
 	}
 	writeFile(r.t, r.dir, "demo/"+verify.ManifestPath(v), env)
-	sum := sha256.Sum256(env)
-	ch := &verify.Channel{Schema: verify.ChannelSchema, Model: "demo", Channel: "stable", Version: v,
-		Sequence: m.Sequence, Manifest: verify.ManifestPath(v), ManifestSHA256: hex.EncodeToString(sum[:]), Created: m.Created}
-	signed, err := verify.SignChannel(ch, r.key)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	writeFile(r.t, r.dir, "demo/"+verify.ChannelPath("stable"), signed)
+	r.pointChannel(m, env)
 	return m
 }
 
