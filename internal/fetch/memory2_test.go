@@ -173,3 +173,59 @@ func peakRSS() int64 {
 	}
 	return 0
 }
+
+// TestFormat2FullInstallPeakRSSUnder64MiB runs a whole format-2 install of a
+// 128 MiB model (resolve, index, plan, 4 parallel Range runs, the writers,
+// adopt) in a child process and reads its peak RSS: the buffers are a few
+// chunks and one block per worker, not the model, so the bound holds for any
+// model size (the tables grow 16 bytes a chunk: TestFormat2PlanOf20GiB…).
+func TestFormat2FullInstallPeakRSSUnder64MiB(t *testing.T) {
+	if url := os.Getenv("FETCH_RSS2_CHILD_URL"); url != "" {
+		rssChild(url, os.Getenv("FETCH_RSS2_CHILD_DIR"))
+		return
+	}
+	if testing.Short() {
+		t.Skip("installs 128 MiB")
+	}
+	r := newRepo2(t)
+	dir := t.TempDir()
+	writeFile(t, dir, "weights.bin", randomBytes(128<<20, 4))
+	r.publish2(dir, "v1")
+	child := exec.Command(os.Args[0], "-test.run=^TestFormat2FullInstallPeakRSSUnder64MiB$")
+	child.Env = append(os.Environ(), "FETCH_RSS2_CHILD_URL="+r.channelURL(), "FETCH_RSS2_CHILD_DIR="+t.TempDir())
+	out, err := child.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	var rss int64
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "RSS2 ") {
+			fmt.Sscanf(line, "RSS2 rss=%d", &rss)
+		}
+	}
+	t.Logf("full install of 128 MiB: peak RSS %d MiB", rss>>20)
+	if rss == 0 || rss > 64<<20 {
+		t.Fatalf("peak RSS of a full install: %d bytes, want under 64 MiB", rss)
+	}
+}
+
+func rssChild(url, dir string) {
+	ctx := context.Background()
+	c := fastClient()
+	res, err := c.Resolve(ctx, url, verify.NewKeyring(testKeyNoT(1).Public()))
+	if err != nil {
+		fmt.Println("RSS2 error", err)
+		os.Exit(2)
+	}
+	st, _ := OpenStaging(filepath.Join(dir, "staging"))
+	src := &Source{}
+	src.resolvedBy(c, res)
+	out := filepath.Join(dir, "out")
+	os.Mkdir(out, 0o755)
+	if _, err := src.fill(ctx, &dirFill{dir: out}, st, nil, Space{StagingDir: st.Dir(), SlotDir: out}); err != nil {
+		fmt.Println("RSS2 error", err)
+		os.Exit(2)
+	}
+	fmt.Println("RSS2 rss=" + strconv.FormatInt(peakRSS(), 10))
+	os.Exit(0)
+}
