@@ -72,8 +72,8 @@ func TestFormat2PlanOf20GiBModelStaysUnder64MiB(t *testing.T) {
 		memChild(dir)
 		return
 	}
-	if testing.Short() {
-		t.Skip("writes 24 MB of index")
+	if testing.Short() || raceEnabled {
+		t.Skip("writes 24 MB of index; the race detector's memory is not the design's")
 	}
 	root := t.TempDir()
 	const files, per = 20, 16500 // 330k chunks, 21.6 GB
@@ -184,8 +184,8 @@ func TestFormat2FullInstallPeakRSSUnder64MiB(t *testing.T) {
 		rssChild(url, os.Getenv("FETCH_RSS2_CHILD_DIR"))
 		return
 	}
-	if testing.Short() {
-		t.Skip("installs 128 MiB")
+	if testing.Short() || raceEnabled {
+		t.Skip("installs 128 MiB; the race detector's memory is not the design's")
 	}
 	r := newRepo2(t)
 	dir := t.TempDir()
