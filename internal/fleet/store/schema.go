@@ -60,6 +60,18 @@ var migrations = []string{
 		started    BIGINT NOT NULL,
 		updated    BIGINT NOT NULL,
 		PRIMARY KEY (rollout_id, device_id))`,
+	// 2: the version each event left its device on (the dashboard's
+	// versions-over-time chart), and a device's history read by device.
+	`ALTER TABLE events ADD COLUMN current_version TEXT NOT NULL DEFAULT '';
+	CREATE INDEX events_device ON events (device_id, received)`,
+}
+
+// backfills fill, per dialect ([sqlite, postgres]), what a migration added
+// from the rows already there, in the migration's transaction: every stored
+// body parsed as JSON when it was received.
+var backfills = map[int][2]string{
+	2: {`UPDATE events SET current_version = COALESCE(json_extract(body, '$.current_version'), '')`,
+		`UPDATE events SET current_version = COALESCE(body::jsonb->>'current_version', '')`},
 }
 
 func (db *DB) migrate(ctx context.Context) error {
@@ -78,6 +90,11 @@ func (db *DB) migrate(ctx context.Context) error {
 			if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
 				return err
 			}
+			if b, ok := backfills[v]; ok {
+				if _, err := tx.ExecContext(ctx, b[db.dialectIndex()]); err != nil {
+					return err
+				}
+			}
 			_, err := db.exec(ctx, tx, `INSERT INTO schema_migrations (version) VALUES (?)`, v)
 			return err
 		})
@@ -86,4 +103,12 @@ func (db *DB) migrate(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// dialectIndex picks a dialect's entry of a [sqlite, postgres] pair.
+func (db *DB) dialectIndex() int {
+	if db.postgres {
+		return 1
+	}
+	return 0
 }
