@@ -160,8 +160,17 @@ type Device struct {
 
 // Devices lists the devices that run model ("" for every model), by id.
 func (db *DB) Devices(ctx context.Context, model string) ([]Device, error) {
+	return db.devices(ctx, `WHERE ? = '' OR model = ?`, model, model)
+}
+
+// Device lists one device's models (none when the device is unknown).
+func (db *DB) Device(ctx context.Context, id string) ([]Device, error) {
+	return db.devices(ctx, `WHERE device_id = ?`, id)
+}
+
+func (db *DB) devices(ctx context.Context, where string, args ...any) ([]Device, error) {
 	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT device_id, model, version, status, reason, online, last_seen
-		FROM devices WHERE ? = '' OR model = ? ORDER BY device_id, model`), model, model)
+		FROM devices `+where+` ORDER BY device_id, model`), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list devices: %w", err)
 	}

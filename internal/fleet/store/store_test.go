@@ -262,6 +262,12 @@ func TestDeviceHistoryAndVersionChanges(t *testing.T) {
 		if want := "d1:v1@1s d1:v2@2s d2:v1@3s d1:v1@4s"; strings.Join(s, " ") != want {
 			t.Fatalf("VersionChanges = %s, want %s", strings.Join(s, " "), want)
 		}
+		if devs, err := db.Device(ctx, "d2"); err != nil || len(devs) != 1 || devs[0].Status != report.StatusFailed {
+			t.Fatalf("Device(d2) = %+v, %v", devs, err)
+		}
+		if devs, err := db.Device(ctx, "nobody"); err != nil || len(devs) != 0 {
+			t.Fatalf("Device(nobody) = %+v, %v", devs, err)
+		}
 		if got, err := db.VersionChanges(ctx, "other"); err != nil || len(got) != 0 {
 			t.Fatalf("VersionChanges(other) = %+v, %v", got, err)
 		}
