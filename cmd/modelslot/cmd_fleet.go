@@ -14,6 +14,7 @@ import (
 
 	"github.com/modelslot/modelslot/internal/config"
 	"github.com/modelslot/modelslot/internal/fleet"
+	"github.com/modelslot/modelslot/internal/fleet/dashboard"
 	"github.com/modelslot/modelslot/internal/fleet/store"
 	"github.com/modelslot/modelslot/internal/netconf"
 	"github.com/modelslot/modelslot/systemd"
@@ -95,6 +96,7 @@ func runFleetServe(ctx context.Context, g *globalOptions, args []string) error {
 	}
 	c := fleet.New(*cfg.Fleet, cfg.Platform.TopicPrefix, db, key)
 	c.Conn = conn
+	c.UI = dashboard.New(c)
 	if f := cfg.Fleet.APITokenFile; f != "" {
 		tok, err := netconf.Load(netconf.Files{TokenFile: f}, "")
 		if err != nil {

@@ -49,6 +49,8 @@ var Allowed = map[string][]string{
 	"internal/fleet/store": {"internal/report", "internal/rollout", "internal/netconf"},
 	"internal/fleet": {"internal/config", "internal/durable", "internal/fleet/store", "internal/netconf",
 		"internal/report", "internal/rollout", "verify"},
+	// The controller's web page: reads through the controller, changes nothing itself.
+	"internal/fleet/dashboard": {"internal/fleet", "internal/fleet/store", "internal/rollout"},
 
 	// The demo's model and server.
 	"internal/demomodel":         {"internal/safetensors"},
