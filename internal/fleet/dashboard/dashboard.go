@@ -58,11 +58,13 @@ func New(c *fleet.Controller) *Handler {
 }
 
 // ServeHTTP sets the headers every answer carries: a policy that runs only
-// the page's own script and styles, loads nothing from elsewhere and cannot
-// be framed, so a value that slipped past escaping could still not run.
+// the page's own script and styles, loads nothing from elsewhere, cannot be
+// framed, and submits no form natively (the token form is read by the script;
+// a native submit would put the token in a URL), so a value that slipped past
+// escaping could still not run.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "+
-		"connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+		"connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	h.mux.ServeHTTP(w, r)

@@ -178,7 +178,7 @@ func TestFragmentsNeedTheAPIToken(t *testing.T) {
 		if code != http.StatusOK || strings.Contains(body, "r1") || !strings.Contains(body, `<form id="login"`) {
 			t.Errorf("shell %s: %d\n%s", path, code, body)
 		}
-		if csp := h.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") {
+		if csp := h.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") || !strings.Contains(csp, "form-action 'none'") {
 			t.Errorf("shell %s: CSP %q", path, csp)
 		}
 	}
