@@ -38,8 +38,9 @@ type Sent struct {
 
 // RollbackDevice asks one device to roll its model back to the previous
 // version: a rollback command on the device's command topic (QoS 1, not
-// retained, so it is never repeated to a device that comes back later from
-// a clean session). It returns once the broker took it; the device answers
+// retained: a device offline now gets it from its persistent session when it
+// reconnects, and no later subscriber finds an old command waiting). It
+// returns once the broker took it; the device answers
 // with an event (rolled_back, or nothing_to_do when it has no previous
 // version). A device the controller does not know with that model is
 // store.ErrNotFound, so a typo never reaches the broker.

@@ -211,6 +211,7 @@ func TestOverviewCountsStagesAndFailures(t *testing.T) {
 	r.event(first[0], report.StatusSuccess, "v2", "r1", "", time.Minute)
 	r.event(first[1], report.StatusRolledBack, "v1", "r1", "check_failed", 2*time.Minute)
 	r.event(first[2], report.StatusDownloading, "v1", "r1", "", 3*time.Minute)
+	r.event(second[0], report.StatusRolledBack, "v1", "", "manual", 4*time.Minute) // asked for: not a failure
 	evil := `<img src=x onerror=alert(1)>` // a device names itself: the page must not run it
 	bad := &report.Event{Event: report.EventType, EventID: "evil", DeviceID: evil, Model: "other", Status: report.StatusSuccess, CurrentVersion: "v1"}
 	if _, err := r.c.DB.AddEvent(context.Background(), bad, []byte(`{}`), t0); err != nil {
@@ -251,12 +252,15 @@ func TestOverviewCountsStagesAndFailures(t *testing.T) {
 	model := regexp.MustCompile(`(?s)<section class="model" data-model="demo">.*?</section>`).FindString(page)
 	for _, want := range []string{
 		`<tr data-key="v1"><th>v1</th><td class="n">3</td>`, `<tr data-key="v2"><th>v2</th><td class="n">1</td>`,
-		`<tr data-key="rolled_back"><th>rolled_back</th><td class="n">1</td>`,
+		`<tr data-key="rolled_back"><th>rolled_back</th><td class="n">2</td>`,
 		`<tr data-key="check_failed"><th>check_failed</th><td class="n">1</td>`,
 	} {
 		if !strings.Contains(model, want) {
 			t.Errorf("model section lacks %s:\n%s", want, model)
 		}
+	}
+	if strings.Contains(model, `data-key="manual"`) {
+		t.Errorf("a rollback someone asked for is listed as a failure:\n%s", model)
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 
 	"github.com/modelslot/modelslot/internal/fleet"
 	"github.com/modelslot/modelslot/internal/fleet/store"
+	"github.com/modelslot/modelslot/internal/reason"
+	"github.com/modelslot/modelslot/internal/report"
 	"github.com/modelslot/modelslot/internal/rollout"
 )
 
@@ -114,8 +116,8 @@ func (h *Handler) modelOf(ctx context.Context, name string, devs []store.Device)
 	for _, d := range devs {
 		versions[cmp.Or(d.Version, "(none)")]++
 		statuses[d.Status]++
-		if d.Reason != "" && failed(d.Status) {
-			failures[d.Reason]++
+		if failed(d) {
+			failures[cmp.Or(d.Reason, "unknown")]++
 		}
 	}
 	changes, err := h.c.DB.VersionChanges(ctx, name)
@@ -126,9 +128,14 @@ func (h *Handler) modelOf(ctx context.Context, name string, devs []store.Device)
 		Failures: counts(failures, len(devs)), Chart: newChart(changes, h.now())}, nil
 }
 
-// failed: a last status that ended an update badly.
-func failed(status string) bool {
-	return status == "failed" || status == "rolled_back" || status == "restore_failed"
+// failed: a device whose last update ended badly. A rollback someone asked
+// for (reason manual) is not a failure.
+func failed(d store.Device) bool {
+	switch d.Status {
+	case report.StatusFailed, report.StatusRolledBack:
+		return d.Reason != string(reason.Manual)
+	}
+	return false
 }
 
 // rolloutsOf lists the rollouts newest first: every one not final, and the
@@ -193,7 +200,7 @@ func deviceRows(devs []store.Device) []store.Device {
 
 func attention(d store.Device) int {
 	n := 0
-	if failed(d.Status) {
+	if failed(d) {
 		n += 2
 	}
 	if !d.Online {
