@@ -29,6 +29,7 @@ var fleetCommand = command{
 		"events and status from the broker in its database (SQLite, or PostgreSQL), opens a rollout's next stage after " +
 		"its soak time and success threshold, halts it when a failure threshold is crossed, and publishes each signed " +
 		"revision of the rollout document. Only one controller acts per database; a second stands by. " +
+		"It serves the API, the metrics and a dashboard (http://LISTEN/) on [fleet] listen. " +
 		"fleet devices lists the devices the controller knows, with their version and last status " +
 		"(docs/fleet.md).",
 	examples: []example{

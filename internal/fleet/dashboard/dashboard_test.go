@@ -212,7 +212,7 @@ func TestOverviewCountsStagesAndFailures(t *testing.T) {
 	r.event(first[1], report.StatusRolledBack, "v1", "r1", "check_failed", 2*time.Minute)
 	r.event(first[2], report.StatusDownloading, "v1", "r1", "", 3*time.Minute)
 	r.event(second[0], report.StatusRolledBack, "v1", "", "manual", 4*time.Minute) // asked for: not a failure
-	evil := `<img src=x onerror=alert(1)>` // a device names itself: the page must not run it
+	evil := `<img src=x onerror=alert(1)>`                                         // a device names itself: the page must not run it
 	bad := &report.Event{Event: report.EventType, EventID: "evil", DeviceID: evil, Model: "other", Status: report.StatusSuccess, CurrentVersion: "v1"}
 	if _, err := r.c.DB.AddEvent(context.Background(), bad, []byte(`{}`), t0); err != nil {
 		t.Fatal(err)
