@@ -15,6 +15,9 @@ const (
 	chartW, chartH = 600.0, 160.0
 	chartSteps     = 60 // samples across the time axis
 	colors         = 8  // CSS classes v0…v7, reused past eight versions
+	// chartSpan is the longest time the chart covers (ending now): older
+	// changes still count, as the state the chart starts from.
+	chartSpan = 7 * 24 * time.Hour
 )
 
 // chart is the versions-over-time picture of one model: how many devices ran
@@ -42,13 +45,17 @@ type sample struct {
 }
 
 // samples replays the version changes (oldest first) and counts, at each of
-// chartSteps+1 evenly spaced times from the first change to end, the devices
-// on each version. It also returns the versions in order of first appearance.
+// chartSteps+1 evenly spaced times from the first change (at most chartSpan
+// before end) to end, the devices on each version. It also returns the
+// versions in order of first appearance.
 func samples(changes []store.VersionChange, end time.Time) ([]sample, []string) {
 	if len(changes) == 0 {
 		return nil, nil
 	}
 	start := changes[0].At
+	if start.Before(end.Add(-chartSpan)) {
+		start = end.Add(-chartSpan)
+	}
 	if !end.After(start) {
 		end = start.Add(time.Second)
 	}

@@ -318,6 +318,16 @@ func TestVersionsChartReplaysTheChanges(t *testing.T) {
 	}
 }
 
+// TestVersionsChartCoversTheLastWeek: a chart of a long-lived fleet spans the
+// last chartSpan, starting from the state older changes left.
+func TestVersionsChartCoversTheLastWeek(t *testing.T) {
+	end := t0.Add(30 * 24 * time.Hour)
+	ss, _ := samples([]store.VersionChange{{DeviceID: "a", Version: "v1", At: t0}, {DeviceID: "a", Version: "v2", At: end.Add(-time.Hour)}}, end)
+	if !ss[0].At.Equal(end.Add(-chartSpan)) || ss[0].ByV["v1"] != 1 || ss[chartSteps].ByV["v2"] != 1 || ss[chartSteps].ByV["v1"] != 0 {
+		t.Fatalf("first sample %s %v, last %v", ss[0].At, ss[0].ByV, ss[chartSteps].ByV)
+	}
+}
+
 // lastPoint is the i-th point of a polygon's points attribute.
 func lastPoint(points string, i int) string { return strings.Fields(points)[i] }
 

@@ -21,11 +21,13 @@ type VersionChange struct {
 // rows per device, not every event. Events without a version (a device that
 // has none yet) are skipped.
 func (db *DB) VersionChanges(ctx context.Context, model string) ([]VersionChange, error) {
+	// The outer order is the window's, so a device's changes replay in the
+	// order they were compared in, even within one millisecond.
 	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT device_id, current_version, received FROM (
-			SELECT device_id, current_version, received, event_id,
+			SELECT device_id, current_version, received, at, event_id,
 				LAG(current_version) OVER (PARTITION BY device_id ORDER BY received, at, event_id) AS prev
 			FROM events WHERE model = ? AND current_version <> '') x
-		WHERE prev IS NULL OR prev <> current_version ORDER BY received, device_id, event_id`), model)
+		WHERE prev IS NULL OR prev <> current_version ORDER BY received, at, event_id`), model)
 	if err != nil {
 		return nil, fmt.Errorf("version changes of %s: %w", model, err)
 	}
