@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -19,6 +20,34 @@ const (
 	// changes still count, as the state the chart starts from.
 	chartSpan = 7 * 24 * time.Hour
 )
+
+// chartTTL is how long a model's version changes are reused: reading them
+// walks every event of the model (a tenth of a second at 10,000 devices), and
+// the chart's resolution is a sixtieth of its span anyway.
+const chartTTL = 10 * time.Second
+
+type cachedChanges struct {
+	read    time.Time // wall clock
+	changes []store.VersionChange
+}
+
+// versionChanges reads model's version changes, at most once per chartTTL.
+func (h *Handler) versionChanges(ctx context.Context, model string) ([]store.VersionChange, error) {
+	h.mu.Lock()
+	c, ok := h.charts[model]
+	h.mu.Unlock()
+	if ok && time.Since(c.read) < chartTTL {
+		return c.changes, nil
+	}
+	changes, err := h.c.DB.VersionChanges(ctx, model)
+	if err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	h.charts[model] = cachedChanges{read: time.Now(), changes: changes}
+	h.mu.Unlock()
+	return changes, nil
+}
 
 // chart is the versions-over-time picture of one model: how many devices ran
 // each version, stacked, from the first recorded event until now.

@@ -21,6 +21,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/modelslot/modelslot/internal/fleet"
@@ -38,14 +39,17 @@ const pollInterval = 2 * time.Second
 
 // Handler serves the dashboard; mount it at /ui/ (fleet.Controller.UI).
 type Handler struct {
-	c    *fleet.Controller
-	tmpl *template.Template
-	mux  *http.ServeMux
+	c      *fleet.Controller
+	tmpl   *template.Template
+	mux    *http.ServeMux
+	mu     sync.Mutex
+	charts map[string]cachedChanges // by model
 }
 
 // New builds the dashboard of controller c.
 func New(c *fleet.Controller) *Handler {
-	h := &Handler{c: c, tmpl: template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/*.html")), mux: http.NewServeMux()}
+	h := &Handler{c: c, tmpl: template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/*.html")), mux: http.NewServeMux(),
+		charts: map[string]cachedChanges{}}
 	static, _ := fs.Sub(staticFS, "static")
 	h.mux.Handle("GET /ui/static/", http.StripPrefix("/ui/static/", http.FileServerFS(static)))
 	h.mux.HandleFunc("GET /ui/{$}", h.shell("overview", func(*http.Request) string { return "/ui/fragments/overview" }))

@@ -30,14 +30,14 @@ const token = "t0ken"
 // reads the database and pause, resume and abort only write it) and its
 // dashboard on a loopback server.
 type rig struct {
-	t   *testing.T
+	t   testing.TB
 	c   *fleet.Controller
 	srv *httptest.Server
 	seq int
 	now time.Time
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t testing.TB) *rig {
 	t.Helper()
 	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "fleet.db"))
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 // Bounds of the overview, so a fleet of any size is one quick page.
 const (
 	maxDeviceRows = 100 // devices listed, those that need a look first
+	maxOutcomes   = 100 // devices listed per rollout, failed first
 	finalShown    = 5   // completed or aborted rollouts kept on the page
 )
 
@@ -56,6 +57,7 @@ type rolloutView struct {
 	Stages   []stageView
 	Failures []count
 	Actions  []action
+	Started  []store.Outcome // of the devices that started it: the failed first, at most maxOutcomes
 }
 
 // stageView is one stage of a rollout: its counts and its bar.
@@ -120,7 +122,7 @@ func (h *Handler) modelOf(ctx context.Context, name string, devs []store.Device)
 			failures[cmp.Or(d.Reason, "unknown")]++
 		}
 	}
-	changes, err := h.c.DB.VersionChanges(ctx, name)
+	changes, err := h.versionChanges(ctx, name)
 	if err != nil {
 		return modelView{}, err
 	}
@@ -163,7 +165,7 @@ func (h *Handler) rolloutsOf(ctx context.Context) ([]rolloutView, error) {
 }
 
 func viewOf(s *fleet.Status) rolloutView {
-	v := rolloutView{Status: s, Failures: counts(s.Failures, s.Failed)}
+	v := rolloutView{Status: s, Failures: counts(s.Failures, s.Failed), Started: started(s.Outcomes)}
 	for i, sc := range s.Stages {
 		v.Stages = append(v.Stages, stageView{Index: i, Share: share(s.Rollout.Stages[i].Share), Opened: i <= s.Rollout.Stage,
 			StageCount: sc, Bar: newStageBar(sc)})
@@ -179,6 +181,21 @@ func viewOf(s *fleet.Status) rolloutView {
 		v.Actions = append(v.Actions, a)
 	}
 	return v
+}
+
+// started lists the outcomes worth a look first: failed, then in progress,
+// then succeeded, at most maxOutcomes.
+func started(outs []store.Outcome) []store.Outcome {
+	rank := map[string]int{store.OutcomeFailed: 0, store.OutcomeInProgress: 1}
+	order := func(o store.Outcome) int {
+		if r, ok := rank[o.Status]; ok {
+			return r
+		}
+		return 2
+	}
+	outs = slices.Clone(outs)
+	slices.SortStableFunc(outs, func(a, b store.Outcome) int { return cmp.Compare(order(a), order(b)) })
+	return outs[:min(len(outs), maxOutcomes)]
 }
 
 // rollbackAction is the button that rolls one device's model back.

@@ -67,6 +67,11 @@
     refresh();
   });
 
-  refresh();
-  setInterval(refresh, poll);
+  // The next poll is asked for a full interval after the last answer, so a
+  // slow controller (a large fleet) is never asked faster than it answers.
+  const loop = async () => {
+    await refresh();
+    setTimeout(loop, poll);
+  };
+  loop();
 })();
