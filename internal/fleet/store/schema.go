@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 )
 
@@ -66,12 +67,43 @@ var migrations = []string{
 	CREATE INDEX events_device ON events (device_id, received)`,
 }
 
-// backfills fill, per dialect ([sqlite, postgres]), what a migration added
-// from the rows already there, in the migration's transaction: every stored
-// body parsed as JSON when it was received.
-var backfills = map[int][2]string{
-	2: {`UPDATE events SET current_version = COALESCE(json_extract(body, '$.current_version'), '')`,
-		`UPDATE events SET current_version = COALESCE(body::jsonb->>'current_version', '')`},
+// backfills fill what a migration added from the rows already there, in the
+// migration's transaction.
+var backfills = map[int]func(context.Context, *DB, *sql.Tx) error{2: backfillVersions}
+
+// backfillVersions reads each stored event's current_version from its body
+// with the parser that accepted it (encoding/json), not the database's: a
+// body PostgreSQL's jsonb would refuse (a \u0000 in a log line) must not stop
+// the controller from starting; one that does not parse keeps ”.
+func backfillVersions(ctx context.Context, db *DB, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, `SELECT event_id, body FROM events`)
+	if err != nil {
+		return err
+	}
+	found := map[string]string{}
+	for rows.Next() {
+		var id, body string
+		if err := rows.Scan(&id, &body); err != nil {
+			rows.Close()
+			return err
+		}
+		var ev struct {
+			CurrentVersion string `json:"current_version"`
+		}
+		if json.Unmarshal([]byte(body), &ev) == nil && ev.CurrentVersion != "" {
+			found[id] = ev.CurrentVersion
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for id, v := range found {
+		if _, err := db.exec(ctx, tx, `UPDATE events SET current_version = ? WHERE event_id = ?`, v, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (db *DB) migrate(ctx context.Context) error {
@@ -90,8 +122,8 @@ func (db *DB) migrate(ctx context.Context) error {
 			if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
 				return err
 			}
-			if b, ok := backfills[v]; ok {
-				if _, err := tx.ExecContext(ctx, b[db.dialectIndex()]); err != nil {
+			if fill, ok := backfills[v]; ok {
+				if err := fill(ctx, db, tx); err != nil {
 					return err
 				}
 			}
@@ -103,12 +135,4 @@ func (db *DB) migrate(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// dialectIndex picks a dialect's entry of a [sqlite, postgres] pair.
-func (db *DB) dialectIndex() int {
-	if db.postgres {
-		return 1
-	}
-	return 0
 }

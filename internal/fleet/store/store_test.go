@@ -283,15 +283,21 @@ func TestMigrationBackfillsEventVersions(t *testing.T) {
 		migrations = all[:1]
 		db := open(t, url)
 		migrations = all
-		_, err := db.exec(ctx, nil, `INSERT INTO events (event_id, device_id, model, event, status, at, received, body)
-			VALUES ('old', 'd1', 'demo', 'update', 'success', 1, 1000, '{"current_version":"v7"}')`)
-		if err != nil {
-			t.Fatal(err)
+		for i, body := range []string{
+			`{"current_version":"v7"}`,
+			`{"current_version":"v8","logs":["\u0000"]}`, // encoding/json took it; PostgreSQL's jsonb would not
+			`not JSON`,
+		} {
+			_, err := db.exec(ctx, nil, `INSERT INTO events (event_id, device_id, model, event, status, at, received, body)
+				VALUES (?, ?, 'demo', 'update', 'success', 1, ?, ?)`, fmt.Sprint("old", i), fmt.Sprint("d", i), 1000+i, body)
+			if err != nil {
+				t.Fatal(err)
+			}
 		}
 		db.Close()
 		got, err := open(t, url).VersionChanges(ctx, "demo")
-		if err != nil || len(got) != 1 || got[0].Version != "v7" {
-			t.Fatalf("after migrating: %+v, %v; want the old event's v7", got, err)
+		if err != nil || len(got) != 2 || got[0].Version != "v7" || got[1].Version != "v8" {
+			t.Fatalf("after migrating: %+v, %v; want the old events' v7 and v8", got, err)
 		}
 	})
 }
