@@ -162,7 +162,7 @@ var operations = map[string]operation{
 // Actions lists the operations a rollout in state allows, in a fixed order
 // (pause, resume, abort): what the dashboard may offer.
 func Actions(state string) []string {
-	var out []string
+	out := []string{} // JSON [] for a final rollout, not null
 	for _, op := range []string{OpPause, OpResume, OpAbort} {
 		if slices.Contains(operations[op].from, state) {
 			out = append(out, op)

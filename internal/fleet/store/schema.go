@@ -74,7 +74,7 @@ var backfills = map[int]func(context.Context, *DB, *sql.Tx) error{2: backfillVer
 // backfillVersions reads each stored event's current_version from its body
 // with the parser that accepted it (encoding/json), not the database's: a
 // body PostgreSQL's jsonb would refuse (a \u0000 in a log line) must not stop
-// the controller from starting; one that does not parse keeps ”.
+// the controller from starting; one that does not parse keeps no version.
 func backfillVersions(ctx context.Context, db *DB, tx *sql.Tx) error {
 	rows, err := tx.QueryContext(ctx, `SELECT event_id, body FROM events`)
 	if err != nil {
