@@ -119,7 +119,7 @@ const readOverview = `(() => {
     Failures: Object.fromEntries([...r.querySelectorAll('tr[data-reason]')].map(e => [e.dataset.reason, e.querySelector('td').textContent.trim()])),
     DeviceReason: Object.fromEntries([...document.querySelectorAll('table.devices tr[data-device]')].map(e => [e.dataset.device, text('td.reason', e)])),
     PauseButton: !!q('button.act-pause', r), Resume: !!q('button.act-resume', r),
-    ByVersion: cells('section.model[data-model="demo"] table.counts:first-of-type tr[data-key]', 'data-key'),
+    ByVersion: cells('section.model[data-model="demo"] [data-counts="version"] tr[data-key]', 'data-key'),
   };
 })()`
 
@@ -192,9 +192,12 @@ func TestDashboardInChromiumDuringARollout(t *testing.T) {
 	for reason, n := range s.Failures {
 		check("failures of "+reason, seen.Failures[reason], fmt.Sprint(n))
 	}
-	byVersion := map[string]int{}
+	byVersion, online := map[string]int{}, 0
 	for _, d := range devs {
 		byVersion[d.Version]++
+		if d.Online {
+			online++
+		}
 		check(d.ID+"'s reason", seen.DeviceReason[d.ID], d.Reason)
 		if d.ID == bad.id && (d.Reason != "check_failed" || d.Status != report.StatusRolledBack) {
 			t.Errorf("the API has the failed device as %s (%s), want rolled_back (check_failed)", d.Status, d.Reason)
