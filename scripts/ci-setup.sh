@@ -10,9 +10,10 @@
 # qemu-user: the arm64 and armv7 binaries of make dist run (make deb-check);
 # python3: the tests of integrations/python; python3-torch (Debian's 1.13, ~47 MB + deps):
 # the PyTorch example server and its TorchScript models (testdata/torch).
+# chromium: the fleet dashboard's test drives a real headless browser (chromedp).
 set -euo pipefail
 need=()
-for pkg in systemd util-linux make git mosquitto mosquitto-clients dbus-user-session xfsprogs openssl e2fsprogs man-db zsh fish qemu-user python3 python3-torch postgresql prometheus nginx; do
+for pkg in systemd util-linux make git mosquitto mosquitto-clients dbus-user-session xfsprogs openssl e2fsprogs man-db zsh fish qemu-user python3 python3-torch postgresql prometheus chromium nginx; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -14,6 +14,7 @@ import (
 
 	"github.com/modelslot/modelslot/internal/config"
 	"github.com/modelslot/modelslot/internal/fleet"
+	"github.com/modelslot/modelslot/internal/fleet/dashboard"
 	"github.com/modelslot/modelslot/internal/fleet/store"
 	"github.com/modelslot/modelslot/internal/netconf"
 	"github.com/modelslot/modelslot/systemd"
@@ -28,6 +29,7 @@ var fleetCommand = command{
 		"events and status from the broker in its database (SQLite, or PostgreSQL), opens a rollout's next stage after " +
 		"its soak time and success threshold, halts it when a failure threshold is crossed, and publishes each signed " +
 		"revision of the rollout document. Only one controller acts per database; a second stands by. " +
+		"It serves the API, the metrics and a dashboard (http://LISTEN/) on [fleet] listen. " +
 		"fleet devices lists the devices the controller knows, with their version and last status " +
 		"(docs/fleet.md).",
 	examples: []example{
@@ -95,6 +97,7 @@ func runFleetServe(ctx context.Context, g *globalOptions, args []string) error {
 	}
 	c := fleet.New(*cfg.Fleet, cfg.Platform.TopicPrefix, db, key)
 	c.Conn = conn
+	c.UI = dashboard.New(c)
 	if f := cfg.Fleet.APITokenFile; f != "" {
 		tok, err := netconf.Load(netconf.Files{TokenFile: f}, "")
 		if err != nil {

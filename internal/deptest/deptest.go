@@ -50,6 +50,8 @@ var Allowed = map[string][]string{
 	"internal/fleet/store": {"internal/report", "internal/rollout", "internal/netconf"},
 	"internal/fleet": {"internal/config", "internal/durable", "internal/fleet/store", "internal/netconf",
 		"internal/report", "internal/rollout", "verify"},
+	// The controller's web page: reads through the controller, changes nothing itself.
+	"internal/fleet/dashboard": {"internal/fleet", "internal/fleet/store", "internal/rollout", "internal/reason", "internal/report"},
 
 	// The demo's model and server.
 	"internal/demomodel":         {"internal/safetensors"},

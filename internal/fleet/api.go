@@ -34,9 +34,31 @@ func (c *Controller) handler() http.Handler {
 	mux.HandleFunc("POST /v1/rollouts/{id}/{op}", c.authorized(c.apiChange))
 	mux.HandleFunc("GET /v1/rollouts/{id}/events", c.authorized(c.apiEvents))
 	mux.HandleFunc("GET /v1/devices", c.authorized(c.apiDevices))
+	mux.HandleFunc("POST /v1/devices/{id}/rollback", c.authorized(c.apiRollback))
 	mux.Handle("GET /metrics", c.metrics.handler())
 	mux.HandleFunc("GET /rollouts/{model}/{file}", c.serveDocument)
+	if c.UI != nil {
+		mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
+		mux.Handle("/ui/", c.UI)
+	}
 	return mux
+}
+
+// Authorized reports whether r carries the API token (or none is
+// configured): the one check of the API, which the dashboard's data and
+// actions go through as well.
+func (c *Controller) Authorized(r *http.Request) bool {
+	if c.APIToken == "" {
+		return true
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(c.APIToken)) == 1
+}
+
+// Unauthorized is the answer to a request without the API token.
+func Unauthorized(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="modelslot fleet"`)
+	writeJSON(w, http.StatusUnauthorized, apiError{Error: "missing or wrong API token: set [fleet] api_token_file for the CLI"})
 }
 
 // authorized requires the API token, when one is configured. The signed
@@ -44,13 +66,9 @@ func (c *Controller) handler() http.Handler {
 // fetch them, and neither can change anything.
 func (c *Controller) authorized(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if c.APIToken != "" {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(c.APIToken)) != 1 {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="modelslot fleet"`)
-				writeJSON(w, http.StatusUnauthorized, apiError{Error: "missing or wrong API token: set [fleet] api_token_file for the CLI"})
-				return
-			}
+		if !c.Authorized(r) {
+			Unauthorized(w)
+			return
 		}
 		h(w, r)
 	}
@@ -168,6 +186,24 @@ func (c *Controller) apiDevices(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, devs)
 }
 
+func (c *Controller) apiRollback(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Model string `json:"model"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequest))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		writeError(w, errors.Join(ErrInvalid, err))
+		return
+	}
+	sent, err := c.RollbackDevice(r.Context(), r.PathValue("id"), body.Model)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, sent)
+}
+
 // serveDocument serves the static copy of a rollout document with an ETag,
 // so devices polling rollout_url cost a 304 while nothing changed.
 func (c *Controller) serveDocument(w http.ResponseWriter, r *http.Request) {
@@ -210,6 +246,8 @@ func writeError(w http.ResponseWriter, err error) {
 		status = http.StatusBadRequest
 	case errors.Is(err, ErrState), errors.Is(err, store.ErrExists), errors.Is(err, store.ErrConflict):
 		status = http.StatusConflict
+	case errors.Is(err, ErrUnavailable):
+		status = http.StatusServiceUnavailable
 	}
 	if status == http.StatusInternalServerError {
 		slog.Error("fleet: API request failed", "err", err)

@@ -46,6 +46,9 @@ type Controller struct {
 	Conn   *netconf.Conn    // TLS and credentials for the broker; nil: plain, anonymous
 	// APIToken, when set, is required as "Authorization: Bearer …" on /v1/.
 	APIToken string
+	// UI, when set, is served under /ui/ (and / leads there): the dashboard,
+	// which checks the token itself with Authorized.
+	UI http.Handler
 
 	mu        sync.Mutex        // one decision at a time: ticks and API calls
 	published map[string]uint64 // topic → revision last published there

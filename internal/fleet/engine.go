@@ -115,12 +115,24 @@ func (c *Controller) transition(ctx context.Context, r *store.Rollout, reason st
 type Counts struct {
 	rollout.Tally
 	Failures map[string]int // by failure reason
+	Stages   []StageCount   // every stage, opened or not
+}
+
+// StageCount is how the devices of one stage stand. Devices count in the
+// stage their bucket puts them in (not cumulatively): the stages' devices add
+// up to the model's devices the rollout covers.
+type StageCount struct {
+	Devices    int `json:"devices"`
+	Succeeded  int `json:"succeeded"`
+	Failed     int `json:"failed"`
+	InProgress int `json:"in_progress"`
+	Waiting    int `json:"waiting"` // not started (yet)
 }
 
 // tally counts the known devices of the rollout's model that the opened
 // stages cover. A device already on the target without having taken it under
 // this rollout (installed by hand) counts as succeeded: it is where the
-// rollout wants it.
+// rollout wants it. Stages counts every stage the same way.
 func (c *Controller) tally(ctx context.Context, r *store.Rollout) (Counts, error) {
 	devs, err := c.DB.Devices(ctx, r.Doc.Model)
 	if err != nil {
@@ -134,21 +146,55 @@ func (c *Controller) tally(ctx context.Context, r *store.Rollout) (Counts, error
 	for _, o := range outs {
 		byDevice[o.DeviceID] = o
 	}
-	t := Counts{Failures: map[string]int{}}
+	t := Counts{Failures: map[string]int{}, Stages: make([]StageCount, len(r.Doc.Stages))}
 	for _, d := range devs {
+		o, ok := byDevice[d.ID]
+		result := resultOf(o, ok, d, r.Doc.Target.Version)
+		if s := r.Doc.StageOf(d.ID); s >= 0 {
+			t.Stages[s].add(result)
+		}
 		if !r.Doc.InCohort(d.ID) {
 			continue
 		}
 		t.Cohort++
-		switch o, ok := byDevice[d.ID]; {
-		case ok && o.Status == store.OutcomeSucceeded, !ok && d.Version == r.Doc.Target.Version:
+		switch result {
+		case store.OutcomeSucceeded:
 			t.Succeeded++
-		case ok && o.Status == store.OutcomeFailed:
+		case store.OutcomeFailed:
 			t.Failed++
 			t.Failures[reasonCode(o.Reason)]++
 		}
 	}
 	return t, nil
+}
+
+// outcomeWaiting: a device that has not started the rollout.
+const outcomeWaiting = "waiting"
+
+// resultOf is where device d stands in a rollout of target: its outcome, or
+// succeeded when it is already on the target without one.
+func resultOf(o store.Outcome, ok bool, d store.Device, target string) string {
+	switch {
+	case ok:
+		return o.Status
+	case d.Version == target:
+		return store.OutcomeSucceeded
+	}
+	return outcomeWaiting
+}
+
+func (s *StageCount) add(result string) {
+	s.Devices++
+	switch result {
+	case store.OutcomeSucceeded:
+		s.Succeeded++
+	case store.OutcomeFailed:
+		s.Failed++
+	case store.OutcomeInProgress:
+		s.InProgress++
+	default:
+		s.Waiting++
+	}
 }
 
 func reasonCode(r string) string {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/modelslot/modelslot/internal/fleet/store"
@@ -134,42 +135,74 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
+// Operations a person may ask of a rollout, by name as the API spells them.
+const (
+	OpPause  = "pause"
+	OpResume = "resume"
+	OpAbort  = "abort"
+)
+
+// operation is what one operation needs and does.
+type operation struct {
+	verb string   // for the default reason: "paused by a person"
+	from []string // the states it is allowed in
+	to   string
+}
+
+// operations is the one table of what a person may do to a rollout in which
+// state: the API refuses the rest (409), and the dashboard offers nothing
+// else (Actions). A halted rollout is not resumed: its failures would halt it
+// again at once; abort it and start a new one once the cause is fixed.
+var operations = map[string]operation{
+	OpPause:  {"paused", []string{rollout.StateRunning}, rollout.StatePaused},
+	OpResume: {"resumed", []string{rollout.StatePaused}, rollout.StateRunning},
+	OpAbort:  {"aborted", []string{rollout.StateRunning, rollout.StatePaused, rollout.StateHalted}, rollout.StateAborted},
+}
+
+// Actions lists the operations a rollout in state allows, in a fixed order
+// (pause, resume, abort): what the dashboard may offer.
+func Actions(state string) []string {
+	out := []string{} // JSON [] for a final rollout, not null
+	for _, op := range []string{OpPause, OpResume, OpAbort} {
+		if slices.Contains(operations[op].from, state) {
+			out = append(out, op)
+		}
+	}
+	return out
+}
+
 // Pause stops new starts of a running rollout; Resume goes on from where it
 // was paused. Abort ends a rollout for good; by its abort_rollback policy the
 // devices that took it roll back.
 func (c *Controller) Pause(ctx context.Context, id, reason string) (*store.Rollout, error) {
-	return c.change(ctx, id, reason, "paused", []string{rollout.StateRunning}, rollout.StatePaused)
+	return c.change(ctx, id, reason, OpPause)
 }
 
-// Resume: see Pause. A halted rollout is not resumed: its failures would halt
-// it again at once; abort it and start a new one once the cause is fixed.
+// Resume: see Pause.
 func (c *Controller) Resume(ctx context.Context, id, reason string) (*store.Rollout, error) {
-	return c.change(ctx, id, reason, "resumed", []string{rollout.StatePaused}, rollout.StateRunning)
+	return c.change(ctx, id, reason, OpResume)
 }
 
 // Abort: see Pause.
 func (c *Controller) Abort(ctx context.Context, id, reason string) (*store.Rollout, error) {
-	return c.change(ctx, id, reason, "aborted", []string{rollout.StateRunning, rollout.StatePaused, rollout.StateHalted}, rollout.StateAborted)
+	return c.change(ctx, id, reason, OpAbort)
 }
 
-func (c *Controller) change(ctx context.Context, id, reason, verb string, from []string, to string) (*store.Rollout, error) {
+func (c *Controller) change(ctx context.Context, id, reason, name string) (*store.Rollout, error) {
+	op := operations[name]
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r, err := c.DB.GetRollout(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	ok := false
-	for _, s := range from {
-		ok = ok || r.Doc.State == s
-	}
-	if !ok {
-		return nil, fmt.Errorf("%w: rollout %s is %s; %s needs %v", ErrState, id, r.Doc.State, to, from)
+	if !slices.Contains(op.from, r.Doc.State) {
+		return nil, fmt.Errorf("%w: rollout %s is %s; %s needs %v", ErrState, id, r.Doc.State, name, op.from)
 	}
 	if reason == "" {
-		reason = verb + " by a person"
+		reason = op.verb + " by a person"
 	}
-	if err := c.transition(ctx, r, reason, func(n *store.Rollout, _ time.Time) { n.Doc.State = to }); err != nil {
+	if err := c.transition(ctx, r, reason, func(n *store.Rollout, _ time.Time) { n.Doc.State = op.to }); err != nil {
 		return nil, err
 	}
 	c.wake()
@@ -179,11 +212,13 @@ func (c *Controller) change(ctx context.Context, id, reason, verb string, from [
 // Status is everything the controller knows of one rollout.
 type Status struct {
 	Rollout     rollout.Rollout `json:"rollout"`
+	Actions     []string        `json:"actions"` // what the state allows: pause, resume, abort
 	StageOpened time.Time       `json:"stage_opened"`
 	Cohort      int             `json:"cohort"`
 	Succeeded   int             `json:"succeeded"`
 	Failed      int             `json:"failed"`
 	Failures    map[string]int  `json:"failures"`
+	Stages      []StageCount    `json:"stages"` // devices of each stage by result
 	Refusals    map[string]int  `json:"refusals"`
 	Events      int             `json:"events"` // device events recorded under this rollout
 	Outcomes    []store.Outcome `json:"outcomes"`
@@ -200,7 +235,7 @@ func (c *Controller) Status(ctx context.Context, id string) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Status{Rollout: r.Doc, StageOpened: r.StageOpened, Cohort: t.Cohort, Succeeded: t.Succeeded, Failed: t.Failed, Failures: t.Failures}
+	s := &Status{Rollout: r.Doc, Actions: Actions(r.Doc.State), StageOpened: r.StageOpened, Cohort: t.Cohort, Succeeded: t.Succeeded, Failed: t.Failed, Failures: t.Failures, Stages: t.Stages}
 	if s.Outcomes, err = c.DB.Outcomes(ctx, id); err != nil {
 		return nil, err
 	}

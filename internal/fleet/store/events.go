@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -67,9 +68,9 @@ func (db *DB) Ingest(ctx context.Context, batch []Incoming) (int, error) {
 }
 
 func (db *DB) addEvent(ctx context.Context, tx *sql.Tx, ev *report.Event, body []byte, received time.Time) (bool, error) {
-	res, err := db.exec(ctx, tx, `INSERT INTO events (event_id, device_id, model, rollout_id, event, status, target_version, failure_reason, at, received, body)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING`,
-		ev.EventID, ev.DeviceID, ev.Model, ev.RolloutID, ev.Event, ev.Status, ev.TargetVersion, ev.FailureReason,
+	res, err := db.exec(ctx, tx, `INSERT INTO events (event_id, device_id, model, rollout_id, event, status, target_version, current_version, failure_reason, at, received, body)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING`,
+		ev.EventID, ev.DeviceID, ev.Model, ev.RolloutID, ev.Event, ev.Status, ev.TargetVersion, ev.CurrentVersion, ev.FailureReason,
 		ms(ev.Timestamp), ms(received), string(body))
 	if err != nil {
 		return false, err
@@ -159,8 +160,17 @@ type Device struct {
 
 // Devices lists the devices that run model ("" for every model), by id.
 func (db *DB) Devices(ctx context.Context, model string) ([]Device, error) {
+	return db.devices(ctx, `WHERE ? = '' OR model = ?`, model, model)
+}
+
+// Device lists one device's models (none when the device is unknown).
+func (db *DB) Device(ctx context.Context, id string) ([]Device, error) {
+	return db.devices(ctx, `WHERE device_id = ?`, id)
+}
+
+func (db *DB) devices(ctx context.Context, where string, args ...any) ([]Device, error) {
 	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT device_id, model, version, status, reason, online, last_seen
-		FROM devices WHERE ? = '' OR model = ? ORDER BY device_id, model`), model, model)
+		FROM devices `+where+` ORDER BY device_id, model`), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list devices: %w", err)
 	}
@@ -209,24 +219,41 @@ func (db *DB) Refusals(ctx context.Context, rolloutID string) (map[string]int, e
 	return out, rows.Err()
 }
 
-// EventRecord is one recorded event, for the audit trail of a rollout.
+// EventRecord is one recorded event, for the audit trail of a rollout and a
+// device's history.
 type EventRecord struct {
-	EventID       string    `json:"event_id"`
-	DeviceID      string    `json:"device_id"`
-	Event         string    `json:"event"`
-	Status        string    `json:"status"`
-	TargetVersion string    `json:"target_version"`
-	FailureReason string    `json:"failure_reason,omitempty"`
-	At            time.Time `json:"timestamp"`
-	Received      time.Time `json:"received"`
+	EventID        string    `json:"event_id"`
+	DeviceID       string    `json:"device_id"`
+	Model          string    `json:"model"`
+	RolloutID      string    `json:"rollout_id,omitempty"`
+	CommandID      string    `json:"command_id,omitempty"`
+	Event          string    `json:"event"`
+	Status         string    `json:"status"`
+	TargetVersion  string    `json:"target_version"`
+	CurrentVersion string    `json:"current_version,omitempty"`
+	FailureReason  string    `json:"failure_reason,omitempty"`
+	Logs           []string  `json:"logs,omitempty"`
+	At             time.Time `json:"timestamp"`
+	Received       time.Time `json:"received"`
 }
+
+const eventColumns = `event_id, device_id, model, rollout_id, event, status, target_version, current_version, failure_reason, at, received, body`
 
 // Events lists the events recorded under a rollout (of one device when
 // device is set), in the order they were received, at most limit.
 func (db *DB) Events(ctx context.Context, rolloutID, device string, limit int) ([]EventRecord, error) {
-	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT event_id, device_id, event, status, target_version, failure_reason, at, received
-		FROM events WHERE rollout_id = ? AND (? = '' OR device_id = ?) ORDER BY received, at, event_id LIMIT ?`),
+	return db.events(ctx, `WHERE rollout_id = ? AND (? = '' OR device_id = ?) ORDER BY received, at, event_id LIMIT ?`,
 		rolloutID, device, device, limit)
+}
+
+// DeviceEvents lists the newest limit events of one device, under any
+// rollout or command or none, newest first.
+func (db *DB) DeviceEvents(ctx context.Context, device string, limit int) ([]EventRecord, error) {
+	return db.events(ctx, `WHERE device_id = ? ORDER BY received DESC, at DESC, event_id DESC LIMIT ?`, device, limit)
+}
+
+func (db *DB) events(ctx context.Context, where string, args ...any) ([]EventRecord, error) {
+	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT `+eventColumns+` FROM events `+where), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list events: %w", err)
 	}
@@ -235,10 +262,21 @@ func (db *DB) Events(ctx context.Context, rolloutID, device string, limit int) (
 	for rows.Next() {
 		var e EventRecord
 		var at, received int64
-		if err := rows.Scan(&e.EventID, &e.DeviceID, &e.Event, &e.Status, &e.TargetVersion, &e.FailureReason, &at, &received); err != nil {
+		var body string
+		if err := rows.Scan(&e.EventID, &e.DeviceID, &e.Model, &e.RolloutID, &e.Event, &e.Status, &e.TargetVersion,
+			&e.CurrentVersion, &e.FailureReason, &at, &received, &body); err != nil {
 			return nil, fmt.Errorf("list events: %w", err)
 		}
 		e.At, e.Received = fromMS(at), fromMS(received)
+		// What has no column of its own is read from the event as received
+		// (it parsed as JSON then; a body that does not now leaves them empty).
+		var extra struct {
+			CommandID string   `json:"command_id"`
+			Logs      []string `json:"logs"`
+		}
+		if json.Unmarshal([]byte(body), &extra) == nil {
+			e.CommandID, e.Logs = extra.CommandID, extra.Logs
+		}
 		out = append(out, e)
 	}
 	return out, rows.Err()

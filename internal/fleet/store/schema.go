@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 )
 
@@ -60,6 +61,49 @@ var migrations = []string{
 		started    BIGINT NOT NULL,
 		updated    BIGINT NOT NULL,
 		PRIMARY KEY (rollout_id, device_id))`,
+	// 2: the version each event left its device on (the dashboard's
+	// versions-over-time chart), and a device's history read by device.
+	`ALTER TABLE events ADD COLUMN current_version TEXT NOT NULL DEFAULT '';
+	CREATE INDEX events_device ON events (device_id, received)`,
+}
+
+// backfills fill what a migration added from the rows already there, in the
+// migration's transaction.
+var backfills = map[int]func(context.Context, *DB, *sql.Tx) error{2: backfillVersions}
+
+// backfillVersions reads each stored event's current_version from its body
+// with the parser that accepted it (encoding/json), not the database's: a
+// body PostgreSQL's jsonb would refuse (a \u0000 in a log line) must not stop
+// the controller from starting; one that does not parse keeps no version.
+func backfillVersions(ctx context.Context, db *DB, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, `SELECT event_id, body FROM events`)
+	if err != nil {
+		return err
+	}
+	found := map[string]string{}
+	for rows.Next() {
+		var id, body string
+		if err := rows.Scan(&id, &body); err != nil {
+			rows.Close()
+			return err
+		}
+		var ev struct {
+			CurrentVersion string `json:"current_version"`
+		}
+		if json.Unmarshal([]byte(body), &ev) == nil && ev.CurrentVersion != "" {
+			found[id] = ev.CurrentVersion
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for id, v := range found {
+		if _, err := db.exec(ctx, tx, `UPDATE events SET current_version = ? WHERE event_id = ?`, v, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (db *DB) migrate(ctx context.Context) error {
@@ -77,6 +121,11 @@ func (db *DB) migrate(ctx context.Context) error {
 		err := db.tx(ctx, func(tx *sql.Tx) error {
 			if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
 				return err
+			}
+			if fill, ok := backfills[v]; ok {
+				if err := fill(ctx, db, tx); err != nil {
+					return err
+				}
 			}
 			_, err := db.exec(ctx, tx, `INSERT INTO schema_migrations (version) VALUES (?)`, v)
 			return err

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -219,4 +220,84 @@ func TestRedactHidesPasswords(t *testing.T) {
 	if _, err := Open(context.Background(), "postgres://fleet:s3cret@127.0.0.1:1/x?connect_timeout=1"); err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("Open error shows the password or is nil: %v", err)
 	}
+}
+
+// TestDeviceHistoryAndVersionChanges: a device's events under any rollout or
+// command come newest first with what has no column (command id, logs) read
+// from the body; the chart's points are the changes of version only, per
+// device, oldest first.
+func TestDeviceHistoryAndVersionChanges(t *testing.T) {
+	backends(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		db := open(t, url)
+		add := func(id, device, status, current string, at time.Duration, body string) {
+			t.Helper()
+			ev := event(id, device, status, "r1")
+			ev.CurrentVersion = current
+			if _, err := db.AddEvent(ctx, ev, []byte(body), t0.Add(at)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		add("a1", "d1", report.StatusDownloading, "v1", 1*time.Second, `{}`)
+		add("a2", "d1", report.StatusSuccess, "v2", 2*time.Second, `{}`)
+		add("b1", "d2", report.StatusDownloading, "v1", 3*time.Second, `{}`)
+		add("a3", "d1", report.StatusRolledBack, "v1", 4*time.Second, `{"command_id":"c9","logs":["rolled back by a person"]}`)
+		add("b2", "d2", report.StatusFailed, "v1", 5*time.Second, `{}`)
+		add("c1", "d3", report.StatusDownloading, "", 6*time.Second, `{}`) // no version yet: no point
+		evs, err := db.DeviceEvents(ctx, "d1", 2)
+		if err != nil || len(evs) != 2 || evs[0].EventID != "a3" || evs[1].EventID != "a2" {
+			t.Fatalf("DeviceEvents(d1, 2) = %+v, %v; want a3, a2", evs, err)
+		}
+		if e := evs[0]; e.CommandID != "c9" || len(e.Logs) != 1 || e.CurrentVersion != "v1" || e.RolloutID != "r1" || e.Model != "demo" {
+			t.Fatalf("newest event of d1: %+v", e)
+		}
+		got, err := db.VersionChanges(ctx, "demo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s []string
+		for _, c := range got {
+			s = append(s, fmt.Sprintf("%s:%s@%s", c.DeviceID, c.Version, c.At.Sub(t0)))
+		}
+		if want := "d1:v1@1s d1:v2@2s d2:v1@3s d1:v1@4s"; strings.Join(s, " ") != want {
+			t.Fatalf("VersionChanges = %s, want %s", strings.Join(s, " "), want)
+		}
+		if devs, err := db.Device(ctx, "d2"); err != nil || len(devs) != 1 || devs[0].Status != report.StatusFailed {
+			t.Fatalf("Device(d2) = %+v, %v", devs, err)
+		}
+		if devs, err := db.Device(ctx, "nobody"); err != nil || len(devs) != 0 {
+			t.Fatalf("Device(nobody) = %+v, %v", devs, err)
+		}
+		if got, err := db.VersionChanges(ctx, "other"); err != nil || len(got) != 0 {
+			t.Fatalf("VersionChanges(other) = %+v, %v", got, err)
+		}
+	})
+}
+
+// TestMigrationBackfillsEventVersions: events recorded before migration 2
+// get their current_version from their stored body, so the chart covers them.
+func TestMigrationBackfillsEventVersions(t *testing.T) {
+	backends(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		all := migrations
+		migrations = all[:1]
+		db := open(t, url)
+		migrations = all
+		for i, body := range []string{
+			`{"current_version":"v7"}`,
+			`{"current_version":"v8","logs":["\u0000"]}`, // encoding/json took it; PostgreSQL's jsonb would not
+			`not JSON`,
+		} {
+			_, err := db.exec(ctx, nil, `INSERT INTO events (event_id, device_id, model, event, status, at, received, body)
+				VALUES (?, ?, 'demo', 'update', 'success', 1, ?, ?)`, fmt.Sprint("old", i), fmt.Sprint("d", i), 1000+i, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		db.Close()
+		got, err := open(t, url).VersionChanges(ctx, "demo")
+		if err != nil || len(got) != 2 || got[0].Version != "v7" || got[1].Version != "v8" {
+			t.Fatalf("after migrating: %+v, %v; want the old events' v7 and v8", got, err)
+		}
+	})
 }
