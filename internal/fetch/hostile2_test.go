@@ -241,3 +241,21 @@ func TestFormat2HostileTrickleIsCutOffByMinRate(t *testing.T) {
 	wantErr(t, err, ErrDownload, "below the minimum")
 	h.activeStillServes(t)
 }
+
+// A server that ignores Range still serves a run that starts at the pack's
+// first byte: its 200 answer begins with the run, which is all that is read.
+func TestFormat2ServerIgnoringRangeServesARunFromOffsetZero(t *testing.T) {
+	r := newRepo2(t)
+	r.publish2(bigModel(t, 1, 512<<10), "v1") // one pack, one run from 0
+	var whole atomic.Int64
+	r.setFault(func(w http.ResponseWriter, req *http.Request) bool {
+		if isPack(req) && req.Header.Get("Range") != "" {
+			req.Header.Del("Range")
+			whole.Add(1)
+		}
+		return false
+	})
+	if _, p, _, err := install2(t, fastClient(), r.channelURL(), r.trusted(), nil, t.TempDir()); err != nil || p.FetchRequests != 1 || whole.Load() != 1 {
+		t.Fatalf("install from offset 0 over a server that ignores Range: %v (%d runs, %d whole answers)", err, p.FetchRequests, whole.Load())
+	}
+}
