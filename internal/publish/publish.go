@@ -34,6 +34,7 @@ type Options struct {
 	Params   chunker.Params     // zero = chunker.Default
 	Level    zstd.EncoderLevel  // zero = zstd.SpeedDefault (level 3)
 	Workers  int                // compression goroutines; 0 = verify.Workers()
+	PackSize int64              // where a pack is closed; 0 = DefaultPackSize
 	Now      func() time.Time   // nil = time.Now
 }
 
@@ -45,7 +46,9 @@ type Result struct {
 	ChannelFile  string // "" when no channel was given
 	Chunks       int    // distinct chunks of the version
 	NewChunks    int    // chunks written now (the others were in the repository)
-	StoredBytes  int64  // compressed bytes written now
+	StoredBytes  int64  // compressed bytes written now, into packs
+	NewBytes     int64  // the uncompressed bytes of the new chunks
+	NewPacks     int    // packs written now
 }
 
 // Publish chunks, compresses, signs and stores the model directory dir.
@@ -53,6 +56,11 @@ func Publish(ctx context.Context, dir string, opts Options) (*Result, error) {
 	if err := opts.check(); err != nil {
 		return nil, err
 	}
+	unlock, err := lockRepo(ctx, opts.Repo, false)
+	if err != nil {
+		return nil, fmt.Errorf("publish %s %s: %w", opts.Model, opts.Version, err)
+	}
+	defer unlock()
 	seq, err := nextSequence(opts.Repo, opts.Model, opts.Version)
 	if err != nil {
 		return nil, fmt.Errorf("publish %s %s: %w", opts.Model, opts.Version, err)
@@ -73,8 +81,9 @@ func Publish(ctx context.Context, dir string, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("publish %s %s: %w", opts.Model, opts.Version, err)
 	}
 	res.Chunks, res.NewChunks, res.StoredBytes = st.chunks, st.written, st.writtenBytes
-	slog.Info("published", "model", m.Model, "version", m.Version, "sequence", m.Sequence,
-		"chunks", res.Chunks, "new_chunks", res.NewChunks, "stored_bytes", res.StoredBytes)
+	res.NewBytes, res.NewPacks = st.newBytes, st.newPacks
+	slog.Info("published", "model", m.Model, "version", m.Version, "sequence", m.Sequence, "index", m.Index.SHA256,
+		"chunks", res.Chunks, "new_chunks", res.NewChunks, "stored_bytes", res.StoredBytes, "new_packs", res.NewPacks)
 	return res, nil
 }
 
@@ -104,6 +113,9 @@ func (o *Options) check() error {
 		// level (about zstd 7) takes float32 weights to ~0.93 of their size,
 		// where klauspost's default level stores them as they are.
 		o.Level = zstd.SpeedBetterCompression
+	}
+	if o.PackSize <= 0 {
+		o.PackSize = DefaultPackSize
 	}
 	if o.Workers < 1 {
 		o.Workers = verify.Workers()
