@@ -82,7 +82,11 @@ func newStore(ctx context.Context, repo string, level zstd.EncoderLevel, workers
 	s.encs.New = func() any {
 		// One goroutine per encoder: the parallelism is across chunks, and a
 		// single-threaded encoder keeps memory per worker small and predictable.
-		e, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+		// Single segment: every frame then declares its content size, which a
+		// device checks before it decompresses (without it, klauspost leaves
+		// the size out of frames under 256 bytes).
+		e, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true),
+			zstd.WithSingleSegment(true))
 		return e
 	}
 	s.decs.New = func() any {
