@@ -46,6 +46,11 @@ func WriteBundle(ctx context.Context, w io.Writer, repo, model, version string) 
 	if err != nil {
 		return fmt.Errorf("bundle %s: %w", envFile, err)
 	}
+	unlock, err := lockRepo(ctx, repo, false) // no prune while the packs are read
+	if err != nil {
+		return fmt.Errorf("bundle %s %s: %w", model, version, err)
+	}
+	defer unlock()
 	if m.Index == nil {
 		err = writeBundleInline(ctx, w, repo, env, m)
 	} else {

@@ -30,6 +30,7 @@ func buildManifest(ctx context.Context, dir string, opts Options) (*verify.Manif
 	if err != nil {
 		return nil, nil, err
 	}
+	afterCatalogs()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	st := newStore(ctx, opts.Repo, opts.Level, opts.Workers, opts.PackSize, cat)
@@ -52,6 +53,10 @@ func buildManifest(ctx context.Context, dir string, opts Options) (*verify.Manif
 	}
 	return m, &st.stats, m.Validate()
 }
+
+// afterCatalogs runs once publish knows what the repository holds: the
+// moment a prune must not remove any of it. A test seam.
+var afterCatalogs = func() {}
 
 // manifestPoint is hit once the manifest is durable, before the channel moves.
 var manifestPoint = crashpoint.Declare("publish.after-manifest")
