@@ -23,21 +23,21 @@ var pruneCommand = command{
 		{"prune --repo /srv/repo --keep 3 --dry-run", "list what keeping the 3 newest versions of each model would remove"},
 		{"prune --repo /srv/repo --keep 3", "remove it"},
 	},
-	flags: func(fs *flag.FlagSet) { pruneFlags(fs, &publish.PruneOptions{}) },
+	flags: func(fs *flag.FlagSet) { pruneFlags(fs, &publish.PruneOptions{}, new(bool)) },
 	run:   runPrune,
 }
 
-func pruneFlags(fs *flag.FlagSet, o *publish.PruneOptions) {
+func pruneFlags(fs *flag.FlagSet, o *publish.PruneOptions, asJSON *bool) {
 	fs.StringVar(&o.Repo, "repo", "", "repository `DIR`ectory")
 	fs.IntVar(&o.Keep, "keep", 0, "`N` newest manifests to keep per model (besides those a channel points to)")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "list what would be removed, remove nothing")
+	fs.BoolVar(asJSON, "json", false, "print JSON for scripts")
 }
 
 func runPrune(ctx context.Context, g *globalOptions, args []string) error {
 	var o publish.PruneOptions
 	fs := newFlagSet("prune", g)
-	pruneFlags(fs.FlagSet, &o)
-	fs.BoolVar(&g.json, "json", false, "print JSON for scripts")
+	pruneFlags(fs.FlagSet, &o, &g.json)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
