@@ -237,3 +237,18 @@ func TestGGUFGrownMetadataAndOneChangedTensorReuseTheRest(t *testing.T) {
 	}
 	mustInstallable(t, repo, v2.Manifest, dir)
 }
+
+// FuzzGGUFCuts feeds arbitrary headers to the GGUF parser: no panic, and every
+// cut is inside the file.
+func FuzzGGUFCuts(f *testing.F) {
+	good, _ := testGGUF(3, 64, 20).bytes()
+	f.Add(good[:2048])
+	f.Add([]byte("GGUF\x03\x00\x00\x00"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, c := range ggufCuts(bytes.NewReader(data), int64(len(data))) {
+			if c <= 0 || c >= int64(len(data)) {
+				t.Fatalf("cut %d outside a file of %d bytes", c, len(data))
+			}
+		}
+	})
+}

@@ -1,13 +1,18 @@
-// Package publish turns a model directory into a signed, chunked repository
-// (docs/repository.md): content-defined chunks compressed with zstd under the
-// sha256 of their uncompressed bytes, a manifest in a signed DSSE envelope, and a
-// signed channel pointer.
+// Package publish turns a model directory into a signed repository of format 2
+// (docs/repository.md): content-defined chunks (with forced cuts at tensor
+// boundaries of the formats it knows) compressed with zstd into content-addressed
+// packs, a binary chunk index and its locations, a schema-2 manifest in a signed
+// DSSE envelope that pins the index, and a signed channel pointer; .mslot bundles
+// of a published version; and prune, which removes what no kept version needs.
 //
 // Invariants: everything is written temp → fsync → rename, and in the order a
-// reader needs it — chunks, then the manifest, then the channel pointer — so a
-// device that follows a channel never finds something missing, even if publish
-// was killed half-way. A published version is never rewritten, and each manifest
-// of a model gets a sequence higher than every one before it.
+// reader needs it — packs, then the locations and the index, then the manifest,
+// then the channel pointer — so a device that follows a channel never finds
+// something missing, even if publish was killed half-way. A stored chunk is
+// reused only after its bytes were compared with the ones being published. A
+// published version is never rewritten, and each manifest of a model gets a
+// sequence higher than every one before it. Publish holds the repository lock
+// shared, prune exclusive.
 package publish
 
 import (
