@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/modelslot/modelslot/internal/chunkindex"
+	"github.com/modelslot/modelslot/verify"
 )
 
 // A catalog lists what one pack holds: <repo>/packs/<hh>/<sha>.cat next to
@@ -109,7 +110,7 @@ func readCatalog(repo string, pack chunkindex.Digest, add func(catEntry)) error 
 		e.size = binary.LittleEndian.Uint32(b[32:])
 		e.csize = binary.LittleEndian.Uint32(b[36:])
 		e.offset = binary.LittleEndian.Uint64(b[40:])
-		if e.offset != end || e.csize == 0 || e.size == 0 {
+		if e.offset != end || e.csize == 0 || e.size == 0 || e.csize > verify.MaxChunkSize || e.size > verify.MaxChunkSize {
 			return errCatalog
 		}
 		end += uint64(e.csize)

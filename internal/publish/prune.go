@@ -49,6 +49,9 @@ func Prune(ctx context.Context, opts PruneOptions) (*PruneResult, error) {
 	if opts.Keep < 1 {
 		return nil, fmt.Errorf("prune: --keep %d: keep at least the newest manifest of each model", opts.Keep)
 	}
+	if fi, err := os.Stat(opts.Repo); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("prune: %s is not a repository directory (%v)", opts.Repo, err)
+	}
 	unlock, err := lockRepo(ctx, opts.Repo, true)
 	if err != nil {
 		return nil, fmt.Errorf("prune: %w", err)
