@@ -2,6 +2,7 @@ package publish
 
 import (
 	"context"
+	"errors"
 	"crypto/sha256"
 	"io"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/modelslot/modelslot/internal/chunkindex"
 	"github.com/modelslot/modelslot/internal/safetensors"
@@ -245,5 +247,26 @@ func TestIndexIsASmallFractionOfTheModel(t *testing.T) {
 	}
 	if perChunk < 48<<10 || perChunk > 96<<10 {
 		t.Fatalf("chunks of %.0f bytes on average, want about 64 KiB", perChunk)
+	}
+}
+
+// TestCancelledPublishLeavesNoManifestNorTempFile: a publish cancelled while
+// it writes packs returns the cancellation and leaves no manifest, index or
+// half-written pack.
+func TestCancelledPublishLeavesNoManifestNorTempFile(t *testing.T) {
+	k, repo, dir := testKey(t), t.TempDir(), t.TempDir()
+	write(t, dir, "a.bin", randomData(1, 8<<20))
+	ctx, cancel := context.WithCancel(context.Background())
+	afterCatalogs = func() { time.AfterFunc(20*time.Millisecond, cancel) }
+	defer func() { afterCatalogs = func() {} }()
+	o := opts(repo, "v1", k)
+	o.PackSize = 1 << 20
+	if _, err := Publish(ctx, dir, o); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled publish = %v, want context.Canceled", err)
+	}
+	for _, f := range repoFiles(t, repo) {
+		if strings.Contains(f, ".tmp-") || strings.HasPrefix(f, "index/") || strings.HasPrefix(f, "demo/") {
+			t.Errorf("a cancelled publish left %s", f)
+		}
 	}
 }

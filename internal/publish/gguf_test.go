@@ -252,3 +252,26 @@ func FuzzGGUFCuts(f *testing.F) {
 		}
 	})
 }
+
+// TestBrokenGGUFIsPublishedWithPlainChunks: a file that starts like GGUF but
+// whose header lies is published all the same, with content-defined chunks;
+// a GGUF file is recognised by its magic, whatever its name.
+func TestBrokenGGUFIsPublishedWithPlainChunks(t *testing.T) {
+	k, repo, dir := testKey(t), t.TempDir(), t.TempDir()
+	good, offsets := testGGUF(3, 0, 50).bytes()
+	broken := append([]byte(nil), good...)
+	binary.LittleEndian.PutUint64(broken[8:], 1<<40) // tensor count
+	write(t, dir, "broken.gguf", broken)
+	write(t, dir, "weights.bin", good)
+	res, err := Publish(context.Background(), dir, opts(repo, "v1", k))
+	if err != nil {
+		t.Fatalf("publish of a broken GGUF header: %v", err)
+	}
+	mustInstallable(t, repo, res.Manifest, dir)
+	if cuts := tensorCuts(filepath.Join(dir, "broken.gguf")); cuts != nil {
+		t.Fatalf("cuts %v in a broken header", cuts)
+	}
+	if cuts := tensorCuts(filepath.Join(dir, "weights.bin")); !slices.Contains(cuts, offsets[1]) {
+		t.Fatalf("a GGUF file named weights.bin got cuts %v, want its tensors' (%v)", cuts, offsets)
+	}
+}
