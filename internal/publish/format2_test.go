@@ -2,8 +2,8 @@ package publish
 
 import (
 	"context"
-	"errors"
 	"crypto/sha256"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
