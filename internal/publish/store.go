@@ -147,13 +147,13 @@ func (s *store) worker(ctx context.Context) {
 
 func (s *store) prepare(j *job) error {
 	if j.cand != nil {
-		if err := s.verifyKnown(j); err == nil {
+		err := s.verifyKnown(j)
+		if err == nil {
 			return nil
-		} else {
-			slog.Warn("a stored chunk is not what its pack's catalog says; storing it again",
-				"chunk", j.sum.String(), "pack", j.cand.pack.String(), "err", err)
-			j.cand = nil
 		}
+		slog.Warn("a stored chunk is not what its pack's catalog says; storing it again",
+			"chunk", j.sum.String(), "pack", j.cand.pack.String(), "err", err)
+		j.cand = nil
 	}
 	enc := s.encs.Get().(*zstd.Encoder)
 	j.z = enc.EncodeAll(j.data, make([]byte, 0, len(j.data)/2+64))
