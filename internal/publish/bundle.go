@@ -5,10 +5,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -46,11 +50,17 @@ func WriteBundle(ctx context.Context, w io.Writer, repo, model, version string) 
 	if err != nil {
 		return fmt.Errorf("bundle %s: %w", envFile, err)
 	}
-	unlock, err := lockRepo(ctx, repo, false) // no prune while the packs are read
-	if err != nil {
+	// No prune while the packs are read. A repository this user may only read
+	// (a mirror) cannot be pruned by them either: go on without the lock.
+	unlock, err := lockRepo(ctx, repo, false)
+	switch {
+	case errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS):
+		slog.Debug("bundle: the repository lock cannot be taken on a read-only repository", "repo", repo, "err", err)
+	case err != nil:
 		return fmt.Errorf("bundle %s %s: %w", model, version, err)
+	default:
+		defer unlock()
 	}
-	defer unlock()
 	if m.Index == nil {
 		err = writeBundleInline(ctx, w, repo, env, m)
 	} else {
