@@ -37,7 +37,7 @@ var Allowed = map[string][]string{
 	// The device side of a repository, and the publisher's side.
 	"internal/bundle":  {"verify", "internal/chunkindex"},
 	"internal/fetch":   {"verify", "internal/bundle", "internal/durable", "slots", "internal/report", "internal/chunkindex"},
-	"internal/publish": {"verify", "internal/chunker", "internal/durable", "internal/bundle", "internal/chunkindex"},
+	"internal/publish": {"verify", "internal/chunker", "internal/durable", "internal/bundle", "internal/chunkindex", "internal/crashpoint"},
 
 	// Wiring, the daemon.
 	"internal/session": {"internal/config", "internal/fetch", "internal/health", "internal/report", "internal/netconf",
