@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -42,7 +44,10 @@ type Fill struct {
 	mu      sync.Mutex
 	written map[string]bool // verified while writing
 	created map[string]bool // handed out by CreateFile; verified at Commit
+	adopted map[string]bool // verified chunk by chunk by the caller (AdoptVerified)
 	meta    map[string][]byte
+	metaSrc map[string]string // name → a file copied in at Commit (AddMetaFile)
+	prev    *verify.Manifest  // the slot's previous version, kept aside (Previous)
 	first   sync.Once
 }
 
@@ -58,6 +63,7 @@ func (s *Store) BeginInstall(ctx context.Context, m *verify.Manifest) (*Fill, er
 		return nil, fmt.Errorf("install: %w: manifest is for model %q, not %q", verify.ErrRejected, m.Model, s.cfg.Model)
 	}
 	slot := s.Inactive()
+	prev := s.previous(slot)
 	err := s.update(func(st *State) {
 		st.Slots[slot] = &SlotState{Status: Installing, Version: m.Version, Sequence: m.Sequence}
 		if st.Previous == slot {
@@ -68,12 +74,18 @@ func (s *Store) BeginInstall(ctx context.Context, m *verify.Manifest) (*Fill, er
 		return nil, fmt.Errorf("install %s: %w", m.Version, err)
 	}
 	installIntentPoint.Hit()
-	if err := s.clearSlot(slot); err != nil {
-		return nil, fmt.Errorf("install %s: %w", m.Version, err)
+	if prev != nil && s.keepSlot(slot) != nil {
+		prev = nil
+	}
+	if prev == nil {
+		if err := s.clearSlot(slot); err != nil {
+			return nil, fmt.Errorf("install %s: %w", m.Version, err)
+		}
 	}
 	installClearPoint.Hit()
-	f := &Fill{s: s, slot: slot, m: m, dir: s.fillDir(slot),
-		written: map[string]bool{}, created: map[string]bool{}, meta: map[string][]byte{}}
+	f := &Fill{s: s, slot: slot, m: m, dir: s.fillDir(slot), prev: prev,
+		written: map[string]bool{}, created: map[string]bool{}, adopted: map[string]bool{},
+		meta: map[string][]byte{}, metaSrc: map[string]string{}}
 	if err := os.Mkdir(f.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("install %s: %w", m.Version, err)
 	}
@@ -85,6 +97,54 @@ func (s *Store) BeginInstall(ctx context.Context, m *verify.Manifest) (*Fill, er
 		return nil, fmt.Errorf("install %s: %w", m.Version, f.abort(err))
 	}
 	return f, nil
+}
+
+// previous is the manifest of the version slot holds (installed, on trial,
+// good or bad: each was verified at its install, and a reader hashes what it
+// reuses), or nil.
+func (s *Store) previous(slot string) *verify.Manifest {
+	if ss := s.st.Slots[slot]; ss == nil || ss.Status == Empty || ss.Status == Installing {
+		return nil
+	}
+	m, err := s.SlotManifest(slot)
+	if err != nil {
+		return nil
+	}
+	return m
+}
+
+// keepSlot is clearSlot that moves the slot's content aside (keptDir) instead
+// of throwing it away, so its chunks can be reused until Commit or Abort.
+func (s *Store) keepSlot(slot string) error {
+	if err := s.removeTemps(slot); err != nil {
+		return err
+	}
+	if err := os.Rename(s.SlotDir(slot), s.keptDir(slot)); err != nil {
+		return err
+	}
+	return durable.SyncDir(filepath.Join(s.cfg.Dir, slotsDir))
+}
+
+// Previous is the version the slot held before this install — its directory
+// and the manifest it was verified against at its own install — kept aside
+// (never served) until Commit, Abort or DropPrevious, so the install can reuse
+// its bytes. It is ("", nil) when the slot held none. Its files are as trusted
+// as the active slot's: a reader hashes what it reuses.
+func (f *Fill) Previous() (string, *verify.Manifest) {
+	if f.prev == nil {
+		return "", nil
+	}
+	return f.s.keptDir(f.slot), f.prev
+}
+
+// DropPrevious frees the previous version's space now (for an install that
+// does not reuse it, or a disk that cannot hold both).
+func (f *Fill) DropPrevious() error {
+	f.prev = nil
+	if err := os.RemoveAll(f.s.keptDir(f.slot)); err != nil {
+		return fmt.Errorf("remove the slot's previous version: %w", err)
+	}
+	return nil
 }
 
 // Slot is the slot being filled.
@@ -140,6 +200,30 @@ func (f *Fill) Adopt(vf verify.File, staged string) error {
 	return nil
 }
 
+// AdoptVerified is Adopt without the hash at Commit. It is for one caller
+// and one condition: a schema-2 install whose every byte of vf was hashed as
+// it was written, chunk by chunk, against the chunk index that the signed
+// manifest pins by digest (so the index pins each chunk, and the chunks,
+// adding up to vf.Size, are the file). Commit still reopens it beneath the
+// fill (a link or FIFO in its place is refused), checks it is a regular file
+// of vf.Size bytes, sets its mode and syncs it; `modelslot verify` still
+// hashes whole files. Anything not verified that way goes through WriteFile,
+// CreateFile or Adopt. A rename across filesystems fails (the caller copies
+// through CreateFile).
+func (f *Fill) AdoptVerified(vf verify.File, staged string) error {
+	if f.m.Index == nil {
+		return fmt.Errorf("install: %w: %s cannot be adopted unhashed: the manifest pins no chunk index", verify.ErrRejected, vf.Path)
+	}
+	if err := f.Adopt(vf, staged); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.adopted[vf.Path] = true
+	f.mu.Unlock()
+	f.first.Do(installFilePoint.Hit)
+	return nil
+}
+
 // CreateFile creates vf's file for a caller that fills it by other means (say,
 // reflinked ranges); Commit verifies it. The caller closes it.
 func (f *Fill) CreateFile(vf verify.File) (*os.File, error) {
@@ -156,6 +240,11 @@ func (f *Fill) CreateFile(vf verify.File) (*os.File, error) {
 // AddMeta stores data as name under the slot's .modelslot directory (the
 // manifest's signed envelope, for instance).
 func (f *Fill) AddMeta(name string, data []byte) { f.meta[name] = data }
+
+// AddMetaFile is AddMeta for a file too large to hold in memory (a chunk
+// index): src is copied to the slot's .modelslot/name at Commit, so it must
+// stay until then.
+func (f *Fill) AddMetaFile(name, src string) { f.metaSrc[name] = src }
 
 func (f *Fill) create(vf verify.File) (*os.File, error) {
 	if _, ok := f.m.Lookup(vf.Path); !ok {
@@ -220,10 +309,18 @@ func (f *Fill) commit(ctx context.Context) error {
 		return err
 	}
 	installRenamePost.Hit()
-	return f.s.update(func(st *State) {
+	err = f.s.update(func(st *State) {
 		st.Slots[f.slot] = &SlotState{Status: Installed, Version: f.m.Version, Sequence: f.m.Sequence,
 			ManifestSHA256: manifest, InstalledAt: time.Now().UTC()}
 	})
+	if err == nil && f.prev != nil {
+		// Past the point of no return: a failure to free the old copy is not
+		// the install's; the next open's recovery removes it.
+		if derr := f.DropPrevious(); derr != nil {
+			slog.Warn("could not remove the slot's previous version; it is removed at the next start", "err", derr)
+		}
+	}
+	return err
 }
 
 // verifyRest checks that every file exists and hashes the ones that were not
@@ -256,12 +353,28 @@ func (f *Fill) verifyCreated(ctx context.Context, vf verify.File) error {
 		return err
 	}
 	defer in.Close()
+	if f.adopted[vf.Path] {
+		return checkAdopted(in, vf)
+	}
 	sum, n, err := verify.HashReader(ctx, io.LimitReader(in, vf.Size+1))
 	if err != nil {
 		return fmt.Errorf("verify %s: %w", vf.Path, err)
 	}
 	if err := checkWritten(vf, n, sum); err != nil {
 		return err
+	}
+	return sealFile(in, vf)
+}
+
+// checkAdopted checks an adopted file's size (its bytes were hashed chunk by
+// chunk as they were written: AdoptVerified) and seals it.
+func checkAdopted(in *os.File, vf verify.File) error {
+	fi, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Size() != vf.Size {
+		return &verify.MismatchError{Path: vf.Path, Reason: fmt.Sprintf("%d bytes, manifest says %d", fi.Size(), vf.Size)}
 	}
 	return sealFile(in, vf)
 }
@@ -279,6 +392,11 @@ func (f *Fill) writeMeta() (string, error) {
 	f.meta[path.Base(ManifestFile)] = data
 	for name, b := range f.meta {
 		if err := f.writeMetaFile(path.Join(verify.MetaDir, name), b); err != nil {
+			return "", err
+		}
+	}
+	for name, src := range f.metaSrc {
+		if err := f.copyMetaFile(path.Join(verify.MetaDir, name), src); err != nil {
 			return "", err
 		}
 	}
@@ -303,6 +421,30 @@ func (f *Fill) writeMetaFile(rel string, data []byte) error {
 		err = cerr
 	}
 	return err
+}
+
+// copyMetaFile is writeMetaFile from the file src.
+func (f *Fill) copyMetaFile(rel, src string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("slot metadata %s: %w", rel, err)
+	}
+	defer in.Close()
+	out, err := f.root.Create(rel, 0o444)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	if err == nil {
+		err = durable.Sync(out)
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("slot metadata %s: %w", rel, err)
+	}
+	return nil
 }
 
 // Abort throws the Fill away and marks the slot empty.

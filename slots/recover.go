@@ -53,6 +53,12 @@ func (s *Store) trashDir(name string) string {
 	return filepath.Join(s.cfg.Dir, slotsDir, "."+name+".trash")
 }
 
+// keptDir holds a slot's previous version while it is being refilled, so the
+// install can reuse its chunks (Fill.Previous); it is never served.
+func (s *Store) keptDir(name string) string {
+	return filepath.Join(s.cfg.Dir, slotsDir, "."+name+".previous")
+}
+
 // clearSlot removes the content of a slot that is not served. It is renamed aside
 // first, so a crash halfway through a large removal leaves the slot name free
 // rather than a half-deleted tree under it.
@@ -69,10 +75,10 @@ func (s *Store) clearSlot(name string) error {
 	return s.removeTemps(name)
 }
 
-// removeTemps removes slot name's temp and trash directories. They are
+// removeTemps removes slot name's temp, trash and kept directories. They are
 // modelslot's own, named by it, and never served, so removing them is safe.
 func (s *Store) removeTemps(name string) error {
-	for _, d := range []string{s.fillDir(name), s.trashDir(name)} {
+	for _, d := range []string{s.fillDir(name), s.trashDir(name), s.keptDir(name)} {
 		if _, err := os.Lstat(d); errors.Is(err, fs.ErrNotExist) {
 			continue // nothing to do; RemoveAll would still fail on a read-only filesystem
 		}

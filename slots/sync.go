@@ -2,7 +2,6 @@ package slots
 
 import (
 	"io/fs"
-	"os"
 	"path/filepath"
 
 	"github.com/modelslot/modelslot/internal/durable"
@@ -27,13 +26,4 @@ func syncTree(root string) error {
 		}
 	}
 	return nil
-}
-
-func syncFile(name string) error {
-	f, err := os.Open(name)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return durable.Sync(f)
 }

@@ -30,10 +30,16 @@ func testKey(t testing.TB, seed byte) *verify.PrivateKey {
 	return k
 }
 
-// makeBundle publishes a small model with a repeated block (so a chunk is used
-// twice) and returns the bundle's bytes.
+// makeBundle writes a schema-1 bundle of a small model with a repeated block
+// (so a chunk is used twice). Schema 1 is what modelslot 0.1 published and
+// devices still read; internal/publish writes format 2 from issue 13 on, so
+// these tests carry their own writer (writeBundle1).
 func makeBundle(t *testing.T, k *verify.PrivateKey) []byte {
 	t.Helper()
+	return writeBundle1(t, modelDir(t), k, chunker.Params{Min: 16 << 10, Avg: 32 << 10, Max: 64 << 10})
+}
+
+func modelDir(t *testing.T) string {
 	dir := t.TempDir()
 	r := rand.New(rand.NewPCG(1, 2))
 	w := make([]byte, 300<<10)
@@ -42,8 +48,14 @@ func makeBundle(t *testing.T, k *verify.PrivateKey) []byte {
 	}
 	os.WriteFile(filepath.Join(dir, "a.bin"), w, 0o644)
 	os.WriteFile(filepath.Join(dir, "b.bin"), w, 0o644) // the same chunks again
+	return dir
+}
+
+// publishedBundle is the publisher's bundle of the same model.
+func publishedBundle(t *testing.T, k *verify.PrivateKey) []byte {
+	t.Helper()
 	out := filepath.Join(t.TempDir(), "m"+bundle.Ext)
-	_, err := publish.CreateBundle(context.Background(), out, dir, publish.Options{Model: "demo", Version: "v1", Key: k,
+	_, err := publish.CreateBundle(context.Background(), out, modelDir(t), publish.Options{Model: "demo", Version: "v1", Key: k,
 		Params: chunker.Params{Min: 16 << 10, Avg: 32 << 10, Max: 64 << 10}})
 	if err != nil {
 		t.Fatal(err)
@@ -53,6 +65,51 @@ func makeBundle(t *testing.T, k *verify.PrivateKey) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// writeBundle1 writes dir as a schema-1 bundle: the envelope, then every
+// distinct chunk once, in order of first use, as chunks/<sha256>.zst.
+func writeBundle1(tb testing.TB, dir string, k *verify.PrivateKey, p chunker.Params) []byte {
+	enc, _ := zstd.NewWriter(nil)
+	m := &verify.Manifest{Schema: verify.SchemaInline, Model: "demo", Version: "v1", Sequence: 1}
+	zs := map[string][]byte{}
+	names, _ := filepath.Glob(filepath.Join(dir, "*"))
+	for _, name := range names {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		sum := sha256.Sum256(data)
+		f := verify.File{Path: filepath.Base(name), Size: int64(len(data)), Mode: 0o644, SHA256: hex.EncodeToString(sum[:])}
+		ck, _ := chunker.New(bytes.NewReader(data), p)
+		for {
+			c, err := ck.Next()
+			if err != nil {
+				break
+			}
+			cs := sha256.Sum256(c)
+			z := enc.EncodeAll(c, nil)
+			zs[hex.EncodeToString(cs[:])] = z
+			f.Chunks = append(f.Chunks, verify.Chunk{SHA256: hex.EncodeToString(cs[:]), Size: int64(len(c)), CSize: int64(len(z))})
+		}
+		m.Files = append(m.Files, f)
+	}
+	env, err := verify.SignManifest(m, k)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var out bytes.Buffer
+	tw := tar.NewWriter(&out)
+	put := func(name string, data []byte) {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg, Format: tar.FormatUSTAR})
+		tw.Write(data)
+	}
+	put(bundle.EnvelopeName, env)
+	for _, c := range m.DistinctChunks() {
+		put(bundle.ChunkName(c.SHA256), zs[c.SHA256])
+	}
+	tw.Close()
+	return out.Bytes()
 }
 
 // readAll reads every chunk, decompresses and checks it against its address.
@@ -111,7 +168,7 @@ func iotestCopy(w io.Writer, b []byte) error {
 
 func TestBundleIsDeterministic(t *testing.T) {
 	k := testKey(t, 1)
-	a, b := makeBundle(t, k), makeBundle(t, k)
+	a, b := publishedBundle(t, k), publishedBundle(t, k)
 	// The manifests differ in their creation time; everything after them is equal.
 	ra, _ := bundle.NewReader(bytes.NewReader(a), verify.NewKeyring(k.Public()))
 	rb, _ := bundle.NewReader(bytes.NewReader(b), verify.NewKeyring(k.Public()))

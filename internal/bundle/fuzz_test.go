@@ -2,7 +2,6 @@ package bundle_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"os"
@@ -12,7 +11,6 @@ import (
 	"github.com/modelslot/modelslot/internal/bundle"
 
 	"github.com/modelslot/modelslot/internal/chunker"
-	"github.com/modelslot/modelslot/internal/publish"
 	"github.com/modelslot/modelslot/verify"
 )
 
@@ -52,15 +50,5 @@ func tinyBundle(tb testing.TB, k *verify.PrivateKey) []byte {
 	dir := tb.TempDir()
 	os.WriteFile(filepath.Join(dir, "a.bin"), bytes.Repeat([]byte("weights "), 40), 0o644)
 	os.WriteFile(filepath.Join(dir, "b.bin"), []byte("config"), 0o644)
-	out := filepath.Join(tb.TempDir(), "t"+bundle.Ext)
-	_, err := publish.CreateBundle(context.Background(), out, dir, publish.Options{Model: "demo", Version: "v1", Key: k,
-		Params: chunker.Params{Min: 64, Avg: 128, Max: 256}})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
+	return writeBundle1(tb, dir, k, chunker.Params{Min: 64, Avg: 128, Max: 256})
 }

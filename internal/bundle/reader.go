@@ -17,6 +17,7 @@ type Reader struct {
 	tr    *tar.Reader
 	order []verify.Chunk
 	next  int
+	step  int // format 2: entries read after the envelope
 }
 
 // NewReader reads the bundle's envelope from r and verifies it against trusted.
@@ -51,6 +52,9 @@ func (r *Reader) Remaining() int { return len(r.order) - r.next }
 // bytes, valid until the following call. After the last chunk it returns io.EOF.
 // The caller verifies the bytes (they are only as good as their digest).
 func (r *Reader) Next() (verify.Chunk, io.Reader, error) {
+	if r.Manifest.Index != nil {
+		return verify.Chunk{}, nil, fmt.Errorf("bundle: internal error: Next on a format-2 bundle (use Index, Locations, Pack)")
+	}
 	if r.next == len(r.order) {
 		return verify.Chunk{}, nil, io.EOF
 	}

@@ -62,6 +62,7 @@ var Allowed = map[string][]string{
 	"internal/testutil":                nil,
 	"internal/mqtttest":                nil,
 	"internal/pgtest":                  nil,
+	"internal/nginxtest":               {"internal/testutil"},
 	"internal/systemdtest":             {"internal/testutil"},
 	"internal/systemdtest/testservice": nil,
 	"internal/demobench":               {"*"},

@@ -21,6 +21,10 @@ type Fill interface {
 	// Adopt renames the finished file staged into the fill as f, beneath the
 	// fill's directory without following a link; verified at commit.
 	Adopt(f verify.File, staged string) error
+	// AdoptVerified moves staged in as f without hashing it again: only for a
+	// file whose every chunk was hashed against the manifest-pinned index as
+	// it was written (slots.Fill.AdoptVerified).
+	AdoptVerified(f verify.File, staged string) error
 }
 
 // Assemble completes the staged files with the chunks reused from the active
@@ -32,6 +36,9 @@ type Fill interface {
 // hashes every file at commit. The caller commits or aborts fill, and clears
 // staging after a commit.
 func Assemble(ctx context.Context, p *Plan, fill Fill) error {
+	if p.ix != nil {
+		return p.assembleIndexed(ctx, fill)
+	}
 	if err := p.prepareFiles(); err != nil {
 		return err
 	}
@@ -49,20 +56,26 @@ func Assemble(ctx context.Context, p *Plan, fill Fill) error {
 
 func (p *Plan) assembleFile(ctx context.Context, f verify.File, fill Fill, clone bool) error {
 	if src, ok := p.whole[f.Path]; ok {
-		if clone {
-			return cloneWhole(fill, f, src)
-		}
-		in, err := os.Open(src)
-		if err != nil {
-			return fmt.Errorf("reuse from the active slot: %w", err)
-		}
-		defer in.Close()
-		return fill.WriteFile(ctx, f, in)
+		return reuseWhole(ctx, fill, f, src, clone)
 	}
 	if err := p.copyFromSlot(ctx, f, clone); err != nil {
 		return err
 	}
 	return adopt(ctx, fill, f, p.work.file(f))
+}
+
+// reuseWhole takes file f whole from a slot's identical file src: reflinked
+// (verified at commit) or copied and hashed as it is written.
+func reuseWhole(ctx context.Context, fill Fill, f verify.File, src string, clone bool) error {
+	if clone {
+		return cloneWhole(fill, f, src)
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("reuse from a slot: %w", err)
+	}
+	defer in.Close()
+	return fill.WriteFile(ctx, f, in)
 }
 
 // copyFromSlot writes f's chunks that the active slot holds into f's staged

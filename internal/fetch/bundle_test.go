@@ -3,24 +3,15 @@ package fetch
 import (
 	"bytes"
 	"context"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/modelslot/modelslot/internal/bundle"
-	"github.com/modelslot/modelslot/internal/publish"
 	"github.com/modelslot/modelslot/verify"
 )
 
 func makeBundle(t *testing.T, k *verify.PrivateKey) []byte {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "m.mslot")
-	_, err := publish.CreateBundle(context.Background(), out, model(t, 1), publish.Options{Model: "demo", Version: "v1", Key: k, Params: testParams})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := os.ReadFile(out)
-	return b
+	return bundle1(t, model(t, 1), k)
 }
 
 // installBundle is the device path for a bundle: verify, plan, ingest, assemble.

@@ -25,15 +25,20 @@ func (p *Plan) reflinkWorks() bool {
 	for _, s := range p.slot {
 		src = s.file
 	}
+	return probeReflink(src, p.work.dir)
+}
+
+// probeReflink tries to reflink src (a slot's file) into a temp file of dir.
+func probeReflink(src, dir string) bool {
 	if src == "" {
-		return false // nothing to reuse from the active slot
+		return false // nothing to reuse from a slot
 	}
 	in, err := os.Open(src)
 	if err != nil {
 		return false
 	}
 	defer in.Close()
-	probe, err := os.CreateTemp(p.work.dir, ".reflink-probe-*")
+	probe, err := os.CreateTemp(dir, ".reflink-probe-*")
 	if err != nil {
 		return false
 	}

@@ -32,6 +32,9 @@ func (c *Client) Download(ctx context.Context, repoURL string, p *Plan, o Downlo
 	if o.Workers <= 0 {
 		o.Workers = DefaultWorkers
 	}
+	if p.ix != nil {
+		return c.downloadIndexed(ctx, repoURL, p, o)
+	}
 	if err := p.prepareFiles(); err != nil {
 		return err
 	}

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/modelslot/modelslot/internal/chunker"
-	"github.com/modelslot/modelslot/internal/publish"
 	"github.com/modelslot/modelslot/verify"
 )
 
@@ -68,6 +67,8 @@ type repo struct {
 	hits    map[string]int // path → requests
 	ranges  []string       // Range headers seen
 	chunkRx atomic.Int64   // chunk requests
+	packs   []string       // pack requests: "path range" ("" when none)
+	seq     uint64         // the last sequence published
 }
 
 func newRepo(t *testing.T) *repo {
@@ -78,6 +79,9 @@ func newRepo(t *testing.T) *repo {
 		r.hits[req.URL.Path]++
 		if req.Header.Get("Range") != "" {
 			r.ranges = append(r.ranges, req.Header.Get("Range"))
+		}
+		if strings.Contains(req.URL.Path, "/packs/") {
+			r.packs = append(r.packs, req.URL.Path+" "+req.Header.Get("Range"))
 		}
 		r.mu.Unlock()
 		if strings.Contains(req.URL.Path, "/chunks/") {
@@ -94,17 +98,6 @@ func newRepo(t *testing.T) *repo {
 
 // setFault installs a misbehaviour; it returns true when it answered.
 func (r *repo) setFault(f func(w http.ResponseWriter, req *http.Request) bool) { r.fault.Store(&f) }
-
-// publish publishes a model directory as version v on channel stable.
-func (r *repo) publish(dir, v string) *publish.Result {
-	r.t.Helper()
-	res, err := publish.Publish(context.Background(), dir, publish.Options{Repo: r.dir, Model: "demo",
-		Version: v, Channel: "stable", Key: r.key, Params: testParams})
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return res
-}
 
 func (r *repo) channelURL() string { return r.srv.URL + "/demo/channels/stable.json" }
 
@@ -132,7 +125,10 @@ var fastOptions = ClientOptions{Retries: 4, RetryWaitMin: time.Millisecond, Retr
 func fastClient() *Client { return NewClient(fastOptions) }
 
 // dirFill is a minimal Fill over a directory, checking like slots.Fill does.
-type dirFill struct{ dir string }
+type dirFill struct {
+	dir     string
+	adopted int // files adopted unhashed
+}
 
 func (d *dirFill) WriteFile(ctx context.Context, f verify.File, r io.Reader) error {
 	out, err := d.CreateFile(f)
@@ -152,6 +148,17 @@ func (d *dirFill) WriteFile(ctx context.Context, f verify.File, r io.Reader) err
 }
 
 func (d *dirFill) Dir() string { return d.dir }
+
+// AdoptVerified renames like slots.Fill does; install checks the tree after.
+func (d *dirFill) AdoptVerified(f verify.File, staged string) error {
+	name := filepath.Join(d.dir, filepath.FromSlash(f.Path))
+	os.MkdirAll(filepath.Dir(name), 0o755)
+	d.adopted++
+	if err := os.Rename(staged, name); err != nil {
+		return err
+	}
+	return os.Chmod(name, os.FileMode(f.Mode))
+}
 
 func (d *dirFill) CreateFile(f verify.File) (*os.File, error) {
 	name := filepath.Join(d.dir, filepath.FromSlash(f.Path))
@@ -191,6 +198,7 @@ func install(t *testing.T, c *Client, r *repo, active *Active, staging string) (
 // wantErr asserts err is of kind and mentions want.
 func wantErr(t *testing.T, err, kind error, want string) {
 	t.Helper()
+	t.Logf("error: %v", err)
 	if !errors.Is(err, kind) || !strings.Contains(err.Error(), want) {
 		t.Fatalf("error = %v\nwant kind %q mentioning %q", err, kind, want)
 	}

@@ -18,6 +18,9 @@ func Ingest(ctx context.Context, r *bundle.Reader, p *Plan, progress Progress) e
 	if !verify.SameContent(r.Manifest, p.Manifest) {
 		return fmt.Errorf("ingest bundle: the plan is for another manifest")
 	}
+	if p.ix != nil {
+		return p.ingestIndexed(ctx, r, progress)
+	}
 	if err := p.prepareFiles(); err != nil {
 		return err
 	}

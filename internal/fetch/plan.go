@@ -36,12 +36,15 @@ type place struct {
 type Plan struct {
 	Manifest *verify.Manifest
 
-	Fetch      []verify.Chunk // distinct chunks to download, in order of first use
-	FetchBytes int64          // their compressed size: bytes on the wire
-	FetchSize  int64          // their uncompressed size
-	StagedSize int64          // bytes already staged and re-verified
-	ReusedSize int64          // bytes taken from the active slot
-	WholeSize  int64          // of which whole unchanged files
+	Fetch         []verify.Chunk // distinct chunks to download, in order of first use
+	FetchChunks   int            // how many: len(Fetch), or the index entries to fetch (schema 2)
+	FetchBytes    int64          // their compressed size: bytes on the wire (schema 2: with the gaps read through)
+	FetchRequests int            // schema 2: the Range requests that fetch them (before retries)
+	FetchSize     int64          // their uncompressed size
+	StagedSize    int64          // bytes already staged and re-verified
+	ReusedSize    int64          // bytes taken from the active slot
+	WholeSize     int64          // of which whole unchanged files
+	CopiedSize    int64          // bytes repeating an earlier chunk of the same version (schema 2)
 
 	staging  *Staging
 	work     *work
@@ -49,15 +52,22 @@ type Plan struct {
 	whole    map[string]string    // new file path → identical active file
 	slot     map[string]slotRange // chunk sha256 → its bytes in the active slot
 	places   map[string][]place   // chunk sha256 → where it goes in the staged files
+	ix       *indexed             // a schema-2 plan; the maps above are then unused
 }
 
 // NewPlan plans the install of m. active may be nil (first install). Chunks an
 // earlier attempt staged are re-hashed in place here; the active slot's bytes
-// are checked as they are copied (Assemble).
-func NewPlan(ctx context.Context, m *verify.Manifest, st *Staging, active *Active) (*Plan, error) {
+// are checked as they are copied (Assemble). A schema-2 manifest's index and
+// locations must be in staging first (Source loads them); its plan also
+// reuses the other slots given in more.
+func NewPlan(ctx context.Context, m *verify.Manifest, st *Staging, active *Active, more ...*Active) (*Plan, error) {
 	w, err := st.workFor(m)
 	if err != nil {
 		return nil, err
+	}
+	if m.Index != nil {
+		p := &Plan{Manifest: m, staging: st, work: w}
+		return p, p.planIndexed(ctx, append([]*Active{active}, more...))
 	}
 	p := &Plan{Manifest: m, staging: st, work: w, whole: map[string]string{},
 		slot: map[string]slotRange{}, places: map[string][]place{}}
@@ -77,6 +87,7 @@ func NewPlan(ctx context.Context, m *verify.Manifest, st *Staging, active *Activ
 			return nil, err
 		}
 	}
+	p.FetchChunks = len(p.Fetch)
 	return p, nil
 }
 
@@ -206,8 +217,15 @@ func (p *Plan) stage(c verify.Chunk, data []byte) error {
 
 // Summary is one line for logs and the terminal.
 func (p *Plan) Summary() string {
-	return fmt.Sprintf("%s %s: download %d chunks (%d bytes), %d bytes already staged, %d bytes reused from the active slot, %d bytes in all",
-		p.Manifest.Model, p.Manifest.Version, len(p.Fetch), p.FetchBytes, p.StagedSize, p.ReusedSize, p.Manifest.TotalSize())
+	return fmt.Sprintf("%s %s: download %d chunks (%d bytes%s), %d bytes already staged, %d bytes reused from the slots, %d bytes repeated in the version, %d bytes in all",
+		p.Manifest.Model, p.Manifest.Version, p.FetchChunks, p.FetchBytes, p.requests(), p.StagedSize, p.ReusedSize, p.CopiedSize, p.Manifest.TotalSize())
+}
+
+func (p *Plan) requests() string {
+	if p.ix == nil {
+		return ""
+	}
+	return fmt.Sprintf(" in %d requests", p.FetchRequests)
 }
 
 func readAt(name string, off int64, buf []byte) error {

@@ -2,6 +2,7 @@ package fetch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -47,6 +48,7 @@ type Source struct {
 	client   *Client
 	staging  *Staging    // set by Fill
 	planned  func(*Plan) // a test seam: told the plan once it is made
+	loaded   bool        // the bundle's index and locations are in staging
 	stop     func()      // ends the cancellation watch of stdin
 }
 
@@ -114,17 +116,38 @@ func (s *Source) Fill(ctx context.Context, fill *slots.Fill) error {
 	}
 	space := Space{StagingDir: staging.Dir(), SlotDir: filepath.Dir(s.store.SlotDir(slots.A)), Budget: s.opts.Budget}
 	fill.AddMeta("envelope.json", s.Envelope)
-	if _, err := s.fill(ctx, fill, staging, s.active(), space); err != nil {
+	var more []*Active
+	if dir, m := fill.Previous(); m != nil {
+		more = append(more, &Active{Dir: dir, Manifest: m}) // the slot's old version, kept aside
+	}
+	plan, err := s.fill(ctx, fill, staging, s.active(), space, more...)
+	if errors.Is(err, ErrNoSpace) && len(more) > 0 {
+		slog.Info("not enough space to keep the slot's previous version for reuse; removing it first", "err", err)
+		if derr := fill.DropPrevious(); derr != nil {
+			return err
+		}
+		plan, err = s.fill(ctx, fill, staging, s.active(), space)
+	}
+	if err != nil {
 		return err
+	}
+	if s.Manifest.Index != nil {
+		// A later install reuses this version's chunks by its index.
+		fill.AddMetaFile(IndexFile, plan.work.path(IndexFile))
 	}
 	s.staging = staging
 	return nil
 }
 
-// fill is Fill into any Fill, from staging and active: the steps, once.
-func (s *Source) fill(ctx context.Context, fill Fill, staging *Staging, active *Active, space Space) (*Plan, error) {
+// fill is Fill into any Fill, from staging and the slots: the steps, once.
+func (s *Source) fill(ctx context.Context, fill Fill, staging *Staging, active *Active, space Space, more ...*Active) (*Plan, error) {
 	m := s.Manifest
-	plan, err := NewPlan(ctx, m, staging, active)
+	if m.Index != nil {
+		if err := s.loadIndex(ctx, staging); err != nil {
+			return nil, err
+		}
+	}
+	plan, err := NewPlan(ctx, m, staging, active, more...)
 	if err != nil {
 		return nil, err
 	}
@@ -148,6 +171,28 @@ func (s *Source) Committed() {
 	if err := s.staging.Clear(); err != nil {
 		slog.Warn("could not clear staging after the install; the next install clears it", "err", err)
 	}
+}
+
+// loadIndex brings a schema-2 manifest's index and locations into staging.
+func (s *Source) loadIndex(ctx context.Context, staging *Staging) error {
+	w, err := staging.workFor(s.Manifest)
+	if err != nil {
+		return err
+	}
+	if err := indexSpace(staging.Dir(), s.Manifest); err != nil {
+		return err
+	}
+	if s.bundle != nil {
+		if err := os.MkdirAll(w.dir, 0o755); err != nil {
+			return fmt.Errorf("staging: %w", err)
+		}
+		if s.loaded {
+			return nil // a bundle is read once; a second plan (less space) reuses it
+		}
+		s.loaded = true
+		return loadBundleIndex(s.bundle, w)
+	}
+	return s.client.loadIndex(ctx, s.resolved.RepoURL, s.Manifest, w)
 }
 
 func (s *Source) fetch(ctx context.Context, plan *Plan) error {

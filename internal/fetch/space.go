@@ -29,7 +29,7 @@ var statfs = unix.Statfs
 func (p *Plan) Check(sp Space) error {
 	if sp.Budget > 0 && p.FetchBytes > sp.Budget {
 		return fmt.Errorf("%w: %s %s needs %d bytes (%d chunks) downloaded, the budget is %d; raise the budget or install from a bundle",
-			ErrOverBudget, p.Manifest.Model, p.Manifest.Version, p.FetchBytes, len(p.Fetch), sp.Budget)
+			ErrOverBudget, p.Manifest.Model, p.Manifest.Version, p.FetchBytes, p.FetchChunks, sp.Budget)
 	}
 	if sp.Margin == 0 {
 		sp.Margin = DefaultMargin

@@ -1,0 +1,89 @@
+package fetch
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+
+	"github.com/modelslot/modelslot/internal/chunkindex"
+	"github.com/modelslot/modelslot/verify"
+	"golang.org/x/sys/unix"
+)
+
+// getFile downloads url into the file name (replacing it), refusing a body
+// larger than limit; check, if not nil, judges the file, and its error is
+// retried like a transport failure. It retries from the start: the files it
+// is for (an index, locations) are small next to the model.
+func (c *Client) getFile(ctx context.Context, url, name string, limit int64, check func(string) error) error {
+	return c.retry(ctx, url, func(ctx context.Context) error {
+		resp, err := c.request(ctx, url, "", false)
+		if err != nil {
+			return err
+		}
+		body := c.watch(ctx, resp.Body)
+		defer body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return statusError(resp)
+		}
+		out, err := os.Create(name)
+		if err != nil {
+			return permanent(fmt.Errorf("staging: %w", err))
+		}
+		n, err := io.Copy(out, io.LimitReader(body, limit+1))
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil && n > limit {
+			err = fmt.Errorf("larger than the %d bytes allowed", limit)
+		}
+		if err == nil && check != nil {
+			err = check(name)
+		}
+		return err
+	})
+}
+
+// loadIndex downloads the index the manifest pins (unless staging has it
+// already, intact) and the repository's locations into the work directory.
+func (c *Client) loadIndex(ctx context.Context, repoURL string, m *verify.Manifest, w *work) error {
+	if err := os.MkdirAll(w.dir, 0o755); err != nil {
+		return fmt.Errorf("staging: %w", err)
+	}
+	idx := w.path(IndexFile)
+	if checkIndexFile(idx, m.Index) != nil {
+		part := idx + ".part"
+		url := joinURL(repoURL, chunkindex.IndexPath(m.Index.SHA256))
+		// Other bytes (a captive portal, a bad mirror) are tried again.
+		check := func(name string) error { return checkIndexFile(name, m.Index) }
+		if err := c.getFile(ctx, url, part, m.Index.Size, check); err != nil {
+			return fmt.Errorf("chunk index: %w", err)
+		}
+		if err := os.Rename(part, idx); err != nil {
+			return fmt.Errorf("staging: %w", err)
+		}
+	}
+	limit := locLimit(m)
+	url := joinURL(repoURL, chunkindex.LocationsPath(m.Index.SHA256))
+	if err := c.getFile(ctx, url, w.path(locFile), limit, nil); err != nil {
+		return fmt.Errorf("chunk locations: %w", err)
+	}
+	return nil
+}
+
+// locLimit bounds a repository's locations for m: a pack a chunk at most.
+func locLimit(m *verify.Manifest) int64 {
+	n := int(m.Index.Chunks)
+	return chunkindex.LocationsSize(min(n, chunkindex.MaxPacks), n)
+}
+
+// indexSpace refuses, before a byte is written, an index and locations the
+// staging filesystem cannot hold (the index may be hundreds of MB).
+func indexSpace(dir string, m *verify.Manifest) error {
+	var st unix.Statfs_t
+	if err := statfs(dir, &st); err != nil {
+		return fmt.Errorf("free space of %s: %w", dir, err)
+	}
+	return enough(dir, avail(&st), m.Index.Size+locLimit(m)+DefaultMargin, "the chunk index and its locations")
+}
