@@ -15,8 +15,8 @@
 //
 // Each modelslot install runs in a child process (this binary with -child), so
 // its RSS and start-up are measured like the pipeline's. Run it with
-// `go run ./bench/install` (flags below; a smoke run:
-// `-size 64 -rounds 1 -delta-mib 8 -skip-rss -skip-index`;
+// `go run ./bench/install` (flags below; a smoke run of everything at small
+// sizes in a few minutes: -smoke;
 // MODELSLOT_BENCH_CPUPROFILE=FILE profiles the child installs).
 package main
 
@@ -42,8 +42,12 @@ func main() {
 		skipIndex = flag.Bool("skip-index", false, "skip measurement 4 (index figures)")
 		keep      = flag.Bool("keep", false, "keep the work directory (for debugging)")
 		only      = flag.Int("only", 0, "run only measurement 1, 2, 3 or 4")
+		smoke     = flag.Bool("smoke", false, "a quick run at small sizes (a few minutes): flags given explicitly still win")
 	)
 	flag.Parse()
+	if *smoke {
+		smallDefaults(map[string]string{"size": "64", "rounds": "1", "delta-mib": "8", "skip-rss": "true", "index-mib": "256"})
+	}
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if *child {
 		if err := runChild(flag.Args()); err != nil {
@@ -100,6 +104,19 @@ func main() {
 	if run(4) && !*skipIndex {
 		if err := b.indexFigures(*indexMiB << 20); err != nil {
 			fatal(err)
+		}
+	}
+}
+
+// smallDefaults sets the flags of the smoke run that were not given.
+func smallDefaults(values map[string]string) {
+	given := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for name, v := range values {
+		if !given[name] {
+			if err := flag.Set(name, v); err != nil {
+				log.Fatal(err)
+			}
 		}
 	}
 }
