@@ -17,8 +17,9 @@ import (
 // TestMain lets the test binary be the bench's install child: b.install runs
 // this executable with -child, as the bench runs itself.
 func TestMain(m *testing.M) {
+	// As the bench: publish's and the child's progress lines are noise here.
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if len(os.Args) > 1 && os.Args[1] == "-child" {
-		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 		if err := runChild(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "install:", err)
 			os.Exit(1)
