@@ -50,7 +50,7 @@ func (b *bench) indexFigures(size int64) error {
 		float64(size)/(1<<30), format, gen.Seconds(), pub.Seconds())
 	enough := ""
 	if chunks < 100_000 {
-		enough = " (fewer than the 100k the goal is about: this format's chunks are larger)"
+		enough = " (fewer than the 100k the goal is about: a larger -index-mib, or this format's chunks are larger)"
 	}
 	fmt.Printf("   chunks %d%s; manifest %.1f KB, index %.1f KB: %.4f%% of the model (goal <= 0.2%%)\n",
 		chunks, enough, float64(manifest)/1e3, float64(index)/1e3, 100*float64(manifest+index)/float64(size))

@@ -10,7 +10,7 @@
 //     pairs (opaque files, GGUF, safetensors, config only, a full fine-tune)
 //     for modelslot, casync and zsync;
 //  3. the installer's peak RSS for 512 MiB and 2 GiB models;
-//  4. the index figures of a model of ~100k chunks (6.5 GiB of distinct
+//  4. the index figures of a model of >100k chunks (7.5 GiB of distinct
 //     data): manifest and index size against the model's, peak RSS.
 //
 // Each modelslot install runs in a child process (this binary with -child), so
@@ -35,10 +35,10 @@ func main() {
 		child     = flag.Bool("child", false, "internal: install as a child process")
 		sizes     = flag.String("size", "1024,4096", "model sizes in MiB for the install comparison, comma-separated")
 		rounds    = flag.Int("rounds", 3, "interleaved rounds")
-		work      = flag.String("work", "/var/tmp", "directory for the repository and state (~25 GiB free for the defaults)")
+		work      = flag.String("work", "/var/tmp", "directory for the repository and state (~30 GiB free for the defaults)")
 		deltaMiB  = flag.Int64("delta-mib", 128, "scale of the delta cases: the size of the issue's 128 MiB file")
 		skipRSS   = flag.Bool("skip-rss", false, "skip measurement 3 (peak RSS at 512 MiB and 2 GiB)")
-		indexMiB  = flag.Int64("index-mib", 6656, "model size in MiB for the index figures (6.5 GiB: ~100k chunks of 64 KiB)")
+		indexMiB  = flag.Int64("index-mib", 7680, "model size in MiB for the index figures (7.5 GiB: ~108k chunks of format 2's ~72 KiB)")
 		skipIndex = flag.Bool("skip-index", false, "skip measurement 4 (index figures)")
 		keep      = flag.Bool("keep", false, "keep the work directory (for debugging)")
 		only      = flag.Int("only", 0, "run only measurement 1, 2, 3 or 4")
