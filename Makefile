@@ -73,7 +73,7 @@ powercut-ci:
 bench: build
 	scripts/bench-setup.sh
 	bench/slots.sh
-	@echo "== install from a repository vs curl|zstd|tee|sha256sum; delta bytes vs zsync and casync; peak RSS"
+	@echo "== install (1, 4 GiB) from an nginx repository vs curl|zstd|tee|sha256sum; delta table vs casync and zsync; peak RSS; index of ~100k chunks"
 	$(GO) run ./bench/install
 	@echo "== demo server: link swap -> new version answering (reload, systemd restart, socket activation)"
 	$(GO) test -run '^$$' -bench '^BenchmarkSwapToAnswer$$' -benchtime 1x ./cmd/modelslot-demo/
