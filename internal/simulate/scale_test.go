@@ -1,0 +1,179 @@
+package simulate
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelslot/modelslot/internal/fleet"
+	"github.com/modelslot/modelslot/internal/rollout"
+	"github.com/modelslot/modelslot/internal/testutil"
+)
+
+// TestFleetConvergesThroughStagesAndHaltsABadVersion is the fleet at scale,
+// every part real: simulated devices (real agents, slot stores, downloads from
+// nginx, an MQTT connection each) on one mosquitto, the controller as the
+// `modelslot fleet serve` binary on PostgreSQL with fsync on. A good version
+// (v2) goes through three stages to every device; then a bad one (v3, which
+// the probe stand-in fails) halts at the first stage, and no device outside
+// that stage fetches, installs or reports it. Every event a device queued is
+// in the database (none lost). 500 devices in `make test`; `make fleet-bench`
+// runs it with MODELSLOT_FLEET_DEVICES=10000 and prints the figures.
+func TestFleetConvergesThroughStagesAndHaltsABadVersion(t *testing.T) {
+	n := 500
+	if v, err := strconv.Atoi(os.Getenv("MODELSLOT_FLEET_DEVICES")); err == nil && v > 0 {
+		n = v
+	}
+	quiet(t)
+	s := newStand(t)
+	s.publish("v1", "stable")
+	good, bad := s.publish("v2", ""), s.publish("v3", "")
+	fmt.Printf("fleet scale: controller API http://%s (GET /v1/rollouts, /v1/devices, /metrics), up until the rollouts end\n",
+		strings.TrimPrefix(s.ctl.url, "http://"))
+
+	f := s.fleet(t, n)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	start := time.Now()
+	testutil.OK(t, f.Seed(ctx))
+	fmt.Printf("fleet scale: %d devices seeded with v1 in %s\n", n, time.Since(start).Round(time.Second))
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx, nil) }()
+	t.Cleanup(func() { stop(); <-done })
+	s.waitQuiet(t, f, "every device known to the controller", func(Snapshot) bool { return s.knownDevices() == n })
+
+	m := s.measure(f)
+	stages := []rollout.Stage{
+		{Share: 500, MinSoak: rollout.Duration(2 * time.Second), Success: 9500, MaxFailures: 1},
+		{Share: 3000, MinSoak: rollout.Duration(2 * time.Second), Success: 9500, MaxFailures: 1},
+		{Share: 10000, MinSoak: rollout.Duration(2 * time.Second), Success: 9500, MaxFailures: 1},
+	}
+	s.create(t, "good", good, stages)
+	s.waitQuiet(t, f, "v2 on every device and the rollout completed", func(sn Snapshot) bool {
+		return sn.On("v2") == n && s.ctl.status("good").Rollout.State == rollout.StateCompleted
+	})
+	converge := m.end(f)
+	if st := s.ctl.status("good"); st.Failed != 0 || st.Succeeded != n || len(st.History) < 3 {
+		t.Fatalf("good rollout: %d succeeded, %d failed, %d revisions; want %d, 0, >= 3 (three stages)", st.Succeeded, st.Failed, len(st.History), n)
+	}
+
+	m2 := s.measure(f)
+	s.create(t, "bad", bad, stages)
+	s.waitQuiet(t, f, "the bad rollout halted and every device back on v2", func(sn Snapshot) bool {
+		return s.ctl.status("bad").Rollout.State == rollout.StateHalted && sn.On("v2") == n
+	})
+	halt := m2.end(f)
+	s.checkHalt(t, f, bad)
+
+	converge.print("good version, 3 stages", n)
+	halt.print("bad version, halted", n)
+	if converge.lost != 0 || halt.lost != 0 {
+		t.Fatalf("lost events: %d in the good rollout, %d in the bad one", converge.lost, halt.lost)
+	}
+}
+
+// quiet keeps the agents' info logs (ten thousand of them) off the test output.
+func quiet(t *testing.T) {
+	old := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+	t.Cleanup(func() { slog.SetDefault(old) })
+}
+
+func (s *stand) fleet(t *testing.T, n int) *Fleet {
+	dir, err := os.MkdirTemp("/dev/shm", "modelslot-sim-") // a tmpfs: see the package doc
+	testutil.OK(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	f, err := New(Options{Devices: n, StateDir: dir, Broker: s.broker.URL(), Source: s.channel(), Model: "demo",
+		RolloutChannel: "stable", TrustedKeys: []string{s.pubKey}, RolloutKeys: []string{s.rolloutPub},
+		FailVersion: "v3", Concurrency: 32, Ramp: time.Duration(n) * time.Millisecond})
+	testutil.OK(t, err)
+	return f
+}
+
+func (s *stand) knownDevices() int {
+	var devs []map[string]any
+	if s.ctl.api("GET", "/v1/devices?model=demo", nil, &devs) != nil {
+		return -1
+	}
+	return len(devs)
+}
+
+func (s *stand) create(t *testing.T, id, manifest string, stages []rollout.Stage) {
+	t.Helper()
+	req := fleet.CreateRequest{ID: id, Model: "demo", Channel: "stable", ManifestURL: manifest, Stages: stages, AbortRollback: true}
+	if err := s.ctl.api("POST", "/v1/rollouts", req, nil); err != nil {
+		t.Fatalf("create rollout %s: %v", id, err)
+	}
+}
+
+// waitQuiet waits for cond, printing progress every few seconds, and then
+// for the fleet to settle: every event delivered and recorded.
+func (s *stand) waitQuiet(t *testing.T, f *Fleet, what string, cond func(Snapshot) bool) {
+	t.Helper()
+	limit := 5*time.Minute + time.Duration(len(f.Devices()))*100*time.Millisecond
+	deadline, next := time.Now().Add(limit), time.Now()
+	for {
+		sn := f.Snapshot()
+		produced, undelivered := sn.Events()
+		if cond(sn) && undelivered == 0 && s.ctl.ingestedAll(produced) {
+			return
+		}
+		if time.Now().After(next) {
+			fmt.Printf("fleet scale: %s | online %d, installs %d, events %d queued, %d undelivered, %d recorded\n",
+				sn, f.Online(), f.Installs(), produced, undelivered, s.ctl.ingested())
+			next = time.Now().Add(5 * time.Second)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s, still waiting for %s: %s; events %d queued, %d undelivered, %d recorded\ncontroller log:\n%s",
+				limit, what, sn, produced, undelivered, s.ctl.ingested(), s.ctl.logText())
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// ingestedAll: the controller has recorded at least produced events (the
+// dedupe by event_id makes more impossible; fewer means still in flight).
+func (c *controllerProc) ingestedAll(produced int) bool { return c.ingested() >= int64(produced) }
+
+// checkHalt: the bad rollout stopped in its first stage; every device that
+// fetched, ran, failed or reported v3 is in that stage, and v3's manifest was
+// fetched by no more devices than the stage holds.
+func (s *stand) checkHalt(t *testing.T, f *Fleet, manifest string) {
+	t.Helper()
+	st := s.ctl.status("bad")
+	r := st.Rollout
+	if r.Stage != 0 || st.Failed == 0 || st.Failures["probe_mismatch"] == 0 {
+		t.Fatalf("bad rollout: stage %d, %d failed (%v); want stage 0 with probe_mismatch failures", r.Stage, st.Failed, st.Failures)
+	}
+	inStage := 0
+	for _, d := range f.Devices() {
+		if r.StageOf(d.ID) == 0 {
+			inStage++
+		}
+	}
+	reported := s.devicesWith("v3")
+	for _, d := range f.Snapshot().Devices {
+		touched := d.Failed == "v3" || reported[d.ID] || strings.Contains(strings.Join(d.Versions, " "), "v3")
+		if touched && r.StageOf(d.ID) != 0 {
+			t.Errorf("device %s is in stage %d but touched v3: slots %v, last failure %q, events %v", d.ID, r.StageOf(d.ID), d.Versions, d.Failed, reported[d.ID])
+		}
+	}
+	gets := 0
+	for _, req := range s.web.Requests(t) {
+		if req.Path == strings.TrimPrefix(manifest, s.web.URL) && req.UserAgent != fleet.UserAgent {
+			gets++
+		}
+	}
+	if gets == 0 || gets > inStage {
+		t.Errorf("v3's manifest fetched %d times by devices; want between 1 and the %d devices of stage 0", gets, inStage)
+	}
+	if c := f.Probe().Confirmations("v3"); c == 0 || c > int64(inStage) {
+		t.Errorf("v3 confirmed %d times; want between 1 and the %d devices of stage 0", c, inStage)
+	}
+	fmt.Printf("fleet scale: bad rollout halted at stage 0 (%d devices): %d failed, %d fetched v3's manifest, none outside it\n", inStage, st.Failed, gets)
+}
