@@ -49,6 +49,9 @@ var Allowed = map[string][]string{
 	"internal/fleet/store": {"internal/report", "internal/rollout", "internal/netconf"},
 	"internal/fleet": {"internal/config", "internal/durable", "internal/fleet/store", "internal/netconf",
 		"internal/report", "internal/rollout", "verify"},
+	// The fleet simulator: real agents in one process (fleet simulate, the
+	// scale test); it drives the device side and is imported only by cmd.
+	"internal/simulate": {"internal/agent", "internal/config", "internal/session", "internal/report", "slots", "internal/reason"},
 
 	// The demo's model and server.
 	"internal/demomodel":         {"internal/safetensors"},
@@ -59,6 +62,7 @@ var Allowed = map[string][]string{
 	"internal/testutil":                nil,
 	"internal/mqtttest":                nil,
 	"internal/pgtest":                  nil,
+	"internal/nginxtest":               nil,
 	"internal/systemdtest":             {"internal/testutil"},
 	"internal/systemdtest/testservice": nil,
 	"internal/demobench":               {"*"},
