@@ -5,13 +5,14 @@
 # xfsprogs: a loop-mounted XFS to test reflinked chunk reuse; openssl: key interop.
 # postgresql: the fleet controller's tests make a throwaway cluster (internal/pgtest).
 # prometheus: promtool checks that the fleet alert rules fire on the controller's metrics.
+# nginx-light: the fleet scale test's repository, served as devices meet one (internal/nginxtest).
 # man-db: the man pages render without warnings; zsh, fish: the completions;
 # qemu-user: the arm64 and armv7 binaries of make dist run (make deb-check);
 # python3: the tests of integrations/python; python3-torch (Debian's 1.13, ~47 MB + deps):
 # the PyTorch example server and its TorchScript models (testdata/torch).
 set -euo pipefail
 need=()
-for pkg in systemd util-linux make git mosquitto mosquitto-clients dbus-user-session xfsprogs openssl e2fsprogs man-db zsh fish qemu-user python3 python3-torch postgresql prometheus; do
+for pkg in systemd util-linux make git mosquitto mosquitto-clients dbus-user-session xfsprogs openssl e2fsprogs man-db zsh fish qemu-user python3 python3-torch postgresql prometheus nginx-light; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

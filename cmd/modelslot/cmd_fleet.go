@@ -60,6 +60,7 @@ func runFleet(ctx context.Context, g *globalOptions, args []string) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		fs := newFlagSet("fleet", g) // --help lists every flag of the command
 		fleetDevicesFlags(fs.FlagSet, g)
+		fleetSimulateFlags(fs.FlagSet)
 		if err := parseFlags(fs, args); err != nil {
 			return err
 		}
