@@ -43,6 +43,7 @@ func fleetSimulateFlags(fs *flag.FlagSet) *simulateFlags {
 	fs.IntVar(&o.Concurrency, "concurrency", 16, "devices set up, and installs run, at once (`N`)")
 	fs.DurationVar(&o.Ramp, "ramp", 0, "spread the agents' starts over this `DURATION`")
 	fs.DurationVar(&o.Heartbeat, "heartbeat", time.Minute, "each device's retained status refresh (`DURATION`)")
+	fs.DurationVar(&o.RetryMin, "retry-min", 10*time.Second, "each agent's restore check and first command retry (`DURATION`; a device's is 2s)")
 	fs.StringVar(&f.until, "until", "", "stop once every device runs `VERSION`, nothing pending and every event delivered")
 	fs.DurationVar(&f.duration, "duration", 0, "stop after this `DURATION` (0: at --until or SIGTERM)")
 	fs.DurationVar(&f.progress, "progress", 5*time.Second, "print progress every `DURATION`")
@@ -80,6 +81,9 @@ func runFleetSimulate(ctx context.Context, g *globalOptions, args []string) erro
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(math.MaxInt64) // main's 48 MiB is one device's budget, not a fleet's
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400) // ten thousand agents' garbage: fewer collections, memory is cheaper here
 	}
 	o := f.opts
 	o.Model, o.TrustedKeys, o.RolloutKeys = g.model, commaList(f.trusted), commaList(f.rollout)

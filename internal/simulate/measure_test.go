@@ -21,7 +21,8 @@ type measurement struct {
 	done      chan struct{}
 
 	// Results, set by end.
-	elapsed           time.Duration
+	elapsed           time.Duration // until every device settled and every event was recorded
+	decided           time.Duration // until the controller completed or halted the rollout
 	cpu               map[string]float64
 	brokerIn, records int
 	dbSize            int64
@@ -82,10 +83,11 @@ func (m *measurement) end(f *Fleet) *measurement {
 	return m
 }
 
-func (m *measurement) print(phase string, devices int) {
+func (m *measurement) print(phase, outcome string, devices int) {
 	sec := m.elapsed.Seconds()
-	fmt.Printf("fleet bench %s, %d devices: %s; events into the database %d (%.0f/s), PUBLISH packets into the broker %d (%.0f/s); lost events %d of %d\n",
-		phase, devices, m.elapsed.Round(100*time.Millisecond), m.records, float64(m.records)/sec, m.brokerIn, float64(m.brokerIn)/sec, m.lost, m.produced)
+	fmt.Printf("fleet bench %s, %d devices: rollout %s after %s, fleet settled after %s; events into the database %d (%.0f/s), PUBLISH packets into the broker %d (%.0f/s); lost events %d of %d\n",
+		phase, devices, outcome,
+		m.decided.Round(100*time.Millisecond), m.elapsed.Round(100*time.Millisecond), m.records, float64(m.records)/sec, m.brokerIn, float64(m.brokerIn)/sec, m.lost, m.produced)
 	for _, name := range []string{"controller", "mosquitto", "postgres", "nginx"} {
 		fmt.Printf("fleet bench %s, %d devices: %-10s CPU %6.1f s (%3.0f%% of one core), peak RSS %6.1f MiB\n",
 			phase, devices, name, m.cpu[name], 100*m.cpu[name]/sec, m.peak[name])

@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
+	_ "net/http/pprof" // MODELSLOT_SIM_PPROF
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -30,6 +33,12 @@ func TestFleetConvergesThroughStagesAndHaltsABadVersion(t *testing.T) {
 		n = v
 	}
 	quiet(t)
+	if os.Getenv("GOGC") == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(400)) // as fleet simulate does
+	}
+	if addr := os.Getenv("MODELSLOT_SIM_PPROF"); addr != "" { // where the simulator's own CPU goes
+		go http.ListenAndServe(addr, nil)
+	}
 	s := newStand(t)
 	s.publish("v1", "stable")
 	good, bad := s.publish("v2", ""), s.publish("v3", "")
@@ -45,7 +54,7 @@ func TestFleetConvergesThroughStagesAndHaltsABadVersion(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx, nil) }()
 	t.Cleanup(func() { stop(); <-done })
-	s.waitQuiet(t, f, "every device known to the controller", func(Snapshot) bool { return s.knownDevices() == n })
+	s.waitQuiet(t, f, "every device known to the controller", func() bool { return s.knownDevices() == n }, func(Snapshot) bool { return true })
 
 	m := s.measure(f)
 	stages := []rollout.Stage{
@@ -54,24 +63,26 @@ func TestFleetConvergesThroughStagesAndHaltsABadVersion(t *testing.T) {
 		{Share: 10000, MinSoak: rollout.Duration(2 * time.Second), Success: 9500, MaxFailures: 1},
 	}
 	s.create(t, "good", good, stages)
-	s.waitQuiet(t, f, "v2 on every device and the rollout completed", func(sn Snapshot) bool {
-		return sn.On("v2") == n && s.ctl.status("good").Rollout.State == rollout.StateCompleted
-	})
+	completed := s.waitQuiet(t, f, "v2 on every device and the rollout completed",
+		func() bool { return s.ctl.status("good").Rollout.State == rollout.StateCompleted },
+		func(sn Snapshot) bool { return sn.On("v2") == n })
 	converge := m.end(f)
+	converge.decided = completed.Sub(m.start)
 	if st := s.ctl.status("good"); st.Failed != 0 || st.Succeeded != n || len(st.History) < 3 {
 		t.Fatalf("good rollout: %d succeeded, %d failed, %d revisions; want %d, 0, >= 3 (three stages)", st.Succeeded, st.Failed, len(st.History), n)
 	}
 
 	m2 := s.measure(f)
 	s.create(t, "bad", bad, stages)
-	s.waitQuiet(t, f, "the bad rollout halted and every device back on v2", func(sn Snapshot) bool {
-		return s.ctl.status("bad").Rollout.State == rollout.StateHalted && sn.On("v2") == n
-	})
+	halted := s.waitQuiet(t, f, "the bad rollout halted and every device back on v2",
+		func() bool { return s.ctl.status("bad").Rollout.State == rollout.StateHalted },
+		func(sn Snapshot) bool { return sn.On("v2") == n })
 	halt := m2.end(f)
+	halt.decided = halted.Sub(m2.start)
 	s.checkHalt(t, f, bad)
 
-	converge.print("good version, 3 stages", n)
-	halt.print("bad version, halted", n)
+	converge.print("good version, 3 stages", "completed", n)
+	halt.print("bad version", "halted", n)
 	if converge.lost != 0 || halt.lost != 0 {
 		t.Fatalf("lost events: %d in the good rollout, %d in the bad one", converge.lost, halt.lost)
 	}
@@ -111,29 +122,40 @@ func (s *stand) create(t *testing.T, id, manifest string, stages []rollout.Stage
 	}
 }
 
-// waitQuiet waits for cond, printing progress every few seconds, and then
-// for the fleet to settle: every event delivered and recorded.
-func (s *stand) waitQuiet(t *testing.T, f *Fleet, what string, cond func(Snapshot) bool) {
+// waitQuiet waits until the controller says done (one API call, cheap), then
+// until the devices agree (a snapshot reads 2 files per device, so it is
+// taken only then, or every 10 s for the progress line) and every event they
+// queued is delivered and recorded. It returns when done first held.
+func (s *stand) waitQuiet(t *testing.T, f *Fleet, what string, done func() bool, cond func(Snapshot) bool) time.Time {
 	t.Helper()
-	limit := 5*time.Minute + time.Duration(len(f.Devices()))*100*time.Millisecond
+	limit := 5*time.Minute + time.Duration(len(f.Devices()))*200*time.Millisecond
 	deadline, next := time.Now().Add(limit), time.Now()
+	var doneAt time.Time
 	for {
-		sn := f.Snapshot()
-		produced, undelivered := sn.Events()
-		if cond(sn) && undelivered == 0 && s.ctl.ingestedAll(produced) {
-			return
+		if doneAt.IsZero() && done() {
+			doneAt = time.Now()
 		}
-		if time.Now().After(next) {
+		if !doneAt.IsZero() || time.Now().After(next) {
+			sn := f.Snapshot()
+			produced, undelivered := sn.Events()
+			if !doneAt.IsZero() && cond(sn) && undelivered == 0 && s.ctl.ingestedAll(produced) {
+				return doneAt
+			}
 			fmt.Printf("fleet scale: %s | online %d, installs %d, events %d queued, %d undelivered, %d recorded\n",
 				sn, f.Online(), f.Installs(), produced, undelivered, s.ctl.ingested())
-			next = time.Now().Add(5 * time.Second)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s, still waiting for %s: %s; events %d queued, %d undelivered, %d recorded\ncontroller log:\n%s",
-				limit, what, sn, produced, undelivered, s.ctl.ingested(), s.ctl.logText())
+			next = time.Now().Add(progressEvery(len(f.Devices())))
+			if time.Now().After(deadline) {
+				t.Fatalf("after %s, still waiting for %s: %s; events %d queued, %d undelivered, %d recorded\ncontroller log:\n%s",
+					limit, what, sn, produced, undelivered, s.ctl.ingested(), s.ctl.logText())
+			}
 		}
 		time.Sleep(time.Second)
 	}
+}
+
+// progressEvery: a snapshot of ten thousand devices costs seconds of CPU.
+func progressEvery(devices int) time.Duration {
+	return time.Duration(max(10, devices/500)) * time.Second
 }
 
 // ingestedAll: the controller has recorded at least produced events (the

@@ -55,6 +55,13 @@ type Options struct {
 	// come up), so the broker is not hit by every CONNECT in one instant.
 	Ramp      time.Duration
 	Heartbeat time.Duration // retained status refresh; default 60s
+	// RetryMin is each agent's agent.RetryMin: how often it looks for a
+	// pending restore, and its first retry of a command. Default 10s, not a
+	// device's 2s: that look reads the slot store (a dozen syscalls), and
+	// ten thousand of them every 2s take most of a core of the simulating
+	// machine, while a simulated device never keeps a restore pending (the
+	// probe stand-in's old version always comes back at once).
+	RetryMin time.Duration
 }
 
 // Fleet is a prepared simulated fleet.
@@ -89,6 +96,9 @@ func New(o Options) (*Fleet, error) {
 	}
 	if o.Heartbeat <= 0 {
 		o.Heartbeat = time.Minute
+	}
+	if o.RetryMin <= 0 {
+		o.RetryMin = 10 * time.Second
 	}
 	f := &Fleet{opts: o, probe: &Probe{Fail: o.FailVersion}}
 	for i := range o.Devices {
@@ -214,7 +224,7 @@ func (f *Fleet) Run(ctx context.Context, started func()) error {
 		if err != nil {
 			return fmt.Errorf("simulate: agent %s: %w", d.ID, err)
 		}
-		a.Heartbeat = f.opts.Heartbeat
+		a.Heartbeat, a.RetryMin = f.opts.Heartbeat, f.opts.RetryMin
 		a.Install = f.installer(installs)
 		up.Add(1)
 		wg.Go(func() {
