@@ -21,8 +21,8 @@ import (
 // exits 1 when --duration passes without --until reached.
 func TestFleetSimulateFollowsARolloutUntilConverged(t *testing.T) {
 	for _, tc := range []struct {
-		name, fail      string
-		code            int
+		name, fail        string
+		code              int
 		converged, failed int
 	}{
 		{name: "good", code: 0, converged: 4},
