@@ -85,6 +85,9 @@ func runFleetSimulate(ctx context.Context, g *globalOptions, args []string) erro
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400) // ten thousand agents' garbage: fewer collections, memory is cheaper here
 	}
+	if err := simulate.RaiseFileLimit(); err != nil {
+		fmt.Fprintf(g.stderr, "modelslot: fleet simulate: could not raise the open-file limit (%v); a large fleet may run out\n", err)
+	}
 	o := f.opts
 	o.Model, o.TrustedKeys, o.RolloutKeys = g.model, commaList(f.trusted), commaList(f.rollout)
 	if len(o.RolloutKeys) == 0 {

@@ -53,7 +53,7 @@ const apiToken = "scale-test-token"
 
 func newStand(t *testing.T) *stand {
 	t.Helper()
-	raiseFileLimit(t) // before the broker starts: it inherits the limit
+	testutil.OK(t, RaiseFileLimit()) // before the broker starts: it inherits the limit
 	s := &stand{t: t, repo: t.TempDir()}
 	keys := t.TempDir()
 	var err error
@@ -76,17 +76,6 @@ func newStand(t *testing.T) *stand {
 	conf, url := s.controllerConfig(filepath.Join(keys, "rollout.key"))
 	s.ctl = startControllerProc(t, conf, url)
 	return s
-}
-
-// raiseFileLimit lifts the soft open-file limit to the hard one: ten thousand
-// agents hold a socket, a lock and state files each.
-func raiseFileLimit(t *testing.T) {
-	var l syscall.Rlimit
-	testutil.OK(t, syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l))
-	if l.Cur < l.Max {
-		l.Cur = l.Max
-		testutil.OK(t, syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l))
-	}
 }
 
 // publish publishes a tiny model version (two small files, its own bytes);
@@ -199,8 +188,25 @@ func (c *controllerProc) logText() string {
 	return strings.Join(c.log[max(0, len(c.log)-40):], "\n")
 }
 
-// api calls the controller's JSON API with the token.
+// apiClient opens a connection per call: the controller closes an idle
+// keep-alive connection after its 5 s header timeout, and a test that
+// snapshots ten thousand devices between two calls would race that close.
+var apiClient = &http.Client{Timeout: time.Minute, Transport: &http.Transport{DisableKeepAlives: true}}
+
+// api calls the controller's JSON API with the token; a GET is tried up to 3
+// times (a controller starved of CPU by the simulated fleet may be slow).
 func (c *controllerProc) api(method, path string, body, out any) error {
+	var err error
+	for range 3 {
+		if err = c.call(method, path, body, out); err == nil || method != "GET" {
+			return err
+		}
+		time.Sleep(time.Second)
+	}
+	return err
+}
+
+func (c *controllerProc) call(method, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -211,7 +217,7 @@ func (c *controllerProc) api(method, path string, body, out any) error {
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+apiToken)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apiClient.Do(req)
 	if err != nil {
 		return err
 	}
@@ -237,7 +243,7 @@ func (c *controllerProc) status(id string) fleet.Status {
 
 // ingested is the controller's own count of events recorded.
 func (c *controllerProc) ingested() int64 {
-	resp, err := http.Get(c.url + "/metrics")
+	resp, err := apiClient.Get(c.url + "/metrics")
 	if err != nil {
 		return -1
 	}

@@ -149,7 +149,7 @@ func (s *stand) waitQuiet(t *testing.T, f *Fleet, what string, done func() bool,
 					limit, what, sn, produced, undelivered, s.ctl.ingested(), s.ctl.logText())
 			}
 		}
-		time.Sleep(time.Second)
+		time.Sleep(2 * time.Second)
 	}
 }
 
