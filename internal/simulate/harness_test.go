@@ -47,6 +47,63 @@ type stand struct {
 	pubKey     string // the publisher's .pub
 	rolloutPub string // the rollout key's .pub
 	brokerIn   atomic.Int64
+	sims       []*simulator
+}
+
+// simulator is one `modelslot fleet simulate` process.
+type simulator struct {
+	cmd    *exec.Cmd
+	out    bytes.Buffer // its summary (stdout); stderr goes with it
+	exited chan struct{}
+}
+
+// startSimulator runs `modelslot fleet simulate` for o until the test ends
+// (SIGTERM), quiet but for errors and its summary.
+func startSimulator(t *testing.T, o Options) *simulator {
+	t.Helper()
+	bin := testutil.Binary(t, "github.com/modelslot/modelslot/cmd/modelslot")
+	args := []string{"--model", o.Model, "--log-level", "error", "fleet", "simulate", "--devices", fmt.Sprint(o.Devices),
+		"--id-prefix", o.IDPrefix, "--state-dir", o.StateDir, "--broker", o.Broker, "--source", o.Source,
+		"--rollout-channel", o.RolloutChannel, "--trusted-keys", strings.Join(o.TrustedKeys, ","),
+		"--rollout-keys", strings.Join(o.RolloutKeys, ","), "--fail-version", o.FailVersion, "--progress", "24h"}
+	s := &simulator{cmd: exec.Command(bin, args...), exited: make(chan struct{})}
+	s.cmd.Stdout, s.cmd.Stderr = &lockedWriter{w: &s.out}, &lockedWriter{w: &s.out}
+	testutil.OK(t, s.cmd.Start())
+	go func() { s.cmd.Wait(); close(s.exited) }()
+	t.Cleanup(func() {
+		s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.exited:
+		case <-time.After(60 * time.Second):
+			s.cmd.Process.Kill()
+			<-s.exited
+		}
+		fmt.Printf("fleet scale: %s %s:\n%s", o.IDPrefix, s.cmd.ProcessState, s.out.String())
+	})
+	return s
+}
+
+// checkSimulators fails the test when a simulator process died.
+func (s *stand) checkSimulators(t *testing.T) {
+	t.Helper()
+	for _, sim := range s.sims {
+		select {
+		case <-sim.exited:
+			t.Fatalf("fleet simulate %v exited: %s\n%s", sim.cmd.Args[4:8], sim.cmd.ProcessState, sim.out.String())
+		default:
+		}
+	}
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }
 
 const apiToken = "scale-test-token"

@@ -11,7 +11,7 @@ import (
 type measurement struct {
 	s         *stand
 	start     time.Time
-	procs     map[string]int // name → pid of the process trees measured
+	procs     map[string][]int // name → pids of the process trees measured
 	cpu0      map[string]float64
 	peak      map[string]float64 // RSS MiB
 	brokerIn0 int64
@@ -33,10 +33,13 @@ type measurement struct {
 func (s *stand) measure(f *Fleet) *measurement {
 	_, total, _ := s.recorded()
 	m := &measurement{s: s, start: time.Now(), brokerIn0: s.brokerIn.Load(), recorded0: total,
-		procs: map[string]int{"controller": s.ctl.cmd.Process.Pid, "mosquitto": s.broker.Pid(), "postgres": s.pg.Pid(), "nginx": s.web.Pid()},
+		procs: map[string][]int{"controller": {s.ctl.cmd.Process.Pid}, "mosquitto": {s.broker.Pid()}, "postgres": {s.pg.Pid()}, "nginx": {s.web.Pid()}},
 		cpu0:  map[string]float64{}, peak: map[string]float64{}, stop: make(chan struct{}), done: make(chan struct{})}
-	for name, pid := range m.procs {
-		m.cpu0[name] = procTree(pid).cpu
+	for _, sim := range s.sims {
+		m.procs["simulator"] = append(m.procs["simulator"], sim.cmd.Process.Pid)
+	}
+	for name, pids := range m.procs {
+		m.cpu0[name] = treesOf(pids).cpu
 	}
 	go m.sample()
 	return m
@@ -48,8 +51,8 @@ func (m *measurement) sample() {
 	defer t.Stop()
 	for {
 		m.mu.Lock()
-		for name, pid := range m.procs {
-			m.peak[name] = max(m.peak[name], procTree(pid).rss)
+		for name, pids := range m.procs {
+			m.peak[name] = max(m.peak[name], treesOf(pids).rss)
 		}
 		m.mu.Unlock()
 		select {
@@ -67,8 +70,8 @@ func (m *measurement) end(f *Fleet) *measurement {
 	close(m.stop)
 	<-m.done
 	m.cpu = map[string]float64{}
-	for name, pid := range m.procs {
-		m.cpu[name] = procTree(pid).cpu - m.cpu0[name]
+	for name, pids := range m.procs {
+		m.cpu[name] = treesOf(pids).cpu - m.cpu0[name]
 	}
 	time.Sleep(1100 * time.Millisecond) // one more $SYS interval
 	m.brokerIn = int(m.s.brokerIn.Load() - m.brokerIn0)
@@ -88,9 +91,20 @@ func (m *measurement) print(phase, outcome string, devices int) {
 	fmt.Printf("fleet bench %s, %d devices: rollout %s after %s, fleet settled after %s; events into the database %d (%.0f/s), PUBLISH packets into the broker %d (%.0f/s); lost events %d of %d\n",
 		phase, devices, outcome,
 		m.decided.Round(100*time.Millisecond), m.elapsed.Round(100*time.Millisecond), m.records, float64(m.records)/sec, m.brokerIn, float64(m.brokerIn)/sec, m.lost, m.produced)
-	for _, name := range []string{"controller", "mosquitto", "postgres", "nginx"} {
+	for _, name := range []string{"controller", "mosquitto", "postgres", "nginx", "simulator"} {
 		fmt.Printf("fleet bench %s, %d devices: %-10s CPU %6.1f s (%3.0f%% of one core), peak RSS %6.1f MiB\n",
 			phase, devices, name, m.cpu[name], 100*m.cpu[name]/sec, m.peak[name])
 	}
 	fmt.Printf("fleet bench %s, %d devices: database size %.1f MiB\n", phase, devices, float64(m.dbSize)/(1<<20))
+}
+
+// treesOf sums procTree over pids.
+func treesOf(pids []int) proc {
+	var p proc
+	for _, pid := range pids {
+		q := procTree(pid)
+		p.cpu += q.cpu
+		p.rss += q.rss
+	}
+	return p
 }

@@ -81,7 +81,13 @@ type Device struct {
 }
 
 // New writes every device's config beneath o.StateDir.
-func New(o Options) (*Fleet, error) {
+func New(o Options) (*Fleet, error) { return build(o, true) }
+
+// Open is a fleet another process runs (`fleet simulate` with the same
+// options): its configs are read, not written, and it is for Snapshot only.
+func Open(o Options) (*Fleet, error) { return build(o, false) }
+
+func build(o Options, write bool) (*Fleet, error) {
 	if o.Devices <= 0 || o.StateDir == "" || o.Model == "" || o.Broker == "" {
 		return nil, errors.New("simulate: devices, state dir, model and broker are required")
 	}
@@ -102,7 +108,7 @@ func New(o Options) (*Fleet, error) {
 	}
 	f := &Fleet{opts: o, probe: &Probe{Fail: o.FailVersion}}
 	for i := range o.Devices {
-		d, err := f.device(fmt.Sprintf("%s%d", o.IDPrefix, i))
+		d, err := f.device(fmt.Sprintf("%s%d", o.IDPrefix, i), write)
 		if err != nil {
 			return nil, err
 		}
@@ -111,12 +117,28 @@ func New(o Options) (*Fleet, error) {
 	return f, nil
 }
 
-// device writes one device's config and parses it as the agent would.
-func (f *Fleet) device(id string) (*Device, error) {
+// device writes one device's config (unless !write) and parses it as the
+// agent would.
+func (f *Fleet) device(id string, write bool) (*Device, error) {
 	o := f.opts
 	root := filepath.Join(o.StateDir, id)
+	path := filepath.Join(root, "modelslot.toml")
+	if write {
+		if err := f.writeConfig(id, root, path); err != nil {
+			return nil, err
+		}
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, fmt.Errorf("simulate: config of %s: %w", id, err)
+	}
+	return &Device{ID: id, Config: cfg}, nil
+}
+
+func (f *Fleet) writeConfig(id, root, path string) error {
+	o := f.opts
 	if err := os.MkdirAll(root, 0o755); err != nil {
-		return nil, fmt.Errorf("simulate: state root of %s: %w", id, err)
+		return fmt.Errorf("simulate: state root of %s: %w", id, err)
 	}
 	conf := fmt.Sprintf("device_id = %q\nstate_root = %q\n\n[[model]]\nname = %q\ntrusted_keys = %s\n",
 		id, root, o.Model, tomlList(o.TrustedKeys))
@@ -125,15 +147,10 @@ func (f *Fleet) device(id string) (*Device, error) {
 	}
 	conf += fmt.Sprintf("\n[platform]\nmqtt_url = %q\ntopic_prefix = %q\n\n[agent]\nheartbeat = %q\n",
 		o.Broker, o.Prefix, o.Heartbeat.String())
-	path := filepath.Join(root, "modelslot.toml")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-		return nil, fmt.Errorf("simulate: config of %s: %w", id, err)
+		return fmt.Errorf("simulate: config of %s: %w", id, err)
 	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		return nil, fmt.Errorf("simulate: config of %s: %w", id, err)
-	}
-	return &Device{ID: id, Config: cfg}, nil
+	return nil
 }
 
 func tomlList(items []string) string {
