@@ -28,6 +28,7 @@ import (
 	"github.com/modelslot/modelslot/internal/nginxtest"
 	"github.com/modelslot/modelslot/internal/pgtest"
 	"github.com/modelslot/modelslot/internal/publish"
+	"github.com/modelslot/modelslot/internal/report"
 	"github.com/modelslot/modelslot/internal/testutil"
 	"github.com/modelslot/modelslot/verify"
 )
@@ -337,14 +338,16 @@ func (s *stand) recorded() (perDevice map[string]int, total int, size int64) {
 	return perDevice, total, size
 }
 
-// devicesWith lists the devices whose events the database holds for target.
+// devicesWith lists the devices whose update events (not a refused
+// document's rollout_status, which names the target it refused) the
+// database holds for target.
 func (s *stand) devicesWith(target string) map[string]bool {
 	s.t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, s.pg.URL())
 	testutil.OK(s.t, err)
 	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, `SELECT DISTINCT device_id FROM events WHERE target_version = $1`, target)
+	rows, err := conn.Query(ctx, `SELECT DISTINCT device_id FROM events WHERE target_version = $1 AND event <> $2`, target, report.RolloutEventType)
 	testutil.OK(s.t, err)
 	out := map[string]bool{}
 	for rows.Next() {

@@ -47,7 +47,9 @@ func TestFleetConvergesThroughStagesAndHaltsABadVersion(t *testing.T) {
 		func(sn Snapshot) bool { return sn.On("v2") == n })
 	converge := m.end(f)
 	converge.decided = completed.Sub(m.start)
-	if st := s.ctl.status("good"); st.Failed != 0 || st.Succeeded != n || len(st.History) < 3 {
+	st := s.ctl.status("good")
+	fmt.Printf("fleet scale: good rollout: %d succeeded, %d failed, %d revisions; documents refused by devices: %v\n", st.Succeeded, st.Failed, len(st.History), st.Refusals)
+	if st.Failed != 0 || st.Succeeded != n || len(st.History) < 3 {
 		t.Fatalf("good rollout: %d succeeded, %d failed, %d revisions; want %d, 0, >= 3 (three stages)", st.Succeeded, st.Failed, len(st.History), n)
 	}
 
@@ -199,5 +201,6 @@ func (s *stand) checkHalt(t *testing.T, f *Fleet, manifest string) {
 	if gets == 0 || gets > inStage {
 		t.Errorf("v3's manifest fetched %d times by devices; want between 1 and the %d devices of stage 0", gets, inStage)
 	}
-	fmt.Printf("fleet scale: bad rollout halted at stage 0 (%d devices): %d failed, %d fetched v3's manifest, none outside it\n", inStage, st.Failed, gets)
+	fmt.Printf("fleet scale: bad rollout halted at stage 0 (%d devices): %d failed, %d fetched v3's manifest, none outside it; documents refused by devices: %v\n",
+		inStage, st.Failed, gets, st.Refusals)
 }
