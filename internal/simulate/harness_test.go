@@ -45,9 +45,10 @@ type stand struct {
 	pg         *pgtest.Cluster
 	ctl        *controllerProc
 	publisher  *verify.PrivateKey
-	pubKey     string // the publisher's .pub
-	rolloutPub string // the rollout key's .pub
-	brokerIn   atomic.Int64
+	pubKey     string       // the publisher's .pub
+	rolloutPub string       // the rollout key's .pub
+	brokerIn   atomic.Int64 // $SYS/broker/messages/received: every MQTT packet (PUBLISH, PUBACK, PINGREQ…)
+	brokerPub  atomic.Int64 // $SYS/broker/publish/messages/received
 	sims       []*simulator
 }
 
@@ -169,16 +170,18 @@ func (s *stand) controllerConfig(rolloutKey string) (string, string) {
 	return path, "http://" + listen
 }
 
-// watchBroker keeps the broker's count of PUBLISH packets received ($SYS).
+// watchBroker keeps the broker's own counters of what it received ($SYS).
 func (s *stand) watchBroker() {
 	c := mqtttest.Connect(s.t, s.broker, "scale-sys")
-	tok := c.Subscribe("$SYS/broker/publish/messages/received", 0, func(_ mqtt.Client, m mqtt.Message) {
-		if n, err := strconv.ParseInt(string(m.Payload()), 10, 64); err == nil {
-			s.brokerIn.Store(n)
+	for topic, into := range map[string]*atomic.Int64{"$SYS/broker/messages/received": &s.brokerIn, "$SYS/broker/publish/messages/received": &s.brokerPub} {
+		tok := c.Subscribe(topic, 0, func(_ mqtt.Client, m mqtt.Message) {
+			if n, err := strconv.ParseInt(string(m.Payload()), 10, 64); err == nil {
+				into.Store(n)
+			}
+		})
+		if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			s.t.Fatalf("subscribe to %s: %v", topic, tok.Error())
 		}
-	})
-	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		s.t.Fatalf("subscribe to $SYS: %v", tok.Error())
 	}
 }
 
