@@ -21,7 +21,7 @@ FUZZ_TARGETS ?= ./verify:FuzzCheckPath ./verify:FuzzParseManifest ./verify:FuzzO
 # few hundred executions and fuzzed nothing.
 FUZZ_MINIMIZE ?= 1s
 
-.PHONY: all build print-version setup test unit lint fuzz bench demo cross dist install deb-check powercut powercut-ci clean
+.PHONY: all build print-version setup test unit lint fuzz bench fleet-bench demo cross dist install deb-check powercut powercut-ci clean
 
 all: build
 
@@ -83,6 +83,16 @@ bench: build
 	bench/agent.sh
 	@echo "== fleet controller: events/s into SQLite and PostgreSQL from 1,000 devices, CPU and RSS"
 	MODELSLOT_FLEET_BENCH=1 $(GO) test -count=1 -timeout 30m -run '^TestFleetBench$$' -v ./cmd/modelslot/ | grep '^fleet bench'
+
+# 10,000 simulated devices (real agents, slot stores on /dev/shm, an MQTT
+# connection each) through one mosquitto, the fleet serve binary and
+# PostgreSQL: a good version through three stages, a bad one halted at the
+# first; time, events/s, CPU, RSS, database size, lost events (docs/scale.md).
+# make test runs the same test with 500 devices. FLEET_DEVICES=N to change.
+FLEET_DEVICES ?= 10000
+fleet-bench: setup
+	MODELSLOT_FLEET_DEVICES=$(FLEET_DEVICES) $(GO) test -count=1 -timeout 90m -v \
+		-run '^TestFleetConvergesThroughStagesAndHaltsABadVersion$$' ./internal/simulate/
 
 demo:
 	scripts/demo.sh

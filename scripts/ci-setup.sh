@@ -5,7 +5,8 @@
 # xfsprogs: a loop-mounted XFS to test reflinked chunk reuse; openssl: key interop.
 # postgresql: the fleet controller's tests make a throwaway cluster (internal/pgtest).
 # prometheus: promtool checks that the fleet alert rules fire on the controller's metrics.
-# nginx: a real static server for format-2 repositories (Range requests; internal/nginxtest).
+# nginx: a real static server for format-2 repositories (Range requests) and the fleet
+# scale test's repository (internal/nginxtest).
 # man-db: the man pages render without warnings; zsh, fish: the completions;
 # qemu-user: the arm64 and armv7 binaries of make dist run (make deb-check);
 # python3: the tests of integrations/python; python3-torch (Debian's 1.13, ~47 MB + deps):

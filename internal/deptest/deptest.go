@@ -52,6 +52,9 @@ var Allowed = map[string][]string{
 		"internal/report", "internal/rollout", "verify"},
 	// The controller's web page: reads through the controller, changes nothing itself.
 	"internal/fleet/dashboard": {"internal/fleet", "internal/fleet/store", "internal/rollout", "internal/reason", "internal/report"},
+	// The fleet simulator: real agents in one process (fleet simulate, the
+	// scale test); it drives the device side and is imported only by cmd.
+	"internal/simulate": {"internal/agent", "internal/config", "internal/session", "internal/report", "slots", "internal/reason"},
 
 	// The demo's model and server.
 	"internal/demomodel":         {"internal/safetensors"},
