@@ -90,8 +90,10 @@ bench: build
 # first; time, events/s, CPU, RSS, database size, lost events (docs/scale.md).
 # make test runs the same test with 500 devices. FLEET_DEVICES=N to change.
 FLEET_DEVICES ?= 10000
+# Where the bench writes the dashboard screenshot taken mid-rollout (empty: none).
+FLEET_SCREENSHOT ?= $(abspath docs/img/dashboard-10000.png)
 fleet-bench: setup
-	MODELSLOT_FLEET_DEVICES=$(FLEET_DEVICES) $(GO) test -count=1 -timeout 90m -v \
+	MODELSLOT_FLEET_DEVICES=$(FLEET_DEVICES) MODELSLOT_FLEET_SCREENSHOT=$(FLEET_SCREENSHOT) $(GO) test -count=1 -timeout 90m -v \
 		-run '^TestFleetConvergesThroughStagesAndHaltsABadVersion$$' ./internal/simulate/
 
 demo:

@@ -66,6 +66,7 @@ var Allowed = map[string][]string{
 	"internal/mqtttest":                nil,
 	"internal/pgtest":                  nil,
 	"internal/nginxtest":               {"internal/testutil"},
+	"internal/browsertest":             {"internal/testutil"},
 	"internal/systemdtest":             {"internal/testutil"},
 	"internal/systemdtest/testservice": nil,
 	"internal/demobench":               {"*"},

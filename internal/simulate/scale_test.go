@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+	"github.com/modelslot/modelslot/internal/browsertest"
 	"github.com/modelslot/modelslot/internal/fleet"
 	"github.com/modelslot/modelslot/internal/rollout"
 	"github.com/modelslot/modelslot/internal/testutil"
@@ -42,6 +44,7 @@ func TestFleetConvergesThroughStagesAndHaltsABadVersion(t *testing.T) {
 		{Share: 10000, MinSoak: rollout.Duration(2 * time.Second), Success: 9500, MaxFailures: 1},
 	}
 	s.create(t, "good", good, stages)
+	s.screenshotAtStage(t, "good", 2)
 	completed := s.waitQuiet(t, f, "v2 on every device and the rollout completed",
 		func() bool { return s.ctl.status("good").Rollout.State == rollout.StateCompleted },
 		func(sn Snapshot) bool { return sn.On("v2") == n })
@@ -203,4 +206,27 @@ func (s *stand) checkHalt(t *testing.T, f *Fleet, manifest string) {
 	}
 	fmt.Printf("fleet scale: bad rollout halted at stage 0 (%d devices): %d failed, %d fetched v3's manifest, none outside it; documents refused by devices: %v\n",
 		inStage, st.Failed, gets, st.Refusals)
+}
+
+// screenshotAtStage, when MODELSLOT_FLEET_SCREENSHOT names a PNG file, waits
+// until rollout id has reached stage (counted from 0), logs in to the
+// controller's dashboard in a real headless Chromium and writes the page
+// there: the picture of the fleet mid-rollout that docs/ and README.md show.
+// It runs on the test's goroutine before the convergence wait, so a rollout
+// that completes meanwhile is timed a few seconds late in that run only.
+func (s *stand) screenshotAtStage(t *testing.T, id string, stage int) {
+	t.Helper()
+	path := os.Getenv("MODELSLOT_FLEET_SCREENSHOT")
+	if path == "" {
+		return
+	}
+	ctx := browsertest.Start(t)
+	testutil.WaitFor(t, 15*time.Minute, fmt.Sprintf("rollout %s at stage %d", id, stage), func() bool {
+		st := s.ctl.status(id)
+		return st.Rollout.Stage >= stage || st.Rollout.State == rollout.StateCompleted
+	})
+	browsertest.Login(t, ctx, s.ctl.url, apiToken)
+	browsertest.Do(t, ctx, "the rollout on the dashboard", chromedp.WaitVisible(chromedp.CSS(`[data-rollout="`+id+`"]`)))
+	time.Sleep(3 * time.Second) // a poll or two, so the counts are the stage's, not the first paint's
+	browsertest.Screenshot(t, ctx, path)
 }
