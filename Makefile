@@ -13,14 +13,15 @@ STATICCHECK := $(BIN)/staticcheck
 # Fuzz targets, each run briefly by `make test` (package:target).
 FUZZ_TARGETS ?= ./verify:FuzzCheckPath ./verify:FuzzParseManifest ./verify:FuzzOpenManifest \
 	./internal/safetensors:FuzzParse ./loader:FuzzMatchJSON ./internal/bundle:FuzzReader \
-	./internal/rollout:FuzzOpen ./slots:FuzzParseState ./internal/agent:FuzzParseCommand
+	./internal/rollout:FuzzOpen ./slots:FuzzParseState ./internal/agent:FuzzParseCommand \
+	./internal/publish:FuzzGGUFCuts
 # How long the fuzzer may spend shrinking each new interesting input. Go's
 # default, 60s, is spent whole on a bundle-sized input (its byte-subset pass is
 # quadratic in the length): FuzzReader's 10 s then showed "0 execs/s" after a
 # few hundred executions and fuzzed nothing.
 FUZZ_MINIMIZE ?= 1s
 
-.PHONY: all build print-version setup test unit lint fuzz bench demo cross dist install deb-check powercut powercut-ci clean
+.PHONY: all build print-version setup test unit lint fuzz bench fleet-bench demo cross dist install deb-check powercut powercut-ci clean
 
 all: build
 
@@ -72,7 +73,7 @@ powercut-ci:
 bench: build
 	scripts/bench-setup.sh
 	bench/slots.sh
-	@echo "== install from a repository vs curl|zstd|tee|sha256sum; delta bytes vs zsync and casync; peak RSS"
+	@echo "== install (1, 4 GiB) from an nginx repository vs curl|zstd|tee|sha256sum; delta table vs casync and zsync; peak RSS; index of ~100k chunks"
 	$(GO) run ./bench/install
 	@echo "== demo server: link swap -> new version answering (reload, systemd restart, socket activation)"
 	$(GO) test -run '^$$' -bench '^BenchmarkSwapToAnswer$$' -benchtime 1x ./cmd/modelslot-demo/
@@ -82,6 +83,18 @@ bench: build
 	bench/agent.sh
 	@echo "== fleet controller: events/s into SQLite and PostgreSQL from 1,000 devices, CPU and RSS"
 	MODELSLOT_FLEET_BENCH=1 $(GO) test -count=1 -timeout 30m -run '^TestFleetBench$$' -v ./cmd/modelslot/ | grep '^fleet bench'
+
+# 10,000 simulated devices (real agents, slot stores on /dev/shm, an MQTT
+# connection each) through one mosquitto, the fleet serve binary and
+# PostgreSQL: a good version through three stages, a bad one halted at the
+# first; time, events/s, CPU, RSS, database size, lost events (docs/scale.md).
+# make test runs the same test with 500 devices. FLEET_DEVICES=N to change.
+FLEET_DEVICES ?= 10000
+# Where the bench writes the dashboard screenshot taken mid-rollout (empty: none).
+FLEET_SCREENSHOT ?= $(abspath docs/img/dashboard-10000.png)
+fleet-bench: setup
+	MODELSLOT_FLEET_DEVICES=$(FLEET_DEVICES) MODELSLOT_FLEET_SCREENSHOT=$(FLEET_SCREENSHOT) $(GO) test -count=1 -timeout 90m -v \
+		-run '^TestFleetConvergesThroughStagesAndHaltsABadVersion$$' ./internal/simulate/
 
 demo:
 	scripts/demo.sh

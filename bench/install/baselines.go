@@ -1,128 +1,37 @@
 package main
 
 import (
-	"bufio"
 	"context"
+	"crypto/sha256"
+	"errors"
 	"fmt"
-	"net"
+	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"time"
 )
 
-// The zsync and casync baselines of measurement 2, on the same pair of files,
-// served by nginx on loopback (zsync 0.6.2 loops forever against Go's file
-// server: bench-baselines.md). Bytes on the wire are summed from nginx's access
-// log. A tool that is not installed is reported as skipped.
+// The casync and zsync baselines of the delta table: each file of v2 is
+// fetched by the tool from the bench's nginx, seeded with the same file of v1
+// (casync: its default 64 KiB average chunks, a blob index per file and a
+// chunk store; zsync: a .zsync per file). The tools' index files count as
+// traffic, like modelslot's manifests.
 
-// nginx is a throwaway nginx serving root on a loopback port.
-type nginx struct {
-	root, dir, url string
-	cmd            *exec.Cmd
-}
+// errTimeout marks a tool that did not terminate within the bench's bound.
+var errTimeout = errors.New("did not terminate")
 
-func startNginx(dir, root string) (*nginx, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	n := &nginx{root: root, dir: dir, url: fmt.Sprintf("http://127.0.0.1:%d", port)}
-	conf := fmt.Sprintf(`daemon off; pid %[1]s/nginx.pid; error_log %[1]s/error.log;
-events {}
-http { log_format bytes '$body_bytes_sent'; access_log %[1]s/access.log bytes;
-  client_body_temp_path %[1]s; proxy_temp_path %[1]s; fastcgi_temp_path %[1]s; uwsgi_temp_path %[1]s; scgi_temp_path %[1]s;
-  server { listen 127.0.0.1:%[2]d; root %[3]s; } }`, dir, port, root)
-	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
-		return nil, err
-	}
-	n.cmd = exec.Command("nginx", "-c", filepath.Join(dir, "nginx.conf"), "-p", dir)
-	if err := n.cmd.Start(); err != nil {
-		return nil, err
-	}
-	for range 50 {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			c.Close()
-			return n, nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	n.stop()
-	return nil, fmt.Errorf("nginx did not start; see %s/error.log", dir)
-}
-
-func (n *nginx) stop() {
-	n.cmd.Process.Kill()
-	n.cmd.Wait()
-}
-
-// served sums and resets the access log: bytes sent since the last call.
-func (n *nginx) served() int64 {
-	name := filepath.Join(n.dir, "access.log")
-	f, err := os.Open(name)
-	if err != nil {
-		return 0
-	}
-	var total int64
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		v, _ := strconv.ParseInt(strings.TrimSpace(sc.Text()), 10, 64)
-		total += v
-	}
-	f.Close()
-	os.Truncate(name, 0)
-	return total
-}
-
-// baselines runs zsync and casync for the update old → new and prints their
-// bytes on the wire against raw, the changed bytes.
-func (b *bench) baselines(old, new string, raw int64) {
-	if _, err := exec.LookPath("nginx"); err != nil {
-		fmt.Println("   zsync, casync: skipped (nginx is not installed)")
-		return
-	}
-	web := filepath.Join(b.dir, "web")
-	os.MkdirAll(web, 0o755)
-	if err := os.Link(new, filepath.Join(web, "new.bin")); err != nil {
-		fmt.Println("   zsync, casync: skipped:", err)
-		return
-	}
-	n, err := startNginx(b.dir, web)
-	if err != nil {
-		fmt.Println("   zsync, casync: skipped:", err)
-		return
-	}
-	defer n.stop()
-	for _, tool := range []struct {
-		name string
-		run  func(*nginx, string, string) error
-	}{{"zsync", runZsync}, {"casync", runCasync}} {
-		if _, err := exec.LookPath(tool.name); err != nil {
-			fmt.Printf("   %s: skipped (not installed)\n", tool.name)
-			continue
-		}
-		n.served()
-		if err := tool.run(n, web, old); err != nil {
-			fmt.Printf("   %s: failed: %v\n", tool.name, err)
-			continue
-		}
-		wire := n.served()
-		fmt.Printf("   %s: %.2f MB on the wire, %.3fx the changed bytes\n", tool.name, float64(wire)/1e6, float64(wire)/float64(raw))
-	}
-}
-
-// run runs a baseline command bounded by a timeout: a tool that loops must not
-// hang the bench.
-func run(name string, args ...string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+// run runs a baseline command bounded by the bench's timeout.
+func (b *bench) run(name string, args ...string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), b.toolTimeout)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s: %w within %s", name, errTimeout, b.toolTimeout)
+	}
 	if err != nil {
-		return fmt.Errorf("%s: %v: %s", name, err, lastLine(out))
+		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, lastLine(out))
 	}
 	return nil
 }
@@ -132,20 +41,134 @@ func lastLine(b []byte) string {
 	return lines[len(lines)-1]
 }
 
-func runZsync(n *nginx, web, old string) error {
-	if err := run("zsyncmake", "-u", n.url+"/new.bin", "-o", filepath.Join(web, "new.zsync"), filepath.Join(web, "new.bin")); err != nil {
+// modelFiles lists the regular files of a model directory, relative to it.
+func modelFiles(dir string) ([]string, error) {
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		files = append(files, rel)
 		return err
-	}
-	out := filepath.Join(n.dir, "zsync.out")
-	defer os.Remove(out)
-	return run("zsync", "-q", "-i", old, "-o", out, n.url+"/new.zsync")
+	})
+	return files, err
 }
 
-func runCasync(n *nginx, web, old string) error {
-	if err := run("casync", "make", "--store="+filepath.Join(web, "store"), filepath.Join(web, "new.caibx"), filepath.Join(web, "new.bin")); err != nil {
+// baseline is one tool: prepare makes its server-side files for the file
+// served at web/rel (not measured); fetch fetches it into out, seeded with seed
+// ("" = none; measured).
+type baseline struct {
+	name, pkg string
+	prepare   func(b *bench, web, rel string) error
+	fetch     func(b *bench, webURL, web, rel, seed, out string) error
+}
+
+var baselines = []baseline{
+	{name: "casync", pkg: "casync", prepare: prepareCasync, fetch: fetchCasync},
+	{name: "zsync", pkg: "zsync", prepare: prepareZsync, fetch: fetchZsync},
+}
+
+func prepareCasync(b *bench, web, rel string) error {
+	f := filepath.Join(web, rel)
+	return b.run("casync", "make", "--store="+filepath.Join(web, "casync.store"), f+".caibx", f)
+}
+
+func fetchCasync(b *bench, webURL, web, rel, seed, out string) error {
+	args := []string{"extract", "--store=" + webURL + "/casync.store"}
+	if seed != "" {
+		args = append(args, "--seed="+seed)
+	}
+	return b.run("casync", append(args, webURL+"/"+rel+".caibx", out)...)
+}
+
+func prepareZsync(b *bench, web, rel string) error {
+	f := filepath.Join(web, rel)
+	return b.run("zsyncmake", "-u", filepath.Base(rel), "-o", f+".zsync", f)
+}
+
+func fetchZsync(b *bench, webURL, web, rel, seed, out string) error {
+	args := []string{"-q", "-o", out}
+	if seed != "" {
+		args = append(args, "-i", seed)
+	}
+	return b.run("zsync", append(args, webURL+"/"+rel+".zsync")...)
+}
+
+// runBaseline updates v1 to v2 with tool t, file by file, and returns what
+// nginx served for it. Every fetched file is checked against v2.
+func (b *bench) runBaseline(t baseline, caseName, v1, v2 string) (traffic, error) {
+	if _, err := exec.LookPath(t.name); err != nil {
+		return traffic{}, fmt.Errorf("%s is not installed (apt-get install %s)", t.name, t.pkg)
+	}
+	files, err := modelFiles(v2)
+	if err != nil {
+		return traffic{}, err
+	}
+	rootRel := filepath.Join("baselines", caseName, t.name)
+	web := filepath.Join(b.dir, rootRel)
+	defer os.RemoveAll(web)
+	for _, rel := range files {
+		dst := filepath.Join(web, rel)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return traffic{}, err
+		}
+		if err := os.Link(filepath.Join(v2, rel), dst); err != nil {
+			return traffic{}, err
+		}
+		if err := t.prepare(b, web, rel); err != nil {
+			return traffic{}, err
+		}
+	}
+	outDir := filepath.Join(b.dir, "baselines", caseName, t.name+".out")
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return traffic{}, err
+	}
+	defer os.RemoveAll(outDir)
+	webURL := b.url + "/" + filepath.ToSlash(rootRel)
+	return b.web.measure(func() error {
+		for i, rel := range files {
+			seed := filepath.Join(v1, rel)
+			if _, err := os.Stat(seed); err != nil {
+				seed = ""
+			}
+			out := filepath.Join(outDir, fmt.Sprint(i))
+			if err := t.fetch(b, webURL, web, rel, seed, out); err != nil {
+				return err
+			}
+			if err := sameContent(out, filepath.Join(v2, rel)); err != nil {
+				return fmt.Errorf("%s: %w", t.name, err)
+			}
+		}
+		return nil
+	})
+}
+
+// sameContent checks that got has the bytes of want.
+func sameContent(got, want string) error {
+	g, err := fileSHA256(got)
+	if err != nil {
 		return err
 	}
-	out := filepath.Join(n.dir, "casync.out")
-	defer os.Remove(out)
-	return run("casync", "extract", "--store="+n.url+"/store", "--seed="+old, n.url+"/new.caibx", out)
+	w, err := fileSHA256(want)
+	if err != nil {
+		return err
+	}
+	if g != w {
+		return fmt.Errorf("%s differs from %s", got, want)
+	}
+	return nil
+}
+
+func fileSHA256(name string) (string, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("hash %s: %w", name, err)
+	}
+	return fmt.Sprintf("%x", h.Sum(nil)), nil
 }

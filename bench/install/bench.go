@@ -3,33 +3,38 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/modelslot/modelslot/internal/publish"
 	"github.com/modelslot/modelslot/verify"
 )
 
-// bench holds the repository, its loopback server and the signing key.
+// bench holds the repository, its loopback nginx and the signing key.
 type bench struct {
-	dir    string
-	repo   string
-	key    *verify.PrivateKey
-	pub    string // public key file
-	srv    *http.Server
-	url    string
-	served atomic.Int64 // response body bytes, for bytes on the wire
+	dir  string
+	repo string
+	key  *verify.PrivateKey
+	pub  string // public key file
+	web  *nginx // serves dir: repo/, whole.zst, the baselines' files
+	url  string
+	self string // this program, run with -child for each install
+	// toolTimeout bounds each baseline command: a tool that loops must not
+	// hang the bench.
+	toolTimeout time.Duration
 }
 
 func newBench(dir string) (*bench, error) {
-	b := &bench{dir: dir, repo: filepath.Join(dir, "repo")}
+	b := &bench{dir: dir, repo: filepath.Join(dir, "repo"), toolTimeout: 5 * time.Minute}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	b.self = self
 	k, err := verify.GenerateKey(nil)
 	if err != nil {
 		return nil, err
@@ -39,35 +44,26 @@ func newBench(dir string) (*bench, error) {
 		return nil, err
 	}
 	b.pub = filepath.Join(dir, "publisher.pub")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	logs := filepath.Join(dir, "nginx")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
 		return nil, err
 	}
-	files := http.FileServer(http.Dir(dir))
-	b.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		files.ServeHTTP(&countingWriter{ResponseWriter: w, n: &b.served}, r)
-	})}
-	go b.srv.Serve(ln)
-	b.url = "http://" + ln.Addr().String()
+	if b.web, err = startNginx(logs, dir); err != nil {
+		return nil, err
+	}
+	b.url = b.web.url
 	return b, nil
 }
 
-func (b *bench) close() { b.srv.Close() }
-
-type countingWriter struct {
-	http.ResponseWriter
-	n *atomic.Int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.ResponseWriter.Write(p)
-	c.n.Add(int64(n))
-	return n, err
-}
+func (b *bench) close() { b.web.stop() }
 
 // publish publishes model directory src as version v of model name.
 func (b *bench) publish(src, name, v string) (*publish.Result, error) {
-	return publish.Publish(context.Background(), src, publish.Options{Repo: b.repo, Model: name, Version: v, Channel: "stable", Key: b.key})
+	res, err := publish.Publish(context.Background(), src, publish.Options{Repo: b.repo, Model: name, Version: v, Channel: "stable", Key: b.key})
+	if err != nil {
+		return nil, fmt.Errorf("publish %s %s: %w", name, v, err)
+	}
+	return res, nil
 }
 
 func (b *bench) channelURL(name string) string {
@@ -77,12 +73,12 @@ func (b *bench) channelURL(name string) string {
 // install runs one modelslot install in a child process into stateDir and
 // returns its wall time and peak RSS.
 func (b *bench) install(name, stateDir string) (time.Duration, int64, error) {
-	cmd := exec.Command(os.Args[0], "-child", b.channelURL(name), b.pub, stateDir, name)
+	cmd := exec.Command(b.self, "-child", b.channelURL(name), b.pub, stateDir, name)
 	cmd.Stderr = os.Stderr
 	start := time.Now()
 	out, err := cmd.Output()
 	if err != nil {
-		return 0, 0, fmt.Errorf("child install: %w", err)
+		return 0, 0, fmt.Errorf("child install of %s: %w", name, err)
 	}
 	d := time.Since(start)
 	rss, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)

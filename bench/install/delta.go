@@ -1,83 +1,137 @@
 package main
 
 import (
-	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
-
-	"github.com/klauspost/compress/zstd"
+	"strings"
+	"time"
 )
 
-// delta is measurement 2: 512 MiB of 64 equal tensors, 6 of them changed;
-// bytes on the wire for the update against the changed bytes (raw, and
-// compressed at zstd level 3: the least any transfer of them could cost).
-func (b *bench) delta() error {
-	const tensors, size = 64, 8 << 20
-	changed := []int{3, 10, 22, 35, 47, 60}
-	src := filepath.Join(b.dir, "model-delta")
-	seeds := seedsFrom(1000, tensors)
-	if err := writeModel(src, size, seeds); err != nil {
-		return err
-	}
-	if _, err := b.publish(src, "delta", "v1"); err != nil {
-		return err
-	}
-	state := filepath.Join(b.dir, "state-delta")
-	defer os.RemoveAll(state)
-	if _, _, err := b.install("delta", state); err != nil {
-		return err
-	}
-	old := filepath.Join(b.dir, "old.safetensors") // the seed for zsync and casync
-	if err := os.Rename(filepath.Join(src, modelFile), old); err != nil {
-		return err
-	}
-	for _, i := range changed {
-		seeds[i] += 1 << 32
-	}
-	if err := writeModel(src, size, seeds); err != nil {
-		return err
-	}
-	if _, err := b.publish(src, "delta", "v2"); err != nil {
-		return err
-	}
-	minimum, err := changedCompressed(filepath.Join(src, modelFile), changed, size)
-	if err != nil {
-		return err
-	}
-	before := b.served.Load()
-	if _, _, err := b.install("delta", state); err != nil {
-		return err
-	}
-	wire := b.served.Load() - before
-	raw := int64(len(changed) * size)
-	fmt.Printf("== 2. update of 512 MiB (64 tensors of 8 MiB), %d changed: %.2f MB on the wire\n", len(changed), float64(wire)/1e6)
-	fmt.Printf("   vs changed bytes %.2f MB: %.3fx (goal <= 1.1x); vs changed bytes compressed (as published) %.2f MB: %.3fx\n",
-		float64(raw)/1e6, float64(wire)/float64(raw), float64(minimum)/1e6, float64(wire)/float64(minimum))
-	b.baselines(old, filepath.Join(src, modelFile), raw)
-	return nil
+// deltaRow is one line of the delta table: the same pair of model versions
+// updated by modelslot (v1 installed in a slot, v2 installed from the
+// repository), casync and zsync (seeded with v1's files), all through the
+// bench's nginx, counted from its access log.
+type deltaRow struct {
+	name     string
+	changed  int64
+	modelsl  result
+	baseline map[string]result // by tool name
 }
 
-// changedCompressed is the size of the changed tensors compressed at level 3.
-func changedCompressed(name string, changed []int, size int64) (int64, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	var hl [8]byte
-	if _, err := f.ReadAt(hl[:], 0); err != nil {
-		return 0, err
-	}
-	base := 8 + int64(binary.LittleEndian.Uint64(hl[:]))
-	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression))
-	buf := make([]byte, size)
-	var n int64
-	for _, i := range changed {
-		if _, err := f.ReadAt(buf, base+int64(i)*size); err != nil {
-			return 0, err
+// result is one tool's traffic for a case, or why there is none.
+type result struct {
+	traffic
+	err error
+}
+
+// deltaTable is measurement 2: every delta case at scale mib (the issue's
+// "128 MiB" file), printed as a table to w.
+func (b *bench) deltaTable(w io.Writer, mib int64) ([]deltaRow, error) {
+	fmt.Fprintf(w, "== 2. delta: bytes on the wire and requests for the same v1 -> v2, from nginx's access log (scale: %d MiB for the issue's 128 MiB; random tensors)\n", mib)
+	var rows []deltaRow
+	for i, c := range deltaCases {
+		row, err := b.deltaCase(fmt.Sprintf("delta%d", i), c, mib<<20)
+		if err != nil {
+			return rows, fmt.Errorf("delta case %q: %w", c.name, err)
 		}
-		n += int64(len(enc.EncodeAll(buf, nil)))
+		rows = append(rows, row)
 	}
-	return n, nil
+	printDeltaTable(w, rows)
+	return rows, nil
+}
+
+func (b *bench) deltaCase(model string, c deltaCase, s int64) (deltaRow, error) {
+	dir := filepath.Join(b.dir, model)
+	defer os.RemoveAll(dir)
+	v1, v2 := filepath.Join(dir, "v1"), filepath.Join(dir, "v2")
+	changed, err := c.build(s, v1, v2)
+	if err != nil {
+		return deltaRow{}, err
+	}
+	row := deltaRow{name: c.name, changed: changed, baseline: map[string]result{}}
+	if _, err := b.publish(v1, model, "v1"); err != nil {
+		return row, err
+	}
+	state := filepath.Join(dir, "state")
+	if _, _, err := b.install(model, state); err != nil {
+		return row, err
+	}
+	if _, err := b.publish(v2, model, "v2"); err != nil {
+		return row, err
+	}
+	row.modelsl.traffic, row.modelsl.err = b.web.measure(func() error {
+		_, _, err := b.install(model, state)
+		return err
+	})
+	if row.modelsl.err != nil {
+		return row, row.modelsl.err
+	}
+	for _, t := range baselines {
+		start := time.Now()
+		tr, err := b.runBaseline(t, model, v1, v2)
+		row.baseline[t.name] = result{tr, err}
+		if err != nil && !errors.Is(err, errTimeout) {
+			// A tool that ran but failed is reported in the table; say why here.
+			fmt.Fprintf(os.Stderr, "delta %q: %s failed after %s: %v\n", c.name, t.name, time.Since(start).Round(time.Second), err)
+		}
+	}
+	return row, nil
+}
+
+// tableHeader is the delta table's header row.
+var tableHeader = []string{"case", "changed", "modelslot MB", "req", "casync MB", "req", "zsync MB", "req", "modelslot/casync"}
+
+func printDeltaTable(w io.Writer, rows []deltaRow) {
+	line := func(cells []string) { fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | ")) }
+	line(tableHeader)
+	sep := make([]string, len(tableHeader))
+	for i := range sep {
+		sep[i] = "---"
+	}
+	line(sep)
+	goalBytes, goalReqs := 0, 0
+	for _, r := range rows {
+		cells := []string{r.name, size(r.changed)}
+		cells = append(cells, r.modelsl.cells()...)
+		for _, t := range baselines {
+			cells = append(cells, r.baseline[t.name].cells()...)
+		}
+		ratio := "-"
+		if cs := r.baseline["casync"]; cs.err == nil && cs.Bytes > 0 && r.modelsl.err == nil {
+			ratio = fmt.Sprintf("%.2fx", float64(r.modelsl.Bytes)/float64(cs.Bytes))
+			if r.modelsl.Bytes <= cs.Bytes {
+				goalBytes++
+			}
+			if r.modelsl.Requests < cs.Requests {
+				goalReqs++
+			}
+		}
+		line(append(cells, ratio))
+	}
+	fmt.Fprintf(w, "   goal: modelslot <= casync's bytes in every case (%d of %d), with fewer requests (%d of %d)\n",
+		goalBytes, len(rows), goalReqs, len(rows))
+}
+
+func (r result) cells() []string {
+	switch {
+	case errors.Is(r.err, errTimeout):
+		return []string{"no end", "-"}
+	case r.err != nil:
+		return []string{"failed", "-"}
+	}
+	return []string{fmt.Sprintf("%.2f", float64(r.Bytes)/1e6), fmt.Sprint(r.Requests)}
+}
+
+// size prints a byte count as the table does: B, KB or MB (decimal).
+func size(n int64) string {
+	switch {
+	case n < 1000:
+		return fmt.Sprintf("%d B", n)
+	case n < 1e6:
+		return fmt.Sprintf("%.1f KB", float64(n)/1e3)
+	}
+	return fmt.Sprintf("%.2f MB", float64(n)/1e6)
 }

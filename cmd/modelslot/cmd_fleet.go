@@ -22,21 +22,32 @@ import (
 )
 
 var fleetCommand = command{
-	name:     "fleet",
-	synopsis: []string{"serve", "devices [--json] [--controller URL] [--api-token-file FILE]"},
-	summary:  "the rollout controller, and the devices it knows",
+	name: "fleet",
+	synopsis: []string{"serve", "devices [--json] [--controller URL] [--api-token-file FILE]",
+		"simulate --devices N --broker URL --model M --trusted-keys FILES [--rollout-keys FILES] [--source URL] [--fail-version V] [--state-dir DIR] [--until V] [--duration D]"},
+	summary: "the rollout controller, and the devices it knows",
 	help: "fleet serve runs the rollout controller of the config's [fleet] table until SIGTERM: it records every device's " +
 		"events and status from the broker in its database (SQLite, or PostgreSQL), opens a rollout's next stage after " +
 		"its soak time and success threshold, halts it when a failure threshold is crossed, and publishes each signed " +
 		"revision of the rollout document. Only one controller acts per database; a second stands by. " +
 		"It serves the API, the metrics and a dashboard (http://LISTEN/) on [fleet] listen. " +
 		"fleet devices lists the devices the controller knows, with their version and last status " +
-		"(docs/fleet.md).",
+		"(docs/fleet.md).\n\n" +
+		"fleet simulate runs N real agents in this one process, each with its own slot store under --state-dir (put it " +
+		"on a tmpfs such as /dev/shm), its own MQTT connection to --broker and the real download path: every device first " +
+		"installs --source, then follows the rollouts of --rollout-channel signed by --rollout-keys like a real device. " +
+		"There is no systemd unit per simulated device: a probe stand-in confirms each activation and fails " +
+		"--fail-version, which the device reverts. It prints the devices per version and state every --progress, and a " +
+		"summary at the end (converged, failed, installs, events); exit 1 when --until was not reached within " +
+		"--duration (docs/scale.md).",
 	examples: []example{
 		{"fleet serve", "the controller, as modelslot-fleet.service runs it"},
 		{"fleet devices --json", "every device's model, version, status and presence, for a script"},
+		{"fleet simulate --devices 1000 --broker mqtt://127.0.0.1:1883 --model demo --trusted-keys pub.pub --rollout-keys rollout.pub " +
+			"--source http://127.0.0.1:8080/demo/channels/stable.json --fail-version v3 --until v2 --duration 30m",
+			"1,000 simulated devices start on the channel's version and follow the rollouts until all run v2"},
 	},
-	flags: func(fs *flag.FlagSet) { fleetDevicesFlags(fs, &globalOptions{}) },
+	flags: func(fs *flag.FlagSet) { fleetDevicesFlags(fs, &globalOptions{}); fleetSimulateFlags(fs) },
 	run:   runFleet,
 }
 
@@ -51,18 +62,21 @@ func runFleet(ctx context.Context, g *globalOptions, args []string) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		fs := newFlagSet("fleet", g) // --help lists every flag of the command
 		fleetDevicesFlags(fs.FlagSet, g)
+		fleetSimulateFlags(fs.FlagSet)
 		if err := parseFlags(fs, args); err != nil {
 			return err
 		}
-		return usageErrorf("fleet: want a subcommand: serve, devices")
+		return usageErrorf("fleet: want a subcommand: serve, devices, simulate")
 	}
 	switch args[0] {
 	case "serve":
 		return runFleetServe(ctx, g, args[1:])
 	case "devices":
 		return runFleetDevices(ctx, g, args[1:])
+	case "simulate":
+		return runFleetSimulate(ctx, g, args[1:])
 	}
-	return usageErrorf("fleet: unknown subcommand %q: serve, devices", args[0])
+	return usageErrorf("fleet: unknown subcommand %q: serve, devices, simulate", args[0])
 }
 
 func runFleetServe(ctx context.Context, g *globalOptions, args []string) error {

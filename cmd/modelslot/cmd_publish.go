@@ -41,9 +41,11 @@ var publishCommand = command{
 	name:     "publish",
 	synopsis: []string{"--key FILE --repo DIR --model NAME --version VERSION [--channel CHANNEL] MODEL_DIR"},
 	summary:  "chunk, compress and sign a model directory into a repository",
-	help: "Splits every file of MODEL_DIR into content-defined chunks, stores the new ones zstd-compressed under " +
-		"DIR, writes the signed manifest of VERSION and points CHANNEL at it. DIR is served as static files; a device " +
-		"downloads only the chunks it does not have. docs/repository.md describes the layout.",
+	help: "Splits every file of MODEL_DIR into content-defined chunks of about 64 KiB (cut at tensor boundaries in " +
+		"safetensors and GGUF files), stores the ones DIR does not hold yet zstd-compressed in new packs, writes the " +
+		"chunk index and the signed manifest of VERSION and points CHANNEL at it. DIR is served as static files (HTTP " +
+		"Range); a device downloads only the chunks it does not have. Devices of modelslot 0.1 cannot read this " +
+		"format: upgrade them first. docs/repository.md describes the layout.",
 	examples: []example{
 		{"publish --key keys/publisher.key --repo /srv/repo --model demo --version v2 ./model-v2",
 			"publish v2 of demo and point the stable channel at it"},
@@ -75,8 +77,8 @@ func runPublish(ctx context.Context, g *globalOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(g.stdout, "published %s %s (sequence %d): %d chunks, %d new (%s compressed)\n",
-		res.Manifest.Model, res.Manifest.Version, res.Manifest.Sequence, res.Chunks, res.NewChunks, humanBytes(res.StoredBytes))
+	fmt.Fprintf(g.stdout, "published %s %s (sequence %d): %d chunks, %d new (%s compressed, in %d new packs)\n",
+		res.Manifest.Model, res.Manifest.Version, res.Manifest.Sequence, res.Chunks, res.NewChunks, humanBytes(res.StoredBytes), res.NewPacks)
 	if res.ChannelFile != "" {
 		fmt.Fprintf(g.stdout, "channel %s -> %s\n", res.ChannelFile, res.Manifest.Version)
 	}

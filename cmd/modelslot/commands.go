@@ -46,6 +46,7 @@ func init() {
 		keygenCommand,
 		publishCommand,
 		bundleCommand,
+		pruneCommand,
 		versionCommand,
 		helpCommand,
 		genManCommand,

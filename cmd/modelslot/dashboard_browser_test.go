@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/modelslot/modelslot/internal/browsertest"
 	"github.com/modelslot/modelslot/internal/fleet"
 	"github.com/modelslot/modelslot/internal/fleet/store"
 	"github.com/modelslot/modelslot/internal/report"
@@ -31,65 +31,10 @@ func artifactDir(t *testing.T) string {
 	return t.TempDir()
 }
 
-// browser is a real headless Chromium (Debian's package), driven over the
-// DevTools protocol. JavaScript dialogs (the confirm before a rollback) are
-// accepted, as the operator would.
-func browser(t *testing.T) context.Context {
-	t.Helper()
-	exe := testutil.NeedTool(t, "chromium", "chromium")
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.Headless,
-		chromedp.DisableGPU, chromedp.WindowSize(1280, 1400))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil { // starts the browser; no timeout on this first call
-		t.Fatalf("start chromium: %v", err)
-	}
-	go func() {
-		for _, err := range chromedp.Events(ctx, page.JavascriptDialogOpening) {
-			if err != nil {
-				return
-			}
-			chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
-		}
-	}()
-	return ctx
-}
-
-// do runs browser steps, each batch bounded so a missing element fails the
-// test instead of hanging it.
-func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	if err := chromedp.Do(ctx, steps...); err != nil {
-		t.Fatalf("%s: %v\nthe page:\n%s", what, err, pageText(ctx))
-	}
-}
-
-// pageText is what the browser shows, for a failure's message.
-func pageText(ctx context.Context) string {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	html, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + "\n" + document.documentElement.outerHTML`))
-	if err != nil {
-		return "(unreadable: " + err.Error() + ")"
-	}
-	return html
-}
-
-// screenshot writes the whole page as a PNG artifact and logs where.
+// screenshot writes the whole page as a PNG artifact.
 func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	path := filepath.Join(artifactDir(t), name)
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s", path)
+	browsertest.Screenshot(t, ctx, filepath.Join(artifactDir(t), name))
 }
 
 // shown is what the overview page shows of the fleet and rollout r1, read in
@@ -133,7 +78,7 @@ const readOverview = `(() => {
 // On the succeeded device's page, "roll back" sends the agent its rollback
 // command over MQTT: the device goes back to v1, and its page shows it.
 func TestDashboardInChromiumDuringARollout(t *testing.T) {
-	ctx := browser(t)
+	ctx := browsertest.Start(t)
 	f := newFleet(t, 4, "")
 	f.pickSalt(fleetStages(), 2, 1, 1)
 	first := f.devicesIn(0)
@@ -155,13 +100,8 @@ func TestDashboardInChromiumDuringARollout(t *testing.T) {
 		return s.Failed == 1 && s.Succeeded == 1
 	})
 
-	do(t, ctx, "open the dashboard and enter the token",
-		chromedp.Navigate(url+"/"), // / leads to /ui/
-		chromedp.WaitVisible(chromedp.CSS(`#login`)),
-		chromedp.SendKeys(chromedp.CSS(`#login input[name="token"]`), apiToken),
-		chromedp.Click(chromedp.CSS(`#login button[type="submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-rollout="r1"] button.act-pause`)),
-	)
+	browsertest.Login(t, ctx, url, apiToken)
+	browsertest.Do(t, ctx, "the rollout on the page", chromedp.WaitVisible(chromedp.CSS(`[data-rollout="r1"] button.act-pause`)))
 	seen, err := chromedp.Run(ctx, chromedp.Evaluate[shown](readOverview))
 	if err != nil {
 		t.Fatal(err)
@@ -211,11 +151,11 @@ func TestDashboardInChromiumDuringARollout(t *testing.T) {
 	}
 	screenshot(t, ctx, "dashboard-rollout-running.png")
 
-	do(t, ctx, "click pause", chromedp.Click(chromedp.CSS(`[data-rollout="r1"] button.act-pause`)))
+	browsertest.Do(t, ctx, "click pause", chromedp.Click(chromedp.CSS(`[data-rollout="r1"] button.act-pause`)))
 	if s := c.waitState("r1", rollout.StatePaused, 10*time.Second); s.History[len(s.History)-1].Reason != "paused by a person" {
 		t.Fatalf("pause from the page: %+v", s.History)
 	}
-	do(t, ctx, "the page to offer resume", chromedp.WaitVisible(chromedp.CSS(`[data-rollout="r1"] button.act-resume`)))
+	browsertest.Do(t, ctx, "the page to offer resume", chromedp.WaitVisible(chromedp.CSS(`[data-rollout="r1"] button.act-resume`)))
 	if seen, err = chromedp.Run(ctx, chromedp.Evaluate[shown](readOverview)); err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +172,7 @@ func TestDashboardInChromiumDuringARollout(t *testing.T) {
 // v1 and the controller and the page to show it.
 func rollbackFromThePage(t *testing.T, ctx context.Context, f *testFleet, c *controller, url string, d *fleetDevice, i int) {
 	t.Helper()
-	do(t, ctx, "roll back from the device page",
+	browsertest.Do(t, ctx, "roll back from the device page",
 		chromedp.Navigate(url+"/ui/devices/"+d.id),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-model="demo"] button.act-rollback`)),
 		chromedp.Click(chromedp.CSS(`tr[data-model="demo"] button.act-rollback`)),

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/modelslot/modelslot/internal/publish"
 	"github.com/modelslot/modelslot/verify"
@@ -107,19 +108,21 @@ func TestRepositoryInstallRefusals(t *testing.T) {
 		{name: "corrupt chunk", prepare: func(r *repoServer, m2 string) {
 			r.publish(m2, "v2")
 			r.setSpoil(func(w http.ResponseWriter, req *http.Request) bool {
-				if !strings.HasPrefix(req.URL.Path, "/chunks/") {
+				if !isChunkData(req.URL.Path) {
 					return false
 				}
 				b, _ := os.ReadFile(filepath.Join(r.dir, req.URL.Path))
-				b[len(b)/2] ^= 0xff
-				w.Write(b)
+				for i := 0; i < len(b); i += 4096 { // every range asked for has a bad byte
+					b[i] ^= 0xff
+				}
+				http.ServeContent(w, req, "", time.Time{}, bytes.NewReader(b)) // Range honoured
 				return true
 			})
 		}, wantCode: exitError, want: "is corrupt"}, // the manifest held: the network's fault, retried later
 		{name: "captive portal", prepare: func(r *repoServer, m2 string) {
 			r.publish(m2, "v2")
 			r.setSpoil(func(w http.ResponseWriter, req *http.Request) bool {
-				if !strings.HasPrefix(req.URL.Path, "/chunks/") {
+				if !isChunkData(req.URL.Path) {
 					return false
 				}
 				w.Header().Set("Content-Type", "text/html")
@@ -136,10 +139,10 @@ func TestRepositoryInstallRefusals(t *testing.T) {
 				return false
 			})
 		}, wantCode: exitError, want: "check the url"},
-		{name: "404 chunk", prepare: func(r *repoServer, m2 string) {
+		{name: "404 pack", prepare: func(r *repoServer, m2 string) {
 			r.publish(m2, "v2")
 			r.setSpoil(func(w http.ResponseWriter, req *http.Request) bool {
-				if strings.HasPrefix(req.URL.Path, "/chunks/") {
+				if isChunkData(req.URL.Path) {
 					http.NotFound(w, req)
 					return true
 				}
@@ -203,4 +206,10 @@ func TestRepositoryInstallTooLargeForTheDiskCreatesNothing(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// isChunkData reports whether path is chunk bytes in a repository: a pack
+// (format 2) or a chunk file (format 1).
+func isChunkData(path string) bool {
+	return strings.HasPrefix(path, "/packs/") || strings.HasPrefix(path, "/chunks/")
 }

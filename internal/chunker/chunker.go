@@ -22,10 +22,12 @@ type Params struct {
 	Min, Avg, Max int
 }
 
-// Default gives chunks of roughly 1–4 MiB, 2 MiB on average: large enough that a
-// multi-GiB model has a manifest of a few thousand chunks and a request per chunk
-// is cheap, small enough that a changed 8 MiB tensor costs little more than itself.
-var Default = Params{Min: 1 << 20, Avg: 2 << 20, Max: 4 << 20}
+// Default gives chunks of 16–256 KiB, about 64 KiB on average (like casync and
+// the Hugging Face Xet store): a scattered 4 KiB edit costs tens of KiB, not
+// megabytes. Chunks are many (a 20 GiB model has ~300k), which the repository
+// format absorbs: a binary index of 36 bytes a chunk, and packs fetched with
+// few large Range requests (docs/repository.md).
+var Default = Params{Min: 16 << 10, Avg: 64 << 10, Max: 256 << 10}
 
 func (p Params) validate() error {
 	if p.Min < 64 || p.Min > p.Avg || p.Avg > p.Max || bits.OnesCount(uint(p.Avg)) != 1 {

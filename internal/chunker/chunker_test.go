@@ -125,19 +125,76 @@ func TestBadParamsRefused(t *testing.T) {
 // TestDefaultCutPointsAreStable pins the cut points of the default parameters:
 // a change would re-address every chunk of every published repository.
 func TestDefaultCutPointsAreStable(t *testing.T) {
-	data := randomBytes(12<<20, 4)
+	data := randomBytes(1<<20, 4)
+	sizes := defaultSizes(data)
+	want := []int{104881, 99086, 71954, 74646, 67126, 68417, 75645, 65968, 76820, 77316, 71831, 91886, 27743, 44335, 30922}
+	if !slices.Equal(sizes, want) {
+		t.Fatalf("default cut points changed: got %v, want %v", sizes, want)
+	}
+}
+
+func defaultSizes(data []byte) []int {
 	c, _ := New(bytes.NewReader(data), Default)
 	var sizes []int
 	for {
 		ch, err := c.Next()
 		if err != nil {
-			break
+			return sizes
 		}
 		sizes = append(sizes, len(ch))
 	}
-	want := []int{2455981, 3027086, 2303085, 3345627, 1451133}
-	if !slices.Equal(sizes, want) {
-		t.Fatalf("default cut points changed: got %v, want %v", sizes, want)
+}
+
+// TestDefaultSizeDistribution checks that the gear masks fit the ~64 KiB
+// target: with the strict mask (18 bits) before Avg and the loose one (14 bits)
+// after, chunks gather just above Avg, few end early, and almost none are cut
+// by Max (a cut by Max is not content-defined: it does not resynchronise
+// after an insertion).
+func TestDefaultSizeDistribution(t *testing.T) {
+	sizes := defaultSizes(randomBytes(64<<20, 7))
+	var sum, early, atMax int
+	for _, s := range sizes {
+		sum += s
+		if s < Default.Avg {
+			early++
+		}
+		if s == Default.Max {
+			atMax++
+		}
+	}
+	n := len(sizes)
+	mean := sum / n
+	// Expected: mean ≈ Avg + 2^14 minus the early cuts ≈ 74 KiB; early ≈
+	// 1-(1-2^-18)^(48Ki) ≈ 17%; at Max ≈ e^-12 ≈ 0.
+	if mean < 56<<10 || mean > 88<<10 {
+		t.Errorf("mean chunk %d bytes over %d chunks, want around 64 KiB", mean, n)
+	}
+	if early*100 < 8*n || early*100 > 30*n {
+		t.Errorf("%d of %d chunks end before Avg, want about 17%%", early, n)
+	}
+	if atMax*100 > n {
+		t.Errorf("%d of %d chunks cut at Max, want almost none", atMax, n)
+	}
+}
+
+// An insertion near the start of a default-chunked stream changes one or two
+// chunks of 64 KiB, not the rest of the stream.
+func TestDefaultInsertionCostsAboutOneChunk(t *testing.T) {
+	data := randomBytes(16<<20, 8)
+	edited := append(append(append([]byte{}, data[:1<<20]...), make([]byte, 100)...), data[1<<20:]...)
+	sums := func(b []byte) []string { return chunks(t, bytes.NewReader(b), Default, b) }
+	old := map[string]bool{}
+	for _, s := range sums(data) {
+		old[s] = true
+	}
+	changed := 0
+	for _, s := range sums(edited) {
+		if !old[s] {
+			changed++
+		}
+	}
+	if changed == 0 || changed > 2 {
+		t.Fatalf("%d chunks changed after inserting 100 bytes, want 1 or 2", changed)
 	}
 }
 

@@ -37,7 +37,7 @@ var Allowed = map[string][]string{
 	// The device side of a repository, and the publisher's side.
 	"internal/bundle":  {"verify", "internal/chunkindex"},
 	"internal/fetch":   {"verify", "internal/bundle", "internal/durable", "slots", "internal/report", "internal/chunkindex"},
-	"internal/publish": {"verify", "internal/chunker", "internal/durable", "internal/bundle", "internal/chunkindex"},
+	"internal/publish": {"verify", "internal/chunker", "internal/durable", "internal/bundle", "internal/chunkindex", "internal/crashpoint"},
 
 	// Wiring, the daemon.
 	"internal/session": {"internal/config", "internal/fetch", "internal/health", "internal/report", "internal/netconf",
@@ -52,6 +52,9 @@ var Allowed = map[string][]string{
 		"internal/report", "internal/rollout", "verify"},
 	// The controller's web page: reads through the controller, changes nothing itself.
 	"internal/fleet/dashboard": {"internal/fleet", "internal/fleet/store", "internal/rollout", "internal/reason", "internal/report"},
+	// The fleet simulator: real agents in one process (fleet simulate, the
+	// scale test); it drives the device side and is imported only by cmd.
+	"internal/simulate": {"internal/agent", "internal/config", "internal/session", "internal/report", "slots", "internal/reason"},
 
 	// The demo's model and server.
 	"internal/demomodel":         {"internal/safetensors"},
@@ -63,6 +66,7 @@ var Allowed = map[string][]string{
 	"internal/mqtttest":                nil,
 	"internal/pgtest":                  nil,
 	"internal/nginxtest":               {"internal/testutil"},
+	"internal/browsertest":             {"internal/testutil"},
 	"internal/systemdtest":             {"internal/testutil"},
 	"internal/systemdtest/testservice": nil,
 	"internal/demobench":               {"*"},

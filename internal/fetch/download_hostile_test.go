@@ -89,36 +89,48 @@ func TestHostileRequestDeadline(t *testing.T) {
 	wantErr(t, err, ErrDownload, "took longer than 100ms ([download] request_timeout)")
 }
 
+// TestBandwidthCapHoldsWithinTenPercent: the cap is never exceeded by more
+// than 10%, and a run reaches at least 90% of it. Going over is the
+// limiter's fault on any machine and fails at once; falling short can also
+// be a starved CPU on a loaded 2-core machine, so that is measured up to
+// three times before it fails.
 func TestBandwidthCapHoldsWithinTenPercent(t *testing.T) {
 	const limit = 4 << 20
 	r := newRepo(t)
 	dir := t.TempDir()
 	writeFile(t, dir, "weights.bin", randomBytes(14<<20, 3)) // incompressible: ~3.5 s at the cap
 	r.publish(dir, "v1")
-	c := NewClient(ClientOptions{Bandwidth: limit})
 	ctx := context.Background()
-	res, err := c.Resolve(ctx, r.channelURL(), r.trusted())
-	if err != nil {
-		t.Fatal(err)
+	var ratio float64
+	for attempt := 1; attempt <= 3; attempt++ {
+		c := NewClient(ClientOptions{Bandwidth: limit})
+		res, err := c.Resolve(ctx, r.channelURL(), r.trusted())
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, _ := OpenStaging(t.TempDir())
+		p, err := NewPlan(ctx, res.Manifest, st, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if err := c.Download(ctx, res.RepoURL, p, DownloadOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		took := time.Since(start)
+		if took < 3*time.Second {
+			t.Fatalf("the download took %s: the cap was not held (it must take at least 3s at %d bytes/s)", took, limit)
+		}
+		ratio = float64(p.FetchBytes) / took.Seconds() / limit
+		t.Logf("attempt %d: %d bytes in %s: %.3f of the cap", attempt, p.FetchBytes, took, ratio)
+		if ratio > 1.1 {
+			t.Fatalf("throughput is %.2f of the configured bandwidth: over the cap by more than 10%%", ratio)
+		}
+		if ratio >= 0.9 {
+			return
+		}
 	}
-	st, _ := OpenStaging(t.TempDir())
-	p, err := NewPlan(ctx, res.Manifest, st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	if err := c.Download(ctx, res.RepoURL, p, DownloadOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	took := time.Since(start)
-	if took < 3*time.Second {
-		t.Fatalf("test setup: the download took %s; it must run at least 3s to measure a rate", took)
-	}
-	ratio := float64(p.FetchBytes) / took.Seconds() / limit
-	t.Logf("%d bytes in %s: %.3f of the cap", p.FetchBytes, took, ratio)
-	if ratio < 0.9 || ratio > 1.1 {
-		t.Fatalf("throughput is %.2f of the configured bandwidth, want within ±10%%", ratio)
-	}
+	t.Fatalf("throughput is %.2f of the configured bandwidth in three runs, want within ±10%%", ratio)
 }
 
 // wantTransportFailure asserts a download failure, with its words, that is not

@@ -99,3 +99,12 @@ func (b *Broker) Stop() {
 	b.cmd.Wait()
 	b.cmd = nil
 }
+
+// Pid is the running broker's process id (for CPU and memory figures), 0 when
+// it is stopped.
+func (b *Broker) Pid() int {
+	if b.cmd == nil || b.cmd.Process == nil {
+		return 0
+	}
+	return b.cmd.Process.Pid
+}

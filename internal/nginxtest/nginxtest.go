@@ -3,7 +3,9 @@
 // paths and access log in a temp directory: a static web server as a
 // repository or CDN origin is, Range requests and all, without a fake. The
 // access log is read back so a test can assert on the requests the server
-// saw (paths, Range headers, statuses, bytes sent).
+// saw (paths, Range headers, user agents, statuses, bytes sent). It is sized
+// for a simulated fleet: every worker a core, connections enough for ten
+// thousand devices at once, a short keep-alive so idle ones hold nothing.
 package nginxtest
 
 import (
@@ -31,15 +33,16 @@ type Server struct {
 
 // Request is one line of the access log.
 type Request struct {
-	Method string
-	Path   string
-	Range  string // the Range header, "" when none
-	Status int
-	Bytes  int64 // body bytes sent
+	Method    string
+	Path      string
+	Range     string // the Range header, "" when none
+	Status    int
+	Bytes     int64 // body bytes sent
+	UserAgent string
 }
 
 // logFormat is tab-separated so a path or header never splits a field.
-const logFormat = `'$request_method\t$uri\t$http_range\t$status\t$body_bytes_sent'`
+const logFormat = `'$request_method\t$uri\t$http_range\t$status\t$body_bytes_sent\t$http_user_agent'`
 
 // Start serves root on a free loopback port until the test ends.
 func Start(t testing.TB, root string) *Server {
@@ -81,10 +84,11 @@ func config(dir, root string, port int) string {
 	tmp := func(name string) string { return filepath.Join(dir, name) }
 	return fmt.Sprintf(`%sdaemon off;
 master_process on;
-worker_processes 1;
+worker_processes auto;
+worker_rlimit_nofile 65536;
 pid %s;
 error_log %s warn;
-events { worker_connections 256; }
+events { worker_connections 32768; }
 http {
 	log_format t %s;
 	access_log %s t;
@@ -93,9 +97,11 @@ http {
 	fastcgi_temp_path %s;
 	uwsgi_temp_path %s;
 	scgi_temp_path %s;
+	types { application/json json; }
 	default_type application/octet-stream;
 	sendfile on;
 	keepalive_requests 10000;
+	keepalive_timeout 5s;
 	server {
 		listen 127.0.0.1:%d;
 		root %s;
@@ -120,7 +126,7 @@ func (s *Server) Requests() []Request {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		p := strings.Split(sc.Text(), "\t")
-		if len(p) != 5 {
+		if len(p) != 6 {
 			continue
 		}
 		st, _ := strconv.Atoi(p[3])
@@ -129,7 +135,11 @@ func (s *Server) Requests() []Request {
 		if r == "-" {
 			r = ""
 		}
-		out = append(out, Request{Method: p[0], Path: p[1], Range: r, Status: st, Bytes: n})
+		ua := p[5]
+		if ua == "-" {
+			ua = ""
+		}
+		out = append(out, Request{Method: p[0], Path: p[1], Range: r, Status: st, Bytes: n, UserAgent: ua})
 	}
 	return out
 }
@@ -157,6 +167,9 @@ func (s *Server) Under(sub string) []Request {
 	}
 	return out
 }
+
+// Pid is the nginx master's process id (for CPU and memory figures).
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
 
 // stop ends the master (and its worker) and waits for it.
 func (s *Server) stop() {

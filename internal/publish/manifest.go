@@ -8,33 +8,58 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/modelslot/modelslot/internal/crashpoint"
 	"github.com/modelslot/modelslot/internal/durable"
 	"github.com/modelslot/modelslot/verify"
 )
 
 // buildManifest lists dir (verify.Scan: its path and file-type rules, whole-file
-// digests, the default probe), then chunks every file into the repository.
+// digests, the default probe), chunks every file into the repository's packs,
+// and writes the index the manifest pins (format 2, docs/repository.md).
 func buildManifest(ctx context.Context, dir string, opts Options) (*verify.Manifest, *stats, error) {
 	m, err := verify.Scan(ctx, dir, opts.Model, opts.Version, opts.Workers)
 	if err != nil {
 		return nil, nil, err
 	}
+	m.Schema = verify.SchemaIndexed
 	m.Insecure = false
 	m.Sequence = opts.Sequence
 	m.Created = opts.Now().UTC()
 	m.Requires = opts.Requires
-	st := newStore(opts.Repo, opts.Level, opts.Workers)
+	cat, err := loadCatalogs(opts.Repo)
+	if err != nil {
+		return nil, nil, err
+	}
+	afterCatalogs()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st := newStore(ctx, opts.Repo, opts.Level, opts.Workers, opts.PackSize, cat)
 	for i := range m.Files {
 		f := &m.Files[i]
-		if err := st.addFile(ctx, filepath.Join(dir, filepath.FromSlash(f.Path)), f, opts.Params); err != nil {
-			return nil, nil, err
+		if err = st.addFile(ctx, filepath.Join(dir, filepath.FromSlash(f.Path)), f, opts.Params); err != nil {
+			cancel() // stop the workers; close still drains them
+			break
 		}
 	}
-	if err := st.sync(); err != nil {
+	if cerr := st.close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	m.Index, err = writeIndex(opts.Repo, st.files, st.packs, st.locs)
+	if err != nil {
 		return nil, nil, err
 	}
 	return m, &st.stats, m.Validate()
 }
+
+// afterCatalogs runs once publish knows what the repository holds: the
+// moment a prune must not remove any of it. A test seam.
+var afterCatalogs = func() {}
+
+// manifestPoint is hit once the manifest is durable, before the channel moves.
+var manifestPoint = crashpoint.Declare("publish.after-manifest")
 
 // writeSigned stores the signed manifest, then the channel pointer that names
 // it by digest. The manifest file is created exclusively: versions are immutable.
@@ -54,6 +79,7 @@ func writeSigned(opts Options, m *verify.Manifest) (*Result, error) {
 	if err := durable.WriteFile(res.ManifestFile, env, 0o644); err != nil {
 		return nil, err
 	}
+	manifestPoint.Hit()
 	if opts.Channel == "" {
 		return res, nil
 	}

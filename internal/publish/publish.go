@@ -1,13 +1,18 @@
-// Package publish turns a model directory into a signed, chunked repository
-// (docs/repository.md): content-defined chunks compressed with zstd under the
-// sha256 of their uncompressed bytes, a manifest in a signed DSSE envelope, and a
-// signed channel pointer.
+// Package publish turns a model directory into a signed repository of format 2
+// (docs/repository.md): content-defined chunks (with forced cuts at tensor
+// boundaries of the formats it knows) compressed with zstd into content-addressed
+// packs, a binary chunk index and its locations, a schema-2 manifest in a signed
+// DSSE envelope that pins the index, and a signed channel pointer; .mslot bundles
+// of a published version; and prune, which removes what no kept version needs.
 //
 // Invariants: everything is written temp → fsync → rename, and in the order a
-// reader needs it — chunks, then the manifest, then the channel pointer — so a
-// device that follows a channel never finds something missing, even if publish
-// was killed half-way. A published version is never rewritten, and each manifest
-// of a model gets a sequence higher than every one before it.
+// reader needs it — packs, then the locations and the index, then the manifest,
+// then the channel pointer — so a device that follows a channel never finds
+// something missing, even if publish was killed half-way. A stored chunk is
+// reused only after its bytes were compared with the ones being published. A
+// published version is never rewritten, and each manifest of a model gets a
+// sequence higher than every one before it. Publish holds the repository lock
+// shared, prune exclusive.
 package publish
 
 import (
@@ -34,6 +39,7 @@ type Options struct {
 	Params   chunker.Params     // zero = chunker.Default
 	Level    zstd.EncoderLevel  // zero = zstd.SpeedDefault (level 3)
 	Workers  int                // compression goroutines; 0 = verify.Workers()
+	PackSize int64              // where a pack is closed; 0 = DefaultPackSize
 	Now      func() time.Time   // nil = time.Now
 }
 
@@ -45,7 +51,9 @@ type Result struct {
 	ChannelFile  string // "" when no channel was given
 	Chunks       int    // distinct chunks of the version
 	NewChunks    int    // chunks written now (the others were in the repository)
-	StoredBytes  int64  // compressed bytes written now
+	StoredBytes  int64  // compressed bytes written now, into packs
+	NewBytes     int64  // the uncompressed bytes of the new chunks
+	NewPacks     int    // packs written now
 }
 
 // Publish chunks, compresses, signs and stores the model directory dir.
@@ -53,6 +61,11 @@ func Publish(ctx context.Context, dir string, opts Options) (*Result, error) {
 	if err := opts.check(); err != nil {
 		return nil, err
 	}
+	unlock, err := lockRepo(ctx, opts.Repo, false)
+	if err != nil {
+		return nil, fmt.Errorf("publish %s %s: %w", opts.Model, opts.Version, err)
+	}
+	defer unlock()
 	seq, err := nextSequence(opts.Repo, opts.Model, opts.Version)
 	if err != nil {
 		return nil, fmt.Errorf("publish %s %s: %w", opts.Model, opts.Version, err)
@@ -73,8 +86,9 @@ func Publish(ctx context.Context, dir string, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("publish %s %s: %w", opts.Model, opts.Version, err)
 	}
 	res.Chunks, res.NewChunks, res.StoredBytes = st.chunks, st.written, st.writtenBytes
-	slog.Info("published", "model", m.Model, "version", m.Version, "sequence", m.Sequence,
-		"chunks", res.Chunks, "new_chunks", res.NewChunks, "stored_bytes", res.StoredBytes)
+	res.NewBytes, res.NewPacks = st.newBytes, st.newPacks
+	slog.Info("published", "model", m.Model, "version", m.Version, "sequence", m.Sequence, "index", m.Index.SHA256,
+		"chunks", res.Chunks, "new_chunks", res.NewChunks, "stored_bytes", res.StoredBytes, "new_packs", res.NewPacks)
 	return res, nil
 }
 
@@ -104,6 +118,9 @@ func (o *Options) check() error {
 		// level (about zstd 7) takes float32 weights to ~0.93 of their size,
 		// where klauspost's default level stores them as they are.
 		o.Level = zstd.SpeedBetterCompression
+	}
+	if o.PackSize <= 0 {
+		o.PackSize = DefaultPackSize
 	}
 	if o.Workers < 1 {
 		o.Workers = verify.Workers()

@@ -238,6 +238,15 @@ func (o *Outbox) setAside(seq uint64, cause error) {
 	os.Rename(name, name+".broken")
 }
 
+// Last is the sequence number of the newest event ever appended (0: none):
+// with every event delivered, how many this outbox produced. The fleet
+// simulator compares it with what the controller recorded (lost events).
+func (o *Outbox) Last() uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.lastSequence()
+}
+
 // Depth is the number of events sink has not acknowledged.
 func (o *Outbox) Depth(sink string) int {
 	o.mu.Lock()

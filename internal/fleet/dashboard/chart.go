@@ -28,25 +28,29 @@ const chartTTL = 10 * time.Second
 
 type cachedChanges struct {
 	read    time.Time // wall clock
+	asOf    time.Time // the controller's clock (h.now) at the read
 	changes []store.VersionChange
 }
 
-// versionChanges reads model's version changes, at most once per chartTTL.
-func (h *Handler) versionChanges(ctx context.Context, model string) ([]store.VersionChange, error) {
+// versionChanges reads model's version changes, at most once per chartTTL,
+// and says as of when (the controller's clock): the chart ends there, so its
+// counts never claim to be newer than they are.
+func (h *Handler) versionChanges(ctx context.Context, model string) ([]store.VersionChange, time.Time, error) {
 	h.mu.Lock()
 	c, ok := h.charts[model]
 	h.mu.Unlock()
 	if ok && time.Since(c.read) < chartTTL {
-		return c.changes, nil
+		return c.changes, c.asOf, nil
 	}
+	asOf := h.now()
 	changes, err := h.c.DB.VersionChanges(ctx, model)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	h.mu.Lock()
-	h.charts[model] = cachedChanges{read: time.Now(), changes: changes}
+	h.charts[model] = cachedChanges{read: time.Now(), asOf: asOf, changes: changes}
 	h.mu.Unlock()
-	return changes, nil
+	return changes, asOf, nil
 }
 
 // chart is the versions-over-time picture of one model: how many devices ran

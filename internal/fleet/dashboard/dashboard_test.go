@@ -305,8 +305,8 @@ func TestVersionsChartReplaysTheChanges(t *testing.T) {
 	svg := b.String()
 	for _, want := range []string{
 		`<svg viewBox="-40 -10 650 190" class="versions"`, `data-max="3"`,
-		`<polygon class="band v0" data-version="v1" points="`, `<title>v1: 1 devices now</title>`,
-		`<polygon class="band v1" data-version="v2" points="`, `<title>v2: 2 devices now</title>`,
+		`<polygon class="band v0" data-version="v1" points="`, `<title>v1: 1 devices at the chart's end</title>`,
+		`<polygon class="band v1" data-version="v2" points="`, `<title>v2: 2 devices at the chart's end</title>`,
 		`<b data-version="v2">2</b>`, `>12:00:00Z</text>`, `>13:00:00Z</text>`,
 	} {
 		if !strings.Contains(svg, want) {

@@ -122,12 +122,12 @@ func (h *Handler) modelOf(ctx context.Context, name string, devs []store.Device)
 			failures[cmp.Or(d.Reason, "unknown")]++
 		}
 	}
-	changes, err := h.versionChanges(ctx, name)
+	changes, asOf, err := h.versionChanges(ctx, name)
 	if err != nil {
 		return modelView{}, err
 	}
 	return modelView{Name: name, Devices: len(devs), ByVersion: counts(versions, len(devs)), ByStatus: counts(statuses, len(devs)),
-		Failures: counts(failures, len(devs)), Chart: newChart(changes, h.now())}, nil
+		Failures: counts(failures, len(devs)), Chart: newChart(changes, asOf)}, nil
 }
 
 // failed: a device whose last update ended badly. A rollback someone asked
