@@ -95,11 +95,14 @@ func TestVerifyNamesChangedFileInActiveSlot(t *testing.T) {
 	if err := os.Chmod(victim, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.OpenFile(victim, os.O_WRONLY, 0)
+	f, err := os.OpenFile(victim, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.WriteAt([]byte{0xff}, 10)
+	b := make([]byte, 1)
+	f.ReadAt(b, 10)
+	b[0] ^= 0xff // flipped: the content is random, a fixed byte would match it one time in 256
+	f.WriteAt(b, 10)
 	f.Close()
 	os.Chmod(victim, 0o444)
 	r := e.must(exitRejected, "verify")
