@@ -13,7 +13,7 @@ STATICCHECK := $(BIN)/staticcheck
 # Fuzz targets, each run briefly by `make test` (package:target).
 FUZZ_TARGETS ?= ./verify:FuzzCheckPath ./verify:FuzzParseManifest ./verify:FuzzOpenManifest \
 	./internal/safetensors:FuzzParse ./loader:FuzzMatchJSON ./internal/bundle:FuzzReader \
-	./internal/rollout:FuzzOpen ./slots:FuzzParseState ./internal/agent:FuzzParseCommand \
+	./internal/rollout:FuzzOpen ./slots:FuzzParseState ./internal/agent:FuzzParseCommand ./internal/chunkindex:FuzzIndexAndLocations \
 	./internal/publish:FuzzGGUFCuts
 # How long the fuzzer may spend shrinking each new interesting input. Go's
 # default, 60s, is spent whole on a bundle-sized input (its byte-subset pass is

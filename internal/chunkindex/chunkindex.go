@@ -313,11 +313,16 @@ func NewLocReader(r io.Reader, chunks int64) (*LocReader, error) {
 	if packs > MaxPacks || (packs == 0 && chunks > 0) {
 		return nil, badLocs("%d packs: want 1 to %d", packs, MaxPacks)
 	}
-	lr.Packs = make([]Digest, packs)
-	for i := range lr.Packs {
-		if _, err := io.ReadFull(lr.r, lr.Packs[i][:]); err != nil {
+	// Grown as it is read, not allocated from the header's word: the
+	// locations are unsigned, and a short file claiming a million packs must
+	// not cost 32 MiB.
+	lr.Packs = make([]Digest, 0, min(packs, 1024))
+	for range packs {
+		var d Digest
+		if _, err := io.ReadFull(lr.r, d[:]); err != nil {
 			return nil, badLocs("pack table: %v", err)
 		}
+		lr.Packs = append(lr.Packs, d)
 	}
 	return lr, nil
 }

@@ -3,8 +3,10 @@ package chunkindex
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"io"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -153,5 +155,23 @@ func TestLocationsRoundTripAndRefusals(t *testing.T) {
 	}
 	if err := WriteLocations(io.Discard, packs, []Loc{{Pack: 2, CSize: 1}}); err == nil {
 		t.Fatal("WriteLocations accepted a location naming a pack not in the table")
+	}
+}
+
+// A short locations file whose header claims the most packs allowed is
+// refused without allocating the table it claims (the file is unsigned).
+func TestLocationsHeaderDoesNotAllocateWhatItClaims(t *testing.T) {
+	h := []byte(locMagic)
+	h = binary.LittleEndian.AppendUint32(h, MaxPacks)
+	h = binary.LittleEndian.AppendUint64(h, MaxPacks)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := NewLocReader(bytes.NewReader(h), MaxPacks)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrLocations) {
+		t.Fatalf("a header with no pack table: %v, want ErrLocations", err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+		t.Fatalf("reading a 20-byte header allocated %d bytes", grew)
 	}
 }
