@@ -24,17 +24,39 @@ var lockPoll = 50 * time.Millisecond
 // lockRepo takes the repository's lock, waiting for it until ctx ends, and
 // returns its release.
 func lockRepo(ctx context.Context, repo string, exclusive bool) (func(), error) {
-	if err := os.MkdirAll(repo, 0o755); err != nil {
+	what := "a prune"
+	if exclusive {
+		what = "a publish"
+	}
+	return lockFile(ctx, repo, LockName, exclusive, what)
+}
+
+// ModelLockName is the lock file in a model's directory. A publish holds it
+// exclusive from picking the sequence to moving the channel, so two
+// publishes of one model never pick the same sequence (devices would take
+// the second for a replay of the first); publishes of different models
+// still run side by side.
+const ModelLockName = ".publish-lock"
+
+// lockModel takes model's publish lock in repo.
+func lockModel(ctx context.Context, repo, model string) (func(), error) {
+	return lockFile(ctx, filepath.Join(repo, model), ModelLockName, true, "another publish of "+model)
+}
+
+// lockFile takes flock(2) on dir/base, shared or exclusive, waiting for it
+// until ctx ends; what names the holder it waits for.
+func lockFile(ctx context.Context, dir, base string, exclusive bool, what string) (func(), error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	name := filepath.Join(repo, LockName)
+	name := filepath.Join(dir, base)
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("lock the repository: %w", err)
 	}
-	how, what := syscall.LOCK_SH, "a prune"
+	how := syscall.LOCK_SH
 	if exclusive {
-		how, what = syscall.LOCK_EX, "a publish"
+		how = syscall.LOCK_EX
 	}
 	for logged := false; ; {
 		err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB)

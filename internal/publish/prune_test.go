@@ -83,7 +83,7 @@ func TestPruneKeepsTheNewestAndWhatAChannelPointsTo(t *testing.T) {
 	mustInstallable(t, repo, res[0].Manifest, dirs[0])
 	mustInstallable(t, repo, res[3].Manifest, dirs[3])
 	// What is left: exactly what v1 and v4 need, the channels, the lock and the stranger.
-	want := []string{".modelslot-lock", "demo/channels/lts.json", "demo/channels/stable.json",
+	want := []string{".modelslot-lock", "demo/" + ModelLockName, "demo/channels/lts.json", "demo/channels/stable.json",
 		"demo/manifests/v1.json", "demo/manifests/v4.json", "packs/README"}
 	for _, r := range []*Result{res[0], res[3]} {
 		want = append(want, chunkindex.IndexPath(r.Manifest.Index.SHA256), chunkindex.LocationsPath(r.Manifest.Index.SHA256))

@@ -66,6 +66,11 @@ func Publish(ctx context.Context, dir string, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("publish %s %s: %w", opts.Model, opts.Version, err)
 	}
 	defer unlock()
+	unlockModel, err := lockModel(ctx, opts.Repo, opts.Model)
+	if err != nil {
+		return nil, fmt.Errorf("publish %s %s: %w", opts.Model, opts.Version, err)
+	}
+	defer unlockModel()
 	seq, err := nextSequence(opts.Repo, opts.Model, opts.Version)
 	if err != nil {
 		return nil, fmt.Errorf("publish %s %s: %w", opts.Model, opts.Version, err)
