@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/modelslot/modelslot/internal/testutil"
 	"github.com/modelslot/modelslot/slots"
 	"golang.org/x/sys/unix"
 )
@@ -14,9 +15,8 @@ import (
 // xfsDir mounts a small XFS image with reflink support, where FICLONE and
 // FICLONERANGE really share blocks. It needs root and mkfs.xfs (xfsprogs).
 func xfsDir(t *testing.T) string {
-	if _, err := exec.LookPath("mkfs.xfs"); err != nil {
-		t.Skip("mkfs.xfs not installed (xfsprogs)")
-	}
+	mkfs := testutil.NeedTool(t, "mkfs.xfs", "xfsprogs")
+	testutil.NeedRoot(t, "loop-mounting an XFS image")
 	img := filepath.Join(t.TempDir(), "xfs.img")
 	f, err := os.Create(img)
 	if err != nil {
@@ -24,12 +24,12 @@ func xfsDir(t *testing.T) string {
 	}
 	f.Truncate(300 << 20) // sparse; XFS's smallest size
 	f.Close()
-	if out, err := exec.Command("mkfs.xfs", "-q", "-m", "reflink=1", img).CombinedOutput(); err != nil {
-		t.Skipf("mkfs.xfs: %v %s", err, out)
+	if out, err := exec.Command(mkfs, "-q", "-m", "reflink=1", img).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.xfs: %v %s", err, out)
 	}
 	dir := t.TempDir()
 	if out, err := exec.Command("mount", "-o", "loop", img, dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot loop-mount XFS (needs root): %v %s", err, out)
+		t.Fatalf("loop-mount XFS: %v %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("umount", dir).Run() })
 	return dir
