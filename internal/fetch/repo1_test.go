@@ -66,6 +66,23 @@ func (r *repo) pointChannel(m *verify.Manifest, env []byte) {
 // manifest, handing each chunk's compressed bytes to store.
 func schema1Manifest(t testing.TB, dir, v string, seq uint64, store func(sum string, z []byte)) *verify.Manifest {
 	m := &verify.Manifest{Schema: verify.SchemaInline, Model: "demo", Version: v, Sequence: seq, Created: time.Now().UTC()}
+	walkModel(t, dir, func(f verify.File, chunks [][]byte) {
+		for _, c := range chunks {
+			cs := sha256.Sum256(c)
+			z := testEncoder.EncodeAll(c, nil)
+			f.Chunks = append(f.Chunks, verify.Chunk{SHA256: hex.EncodeToString(cs[:]), Size: int64(len(c)), CSize: int64(len(z))})
+			store(hex.EncodeToString(cs[:]), z)
+		}
+		m.Files = append(m.Files, f)
+	})
+	return m
+}
+
+// walkModel reads every regular file of dir, in path order, as its manifest
+// entry (path, size, mode, sha256; no chunks) and its content cut into chunks
+// with testParams: what both test repository writers start from.
+func walkModel(t testing.TB, dir string, fn func(f verify.File, chunks [][]byte)) {
+	t.Helper()
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -82,6 +99,7 @@ func schema1Manifest(t testing.TB, dir, v string, seq uint64, store func(sum str
 		if err != nil {
 			return err
 		}
+		var chunks [][]byte
 		for {
 			c, err := ck.Next()
 			if errors.Is(err, io.EOF) {
@@ -90,18 +108,14 @@ func schema1Manifest(t testing.TB, dir, v string, seq uint64, store func(sum str
 			if err != nil {
 				return err
 			}
-			cs := sha256.Sum256(c)
-			z := testEncoder.EncodeAll(c, nil)
-			f.Chunks = append(f.Chunks, verify.Chunk{SHA256: hex.EncodeToString(cs[:]), Size: int64(len(c)), CSize: int64(len(z))})
-			store(hex.EncodeToString(cs[:]), z)
+			chunks = append(chunks, bytes.Clone(c)) // Next's slice is reused
 		}
-		m.Files = append(m.Files, f)
+		fn(f, chunks)
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return m
 }
 
 // bundle1 writes dir as a schema-1 bundle: the envelope, then every

@@ -6,14 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
-	"github.com/modelslot/modelslot/internal/chunker"
 	"github.com/modelslot/modelslot/internal/chunkindex"
 	"github.com/modelslot/modelslot/verify"
 )
@@ -101,25 +99,10 @@ func (r *repo2) publish2(dir, v string) *verify.Manifest {
 	m := &verify.Manifest{Schema: verify.SchemaIndexed, Model: "demo", Version: v, Sequence: r.nextSeq(), Created: time.Now().UTC()}
 	pw := &packWriter{r: r}
 	var index [][]chunkindex.Entry
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		fi, _ := d.Info()
-		sum := sha256.Sum256(data)
-		m.Files = append(m.Files, verify.File{Path: filepath.ToSlash(rel), Size: int64(len(data)),
-			Mode: verify.FileMode(fi.Mode().Perm()), SHA256: hex.EncodeToString(sum[:])})
-		index = append(index, chunkEntries(r.t, data, pw))
-		return nil
+	walkModel(r.t, dir, func(f verify.File, chunks [][]byte) {
+		m.Files = append(m.Files, f)
+		index = append(index, chunkEntries(chunks, pw))
 	})
-	if err != nil {
-		r.t.Fatal(err)
-	}
 	pw.seal()
 	r.writeIndex(m, index)
 	env, err := verify.SignManifest(m, r.key)
@@ -131,24 +114,14 @@ func (r *repo2) publish2(dir, v string) *verify.Manifest {
 	return m
 }
 
-func chunkEntries(t testing.TB, data []byte, pw *packWriter) []chunkindex.Entry {
-	ck, err := chunker.New(bytes.NewReader(data), testParams)
-	if err != nil {
-		t.Fatal(err)
-	}
+func chunkEntries(chunks [][]byte, pw *packWriter) []chunkindex.Entry {
 	var out []chunkindex.Entry
-	for {
-		c, err := ck.Next()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, c := range chunks {
 		d := chunkindex.Digest(sha256.Sum256(c))
 		out = append(out, chunkindex.Entry{Sum: d, Size: uint32(len(c))})
 		pw.add(d, c)
 	}
+	return out
 }
 
 // writeIndex writes the index and its locations and pins the index in m.
