@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/modelslot/modelslot/internal/chunkindex"
+	"github.com/modelslot/modelslot/internal/testutil"
 	"github.com/modelslot/modelslot/verify"
 )
 
@@ -155,23 +156,9 @@ func memChild(root string) {
 	if err != nil {
 		fail(err)
 	}
-	fmt.Println("MEM2 rss=" + strconv.FormatInt(peakRSS(), 10) + " runs=" + strconv.FormatInt(n, 10) +
+	fmt.Println("MEM2 rss=" + strconv.FormatInt(testutil.HighWaterRSS(os.Getpid()), 10) + " runs=" + strconv.FormatInt(n, 10) +
 		" chunks=" + strconv.Itoa(p.FetchChunks) + " reused=" + strconv.FormatInt(p.ReusedSize, 10))
 	os.Exit(0)
-}
-
-// peakRSS is this process's high-water resident set (VmHWM). Not getrusage:
-// its maxrss survives exec, so a child started by a large parent reports the
-// parent's.
-func peakRSS() int64 {
-	b, _ := os.ReadFile("/proc/self/status")
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }
 
 // TestFormat2FullInstallPeakRSSUnder64MiB runs a whole format-2 install of a
@@ -226,6 +213,6 @@ func rssChild(url, dir string) {
 		fmt.Println("RSS2 error", err)
 		os.Exit(2)
 	}
-	fmt.Println("RSS2 rss=" + strconv.FormatInt(peakRSS(), 10))
+	fmt.Println("RSS2 rss=" + strconv.FormatInt(testutil.HighWaterRSS(os.Getpid()), 10))
 	os.Exit(0)
 }
