@@ -78,6 +78,20 @@ func TestRefusedCommandsAreAnsweredAndNeverRun(t *testing.T) {
 			strings.Contains(m, `modelslot_commands_total{action="rollback",result="ok"} 1`) &&
 			!strings.Contains(m, `modelslot_updates_total{model="demo",result="rejected"}`)
 	})
+	// A command for a model the device does not have is answered too, through
+	// the device's own outbox, and the served version is untouched.
+	mqtttest.Publish(t, c, "modelslot/test-device/commands", []byte(`{"id":"nosuch","action":"rollback","model":"nosuch"}`))
+	testutil.WaitFor(t, 30*time.Second, "the answer to a command for another model", func() bool {
+		for _, ev := range p.mqttEvents(t) {
+			if ev.CommandID == "nosuch" {
+				return ev.Status == report.StatusRejected && ev.Model == "nosuch" && ev.FailureReason == "invalid_command"
+			}
+		}
+		return false
+	})
+	if got := e.checkInvariants(); got != "v1" {
+		t.Fatalf("active %q after a command for another model", got)
+	}
 }
 
 // statusDoc is the retained status document as the platform reads it.
