@@ -127,7 +127,11 @@ func (c *Client) downloadIndexed(ctx context.Context, repoURL string, p *Plan, o
 	defer jf.Close()
 	for range max(o.Workers, 1) {
 		wg.Go(func() {
-			w := newChunkWriter(sf, jf)
+			w, err := newChunkWriter(sf, jf)
+			if err != nil {
+				fail(permanent(err))
+				return
+			}
 			for r := range jobs {
 				if err := c.fetchRun(ctx, repoURL, w, r, report); err != nil {
 					fail(err)
@@ -207,6 +211,7 @@ func (f *runFetch) try(ctx context.Context) error {
 		return statusError(resp)
 	}
 	err = f.stream(body, start)
+	f.w.flush() // what was verified is written and journaled before any retry
 	if f.fresh = errors.Is(err, ErrCorrupt); f.fresh && f.c.corrupt != nil {
 		f.c.corrupt() // counted like a corrupt chunk of schema 1
 	}
@@ -243,16 +248,20 @@ func (f *runFetch) stream(body io.Reader, pos uint64) error {
 // the digest the index pins is what counts), so it is retried.
 func (f *runFetch) place(z []byte, ch runChunk) error {
 	vc := verify.Chunk{SHA256: ch.sum.String(), Size: int64(ch.size), CSize: int64(ch.csize)}
-	plain := getBuf(vc.Size)
-	data, err := decodeChunk(z, vc, plain)
+	dst, err := f.w.slot(ch.file, ch.foff, int(ch.size))
 	if err != nil {
-		putBuf(plain)
-		return fmt.Errorf("pack bytes %d-%d: %w", ch.off, ch.off+uint64(ch.csize)-1, err) // ErrCorrupt
-	}
-	// The writer owns the buffer now, and journals the chunk once written.
-	if err := f.w.put(wchunk{file: ch.file, off: ch.foff, data: data, ord: ch.ord}); err != nil {
 		return permanent(err)
 	}
+	// Decoded in place, in the writer's block; a chunk that fails its check
+	// is not added to the block, and the next one is decoded over it.
+	data, err := decodeChunk(z, vc, dst)
+	if err != nil {
+		return fmt.Errorf("pack bytes %d-%d: %w", ch.off, ch.off+uint64(ch.csize)-1, err) // ErrCorrupt
+	}
+	if len(data) > 0 && &data[0] != &dst[:1][0] { // never with the decoder's cap limit
+		copy(dst[:len(data)], data)
+	}
+	f.w.done(ch.ord, len(data)) // the writer journals the chunk once written
 	return nil
 }
 

@@ -5,22 +5,28 @@ import (
 	"fmt"
 	"os"
 	"sync"
-	"unsafe"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// Downloaded chunks are written by a goroutine of their own, which gathers
-// the chunks that follow each other in a file into large blocks and writes
-// their aligned middle with O_DIRECT where the filesystem has it: writing
-// fresh page cache is what bounds a full install (bench-baselines.md), and
-// the decoding goroutine goes on meanwhile. A block is written as soon as no
-// further chunk is waiting, so a stalled server leaves nothing verified
-// unwritten (and unjournaled) for long.
+// Downloaded chunks are decoded straight into large aligned blocks, and each
+// block is written by a goroutine of its own, its aligned middle with
+// O_DIRECT where the filesystem has it: writing fresh page cache is what
+// bounds a full install (bench-baselines.md). A download worker owns two
+// blocks: it decodes into one while the writer writes the other, so neither
+// waits for the other (a synchronous O_DIRECT write of a block takes as long
+// as decoding a good part of the next one). A block goes to the writer when
+// it is full, when the next chunk does not continue it in its file, when its
+// first chunk is blockLinger old, and when a run's response ends or fails,
+// so a slow or stalled server leaves nothing verified unwritten (and
+// unjournaled) for long.
 const (
-	blockSize   = 2 << 20 // a write's most bytes
+	blockSize   = 4 << 20 // a write's most bytes
 	directAlign = 4096    // O_DIRECT's offset, length and memory alignment
-	writeQueue  = 8       // chunks waiting for the writer, per download worker
+	// blocksPerWorker is one block being filled and one being written.
+	blocksPerWorker = 2
+	blockLinger     = 250 * time.Millisecond
 )
 
 // stagedFiles are a download's staged files, open twice: buffered, and with
@@ -45,53 +51,139 @@ func openDirect(out []*os.File) *stagedFiles {
 
 func (sf *stagedFiles) close() { closeAll(sf.direct) }
 
-// wchunk is one verified chunk on its way to the writer.
-type wchunk struct {
-	file int
-	off  int64
-	data []byte // from getBuf; the writer gives it back
-	ord  int64
+// block is verified chunks that follow each other in one staged file, in
+// memory aligned for O_DIRECT, or one chunk larger than a block (big).
+type block struct {
+	mem   []byte // blockSize + directAlign, page-aligned (mmap)
+	file  int
+	start int64 // file offset of the block's first byte
+	shift int   // where that byte is in mem: start's offset in its page
+	n     int
+	ords  []int64
+	born  time.Time // when its first chunk came
+	big   []byte    // from getBuf; the writer gives it back
 }
 
-// chunkWriter is one download worker's writer goroutine.
+func (b *block) reset() { b.n, b.ords, b.big = 0, b.ords[:0], nil }
+
+// chunkWriter is one download worker's blocks and their writer goroutine.
+// The worker calls slot, then done (or nothing, if the chunk failed), and
+// flush; only the writer goroutine touches the files and the journal.
 type chunkWriter struct {
 	sf      *stagedFiles
 	journal *os.File
-	in      chan wchunk
-	done    chan struct{}
-
-	raw   []byte // blockSize + directAlign, aligned
-	file  int
-	start int64 // file offset of the block's first byte
-	shift int   // where that byte is in raw: start's offset in its page
-	n     int
-	ords  []int64
+	free    chan *block // to fill
+	full    chan *block // to write
+	exited  chan struct{}
+	cur     *block // being filled by the worker
+	mems    [][]byte
 
 	mu  sync.Mutex
 	err error
 }
 
-func newChunkWriter(sf *stagedFiles, journal *os.File) *chunkWriter {
-	w := &chunkWriter{sf: sf, journal: journal, in: make(chan wchunk, writeQueue), done: make(chan struct{}),
-		raw: alignedBuf(blockSize + directAlign), file: -1}
-	go w.loop()
-	return w
-}
-
-// put hands over a verified chunk; it fails once a write has failed.
-func (w *chunkWriter) put(c wchunk) error {
-	if err := w.failed(); err != nil {
-		putBuf(c.data)
-		return err
+func newChunkWriter(sf *stagedFiles, journal *os.File) (*chunkWriter, error) {
+	w := &chunkWriter{sf: sf, journal: journal, free: make(chan *block, blocksPerWorker),
+		full: make(chan *block, blocksPerWorker), exited: make(chan struct{})}
+	for range blocksPerWorker {
+		// Outside the Go heap: not scanned, not counted against the memory
+		// limit (so no collections for it), and page-aligned.
+		mem, err := unix.Mmap(-1, 0, blockSize+directAlign, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+		if err != nil {
+			w.unmap()
+			return nil, fmt.Errorf("staging: memory for a write block: %w", err)
+		}
+		w.mems = append(w.mems, mem)
+		w.free <- &block{mem: mem}
 	}
-	w.in <- c
-	return nil
+	go w.loop()
+	return w, nil
 }
 
-// close writes what is left and returns the first write error.
+func (w *chunkWriter) unmap() {
+	for _, m := range w.mems {
+		unix.Munmap(m)
+	}
+	w.mems = nil
+}
+
+// slot returns where to decode a chunk of size bytes that goes at off in
+// staged file file: the room after the current block's last chunk when it
+// continues there, else at the start of a fresh block. The chunk is part of
+// the block only once done is called; a chunk larger than a block is given
+// a buffer of its own. It fails once a write has failed.
+func (w *chunkWriter) slot(file int, off int64, size int) ([]byte, error) {
+	if err := w.failed(); err != nil {
+		return nil, err
+	}
+	b := w.cur
+	if b != nil && b.n > 0 && (file != b.file || off != b.start+int64(b.n) || b.n+size > blockSize || size > blockSize) {
+		w.send()
+		b = nil
+	}
+	if b == nil {
+		b = <-w.free
+		w.cur = b
+	}
+	if size > blockSize { // allowed by the format, never cut by publish's chunker
+		b.file, b.start, b.big = file, off, getBuf(int64(size))
+		return b.big[:0:size], nil
+	}
+	if b.n == 0 {
+		b.file, b.start, b.shift, b.born = file, off, int(off%directAlign), time.Now()
+	}
+	at := b.shift + b.n
+	return b.mem[at:at:at+size], nil
+}
+
+// done adds the chunk just decoded (and verified) into slot's room to the
+// block, and hands the block to the writer when it is full, holds a big
+// chunk, or is blockLinger old.
+func (w *chunkWriter) done(ord int64, size int) {
+	b := w.cur
+	b.ords = append(b.ords, ord)
+	if b.big != nil {
+		b.big = b.big[:size]
+		w.send()
+		return
+	}
+	b.n += size
+	if b.n == blockSize || time.Since(b.born) >= blockLinger {
+		w.send()
+	}
+}
+
+// flush hands the current block, if it holds anything, to the writer.
+func (w *chunkWriter) flush() {
+	if w.cur != nil && (w.cur.n > 0 || w.cur.big != nil) {
+		w.send()
+	}
+}
+
+func (w *chunkWriter) send() {
+	b := w.cur
+	w.cur = nil
+	if len(b.ords) == 0 { // a big chunk's buffer that failed its check
+		putBuf(b.big)
+		b.reset()
+		w.free <- b
+		return
+	}
+	w.full <- b
+}
+
+// close writes what is left, frees the blocks and returns the first write
+// error.
 func (w *chunkWriter) close() error {
-	close(w.in)
-	<-w.done
+	w.flush()
+	if w.cur != nil {
+		putBuf(w.cur.big)
+		w.cur.reset()
+		w.cur = nil
+	}
+	close(w.full)
+	<-w.exited
+	w.unmap()
 	return w.failed()
 }
 
@@ -102,44 +194,24 @@ func (w *chunkWriter) failed() error {
 }
 
 func (w *chunkWriter) loop() {
-	defer close(w.done)
-	for c := range w.in {
-		if len(c.data) > blockSize { // allowed by the format, never cut by publish's chunker
-			w.flush()
-			w.file, w.start, w.n = c.file, c.off, 0
-			w.big(c)
-			continue
+	defer close(w.exited)
+	for b := range w.full {
+		err := w.failed()
+		if err == nil {
+			err = w.write(b)
 		}
-		if w.n > 0 && (c.file != w.file || c.off != w.start+int64(w.n) || w.n+len(c.data) > blockSize) {
-			w.flush()
-		}
-		if w.n == 0 {
-			w.file, w.start, w.shift = c.file, c.off, int(c.off%directAlign)
-		}
-		copy(w.raw[w.shift+w.n:], c.data)
-		w.n += len(c.data)
-		w.ords = append(w.ords, c.ord)
-		putBuf(c.data)
-		if len(w.in) == 0 {
-			w.flush() // nothing else waiting: do not sit on verified bytes
-		}
+		w.record(b, err)
+		putBuf(b.big)
+		b.reset()
+		w.free <- b
 	}
-	w.flush()
-}
-
-// big writes a chunk larger than a block as it is, through the page cache.
-func (w *chunkWriter) big(c wchunk) {
-	_, err := w.sf.out[c.file].WriteAt(c.data, c.off)
-	putBuf(c.data)
-	w.ords = append(w.ords[:0], c.ord)
-	w.record(err)
 }
 
 // record journals the block's chunks after a successful write, or keeps
 // the first error.
-func (w *chunkWriter) record(err error) {
+func (w *chunkWriter) record(b *block, err error) {
 	if err == nil {
-		for _, o := range w.ords {
+		for _, o := range b.ords {
 			if _, err = fmt.Fprintf(w.journal, "%d-%d\n", o, o+1); err != nil {
 				break
 			}
@@ -152,49 +224,35 @@ func (w *chunkWriter) record(err error) {
 		}
 		w.mu.Unlock()
 	}
-	w.n, w.ords = 0, w.ords[:0]
 }
 
-// flush writes the block — its aligned middle with O_DIRECT when it can —
-// then journals its chunks.
-func (w *chunkWriter) flush() {
-	if w.n == 0 {
-		return
+// write writes the block — its aligned middle with O_DIRECT when it can; a
+// big chunk as it is, through the page cache.
+func (w *chunkWriter) write(b *block) error {
+	out, direct := w.sf.out[b.file], w.sf.direct[b.file]
+	if b.big != nil {
+		_, err := out.WriteAt(b.big, b.start)
+		return err
 	}
-	err := w.failed()
-	if err == nil {
-		err = w.write()
-	}
-	w.record(err)
-}
-
-func (w *chunkWriter) write() error {
-	data := w.raw[w.shift : w.shift+w.n]
-	out, direct := w.sf.out[w.file], w.sf.direct[w.file]
-	head := min(int((directAlign-w.start%directAlign)%directAlign), w.n)
-	mid := (w.n - head) / directAlign * directAlign
+	data := b.mem[b.shift : b.shift+b.n]
+	head := min(int((directAlign-b.start%directAlign)%directAlign), b.n)
+	mid := (b.n - head) / directAlign * directAlign
 	if direct == nil || mid == 0 {
-		_, err := out.WriteAt(data, w.start)
+		_, err := out.WriteAt(data, b.start)
 		return err
 	}
-	if _, err := out.WriteAt(data[:head], w.start); err != nil {
+	if _, err := out.WriteAt(data[:head], b.start); err != nil {
 		return err
 	}
-	if _, err := direct.WriteAt(data[head:head+mid], w.start+int64(head)); err != nil {
+	if _, err := direct.WriteAt(data[head:head+mid], b.start+int64(head)); err != nil {
 		if !errors.Is(err, unix.EINVAL) {
 			return err
 		}
-		if _, err := out.WriteAt(data[head:head+mid], w.start+int64(head)); err != nil {
+		if _, err := out.WriteAt(data[head:head+mid], b.start+int64(head)); err != nil {
 			return err
 		}
 	}
-	_, err := out.WriteAt(data[head+mid:], w.start+int64(head+mid))
+	_, err := out.WriteAt(data[head+mid:], b.start+int64(head+mid))
 	return err
 }
 
-// alignedBuf is n bytes starting on a directAlign boundary.
-func alignedBuf(n int) []byte {
-	b := make([]byte, n+directAlign)
-	skip := int(-uintptr(unsafe.Pointer(&b[0])) & (directAlign - 1))
-	return b[skip : skip+n : skip+n]
-}
