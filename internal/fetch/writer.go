@@ -133,7 +133,7 @@ func (w *chunkWriter) slot(file int, off int64, size int) ([]byte, error) {
 		b.file, b.start, b.shift, b.born = file, off, int(off%directAlign), time.Now()
 	}
 	at := b.shift + b.n
-	return b.mem[at:at:at+size], nil
+	return b.mem[at : at : at+size], nil
 }
 
 // done adds the chunk just decoded (and verified) into slot's room to the
@@ -255,4 +255,3 @@ func (w *chunkWriter) write(b *block) error {
 	_, err := out.WriteAt(data[head+mid:], b.start+int64(head+mid))
 	return err
 }
-
