@@ -45,7 +45,7 @@ func TestHostileCorruptChunk(t *testing.T) {
 	_, _, err := install(t, fastClient(), r, nil, t.TempDir())
 	// Under a valid signed manifest, bytes that fail their digest are the
 	// transport's fault: fetched again, then a download failure.
-	wantTransportFailure(t, err, "is corrupt")
+	wantTransportFailure(t, err, "the source sent other content")
 	if n := r.hits["/"+verify.ChunkPath(r.firstChunk("v1").SHA256)]; n != corruptRetries+1 {
 		t.Fatalf("the corrupt chunk was requested %d times, want 1 + %d retries", n, corruptRetries)
 	}

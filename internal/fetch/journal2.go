@@ -64,22 +64,14 @@ func (w *work) recordOrdinals(ords []int64) error {
 	if len(ords) == 0 {
 		return nil
 	}
-	var sb strings.Builder
-	for i := 0; i < len(ords); {
-		j := i + 1
-		for j < len(ords) && ords[j] == ords[j-1]+1 {
-			j++
-		}
-		fmt.Fprintf(&sb, "%d-%d\n", ords[i], ords[j-1]+1)
-		i = j
-	}
+	line := appendRanges(nil, ords)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	f, err := os.OpenFile(w.path(ordJournal), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("staging: %w", err)
 	}
-	_, err = f.WriteString(sb.String())
+	_, err = f.Write(line)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -87,4 +79,21 @@ func (w *work) recordOrdinals(ords []int64) error {
 		return fmt.Errorf("staging: journal: %w", err)
 	}
 	return nil
+}
+
+// appendRanges appends ordinals (ascending) to b as journal lines, one per
+// range of consecutive ones.
+func appendRanges(b []byte, ords []int64) []byte {
+	for i := 0; i < len(ords); {
+		j := i + 1
+		for j < len(ords) && ords[j] == ords[j-1]+1 {
+			j++
+		}
+		b = strconv.AppendInt(b, ords[i], 10)
+		b = append(b, '-')
+		b = strconv.AppendInt(b, ords[j-1]+1, 10)
+		b = append(b, '\n')
+		i = j
+	}
+	return b
 }

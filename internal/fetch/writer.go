@@ -18,15 +18,16 @@ import (
 // waits for the other (a synchronous O_DIRECT write of a block takes as long
 // as decoding a good part of the next one). A block goes to the writer when
 // it is full, when the next chunk does not continue it in its file, when its
-// first chunk is blockLinger old, and when a run's response ends or fails,
-// so a slow or stalled server leaves nothing verified unwritten (and
-// unjournaled) for long.
+// first chunk is blockLinger old, when no chunk follows within blockIdle,
+// and when a run's response ends or fails, so a slow or stalled server
+// leaves nothing verified unwritten (and unjournaled) for long.
 const (
 	blockSize   = 4 << 20 // a write's most bytes
 	directAlign = 4096    // O_DIRECT's offset, length and memory alignment
 	// blocksPerWorker is one block being filled and one being written.
 	blocksPerWorker = 2
 	blockLinger     = 250 * time.Millisecond
+	blockIdle       = 20 * time.Millisecond
 )
 
 // stagedFiles are a download's staged files, open twice: buffered, and with
@@ -75,8 +76,12 @@ type chunkWriter struct {
 	free    chan *block // to fill
 	full    chan *block // to write
 	exited  chan struct{}
-	cur     *block // being filled by the worker
+	idle    *time.Timer // hands a block over when no chunk follows
+	cmu     sync.Mutex  // cur and busy: the worker and the idle timer
+	cur     *block      // being filled by the worker
+	busy    bool        // a chunk is being decoded into cur
 	mems    [][]byte
+	line    []byte // the writer's journal line buffer
 
 	mu  sync.Mutex
 	err error
@@ -96,6 +101,8 @@ func newChunkWriter(sf *stagedFiles, journal *os.File) (*chunkWriter, error) {
 		w.mems = append(w.mems, mem)
 		w.free <- &block{mem: mem}
 	}
+	w.idle = time.AfterFunc(time.Hour, w.idleFlush)
+	w.idle.Stop()
 	go w.loop()
 	return w, nil
 }
@@ -116,14 +123,23 @@ func (w *chunkWriter) slot(file int, off int64, size int) ([]byte, error) {
 	if err := w.failed(); err != nil {
 		return nil, err
 	}
+	w.cmu.Lock()
+	w.busy = true // the idle timer leaves the block alone until done or flush
 	b := w.cur
 	if b != nil && b.n > 0 && (file != b.file || off != b.start+int64(b.n) || b.n+size > blockSize || size > blockSize) {
 		w.send()
 		b = nil
 	}
+	w.cmu.Unlock()
 	if b == nil {
 		b = <-w.free
+		w.cmu.Lock()
 		w.cur = b
+		w.cmu.Unlock()
+	}
+	if b.big != nil { // a big chunk that failed its check
+		putBuf(b.big)
+		b.big = nil
 	}
 	if size > blockSize { // allowed by the format, never cut by publish's chunker
 		b.file, b.start, b.big = file, off, getBuf(int64(size))
@@ -138,8 +154,12 @@ func (w *chunkWriter) slot(file int, off int64, size int) ([]byte, error) {
 
 // done adds the chunk just decoded (and verified) into slot's room to the
 // block, and hands the block to the writer when it is full, holds a big
-// chunk, or is blockLinger old.
+// chunk, or is blockLinger old; else the idle timer hands it over if no
+// other chunk follows within blockIdle (a stalled server).
 func (w *chunkWriter) done(ord int64, size int) {
+	w.cmu.Lock()
+	defer w.cmu.Unlock()
+	w.busy = false
 	b := w.cur
 	b.ords = append(b.ords, ord)
 	if b.big != nil {
@@ -150,16 +170,36 @@ func (w *chunkWriter) done(ord int64, size int) {
 	b.n += size
 	if b.n == blockSize || time.Since(b.born) >= blockLinger {
 		w.send()
+		return
+	}
+	w.idle.Reset(blockIdle)
+}
+
+// idleFlush runs on the idle timer: no chunk came for blockIdle.
+func (w *chunkWriter) idleFlush() {
+	w.cmu.Lock()
+	defer w.cmu.Unlock()
+	if !w.busy {
+		w.flushLocked()
 	}
 }
 
 // flush hands the current block, if it holds anything, to the writer.
 func (w *chunkWriter) flush() {
-	if w.cur != nil && (w.cur.n > 0 || w.cur.big != nil) {
+	w.cmu.Lock()
+	defer w.cmu.Unlock()
+	w.busy = false
+	w.flushLocked()
+}
+
+func (w *chunkWriter) flushLocked() {
+	if w.cur != nil && len(w.cur.ords) > 0 {
 		w.send()
 	}
 }
 
+// send hands the current block to the writer (the channel has room for
+// every block: it never waits). Called with cmu held.
 func (w *chunkWriter) send() {
 	b := w.cur
 	w.cur = nil
@@ -175,12 +215,15 @@ func (w *chunkWriter) send() {
 // close writes what is left, frees the blocks and returns the first write
 // error.
 func (w *chunkWriter) close() error {
+	w.idle.Stop()
 	w.flush()
+	w.cmu.Lock()
 	if w.cur != nil {
 		putBuf(w.cur.big)
 		w.cur.reset()
 		w.cur = nil
 	}
+	w.cmu.Unlock()
 	close(w.full)
 	<-w.exited
 	w.unmap()
@@ -211,11 +254,10 @@ func (w *chunkWriter) loop() {
 // the first error.
 func (w *chunkWriter) record(b *block, err error) {
 	if err == nil {
-		for _, o := range b.ords {
-			if _, err = fmt.Fprintf(w.journal, "%d-%d\n", o, o+1); err != nil {
-				break
-			}
-		}
+		// One append for the block: its chunks' ordinals mostly follow
+		// each other, so a line or two, not one write per chunk.
+		w.line = appendRanges(w.line[:0], b.ords)
+		_, err = w.journal.Write(w.line)
 	}
 	if err != nil {
 		w.mu.Lock()

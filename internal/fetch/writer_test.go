@@ -130,3 +130,17 @@ func TestChunkWriterJournalsASlowStreamWithoutWaitingForAFullBlock(t *testing.T)
 		t.Fatal("the journaled chunks are not in the file")
 	}
 }
+
+// A stalled server: one chunk, then nothing (no further chunk, no end of
+// the response). The chunk is written and journaled within about
+// blockIdle, so a kill during the stall loses no verified chunk.
+func TestChunkWriterJournalsTheLastChunkBeforeAStall(t *testing.T) {
+	w, _, wk := writerFixture(t, 1<<20)
+	defer w.close()
+	decodeInto(t, w, 0, 4096, randomBytes(70001, 1))
+	w.done(7, 70001)
+	testutil.WaitFor(t, 10*blockIdle+time.Second, "the chunk journaled", func() bool {
+		done, err := wk.journaledOrdinals(8)
+		return err == nil && done.has(7)
+	})
+}
