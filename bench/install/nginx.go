@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -71,9 +72,19 @@ http { log_format counted %[4]s; access_log %[1]s/access.log counted;
 	return nil, fmt.Errorf("nginx did not start; see %s/error.log", dir)
 }
 
+// stop shuts nginx down with SIGTERM, which its master passes to its
+// worker: SIGKILL would kill the master alone and leave the worker
+// running, serving the work directory.
 func (n *nginx) stop() {
-	n.cmd.Process.Kill()
-	n.cmd.Wait()
+	done := make(chan struct{})
+	go func() { n.cmd.Wait(); close(done) }()
+	n.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		n.cmd.Process.Kill()
+		<-done
+	}
 }
 
 // traffic is what nginx served between two marks.
