@@ -222,10 +222,12 @@ func (f *runFetch) try(ctx context.Context) error {
 func (f *runFetch) stream(body io.Reader, pos uint64) error {
 	for ; f.next < len(f.r.chunks); f.next++ {
 		ch := f.r.chunks[f.next]
-		if _, err := io.CopyN(io.Discard, body, int64(ch.off-pos)); err != nil {
-			return shortBody(ch.off, err)
+		if gap := int64(ch.off - pos); gap > 0 {
+			if _, err := io.CopyN(io.Discard, body, gap); err != nil {
+				return shortBody(ch.off, err)
+			}
+			f.report.add(gap) // a gap read through: bytes on the wire too
 		}
-		f.report.add(int64(ch.off - pos)) // a gap read through: bytes on the wire too
 		z := getBuf(int64(ch.csize))[:ch.csize]
 		_, err := io.ReadFull(body, z)
 		if err == nil {
