@@ -125,9 +125,10 @@ func (c *Client) downloadIndexed(ctx context.Context, repoURL string, p *Plan, o
 		return err
 	}
 	defer jf.Close()
-	for range max(o.Workers, 1) {
+	workers := max(o.Workers, 1)
+	for range workers {
 		wg.Go(func() {
-			w, err := newChunkWriter(sf, jf)
+			w, err := newChunkWriter(sf, jf, workers)
 			if err != nil {
 				fail(permanent(err))
 				return

@@ -24,6 +24,11 @@ import (
 const (
 	blockSize   = 4 << 20 // a write's most bytes
 	directAlign = 4096    // O_DIRECT's offset, length and memory alignment
+	// blockBudget bounds all the workers' blocks together: with more
+	// workers than the default ([download] workers), blocks get smaller
+	// (down to minBlockSize), so peak RSS stays within the device's budget.
+	blockBudget  = 32 << 20
+	minBlockSize = 256 << 10
 	// blocksPerWorker is one block being filled and one being written.
 	blocksPerWorker = 2
 	blockLinger     = 250 * time.Millisecond
@@ -55,7 +60,7 @@ func (sf *stagedFiles) close() { closeAll(sf.direct) }
 // block is verified chunks that follow each other in one staged file, in
 // memory aligned for O_DIRECT, or one chunk larger than a block (big).
 type block struct {
-	mem   []byte // blockSize + directAlign, page-aligned (mmap)
+	mem   []byte // bsize + directAlign, page-aligned (mmap)
 	file  int
 	start int64 // file offset of the block's first byte
 	shift int   // where that byte is in mem: start's offset in its page
@@ -73,6 +78,7 @@ func (b *block) reset() { b.n, b.ords, b.big = 0, b.ords[:0], nil }
 type chunkWriter struct {
 	sf      *stagedFiles
 	journal *os.File
+	bsize   int         // a block's most bytes (blockSizeFor)
 	free    chan *block // to fill
 	full    chan *block // to write
 	exited  chan struct{}
@@ -87,13 +93,20 @@ type chunkWriter struct {
 	err error
 }
 
-func newChunkWriter(sf *stagedFiles, journal *os.File) (*chunkWriter, error) {
-	w := &chunkWriter{sf: sf, journal: journal, free: make(chan *block, blocksPerWorker),
+// blockSizeFor is the block size for one of workers download workers.
+func blockSizeFor(workers int) int {
+	n := blockBudget / (blocksPerWorker * max(workers, 1)) / directAlign * directAlign
+	return min(max(n, minBlockSize), blockSize)
+}
+
+// newChunkWriter is the writer of one of workers download workers.
+func newChunkWriter(sf *stagedFiles, journal *os.File, workers int) (*chunkWriter, error) {
+	w := &chunkWriter{sf: sf, journal: journal, bsize: blockSizeFor(workers), free: make(chan *block, blocksPerWorker),
 		full: make(chan *block, blocksPerWorker), exited: make(chan struct{})}
 	for range blocksPerWorker {
 		// Outside the Go heap: not scanned, not counted against the memory
 		// limit (so no collections for it), and page-aligned.
-		mem, err := unix.Mmap(-1, 0, blockSize+directAlign, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+		mem, err := unix.Mmap(-1, 0, w.bsize+directAlign, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
 		if err != nil {
 			w.unmap()
 			return nil, fmt.Errorf("staging: memory for a write block: %w", err)
@@ -126,7 +139,7 @@ func (w *chunkWriter) slot(file int, off int64, size int) ([]byte, error) {
 	w.cmu.Lock()
 	w.busy = true // the idle timer leaves the block alone until done or flush
 	b := w.cur
-	if b != nil && b.n > 0 && (file != b.file || off != b.start+int64(b.n) || b.n+size > blockSize || size > blockSize) {
+	if b != nil && b.n > 0 && (file != b.file || off != b.start+int64(b.n) || b.n+size > w.bsize || size > w.bsize) {
 		w.send()
 		b = nil
 	}
@@ -141,7 +154,7 @@ func (w *chunkWriter) slot(file int, off int64, size int) ([]byte, error) {
 		putBuf(b.big)
 		b.big = nil
 	}
-	if size > blockSize { // allowed by the format, never cut by publish's chunker
+	if size > w.bsize { // allowed by the format, rare with publish's chunker
 		b.file, b.start, b.big = file, off, getBuf(int64(size))
 		return b.big[:0:size], nil
 	}
@@ -168,7 +181,7 @@ func (w *chunkWriter) done(ord int64, size int) {
 		return
 	}
 	b.n += size
-	if b.n == blockSize || time.Since(b.born) >= blockLinger {
+	if b.n == w.bsize || time.Since(b.born) >= blockLinger {
 		w.send()
 		return
 	}

@@ -36,7 +36,7 @@ func writerFixture(t *testing.T, size int64) (*chunkWriter, []*os.File, *work) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { jf.Close() })
-	w, err := newChunkWriter(sf, jf)
+	w, err := newChunkWriter(sf, jf, DefaultWorkers)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,4 +143,22 @@ func TestChunkWriterJournalsTheLastChunkBeforeAStall(t *testing.T) {
 		done, err := wk.journaledOrdinals(8)
 		return err == nil && done.has(7)
 	})
+}
+
+// More download workers ([download] workers) get smaller blocks: all of
+// them together stay within blockBudget, whatever the setting (down to the
+// floor of minBlockSize), and the default gets the full block size.
+func TestBlockSizeKeepsAllWorkersBlocksWithinTheBudget(t *testing.T) {
+	if got := blockSizeFor(DefaultWorkers); got != blockSize {
+		t.Fatalf("block size for the default %d workers: %d, want %d", DefaultWorkers, got, blockSize)
+	}
+	for _, workers := range []int{1, 5, 8, 16, 64} {
+		n := blockSizeFor(workers)
+		if n%directAlign != 0 || n > blockSize || n < minBlockSize {
+			t.Fatalf("%d workers: block size %d", workers, n)
+		}
+		if total := n * blocksPerWorker * workers; total > blockBudget && n > minBlockSize {
+			t.Fatalf("%d workers: %d bytes of blocks, over the budget of %d", workers, total, blockBudget)
+		}
+	}
 }
