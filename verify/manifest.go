@@ -79,6 +79,21 @@ type File struct {
 	Mode   FileMode `json:"mode"`             // permission bits only, as published; slots drop the write bits
 	SHA256 string   `json:"sha256"`           // lower-case hex of the whole file
 	Chunks []Chunk  `json:"chunks,omitempty"` // content-defined pieces, in order; empty for unchunked installs
+	// Index pins this file's section of the chunk index (schema 2), so a
+	// device that already holds the section (an unchanged file) fetches
+	// only the sections of the files that changed. A modelslot older than
+	// this field ignores it (Parse ignores unknown fields) and fetches the
+	// whole index, which IndexRef still pins.
+	Index *FileIndex `json:"index,omitempty"`
+}
+
+// FileIndex pins one file's section of the chunk index: its chunk count (4
+// bytes) and its entries, exactly as they stand in the index file. The
+// section's offset in the index follows from the sections before it
+// (internal/chunkindex.SectionSize).
+type FileIndex struct {
+	Chunks int64  `json:"chunks"`
+	SHA256 string `json:"sha256"` // of the section's bytes
 }
 
 // Chunk is one content-defined piece of a file in a repository or bundle. Its

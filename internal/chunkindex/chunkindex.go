@@ -36,6 +36,7 @@ package chunkindex
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -107,12 +108,29 @@ func LocationsPath(sum string) string { return path.Join("index", sum[:2], sum+"
 
 // IndexSize is the encoded size of an index of files files and chunks chunks.
 func IndexSize(files, chunks int) int64 {
-	return int64(len(indexMagic)) + 4 + 8 + 4*int64(files) + EntrySize*int64(chunks)
+	return int64(HeaderSize) + 4*int64(files) + EntrySize*int64(chunks)
 }
 
 // LocationsSize is the encoded size of locations with packs packs and chunks chunks.
 func LocationsSize(packs, chunks int) int64 {
 	return int64(len(locMagic)) + 4 + 8 + 32*int64(packs) + LocSize*int64(chunks)
+}
+
+// HeaderSize is the index's bytes before the first file's section.
+const HeaderSize = len(indexMagic) + 4 + 8
+
+// SectionSize is the bytes of one file's section of the index: its chunk
+// count and its n entries. File i's section starts at HeaderSize plus the
+// sizes of the sections before it.
+func SectionSize(n int64) int64 { return 4 + EntrySize*n }
+
+// Header is the index's header for files files and total chunks.
+func Header(files int, total uint64) []byte {
+	b := make([]byte, HeaderSize)
+	copy(b, indexMagic)
+	binary.LittleEndian.PutUint32(b[8:12], uint32(files))
+	binary.LittleEndian.PutUint64(b[12:20], total)
+	return b
 }
 
 // WriteIndex encodes files (each file's chunks, in manifest order) to w.
@@ -125,24 +143,41 @@ func WriteIndex(w io.Writer, files [][]Entry) error {
 	if total > MaxChunks {
 		return fmt.Errorf("chunk index: %d chunks, more than the %d a device accepts", total, MaxChunks)
 	}
-	bw.WriteString(indexMagic)
-	var b [EntrySize]byte
-	binary.LittleEndian.PutUint32(b[:4], uint32(len(files)))
-	binary.LittleEndian.PutUint64(b[4:12], total)
-	bw.Write(b[:12])
+	bw.Write(Header(len(files), total))
 	for _, f := range files {
-		binary.LittleEndian.PutUint32(b[:4], uint32(len(f)))
-		bw.Write(b[:4])
-		for _, e := range f {
-			copy(b[:32], e.Sum[:])
-			binary.LittleEndian.PutUint32(b[32:], e.Size)
-			bw.Write(b[:])
-		}
+		writeSection(bw, f)
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write chunk index: %w", err)
 	}
 	return nil
+}
+
+// writeSection writes one file's section: its count, then its entries.
+func writeSection(w io.Writer, f []Entry) {
+	var b [EntrySize]byte
+	binary.LittleEndian.PutUint32(b[:4], uint32(len(f)))
+	w.Write(b[:4])
+	for _, e := range f {
+		copy(b[:32], e.Sum[:])
+		binary.LittleEndian.PutUint32(b[32:], e.Size)
+		w.Write(b[:])
+	}
+}
+
+// Sections is each file's section pin, in order, as a schema-2 manifest
+// carries them (verify.File.Index): the section's chunks and the sha256 of
+// its bytes as WriteIndex writes them.
+func Sections(files [][]Entry) []verify.FileIndex {
+	out := make([]verify.FileIndex, len(files))
+	for i, f := range files {
+		h := sha256.New()
+		bw := bufio.NewWriterSize(h, 64<<10)
+		writeSection(bw, f)
+		bw.Flush()
+		out[i] = verify.FileIndex{Chunks: int64(len(f)), SHA256: verify.HexDigest(h.Sum(nil))}
+	}
+	return out
 }
 
 // WriteLocations encodes the pack table and one Loc per index entry to w.

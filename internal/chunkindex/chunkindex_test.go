@@ -72,6 +72,38 @@ func TestIndexRoundTrip(t *testing.T) {
 	}
 }
 
+// Each file's section pin is the digest of the index bytes at the offset the
+// sizes before it give, so a device can fetch or reuse any one section alone.
+func TestSectionsPinTheBytesAtTheirOffsets(t *testing.T) {
+	files := [][]Entry{{entry(1, 10), entry(2, 5)}, nil, {entry(3, 10)}, {entry(1, 10)}}
+	var buf bytes.Buffer
+	if err := WriteIndex(&buf, files); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf.Bytes()[:HeaderSize], Header(4, 4)) {
+		t.Fatalf("header %x, Header gives %x", buf.Bytes()[:HeaderSize], Header(4, 4))
+	}
+	secs := Sections(files)
+	off := int64(HeaderSize)
+	for i, s := range secs {
+		if s.Chunks != int64(len(files[i])) {
+			t.Fatalf("section %d: %d chunks, want %d", i, s.Chunks, len(files[i]))
+		}
+		end := off + SectionSize(s.Chunks)
+		sum := sha256.Sum256(buf.Bytes()[off:end])
+		if got := verify.HexDigest(sum[:]); got != s.SHA256 {
+			t.Fatalf("section %d pins %s, the bytes at %d-%d hash to %s", i, s.SHA256, off, end, got)
+		}
+		off = end
+	}
+	if off != int64(buf.Len()) {
+		t.Fatalf("sections end at %d, the index at %d", off, buf.Len())
+	}
+	if secs[0].SHA256 == secs[3].SHA256 || secs[2].SHA256 == secs[3].SHA256 {
+		t.Fatal("sections of different chunk lists have one digest")
+	}
+}
+
 func TestIndexRefusals(t *testing.T) {
 	enc := func(files [][]Entry) []byte {
 		var buf bytes.Buffer

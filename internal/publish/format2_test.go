@@ -251,6 +251,63 @@ func TestIndexIsASmallFractionOfTheModel(t *testing.T) {
 	}
 }
 
+// TestEveryFilePinsItsIndexSection: the signed manifest pins each file's
+// section of the stored index, so a device can fetch one section alone and
+// check it; a file left unchanged by the next version keeps its pin.
+func TestEveryFilePinsItsIndexSection(t *testing.T) {
+	k, repo, dir := testKey(t), t.TempDir(), t.TempDir()
+	write(t, dir, "a.bin", randomData(1, 3<<20))
+	write(t, dir, "config.json", []byte(`{"layers": 4}`))
+	write(t, dir, "z.bin", randomData(2, 2<<20))
+	o := opts(repo, "v1", k)
+	o.Params = chunkerDefault()
+	res, err := Publish(context.Background(), dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pins := func(m *verify.Manifest) map[string]verify.FileIndex {
+		idx, err := os.ReadFile(filepath.Join(repo, filepath.FromSlash(chunkindex.IndexPath(m.Index.SHA256))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]verify.FileIndex{}
+		off := int64(chunkindex.HeaderSize)
+		for _, f := range m.Files {
+			if f.Index == nil {
+				t.Fatalf("%s pins no index section", f.Path)
+			}
+			end := off + chunkindex.SectionSize(f.Index.Chunks)
+			if end > int64(len(idx)) {
+				t.Fatalf("%s: section %d-%d past the index's %d bytes", f.Path, off, end, len(idx))
+			}
+			if sum := sha256.Sum256(idx[off:end]); verify.HexDigest(sum[:]) != f.Index.SHA256 {
+				t.Fatalf("%s pins section %s, the index bytes %d-%d are %x", f.Path, f.Index.SHA256, off, end, sum)
+			}
+			out[f.Path] = *f.Index
+			off = end
+		}
+		if off != int64(len(idx)) {
+			t.Fatalf("the sections end at %d, the index at %d", off, len(idx))
+		}
+		return out
+	}
+	v1 := pins(res.Manifest)
+	write(t, dir, "config.json", []byte(`{"layers": 5}`))
+	o2 := opts(repo, "v2", k)
+	o2.Params = o.Params
+	res2, err := Publish(context.Background(), dir, o2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2 := pins(res2.Manifest)
+	if v1["a.bin"] != v2["a.bin"] || v1["z.bin"] != v2["z.bin"] {
+		t.Fatal("an unchanged file's section pin changed")
+	}
+	if v1["config.json"] == v2["config.json"] {
+		t.Fatal("the changed file kept its section pin")
+	}
+}
+
 // TestCancelledPublishLeavesNoManifestNorTempFile: a publish cancelled while
 // it writes packs returns the cancellation and leaves no manifest, index or
 // half-written pack.
