@@ -209,6 +209,47 @@ func WriteLocations(w io.Writer, packs []Digest, locs []Loc) error {
 	return nil
 }
 
+// ScanSections reads an index's header and walks its file sections, calling
+// fn with each section's file number, offset, size and sha256. It checks
+// only the framing (magic, counts within bounds): a section is trusted only
+// once its digest equals a signed pin (verify.File.Index).
+func ScanSections(r io.Reader, fn func(file int, off, size int64, sum Digest)) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var h [HeaderSize]byte
+	if _, err := io.ReadFull(br, h[:]); err != nil {
+		return badIndex("header: %v", err)
+	}
+	if string(h[:8]) != indexMagic {
+		return badIndex("not a modelslot chunk index (magic %q)", h[:8])
+	}
+	files, total := binary.LittleEndian.Uint32(h[8:12]), binary.LittleEndian.Uint64(h[12:20])
+	if total > MaxChunks {
+		return badIndex("%d chunks, more than the %d allowed", total, MaxChunks)
+	}
+	off, seen := int64(HeaderSize), uint64(0)
+	for i := range int(files) {
+		var nb [4]byte
+		if _, err := io.ReadFull(br, nb[:]); err != nil {
+			return badIndex("file %d's chunk count: %v", i, err)
+		}
+		n := uint64(binary.LittleEndian.Uint32(nb[:]))
+		if seen += n; seen > total {
+			return badIndex("file %d: more chunks than the %d the header announced", i, total)
+		}
+		hs := sha256.New()
+		hs.Write(nb[:])
+		if _, err := io.CopyN(hs, br, EntrySize*int64(n)); err != nil {
+			return badIndex("file %d's entries: %v", i, err)
+		}
+		var d Digest
+		hs.Sum(d[:0])
+		size := SectionSize(int64(n))
+		fn(i, off, size, d)
+		off += size
+	}
+	return nil
+}
+
 // Chunk is one index entry as a reader yields it, with where it goes.
 type Chunk struct {
 	Entry

@@ -99,6 +99,24 @@ func TestSectionsPinTheBytesAtTheirOffsets(t *testing.T) {
 	if off != int64(buf.Len()) {
 		t.Fatalf("sections end at %d, the index at %d", off, buf.Len())
 	}
+	var scanned []verify.FileIndex
+	err := ScanSections(bytes.NewReader(buf.Bytes()), func(i int, off, size int64, sum Digest) {
+		if i != len(scanned) || size != SectionSize(int64(len(files[i]))) {
+			t.Errorf("ScanSections: section %d of %d bytes at %d, want section %d of %d", i, size, off, len(scanned), SectionSize(int64(len(files[i]))))
+		}
+		scanned = append(scanned, verify.FileIndex{Chunks: (size - 4) / EntrySize, SHA256: sum.String()})
+	})
+	if err != nil || len(scanned) != len(secs) {
+		t.Fatalf("ScanSections: %d sections, %v", len(scanned), err)
+	}
+	for i := range secs {
+		if scanned[i] != secs[i] {
+			t.Fatalf("ScanSections found %+v for section %d, Sections pins %+v", scanned[i], i, secs[i])
+		}
+	}
+	if err := ScanSections(bytes.NewReader(buf.Bytes()[:buf.Len()-1]), func(int, int64, int64, Digest) {}); err == nil {
+		t.Fatal("ScanSections accepted a truncated index")
+	}
 	if secs[0].SHA256 == secs[3].SHA256 || secs[2].SHA256 == secs[3].SHA256 {
 		t.Fatal("sections of different chunk lists have one digest")
 	}

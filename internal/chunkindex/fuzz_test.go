@@ -47,6 +47,16 @@ func FuzzIndexAndLocations(f *testing.F) {
 		} else if !errors.Is(err, ErrIndex) {
 			t.Fatalf("index header error not ErrIndex: %v", err)
 		}
+		end := int64(HeaderSize)
+		err = ScanSections(bytes.NewReader(idx), func(i int, off, size int64, _ Digest) {
+			if off != end || size < 4 || off+size > int64(len(idx)) {
+				t.Fatalf("ScanSections: section %d at %d of %d bytes, in an index of %d (the last ended at %d)", i, off, size, len(idx), end)
+			}
+			end = off + size
+		})
+		if err != nil && !errors.Is(err, ErrIndex) {
+			t.Fatalf("ScanSections error not ErrIndex: %v", err)
+		}
 		var chunks int64
 		if len(loc) >= 20 {
 			chunks = int64(binary.LittleEndian.Uint64(loc[12:20]) % (1 << 20)) // the count a header claims, bounded

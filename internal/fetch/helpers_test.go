@@ -68,6 +68,8 @@ type repo struct {
 	ranges  []string       // Range headers seen
 	chunkRx atomic.Int64   // chunk requests
 	packs   []string       // pack requests: "path range" ("" when none)
+	idx     []string       // index requests: their Range ("" when none)
+	idxSent atomic.Int64   // index bytes sent
 	seq     uint64         // the last sequence published
 }
 
@@ -83,6 +85,10 @@ func newRepo(t *testing.T) *repo {
 		if strings.Contains(req.URL.Path, "/packs/") {
 			r.packs = append(r.packs, req.URL.Path+" "+req.Header.Get("Range"))
 		}
+		if strings.HasSuffix(req.URL.Path, ".idx") {
+			r.idx = append(r.idx, req.Header.Get("Range"))
+			w = &countingWriter{ResponseWriter: w, n: &r.idxSent}
+		}
 		r.mu.Unlock()
 		if strings.Contains(req.URL.Path, "/chunks/") {
 			r.chunkRx.Add(1)
@@ -94,6 +100,18 @@ func newRepo(t *testing.T) *repo {
 	}))
 	t.Cleanup(r.srv.Close)
 	return r
+}
+
+// countingWriter counts the body bytes a handler sends.
+type countingWriter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 // setFault installs a misbehaviour; it returns true when it answered.

@@ -47,7 +47,8 @@ func (c *Client) getFile(ctx context.Context, url, name string, limit int64, che
 
 // loadIndex downloads the index the manifest pins (unless staging has it
 // already, intact) and the repository's locations into the work directory.
-func (c *Client) loadIndex(ctx context.Context, repoURL string, m *verify.Manifest, w *work) error {
+// Sections the slots srcs hold are copied, not downloaded (index_sections.go).
+func (c *Client) loadIndex(ctx context.Context, repoURL string, m *verify.Manifest, w *work, srcs []*Active) error {
 	if err := os.MkdirAll(w.dir, 0o755); err != nil {
 		return fmt.Errorf("staging: %w", err)
 	}
@@ -57,7 +58,11 @@ func (c *Client) loadIndex(ctx context.Context, repoURL string, m *verify.Manife
 		url := joinURL(repoURL, chunkindex.IndexPath(m.Index.SHA256))
 		// Other bytes (a captive portal, a bad mirror) are tried again.
 		check := func(name string) error { return checkIndexFile(name, m.Index) }
-		if err := c.getFile(ctx, url, part, m.Index.Size, check); err != nil {
+		done, err := c.assembleIndex(ctx, url, m, part, srcs)
+		if err == nil && !done {
+			err = c.getFile(ctx, url, part, m.Index.Size, check)
+		}
+		if err != nil {
 			return fmt.Errorf("chunk index: %w", err)
 		}
 		if err := os.Rename(part, idx); err != nil {

@@ -99,7 +99,7 @@ func kill2Child(url, staging string) {
 	}
 	st, _ := OpenStaging(staging)
 	w, _ := st.workFor(res.Manifest)
-	if err := c.loadIndex(ctx, res.RepoURL, res.Manifest, w); err != nil {
+	if err := c.loadIndex(ctx, res.RepoURL, res.Manifest, w, nil); err != nil {
 		os.Exit(2)
 	}
 	p, err := NewPlan(ctx, res.Manifest, st, nil)

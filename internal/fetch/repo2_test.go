@@ -33,6 +33,9 @@ type repo2 struct {
 	*repo
 	stored  map[chunkindex.Digest]storedChunk
 	maxPack int // bytes a pack holds before a new one starts; 0 = one per version
+	// noSections publishes without per-file index sections, as publishers
+	// before them did.
+	noSections bool
 }
 
 func newRepo2(t *testing.T) *repo2 {
@@ -151,6 +154,11 @@ func (r *repo2) writeIndex(m *verify.Manifest, index [][]chunkindex.Entry) {
 	}
 	sum := sha256.Sum256(ib.Bytes())
 	m.Index = &verify.IndexRef{SHA256: hex.EncodeToString(sum[:]), Size: int64(ib.Len()), Chunks: int64(len(locs))}
+	if !r.noSections { // as the publisher does; without, as publishers before sections did
+		for i, sec := range chunkindex.Sections(index) {
+			m.Files[i].Index = &sec
+		}
+	}
 	writeFile(r.t, r.dir, chunkindex.IndexPath(m.Index.SHA256), ib.Bytes())
 	writeFile(r.t, r.dir, chunkindex.LocationsPath(m.Index.SHA256), lb.Bytes())
 }

@@ -143,7 +143,7 @@ func (s *Source) Fill(ctx context.Context, fill *slots.Fill) error {
 func (s *Source) fill(ctx context.Context, fill Fill, staging *Staging, active *Active, space Space, more ...*Active) (*Plan, error) {
 	m := s.Manifest
 	if m.Index != nil {
-		if err := s.loadIndex(ctx, staging); err != nil {
+		if err := s.loadIndex(ctx, staging, append([]*Active{active}, more...)); err != nil {
 			return nil, err
 		}
 	}
@@ -174,7 +174,8 @@ func (s *Source) Committed() {
 }
 
 // loadIndex brings a schema-2 manifest's index and locations into staging.
-func (s *Source) loadIndex(ctx context.Context, staging *Staging) error {
+// srcs are the slots whose index sections may be reused.
+func (s *Source) loadIndex(ctx context.Context, staging *Staging, srcs []*Active) error {
 	w, err := staging.workFor(s.Manifest)
 	if err != nil {
 		return err
@@ -192,7 +193,7 @@ func (s *Source) loadIndex(ctx context.Context, staging *Staging) error {
 		s.loaded = true
 		return loadBundleIndex(s.bundle, w)
 	}
-	return s.client.loadIndex(ctx, s.resolved.RepoURL, s.Manifest, w)
+	return s.client.loadIndex(ctx, s.resolved.RepoURL, s.Manifest, w, srcs)
 }
 
 func (s *Source) fetch(ctx context.Context, plan *Plan) error {

@@ -1,0 +1,161 @@
+package fetch
+
+import (
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/modelslot/modelslot/internal/chunkindex"
+	"github.com/modelslot/modelslot/verify"
+)
+
+// sectionsCase publishes a model with a config.json, installs it, changes
+// only config.json and publishes v2: the config-only update of the delta
+// table. It returns the repository (log reset), v2 and the active v1 slot.
+func sectionsCase(t *testing.T, noSections bool) (*repo2, *verify.Manifest, *Active) {
+	t.Helper()
+	r := newRepo2(t)
+	r.noSections = noSections
+	dir := bigModel(t, 1, 2<<20)
+	writeFile(t, dir, "config.json", []byte(`{"layers": 4, "heads": 8}`))
+	m1 := r.publish2(dir, "v1")
+	out1, _, _, err := install2(t, fastClient(), r.channelURL(), r.trusted(), nil, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, "config.json", []byte(`{"layers": 4, "heads": 16}`))
+	m2 := r.publish2(dir, "v2")
+	r.resetLog()
+	return r, m2, r.asSlot(t, out1, m1)
+}
+
+func fileByPath(t *testing.T, m *verify.Manifest, p string) verify.File {
+	t.Helper()
+	f, ok := m.Lookup(p)
+	if !ok {
+		t.Fatalf("%s is not in the manifest", p)
+	}
+	return f
+}
+
+// A config-only change of a model fetches the changed file's index section
+// with one Range request: the unchanged files' sections come from the active
+// slot's stored index. Published without sections (an older publisher), the
+// same change fetches the whole index, as before.
+func TestFormat2ConfigOnlyChangeFetchesOnlyItsIndexSection(t *testing.T) {
+	r, m2, active := sectionsCase(t, false)
+	if _, p, _, err := install2(t, fastClient(), r.channelURL(), r.trusted(), active, t.TempDir()); err != nil {
+		t.Fatal(err)
+	} else if p.FetchChunks != 1 {
+		t.Fatalf("config-only change fetched %d chunks, want 1: %s", p.FetchChunks, p.Summary())
+	}
+	want := chunkindex.SectionSize(fileByPath(t, m2, "config.json").Index.Chunks)
+	if len(r.idx) != 1 || !strings.HasPrefix(r.idx[0], "bytes=") || r.idxSent.Load() != want {
+		t.Fatalf("index requests %q sent %d bytes; want one Range request of the config's %d-byte section (the index has %d)",
+			r.idx, r.idxSent.Load(), want, m2.Index.Size)
+	}
+
+	old, m2, active := sectionsCase(t, true)
+	if _, _, _, err := install2(t, fastClient(), old.channelURL(), old.trusted(), active, t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	if len(old.idx) != 1 || old.idx[0] != "" || old.idxSent.Load() != m2.Index.Size {
+		t.Fatalf("without sections: index requests %q sent %d bytes; want one GET of the whole %d", old.idx, old.idxSent.Load(), m2.Index.Size)
+	}
+}
+
+// A server that ignores Range answers the section request with the whole
+// index: it is taken whole, checked, and the install goes on.
+func TestFormat2IndexSectionsFromAServerIgnoringRange(t *testing.T) {
+	r, m2, active := sectionsCase(t, false)
+	files := http.FileServer(http.Dir(r.dir))
+	r.setFault(func(w http.ResponseWriter, req *http.Request) bool {
+		if !strings.HasSuffix(req.URL.Path, ".idx") {
+			return false
+		}
+		req.Header.Del("Range")
+		files.ServeHTTP(w, req)
+		return true
+	})
+	if _, _, _, err := install2(t, fastClient(), r.channelURL(), r.trusted(), active, t.TempDir()); err != nil {
+		t.Fatalf("install from a server ignoring Range on the index: %v", err)
+	}
+	if len(r.idx) != 1 || r.idxSent.Load() != m2.Index.Size {
+		t.Fatalf("index requests %q sent %d bytes, want one answered whole (%d)", r.idx, r.idxSent.Load(), m2.Index.Size)
+	}
+}
+
+// Bytes that are not the pinned section (a bad mirror, a proxy mangling
+// ranges) are retried and end in a clear download error; nothing is
+// installed and the active slot still verifies.
+func TestFormat2IndexSectionOtherBytesIsADownloadError(t *testing.T) {
+	r, _, active := sectionsCase(t, false)
+	files := http.FileServer(http.Dir(r.dir))
+	r.setFault(func(w http.ResponseWriter, req *http.Request) bool {
+		if !strings.HasSuffix(req.URL.Path, ".idx") || req.Header.Get("Range") == "" {
+			return false
+		}
+		files.ServeHTTP(&flipWriter{ResponseWriter: w}, req)
+		return true
+	})
+	_, _, _, err := install2(t, fastClient(), r.channelURL(), r.trusted(), active, t.TempDir())
+	if !errors.Is(err, ErrDownload) || !strings.Contains(err.Error(), "not the section the manifest pins") {
+		t.Fatalf("mangled index section: got %v, want ErrDownload naming the section", err)
+	}
+	if len(r.idx) < 2 {
+		t.Fatalf("the mangled section was requested %d times, want retries", len(r.idx))
+	}
+	if err := verify.VerifyTree(t.Context(), active.Dir, active.Manifest, 1); err != nil {
+		t.Fatalf("the active slot no longer verifies: %v", err)
+	}
+}
+
+// flipWriter flips the first body byte of a response.
+type flipWriter struct {
+	http.ResponseWriter
+	done bool
+}
+
+func (f *flipWriter) Write(p []byte) (int, error) {
+	if !f.done && len(p) > 0 {
+		f.done = true
+		q := append([]byte(nil), p...)
+		q[0] ^= 0xff
+		return f.ResponseWriter.Write(q)
+	}
+	return f.ResponseWriter.Write(p)
+}
+
+// A slot's stored index that no longer holds its sections (a bit flipped
+// on its disk) is not trusted: the sections it should have given are
+// fetched, and the install is right.
+func TestFormat2DamagedStoredIndexSectionsAreFetched(t *testing.T) {
+	r, m2, active := sectionsCase(t, false)
+	name := filepath.Join(active.Dir, verify.MetaDir, IndexFile)
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first entry of weights.bin's section (a file v2 did not change).
+	off := int64(chunkindex.HeaderSize)
+	for _, f := range active.Manifest.Files {
+		if f.Path == "weights.bin" {
+			break
+		}
+		off += chunkindex.SectionSize(f.Index.Chunks)
+	}
+	b[off+4] ^= 0xff
+	if err := os.WriteFile(name, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := install2(t, fastClient(), r.channelURL(), r.trusted(), active, t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	want := chunkindex.SectionSize(fileByPath(t, m2, "weights.bin").Index.Chunks) + chunkindex.SectionSize(fileByPath(t, m2, "config.json").Index.Chunks)
+	if got := r.idxSent.Load(); got < want || got >= m2.Index.Size {
+		t.Fatalf("index bytes sent %d, want the damaged weights.bin section and the changed config.json's (%d), not the whole %d", got, want, m2.Index.Size)
+	}
+}
