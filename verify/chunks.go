@@ -91,6 +91,9 @@ func (m *Manifest) validateSections() error {
 		if f.Index.Chunks < 0 || f.Index.Chunks > m.Index.Chunks {
 			return rejectf("file %q index section: %d chunks, the index has %d", f.Path, f.Index.Chunks, m.Index.Chunks)
 		}
+		if _, err := f.Index.SegmentList(); err != nil {
+			return fmt.Errorf("file %q: %w", f.Path, err)
+		}
 		chunks += int(f.Index.Chunks)
 		size += 4 + 36*f.Index.Chunks
 	}

@@ -61,6 +61,18 @@ func TestManifestWithIndexSectionsIsValid(t *testing.T) {
 	}
 }
 
+func TestIndexSegmentsRoundTrip(t *testing.T) {
+	segs := []IndexSegment{{Chunks: 3, SHA256: [32]byte{1}}, {Chunks: 200, SHA256: [32]byte{2, 3}}}
+	fi := &FileIndex{Chunks: 203, Segments: EncodeSegments(segs)}
+	got, err := fi.SegmentList()
+	if err != nil || len(got) != 2 || got[0] != segs[0] || got[1] != segs[1] {
+		t.Fatalf("SegmentList(EncodeSegments(%v)) = %v, %v", segs, got, err)
+	}
+	if got, err := (&FileIndex{Chunks: 5}).SegmentList(); got != nil || err != nil {
+		t.Fatalf("a file of one segment: %v, %v", got, err)
+	}
+}
+
 func TestManifestRejects(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -91,6 +103,18 @@ func TestManifestRejects(t *testing.T) {
 			indexed3(m)
 			m.Files[0].Index.SHA256 = "xyz"
 		}, "index section"},
+		{"index segments that do not add up", func(m *Manifest) {
+			indexed3(m)
+			m.Files[0].Index.Segments = EncodeSegments([]IndexSegment{{Chunks: 1}, {Chunks: 1}})
+		}, "segments add up to 2 chunks, the section has 1"},
+		{"an empty index segment", func(m *Manifest) {
+			indexed3(m)
+			m.Files[0].Index.Segments = EncodeSegments([]IndexSegment{{Chunks: 1}, {Chunks: 0}})
+		}, "segment 1 is empty"},
+		{"index segments not base64", func(m *Manifest) {
+			indexed3(m)
+			m.Files[0].Index.Segments = "!!"
+		}, "not base64"},
 		{"no schema", func(m *Manifest) { m.Schema = 0 }, "schema 0"},
 		{"bad model name", func(m *Manifest) { m.Model = "../x" }, "model name"},
 		{"empty version", func(m *Manifest) { m.Version = "" }, "version"},

@@ -113,7 +113,7 @@ func IndexSize(files, chunks int) int64 {
 
 // LocationsSize is the encoded size of locations with packs packs and chunks chunks.
 func LocationsSize(packs, chunks int) int64 {
-	return int64(len(locMagic)) + 4 + 8 + 32*int64(packs) + LocSize*int64(chunks)
+	return LocOffset(uint32(packs), int64(chunks))
 }
 
 // HeaderSize is the index's bytes before the first file's section.
@@ -159,15 +159,20 @@ func writeSection(w io.Writer, f []Entry) {
 	binary.LittleEndian.PutUint32(b[:4], uint32(len(f)))
 	w.Write(b[:4])
 	for _, e := range f {
-		copy(b[:32], e.Sum[:])
-		binary.LittleEndian.PutUint32(b[32:], e.Size)
-		w.Write(b[:])
+		w.Write(encodeEntry(b[:], e))
 	}
 }
 
+// encodeEntry writes e's EntrySize bytes into b and returns them.
+func encodeEntry(b []byte, e Entry) []byte {
+	copy(b[:32], e.Sum[:])
+	binary.LittleEndian.PutUint32(b[32:EntrySize], e.Size)
+	return b[:EntrySize]
+}
+
 // Sections is each file's section pin, in order, as a schema-2 manifest
-// carries them (verify.File.Index): the section's chunks and the sha256 of
-// its bytes as WriteIndex writes them.
+// carries them (verify.File.Index): the section's chunks, the sha256 of its
+// bytes as WriteIndex writes them, and its segments when it has several.
 func Sections(files [][]Entry) []verify.FileIndex {
 	out := make([]verify.FileIndex, len(files))
 	for i, f := range files {
@@ -176,6 +181,9 @@ func Sections(files [][]Entry) []verify.FileIndex {
 		writeSection(bw, f)
 		bw.Flush()
 		out[i] = verify.FileIndex{Chunks: int64(len(f)), SHA256: verify.HexDigest(h.Sum(nil))}
+		if segs := SegmentsOf(f); segs != nil {
+			out[i].Segments = verify.EncodeSegments(segs)
+		}
 	}
 	return out
 }
@@ -210,10 +218,11 @@ func WriteLocations(w io.Writer, packs []Digest, locs []Loc) error {
 }
 
 // ScanSections reads an index's header and walks its file sections, calling
-// fn with each section's file number, offset, size and sha256. It checks
-// only the framing (magic, counts within bounds): a section is trusted only
-// once its digest equals a signed pin (verify.File.Index).
-func ScanSections(r io.Reader, fn func(file int, off, size int64, sum Digest)) error {
+// fn with each section's file number, offset, size, sha256 and segments
+// (SegmentsOf's, one or more). It checks only the framing (magic, counts
+// within bounds): a section or segment is trusted only once its digest
+// equals a signed pin (verify.File.Index).
+func ScanSections(r io.Reader, fn func(file int, off, size int64, sum Digest, segs []SegmentAt)) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	var h [HeaderSize]byte
 	if _, err := io.ReadFull(br, h[:]); err != nil {
@@ -238,13 +247,19 @@ func ScanSections(r io.Reader, fn func(file int, off, size int64, sum Digest)) e
 		}
 		hs := sha256.New()
 		hs.Write(nb[:])
-		if _, err := io.CopyN(hs, br, EntrySize*int64(n)); err != nil {
-			return badIndex("file %d's entries: %v", i, err)
+		sg := newSegmenter(off + 4)
+		var e [EntrySize]byte
+		for j := uint64(0); j < n; j++ {
+			if _, err := io.ReadFull(br, e[:]); err != nil {
+				return badIndex("file %d's entry %d: %v", i, j, err)
+			}
+			hs.Write(e[:])
+			sg.add(e[:])
 		}
 		var d Digest
 		hs.Sum(d[:0])
 		size := SectionSize(int64(n))
-		fn(i, off, size, d)
+		fn(i, off, size, d, sg.cut())
 		off += size
 	}
 	return nil
@@ -401,6 +416,42 @@ func NewLocReader(r io.Reader, chunks int64) (*LocReader, error) {
 		lr.Packs = append(lr.Packs, d)
 	}
 	return lr, nil
+}
+
+// Skip passes over the next index entry's location without reading it, for
+// locations fetched in part (only the entries a device downloads): the
+// others are not there to check.
+func (lr *LocReader) Skip() error {
+	if lr.next == lr.total {
+		return badLocs("more entries skipped than the %d locations", lr.total)
+	}
+	if _, err := lr.r.Discard(LocSize); err != nil {
+		return badLocs("location %d: %v", lr.next, err)
+	}
+	lr.next++
+	return nil
+}
+
+// LocHeaderSize is the bytes of a locations file before its pack table.
+const LocHeaderSize = len(locMagic) + 4 + 8
+
+// ParseLocHeader reads the pack and chunk counts of a locations file from
+// its first LocHeaderSize bytes.
+func ParseLocHeader(b []byte) (packs uint32, chunks uint64, err error) {
+	if len(b) < LocHeaderSize || string(b[:8]) != locMagic {
+		return 0, 0, badLocs("not modelslot chunk locations")
+	}
+	packs, chunks = binary.LittleEndian.Uint32(b[8:12]), binary.LittleEndian.Uint64(b[12:20])
+	if packs > MaxPacks || chunks > MaxChunks {
+		return 0, 0, badLocs("%d packs for %d chunks: more than a device accepts (%d, %d)", packs, chunks, MaxPacks, MaxChunks)
+	}
+	return packs, chunks, nil
+}
+
+// LocOffset is where entry i's location starts in a locations file with
+// packs packs.
+func LocOffset(packs uint32, i int64) int64 {
+	return int64(LocHeaderSize) + 32*int64(packs) + LocSize*i
 }
 
 // Next returns the location of the next index entry; io.EOF after the last.

@@ -100,7 +100,7 @@ func TestSectionsPinTheBytesAtTheirOffsets(t *testing.T) {
 		t.Fatalf("sections end at %d, the index at %d", off, buf.Len())
 	}
 	var scanned []verify.FileIndex
-	err := ScanSections(bytes.NewReader(buf.Bytes()), func(i int, off, size int64, sum Digest) {
+	err := ScanSections(bytes.NewReader(buf.Bytes()), func(i int, off, size int64, sum Digest, _ []SegmentAt) {
 		if i != len(scanned) || size != SectionSize(int64(len(files[i]))) {
 			t.Errorf("ScanSections: section %d of %d bytes at %d, want section %d of %d", i, size, off, len(scanned), SectionSize(int64(len(files[i]))))
 		}
@@ -114,7 +114,7 @@ func TestSectionsPinTheBytesAtTheirOffsets(t *testing.T) {
 			t.Fatalf("ScanSections found %+v for section %d, Sections pins %+v", scanned[i], i, secs[i])
 		}
 	}
-	if err := ScanSections(bytes.NewReader(buf.Bytes()[:buf.Len()-1]), func(int, int64, int64, Digest) {}); err == nil {
+	if err := ScanSections(bytes.NewReader(buf.Bytes()[:buf.Len()-1]), func(int, int64, int64, Digest, []SegmentAt) {}); err == nil {
 		t.Fatal("ScanSections accepted a truncated index")
 	}
 	if secs[0].SHA256 == secs[3].SHA256 || secs[2].SHA256 == secs[3].SHA256 {
@@ -223,5 +223,45 @@ func TestLocationsHeaderDoesNotAllocateWhatItClaims(t *testing.T) {
 	}
 	if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
 		t.Fatalf("reading a 20-byte header allocated %d bytes", grew)
+	}
+}
+
+// Locations fetched in part: the header says where entry i is, and a reader
+// skips the entries that are not there.
+func TestLocationsInPart(t *testing.T) {
+	packs := []Digest{sha256.Sum256([]byte("p0")), sha256.Sum256([]byte("p1"))}
+	locs := []Loc{{0, 10, 0}, {0, 11, 10}, {1, 12, 0}, {1, 13, 12}, {0, 14, 21}}
+	var buf bytes.Buffer
+	if err := WriteLocations(&buf, packs, locs); err != nil {
+		t.Fatal(err)
+	}
+	b := buf.Bytes()
+	np, n, err := ParseLocHeader(b)
+	if err != nil || np != 2 || n != 5 {
+		t.Fatalf("ParseLocHeader: %d packs, %d chunks, %v", np, n, err)
+	}
+	if LocOffset(np, 5) != int64(len(b)) {
+		t.Fatalf("LocOffset(2, 5) = %d, the file has %d bytes", LocOffset(np, 5), len(b))
+	}
+	sparse := make([]byte, len(b)) // only the header, the pack table and entry 3
+	copy(sparse, b[:LocOffset(np, 0)])
+	copy(sparse[LocOffset(np, 3):], b[LocOffset(np, 3):LocOffset(np, 4)])
+	lr, err := NewLocReader(bytes.NewReader(sparse), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := lr.Skip(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l, err := lr.Next(); err != nil || l != locs[3] {
+		t.Fatalf("entry 3 after three skips: %+v, %v; want %+v", l, err, locs[3])
+	}
+	if _, err := lr.Next(); !errors.Is(err, ErrLocations) {
+		t.Fatalf("an entry not fetched (zeros) read as %v, want ErrLocations", err)
+	}
+	if _, _, err := ParseLocHeader(b[:10]); !errors.Is(err, ErrLocations) {
+		t.Fatalf("a short header: %v", err)
 	}
 }

@@ -48,9 +48,19 @@ func FuzzIndexAndLocations(f *testing.F) {
 			t.Fatalf("index header error not ErrIndex: %v", err)
 		}
 		end := int64(HeaderSize)
-		err = ScanSections(bytes.NewReader(idx), func(i int, off, size int64, _ Digest) {
+		err = ScanSections(bytes.NewReader(idx), func(i int, off, size int64, _ Digest, segs []SegmentAt) {
 			if off != end || size < 4 || off+size > int64(len(idx)) {
 				t.Fatalf("ScanSections: section %d at %d of %d bytes, in an index of %d (the last ended at %d)", i, off, size, len(idx), end)
+			}
+			at := off + 4
+			for _, g := range segs {
+				if g.Off != at || g.Chunks == 0 || g.Chunks > SegmentMax {
+					t.Fatalf("ScanSections: section %d: segment %+v, want one starting at %d", i, g, at)
+				}
+				at = g.End()
+			}
+			if at != off+size {
+				t.Fatalf("ScanSections: section %d's segments end at %d, the section at %d", i, at, off+size)
 			}
 			end = off + size
 		})

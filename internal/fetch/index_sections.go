@@ -3,6 +3,7 @@ package fetch
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,35 +17,48 @@ import (
 )
 
 // The index of a version whose files pin their sections (verify.File.Index)
-// is assembled from the sections the device already has — a file the new
-// version did not change has, byte for byte, the section a slot's stored
-// index holds for it — and Range requests for the others, so a config-only
-// change of a 20 GiB model fetches one small section, not megabytes of index.
-// Every section is checked against its signed pin as it is written, and the
-// whole result against the index's pin before it is used.
+// is assembled from what the device already has — a file the new version did
+// not change has, byte for byte, the section a slot's stored index holds for
+// it, and a large file changed in a few places keeps most of its segments
+// (chunkindex.SegmentsOf) — and Range requests for the rest, so a small
+// change of a 20 GiB model fetches kilobytes of index, not megabytes. Every
+// piece is checked against its signed pin as it is written, and the whole
+// result against the index's pin before it is used.
 
-// sectionGap is the most bytes of sections not needed read through to join
-// two needed ones into one request: below it another request costs more.
+// sectionGap is the most index bytes not needed read through to join two
+// needed pieces into one request: below it another request costs more.
 const sectionGap = 16 << 10
 
-// indexSection is one file's section of the new index and where it comes from.
-type indexSection struct {
+// indexPiece is a run of bytes of the new index with a signed pin: a file's
+// whole section, or one segment of its entries.
+type indexPiece struct {
 	off, end int64
 	sum      chunkindex.Digest
-	local    *localSection // nil: fetched
+	local    *localPiece // nil: fetched
 }
 
-// localSection is a section in a slot's stored index.
-type localSection struct {
+// sectionCount is a file's chunk count and where it goes in the index.
+type sectionCount struct {
+	off int64
+	n   uint32
+}
+
+// localPiece is a section or segment in a slot's stored index.
+type localPiece struct {
 	name string
 	off  int64
 }
 
-// localSections maps the digest of every section of the slots' stored
-// indexes to where it is. An index that cannot be read is passed over: it
-// costs only the download of its sections.
-func localSections(srcs []*Active) map[chunkindex.Digest]localSection {
-	out := map[chunkindex.Digest]localSection{}
+// localPieces maps the digest of every section and segment of the slots'
+// stored indexes to where it is. An index that cannot be read is passed
+// over: it costs only the download of its pieces.
+func localPieces(srcs []*Active) map[chunkindex.Digest]localPiece {
+	out := map[chunkindex.Digest]localPiece{}
+	add := func(sum chunkindex.Digest, p localPiece) {
+		if _, ok := out[sum]; !ok {
+			out[sum] = p
+		}
+	}
 	for _, a := range srcs {
 		if a == nil || a.Manifest == nil || a.Manifest.Index == nil {
 			continue
@@ -52,9 +66,10 @@ func localSections(srcs []*Active) map[chunkindex.Digest]localSection {
 		name := filepath.Join(a.Dir, verify.MetaDir, IndexFile)
 		f, err := os.Open(name)
 		if err == nil {
-			err = chunkindex.ScanSections(io.LimitReader(f, a.Manifest.Index.Size), func(_ int, off, _ int64, sum chunkindex.Digest) {
-				if _, ok := out[sum]; !ok {
-					out[sum] = localSection{name: name, off: off}
+			err = chunkindex.ScanSections(io.LimitReader(f, a.Manifest.Index.Size), func(_ int, off, _ int64, sum chunkindex.Digest, segs []chunkindex.SegmentAt) {
+				add(sum, localPiece{name: name, off: off})
+				for _, g := range segs {
+					add(g.Sum, localPiece{name: name, off: g.Off})
 				}
 			})
 			f.Close()
@@ -66,27 +81,48 @@ func localSections(srcs []*Active) map[chunkindex.Digest]localSection {
 	return out
 }
 
-// indexSections lays out m's index by its files' pins, each section marked
-// local where a slot holds it; nil when m pins no sections.
-func indexSections(m *verify.Manifest, local map[chunkindex.Digest]localSection) ([]indexSection, error) {
+// indexPieces lays out m's index by its files' pins: a file's whole section
+// where a slot holds it, else its segments (or its section, if it has one
+// segment), each marked local where a slot holds it. nil when m pins no
+// sections. A file taken by segments also needs its chunk count (the
+// section's first 4 bytes, from the signed manifest) written: counts.
+func indexPieces(m *verify.Manifest, local map[chunkindex.Digest]localPiece) (pieces []indexPiece, counts []sectionCount, err error) {
 	if len(m.Files) == 0 || m.Files[0].Index == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
-	out := make([]indexSection, len(m.Files))
+	piece := func(off, end int64, sum chunkindex.Digest) indexPiece {
+		p := indexPiece{off: off, end: end, sum: sum}
+		if l, ok := local[sum]; ok {
+			p.local = &l
+		}
+		return p
+	}
 	off := int64(chunkindex.HeaderSize)
-	for i, f := range m.Files {
+	for _, f := range m.Files {
 		sum, err := chunkindex.ParseDigest(f.Index.SHA256)
 		if err != nil {
-			return nil, rejectf("file %s: index section: %v", f.Path, err)
+			return nil, nil, rejectf("file %s: index section: %v", f.Path, err)
 		}
 		end := off + chunkindex.SectionSize(f.Index.Chunks)
-		out[i] = indexSection{off: off, end: end, sum: sum}
-		if l, ok := local[sum]; ok {
-			out[i].local = &l
+		segs, err := f.Index.SegmentList()
+		if err != nil {
+			return nil, nil, err
+		}
+		if _, whole := local[sum]; whole || len(segs) == 0 {
+			pieces = append(pieces, piece(off, end, sum))
+			off = end
+			continue
+		}
+		counts = append(counts, sectionCount{off: off, n: uint32(f.Index.Chunks)})
+		at := off + 4
+		for _, g := range segs {
+			next := at + chunkindex.EntrySize*int64(g.Chunks)
+			pieces = append(pieces, piece(at, next, g.SHA256))
+			at = next
 		}
 		off = end
 	}
-	return out, nil
+	return pieces, counts, nil
 }
 
 // assembleIndex writes the index m pins into part from the slots' sections
@@ -94,8 +130,8 @@ func indexSections(m *verify.Manifest, local map[chunkindex.Digest]localSection)
 // false, having written nothing, when m pins no sections or the slots hold
 // none of them: one GET of the whole index is then the cheapest.
 func (c *Client) assembleIndex(ctx context.Context, url string, m *verify.Manifest, part string, srcs []*Active) (bool, error) {
-	secs, err := indexSections(m, localSections(srcs))
-	if err != nil || !slices.ContainsFunc(secs, func(s indexSection) bool { return s.local != nil }) {
+	pieces, counts, err := indexPieces(m, localPieces(srcs))
+	if err != nil || !slices.ContainsFunc(pieces, func(p indexPiece) bool { return p.local != nil }) {
 		return false, err
 	}
 	out, err := os.Create(part)
@@ -106,17 +142,22 @@ func (c *Client) assembleIndex(ctx context.Context, url string, m *verify.Manife
 	if _, err := out.WriteAt(chunkindex.Header(len(m.Files), uint64(m.Index.Chunks)), 0); err != nil {
 		return false, permanent(fmt.Errorf("staging: %w", err))
 	}
-	var need []indexSection
-	for _, s := range secs {
-		if s.local == nil || copySection(s, out) != nil {
-			need = append(need, s) // a slot's section that no longer matches is fetched
+	for _, c := range counts {
+		if _, err := out.WriteAt(binary.LittleEndian.AppendUint32(nil, c.n), c.off); err != nil {
+			return false, permanent(fmt.Errorf("staging: %w", err))
 		}
 	}
-	for _, r := range sectionRanges(need) {
+	var need []indexPiece
+	for _, p := range pieces {
+		if p.local == nil || copyPiece(p, out) != nil {
+			need = append(need, p) // a slot's piece that no longer matches is fetched
+		}
+	}
+	for _, r := range pieceRanges(need) {
 		whole := false
 		err := c.retry(ctx, url, func(ctx context.Context) error {
 			var err error
-			whole, err = c.fetchSections(ctx, url, r, out, m.Index.Size)
+			whole, err = c.fetchPieces(ctx, url, r, out, m.Index.Size)
 			return err
 		})
 		if err != nil {
@@ -135,25 +176,25 @@ func (c *Client) assembleIndex(ctx context.Context, url string, m *verify.Manife
 		slog.Info("the assembled chunk index does not match its pin; fetching it whole", "err", err)
 		return false, nil
 	}
-	slog.Debug("chunk index assembled", "sections", len(secs), "fetched", len(need))
+	slog.Debug("chunk index assembled", "pieces", len(pieces), "fetched", len(need))
 	return true, nil
 }
 
-// copySection copies a slot's section into out, checking it against its pin.
-func copySection(s indexSection, out *os.File) error {
-	f, err := os.Open(s.local.name)
+// copyPiece copies a slot's piece into out, checking it against its pin.
+func copyPiece(p indexPiece, out *os.File) error {
+	f, err := os.Open(p.local.name)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	return writeSection(out, s, io.NewSectionReader(f, s.local.off, s.end-s.off))
+	return writePiece(out, p, io.NewSectionReader(f, p.local.off, p.end-p.off))
 }
 
-// writeSection streams section s from r to its place in out, hashing it on
+// writePiece streams piece s from r to its place in out, hashing it on
 // the way (a section of a huge file is megabytes: never held whole), and
 // fails if the bytes are not the ones its pin names. Bytes that fail are
 // overwritten by the next try, and the whole index is checked at the end.
-func writeSection(out *os.File, s indexSection, r io.Reader) error {
+func writePiece(out *os.File, s indexPiece, r io.Reader) error {
 	h := sha256.New()
 	n, err := io.Copy(io.NewOffsetWriter(out, s.off), io.TeeReader(io.LimitReader(r, s.end-s.off), h))
 	if err != nil {
@@ -163,30 +204,30 @@ func writeSection(out *os.File, s indexSection, r io.Reader) error {
 		return shortBody(uint64(s.off+n), io.ErrUnexpectedEOF)
 	}
 	if chunkindex.Digest(h.Sum(nil)) != s.sum {
-		return fmt.Errorf("%w: index bytes %d-%d are not the section the manifest pins", ErrDownload, s.off, s.end-1)
+		return fmt.Errorf("%w: index bytes %d-%d are not the piece the manifest pins", ErrDownload, s.off, s.end-1)
 	}
 	return nil
 }
 
-// sectionRanges joins the needed sections (in index order) into the byte
-// ranges to request: neighbours, and sections at most sectionGap apart.
-func sectionRanges(need []indexSection) [][]indexSection {
-	var out [][]indexSection
+// pieceRanges joins the needed pieces (in index order) into the byte ranges
+// to request: neighbours, and pieces at most sectionGap apart.
+func pieceRanges(need []indexPiece) [][]indexPiece {
+	var out [][]indexPiece
 	for i, s := range need {
 		if i > 0 && s.off-need[i-1].end <= sectionGap {
 			out[len(out)-1] = append(out[len(out)-1], s)
 			continue
 		}
-		out = append(out, []indexSection{s})
+		out = append(out, []indexPiece{s})
 	}
 	return out
 }
 
-// fetchSections requests the bytes of the sections r, checks each against its
+// fetchPieces requests the bytes of the pieces r, checks each against its
 // pin and writes it at its place in out. A server that ignores Range sends
 // the whole index: it is written whole (whole is true) and checked by the
 // caller like any other.
-func (c *Client) fetchSections(ctx context.Context, url string, r []indexSection, out *os.File, size int64) (whole bool, err error) {
+func (c *Client) fetchPieces(ctx context.Context, url string, r []indexPiece, out *os.File, size int64) (whole bool, err error) {
 	start, end := r[0].off, r[len(r)-1].end
 	want := fmt.Sprintf("bytes=%d-%d", start, end-1)
 	resp, err := c.request(ctx, url, want, false)
@@ -214,7 +255,7 @@ func (c *Client) fetchSections(ctx context.Context, url string, r []indexSection
 		if _, err := io.CopyN(io.Discard, body, s.off-pos); err != nil {
 			return false, shortBody(uint64(s.off), err)
 		}
-		if err := writeSection(out, s, body); err != nil {
+		if err := writePiece(out, s, body); err != nil {
 			return false, err
 		}
 		pos = s.end

@@ -102,7 +102,7 @@ func TestFormat2IndexSectionOtherBytesIsADownloadError(t *testing.T) {
 		return true
 	})
 	_, _, _, err := install2(t, fastClient(), r.channelURL(), r.trusted(), active, t.TempDir())
-	if !errors.Is(err, ErrDownload) || !strings.Contains(err.Error(), "not the section the manifest pins") {
+	if !errors.Is(err, ErrDownload) || !strings.Contains(err.Error(), "not the piece the manifest pins") {
 		t.Fatalf("mangled index section: got %v, want ErrDownload naming the section", err)
 	}
 	if len(r.idx) < 2 {
@@ -157,5 +157,38 @@ func TestFormat2DamagedStoredIndexSectionsAreFetched(t *testing.T) {
 	want := chunkindex.SectionSize(fileByPath(t, m2, "weights.bin").Index.Chunks) + chunkindex.SectionSize(fileByPath(t, m2, "config.json").Index.Chunks)
 	if got := r.idxSent.Load(); got < want || got >= m2.Index.Size {
 		t.Fatalf("index bytes sent %d, want the damaged weights.bin section and the changed config.json's (%d), not the whole %d", got, want, m2.Index.Size)
+	}
+}
+
+// A change in the middle of a big single-file model (a GGUF, an ONNX file)
+// fetches the index segments around it, not the file's whole section: the
+// other segments come from the active slot's stored index.
+func TestFormat2ChangeInABigFileFetchesOnlyItsIndexSegments(t *testing.T) {
+	r := newRepo2(t)
+	dir := t.TempDir()
+	w := randomBytes(24<<20, 5)
+	writeFile(t, dir, "model.gguf", w)
+	m1 := r.publish2(dir, "v1")
+	out1, _, _, err := install2(t, fastClient(), r.channelURL(), r.trusted(), nil, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(w[12<<20:], randomBytes(64<<10, 6))
+	writeFile(t, dir, "model.gguf", w)
+	m2 := r.publish2(dir, "v2")
+	segs, err := m2.Files[0].Index.SegmentList()
+	if err != nil || len(segs) < 3 {
+		t.Fatalf("a %d-chunk file has %d segments (%v), want several", m2.Files[0].Index.Chunks, len(segs), err)
+	}
+	r.resetLog()
+	if _, p, _, err := install2(t, fastClient(), r.channelURL(), r.trusted(), r.asSlot(t, out1, m1), t.TempDir()); err != nil {
+		t.Fatal(err)
+	} else if p.FetchSize > 256<<10 {
+		t.Fatalf("a 64 KiB change fetched %d bytes of chunks: %s", p.FetchSize, p.Summary())
+	}
+	section := chunkindex.SectionSize(m2.Files[0].Index.Chunks)
+	t.Logf("index: %d of %d bytes sent, %d segments", r.idxSent.Load(), section, len(segs))
+	if got := r.idxSent.Load(); len(r.idx) != 1 || got == 0 || got > section/2 {
+		t.Fatalf("index requests %q sent %d bytes of a %d-byte section (%d segments); want one request for the changed segments", r.idx, got, section, len(segs))
 	}
 }
