@@ -70,6 +70,8 @@ type repo struct {
 	packs   []string       // pack requests: "path range" ("" when none)
 	idx     []string       // index requests: their Range ("" when none)
 	idxSent atomic.Int64   // index bytes sent
+	loc     []string       // locations requests: their Range ("" when none)
+	locSent atomic.Int64   // locations bytes sent
 	seq     uint64         // the last sequence published
 }
 
@@ -88,6 +90,10 @@ func newRepo(t *testing.T) *repo {
 		if strings.HasSuffix(req.URL.Path, ".idx") {
 			r.idx = append(r.idx, req.Header.Get("Range"))
 			w = &countingWriter{ResponseWriter: w, n: &r.idxSent}
+		}
+		if strings.HasSuffix(req.URL.Path, ".loc") {
+			r.loc = append(r.loc, req.Header.Get("Range"))
+			w = &countingWriter{ResponseWriter: w, n: &r.locSent}
 		}
 		r.mu.Unlock()
 		if strings.Contains(req.URL.Path, "/chunks/") {

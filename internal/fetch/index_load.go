@@ -48,9 +48,11 @@ func (c *Client) getFile(ctx context.Context, url, name string, limit int64, che
 // loadIndex downloads the index the manifest pins (unless staging has it
 // already, intact) and the repository's locations into the work directory.
 // Sections the slots srcs hold are copied, not downloaded (index_sections.go).
-func (c *Client) loadIndex(ctx context.Context, repoURL string, m *verify.Manifest, w *work, srcs []*Active) error {
+// Locations too large to take whole come in part: the fetcher it returns
+// brings the entries the plan needs (locations.go).
+func (c *Client) loadIndex(ctx context.Context, repoURL string, m *verify.Manifest, w *work, srcs []*Active) (locFetcher, error) {
 	if err := os.MkdirAll(w.dir, 0o755); err != nil {
-		return fmt.Errorf("staging: %w", err)
+		return nil, fmt.Errorf("staging: %w", err)
 	}
 	idx := w.path(IndexFile)
 	if checkIndexFile(idx, m.Index) != nil {
@@ -63,18 +65,18 @@ func (c *Client) loadIndex(ctx context.Context, repoURL string, m *verify.Manife
 			err = c.getFile(ctx, url, part, m.Index.Size, check)
 		}
 		if err != nil {
-			return fmt.Errorf("chunk index: %w", err)
+			return nil, fmt.Errorf("chunk index: %w", err)
 		}
 		if err := os.Rename(part, idx); err != nil {
-			return fmt.Errorf("staging: %w", err)
+			return nil, fmt.Errorf("staging: %w", err)
 		}
 	}
-	limit := locLimit(m)
 	url := joinURL(repoURL, chunkindex.LocationsPath(m.Index.SHA256))
-	if err := c.getFile(ctx, url, w.path(locFile), limit, nil); err != nil {
-		return fmt.Errorf("chunk locations: %w", err)
+	more, err := c.loadLocations(ctx, url, w.path(locFile), m)
+	if err != nil {
+		return nil, fmt.Errorf("chunk locations: %w", err)
 	}
-	return nil
+	return more, nil
 }
 
 // locLimit bounds a repository's locations for m: a pack a chunk at most.

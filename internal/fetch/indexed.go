@@ -44,6 +44,10 @@ type indexed struct {
 	reuse    table    // chunks the slots hold, positions into srcFiles
 	srcFiles []string // the slots' files
 	whole    []int    // per manifest file: an identical slot file (into srcFiles), or -1
+	// moreLocs brings the locations of the entries to fetch; set when the
+	// staged locations hold only their head and those entries (sparse), so
+	// a walk reads the locations of kFetch entries only.
+	moreLocs locFetcher
 }
 
 // entry is one index entry with its location.
@@ -54,9 +58,9 @@ type entry struct {
 
 // planIndexed plans a schema-2 install whose index and locations are in the
 // work directory (loadIndex). srcs are the slots that may hold chunks.
-func (p *Plan) planIndexed(ctx context.Context, srcs []*Active) error {
+func (p *Plan) planIndexed(ctx context.Context, moreLocs locFetcher, srcs []*Active) error {
 	m := p.Manifest
-	x := &indexed{m: m, w: p.work, whole: make([]int, len(m.Files))}
+	x := &indexed{m: m, w: p.work, whole: make([]int, len(m.Files)), moreLocs: moreLocs}
 	p.ix = x
 	if err := checkIndexFile(x.w.path(IndexFile), m.Index); err != nil {
 		return err
@@ -92,7 +96,9 @@ func (p *Plan) planIndexed(ctx context.Context, srcs []*Active) error {
 	return x.classify(ctx, p)
 }
 
-// classify decides every entry's kind and adds up the plan's sizes.
+// classify decides every entry's kind and adds up the plan's sizes, then
+// (with the locations of the entries to fetch, brought now if staging has
+// only the locations' head) the runs Download will request.
 func (x *indexed) classify(ctx context.Context, p *Plan) error {
 	done, err := x.w.journaledOrdinals(x.m.Index.Chunks)
 	if err != nil {
@@ -100,19 +106,8 @@ func (x *indexed) classify(ctx context.Context, p *Plan) error {
 	}
 	staged := &fileCursor{file: -1}
 	defer staged.close()
-	packs, err := x.packs()
-	if err != nil {
-		return err
-	}
-	// The runs Download will request, to count the bytes on the wire (gaps
-	// read through included) and the requests.
-	b := &runs{packs: packs, emit: func(r *run) error {
-		p.FetchBytes += int64(r.end - r.start)
-		p.FetchRequests++
-		return nil
-	}}
-	defer b.flush()
-	return x.walk(ctx, true, func(e *entry) error {
+	var fetch []ordRange
+	err = x.walk(ctx, false, func(e *entry) error {
 		k := x.kindOf(e, done, staged)
 		x.kind[e.Ordinal] = k
 		switch k {
@@ -125,10 +120,43 @@ func (x *indexed) classify(ctx context.Context, p *Plan) error {
 		case kFetch:
 			p.FetchChunks++
 			p.FetchSize += int64(e.Size)
-			return b.add(e)
+			if n := len(fetch); n > 0 && fetch[n-1].end == e.Ordinal {
+				fetch[n-1].end++
+			} else {
+				fetch = append(fetch, ordRange{e.Ordinal, e.Ordinal + 1})
+			}
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	if x.moreLocs != nil && len(fetch) > 0 {
+		if err := x.moreLocs(ctx, fetch); err != nil {
+			return err
+		}
+	}
+	packs, err := x.packs()
+	if err != nil {
+		return err
+	}
+	// The runs Download will request, to count the bytes on the wire (gaps
+	// read through included) and the requests.
+	b := &runs{packs: packs, emit: func(r *run) error {
+		p.FetchBytes += int64(r.end - r.start)
+		p.FetchRequests++
+		return nil
+	}}
+	err = x.walk(ctx, true, func(e *entry) error {
+		if x.kind[e.Ordinal] != kFetch {
+			return nil
+		}
+		return b.add(e)
+	})
+	if err != nil {
+		return err
+	}
+	return b.flush()
 }
 
 func (x *indexed) kindOf(e *entry, done bitset, staged *fileCursor) uint8 {
@@ -188,10 +216,16 @@ func (x *indexed) walk(ctx context.Context, locs bool, fn func(e *entry) error) 
 			return err
 		}
 		e.Chunk = c
-		if lr != nil {
-			if e.loc, err = lr.Next(); err != nil {
-				return locErr(err)
-			}
+		switch {
+		case lr == nil:
+		case x.moreLocs != nil && x.kind[c.Ordinal] != kFetch:
+			e.loc = chunkindex.Loc{} // not fetched: staging holds zeros there
+			err = lr.Skip()
+		default:
+			e.loc, err = lr.Next()
+		}
+		if err != nil {
+			return locErr(err)
 		}
 		if err := fn(&e); err != nil {
 			return err

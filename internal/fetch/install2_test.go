@@ -65,8 +65,9 @@ func (r *repo) packRequests() []string {
 func (r *repo) resetLog() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.packs, r.ranges, r.idx, r.hits = nil, nil, nil, map[string]int{}
+	r.packs, r.ranges, r.idx, r.loc, r.hits = nil, nil, nil, nil, map[string]int{}
 	r.idxSent.Store(0)
+	r.locSent.Store(0)
 }
 
 // lowerRangeCap makes runs split at n bytes for one test.

@@ -61,13 +61,24 @@ type Plan struct {
 // locations must be in staging first (Source loads them); its plan also
 // reuses the other slots given in more.
 func NewPlan(ctx context.Context, m *verify.Manifest, st *Staging, active *Active, more ...*Active) (*Plan, error) {
+	return newPlan(ctx, m, st, planOptions{}, active, more...)
+}
+
+// planOptions are what a Source knows that a plan may need.
+type planOptions struct {
+	// moreLocs brings the locations of the chunks the plan downloads, when
+	// staging holds only the locations' head (locations.go).
+	moreLocs locFetcher
+}
+
+func newPlan(ctx context.Context, m *verify.Manifest, st *Staging, o planOptions, active *Active, more ...*Active) (*Plan, error) {
 	w, err := st.workFor(m)
 	if err != nil {
 		return nil, err
 	}
 	if m.Index != nil {
 		p := &Plan{Manifest: m, staging: st, work: w}
-		return p, p.planIndexed(ctx, append([]*Active{active}, more...))
+		return p, p.planIndexed(ctx, o.moreLocs, append([]*Active{active}, more...))
 	}
 	p := &Plan{Manifest: m, staging: st, work: w, whole: map[string]string{},
 		slot: map[string]slotRange{}, places: map[string][]place{}}

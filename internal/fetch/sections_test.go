@@ -164,6 +164,33 @@ func TestFormat2DamagedStoredIndexSectionsAreFetched(t *testing.T) {
 // fetches the index segments around it, not the file's whole section: the
 // other segments come from the active slot's stored index.
 func TestFormat2ChangeInABigFileFetchesOnlyItsIndexSegments(t *testing.T) {
+	r, m2, active := bigFileCase(t)
+	segs, err := m2.Files[0].Index.SegmentList()
+	if err != nil || len(segs) < 3 {
+		t.Fatalf("a %d-chunk file has %d segments (%v), want several", m2.Files[0].Index.Chunks, len(segs), err)
+	}
+	if _, p, _, err := install2(t, fastClient(), r.channelURL(), r.trusted(), active, t.TempDir()); err != nil {
+		t.Fatal(err)
+	} else if p.FetchSize > 256<<10 {
+		t.Fatalf("a 64 KiB change fetched %d bytes of chunks: %s", p.FetchSize, p.Summary())
+	}
+	section := chunkindex.SectionSize(m2.Files[0].Index.Chunks)
+	t.Logf("index: %d of %d bytes sent, %d segments", r.idxSent.Load(), section, len(segs))
+	if got := r.idxSent.Load(); len(r.idx) != 1 || got == 0 || got > section/2 {
+		t.Fatalf("index requests %q sent %d bytes of a %d-byte section (%d segments); want one request for the changed segments", r.idx, got, section, len(segs))
+	}
+}
+
+// lowerLocHead makes locations larger than n bytes come in part, for one test.
+func lowerLocHead(t *testing.T, n int64) {
+	old := locHead
+	locHead = n
+	t.Cleanup(func() { locHead = old })
+}
+
+// bigFileCase is TestFormat2ChangeInABigFile's update: a 24 MiB file with
+// 64 KiB rewritten in its middle, the log reset before the install of v2.
+func bigFileCase(t *testing.T) (*repo2, *verify.Manifest, *Active) {
 	r := newRepo2(t)
 	dir := t.TempDir()
 	w := randomBytes(24<<20, 5)
@@ -176,19 +203,80 @@ func TestFormat2ChangeInABigFileFetchesOnlyItsIndexSegments(t *testing.T) {
 	copy(w[12<<20:], randomBytes(64<<10, 6))
 	writeFile(t, dir, "model.gguf", w)
 	m2 := r.publish2(dir, "v2")
-	segs, err := m2.Files[0].Index.SegmentList()
-	if err != nil || len(segs) < 3 {
-		t.Fatalf("a %d-chunk file has %d segments (%v), want several", m2.Files[0].Index.Chunks, len(segs), err)
-	}
 	r.resetLog()
-	if _, p, _, err := install2(t, fastClient(), r.channelURL(), r.trusted(), r.asSlot(t, out1, m1), t.TempDir()); err != nil {
+	return r, m2, r.asSlot(t, out1, m1)
+}
+
+// Locations larger than the head asked for first come in part: the head,
+// then the entries of the chunks the plan downloads, and nothing else.
+func TestFormat2LocationsInPartFetchOnlyTheEntriesNeeded(t *testing.T) {
+	lowerLocHead(t, 1024)
+	r, m2, active := bigFileCase(t)
+	_, p, _, err := install2(t, fastClient(), r.channelURL(), r.trusted(), active, t.TempDir())
+	if err != nil {
 		t.Fatal(err)
-	} else if p.FetchSize > 256<<10 {
-		t.Fatalf("a 64 KiB change fetched %d bytes of chunks: %s", p.FetchSize, p.Summary())
 	}
-	section := chunkindex.SectionSize(m2.Files[0].Index.Chunks)
-	t.Logf("index: %d of %d bytes sent, %d segments", r.idxSent.Load(), section, len(segs))
-	if got := r.idxSent.Load(); len(r.idx) != 1 || got == 0 || got > section/2 {
-		t.Fatalf("index requests %q sent %d bytes of a %d-byte section (%d segments); want one request for the changed segments", r.idx, got, section, len(segs))
+	fi, err := os.Stat(filepath.Join(r.dir, filepath.FromSlash(chunkindex.LocationsPath(m2.Index.SHA256))))
+	if err != nil {
+		t.Fatal(err)
 	}
+	whole := fi.Size()
+	entries := int64(p.FetchChunks) * chunkindex.LocSize
+	t.Logf("locations: %d of %d bytes in %d requests %q; %d chunks fetched", r.locSent.Load(), whole, len(r.loc), r.loc, p.FetchChunks)
+	if len(r.loc) < 2 || len(r.loc) > 1+locRequests || r.locSent.Load() > 1024+entries+locGap*chunkindex.LocSize || r.locSent.Load() >= whole/2 {
+		t.Fatalf("locations: %d requests %q sent %d bytes of %d; want the 1024-byte head and the %d bytes of the %d entries needed",
+			len(r.loc), r.loc, r.locSent.Load(), whole, entries, p.FetchChunks)
+	}
+}
+
+// A pack table that does not fit in the head is fetched next; a server that
+// ignores Range sends the locations whole. Either way the install is right.
+func TestFormat2LocationsInPartEdgeCases(t *testing.T) {
+	t.Run("pack table past the head", func(t *testing.T) {
+		lowerLocHead(t, int64(chunkindex.LocHeaderSize)+8)
+		r, _, active := bigFileCase(t)
+		if _, _, _, err := install2(t, fastClient(), r.channelURL(), r.trusted(), active, t.TempDir()); err != nil {
+			t.Fatal(err)
+		}
+		if len(r.loc) < 3 {
+			t.Fatalf("locations requests %q: want the head, the rest of the pack table, the entries", r.loc)
+		}
+	})
+	t.Run("server ignoring Range", func(t *testing.T) {
+		lowerLocHead(t, 1024)
+		r, m2, active := bigFileCase(t)
+		files := http.FileServer(http.Dir(r.dir))
+		r.setFault(func(w http.ResponseWriter, req *http.Request) bool {
+			if !strings.HasSuffix(req.URL.Path, ".loc") {
+				return false
+			}
+			req.Header.Del("Range")
+			files.ServeHTTP(w, req)
+			return true
+		})
+		if _, _, _, err := install2(t, fastClient(), r.channelURL(), r.trusted(), active, t.TempDir()); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(filepath.Join(r.dir, filepath.FromSlash(chunkindex.LocationsPath(m2.Index.SHA256))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if whole := fi.Size(); len(r.loc) != 1 || r.locSent.Load() != whole {
+			t.Fatalf("locations requests %q sent %d bytes; want one answered whole (%d)", r.loc, r.locSent.Load(), whole)
+		}
+	})
+	t.Run("truncated", func(t *testing.T) {
+		lowerLocHead(t, 1024)
+		r, m2, active := bigFileCase(t)
+		name := filepath.Join(r.dir, filepath.FromSlash(chunkindex.LocationsPath(m2.Index.SHA256)))
+		b, _ := os.ReadFile(name)
+		os.WriteFile(name, b[:len(b)-5], 0o644)
+		_, _, _, err := install2(t, fastClient(), r.channelURL(), r.trusted(), active, t.TempDir())
+		if !errors.Is(err, ErrDownload) || !errors.Is(err, chunkindex.ErrLocations) {
+			t.Fatalf("truncated locations fetched in part: %v, want ErrDownload and ErrLocations", err)
+		}
+		if err := verify.VerifyTree(t.Context(), active.Dir, active.Manifest, 1); err != nil {
+			t.Fatalf("the active slot no longer verifies: %v", err)
+		}
+	})
 }

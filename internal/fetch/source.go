@@ -49,6 +49,7 @@ type Source struct {
 	staging  *Staging    // set by Fill
 	planned  func(*Plan) // a test seam: told the plan once it is made
 	loaded   bool        // the bundle's index and locations are in staging
+	moreLocs locFetcher  // staging holds the repository locations' head only: the rest on demand
 	stop     func()      // ends the cancellation watch of stdin
 }
 
@@ -147,7 +148,7 @@ func (s *Source) fill(ctx context.Context, fill Fill, staging *Staging, active *
 			return nil, err
 		}
 	}
-	plan, err := NewPlan(ctx, m, staging, active, more...)
+	plan, err := newPlan(ctx, m, staging, planOptions{moreLocs: s.moreLocs}, active, more...)
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +194,8 @@ func (s *Source) loadIndex(ctx context.Context, staging *Staging, srcs []*Active
 		s.loaded = true
 		return loadBundleIndex(s.bundle, w)
 	}
-	return s.client.loadIndex(ctx, s.resolved.RepoURL, s.Manifest, w, srcs)
+	s.moreLocs, err = s.client.loadIndex(ctx, s.resolved.RepoURL, s.Manifest, w, srcs)
+	return err
 }
 
 func (s *Source) fetch(ctx context.Context, plan *Plan) error {
