@@ -29,6 +29,9 @@ import (
 // needed pieces into one request: below it another request costs more.
 const sectionGap = 16 << 10
 
+// pieceRequests is the most requests the index pieces of one install take.
+const pieceRequests = 4
+
 // indexPiece is a run of bytes of the new index with a signed pin: a file's
 // whole section, or one segment of its entries.
 type indexPiece struct {
@@ -210,15 +213,17 @@ func writePiece(out *os.File, s indexPiece, r io.Reader) error {
 }
 
 // pieceRanges joins the needed pieces (in index order) into the byte ranges
-// to request: neighbours, and pieces at most sectionGap apart.
+// to request: pieces at most sectionGap apart, then the closest ones, down
+// to pieceRequests requests.
 func pieceRanges(need []indexPiece) [][]indexPiece {
-	var out [][]indexPiece
-	for i, s := range need {
-		if i > 0 && s.off-need[i-1].end <= sectionGap {
-			out[len(out)-1] = append(out[len(out)-1], s)
-			continue
+	starts := groupClose(len(need), func(i int) int64 { return need[i].off - need[i-1].end }, sectionGap, pieceRequests)
+	out := make([][]indexPiece, len(starts))
+	for j, s := range starts {
+		end := len(need)
+		if j+1 < len(starts) {
+			end = starts[j+1]
 		}
-		out = append(out, []indexPiece{s})
+		out[j] = need[s:end]
 	}
 	return out
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"slices"
 
 	"github.com/modelslot/modelslot/internal/chunkindex"
 	"github.com/modelslot/modelslot/verify"
@@ -166,28 +165,16 @@ func (c *Client) getRangeInto(ctx context.Context, url string, out *os.File, sta
 }
 
 // joinOrdRanges joins ranges less than locGap entries apart, then the
-// closest ones until at most locRequests are left: a few requests with some
-// entries too many beat dozens of tiny ones.
+// closest ones until at most locRequests are left.
 func joinOrdRanges(ords []ordRange) []ordRange {
-	join := func(in []ordRange, gap int64) []ordRange {
-		var out []ordRange
-		for _, r := range in {
-			if n := len(out); n > 0 && r.first-out[n-1].end <= gap {
-				out[n-1].end = r.end
-				continue
-			}
-			out = append(out, r)
+	starts := groupClose(len(ords), func(i int) int64 { return ords[i].first - ords[i-1].end }, locGap, locRequests)
+	out := make([]ordRange, len(starts))
+	for j, s := range starts {
+		end := len(ords)
+		if j+1 < len(starts) {
+			end = starts[j+1]
 		}
-		return out
+		out[j] = ordRange{ords[s].first, ords[end-1].end}
 	}
-	out := join(ords, locGap)
-	if len(out) <= locRequests {
-		return out
-	}
-	gaps := make([]int64, len(out)-1)
-	for i := range gaps {
-		gaps[i] = out[i+1].first - out[i].end
-	}
-	slices.Sort(gaps)
-	return join(out, gaps[len(out)-locRequests-1])
+	return out
 }
