@@ -13,9 +13,9 @@ func TestGroupClose(t *testing.T) {
 		most  int
 		want  []int
 	}{
-		{10, 10, []int{0, 2, 4, 6}},   // joined across the gaps of at most 10
-		{10, 3, []int{0, 2, 6}},       // then across the smallest left (50)
-		{10, 1, []int{0}},             // one request for all
+		{10, 10, []int{0, 2, 4, 6}}, // joined across the gaps of at most 10
+		{10, 3, []int{0, 2, 6}},     // then across the smallest left (50)
+		{10, 1, []int{0}},           // one request for all
 		{0, 100, []int{0, 1, 2, 3, 4, 5, 6}},
 	} {
 		if got := groupClose(len(gaps), gap, c.small, c.most); !slices.Equal(got, c.want) {
