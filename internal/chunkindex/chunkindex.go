@@ -30,8 +30,11 @@
 //	packs × sha256 [32]byte   pack i is <repo>/packs/<hh>/<hex>.pack (PackPath)
 //	chunks × { pack uint32; csize uint32; offset uint64 }
 //
-// A pack is a plain concatenation of zstd frames, one per chunk; a chunk is
-// the csize bytes at offset of its pack.
+// A pack is a plain concatenation of stored chunks; a chunk is the csize
+// bytes at offset of its pack: a zstd frame, or, where zstd would not make
+// it smaller (random or already compressed data), its plain bytes, which is
+// what csize == size means (Plain). A publisher never stores a frame of the
+// chunk's own size, so the rule is unambiguous.
 package chunkindex
 
 import (
@@ -92,6 +95,10 @@ type Loc struct {
 	CSize  uint32 // compressed bytes
 	Offset uint64 // in the pack
 }
+
+// Plain reports whether a chunk stored in csize bytes for size plain bytes
+// is stored as those bytes, not as a zstd frame.
+func Plain(csize, size uint32) bool { return csize == size }
 
 // PackPath is where pack sum is stored, relative to <repo>/.
 func PackPath(sum Digest) string {

@@ -108,7 +108,7 @@ func (s *packStream) entry(e *entry) error {
 	vc := verify.Chunk{SHA256: e.Sum.String(), Size: int64(e.Size), CSize: int64(e.loc.CSize)}
 	plain := getBuf(vc.Size)
 	defer putBuf(plain)
-	data, err := decodeChunk(z, vc, plain)
+	data, err := decodeStored(z, vc, plain)
 	if err != nil { // the bundle is the artifact: reading it again gives the same bytes
 		return fmt.Errorf("%w: %w", verify.ErrRejected, err)
 	}

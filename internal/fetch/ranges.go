@@ -244,7 +244,7 @@ func (f *runFetch) stream(body io.Reader, pos uint64) error {
 func (f *runFetch) place(z []byte, ch runChunk) error {
 	vc := verify.Chunk{SHA256: ch.sum.String(), Size: int64(ch.size), CSize: int64(ch.csize)}
 	plain := getBuf(vc.Size)
-	data, err := decodeChunk(z, vc, plain)
+	data, err := decodeStored(z, vc, plain)
 	if err != nil {
 		putBuf(plain)
 		return fmt.Errorf("pack bytes %d-%d: %w", ch.off, ch.off+uint64(ch.csize)-1, err) // ErrCorrupt

@@ -57,6 +57,9 @@ func (pw *packWriter) add(d chunkindex.Digest, data []byte) {
 		return
 	}
 	z := testEncoder.EncodeAll(data, nil)
+	if len(z) >= len(data) {
+		z = data // stored plain, as the publisher does (chunkindex.Plain)
+	}
 	pw.pending = append(pw.pending, d)
 	pw.offs = append(pw.offs, uint64(pw.buf.Len()))
 	pw.buf.Write(z)

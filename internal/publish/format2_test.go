@@ -1,6 +1,7 @@
 package publish
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/modelslot/modelslot/internal/chunkindex"
 	"github.com/modelslot/modelslot/internal/safetensors"
+	"github.com/modelslot/modelslot/internal/testutil"
 	"github.com/modelslot/modelslot/verify"
 )
 
@@ -329,5 +331,52 @@ func TestCancelledPublishLeavesNoManifestNorTempFile(t *testing.T) {
 		if strings.Contains(f, ".tmp-") || strings.HasPrefix(f, "index/") || strings.HasPrefix(f, "demo/") {
 			t.Errorf("a cancelled publish left %s", f)
 		}
+	}
+}
+
+// TestIncompressibleChunksAreStoredPlain: a chunk zstd would not make smaller
+// is stored as its plain bytes (csize == size), with no frame's overhead; a
+// compressible one is a zstd frame smaller than it. Both install.
+func TestIncompressibleChunksAreStoredPlain(t *testing.T) {
+	k, repo, dir := testKey(t), t.TempDir(), t.TempDir()
+	write(t, dir, "random.bin", randomData(3, 1<<20))
+	write(t, dir, "text.bin", bytes.Repeat([]byte("weights compress a little, text a lot. "), 30000))
+	o := opts(repo, "v1", k)
+	o.Params = chunkerDefault()
+	res, err := Publish(context.Background(), dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := res.Manifest
+	fi, err := os.Open(filepath.Join(repo, chunkindex.IndexPath(m.Index.SHA256)))
+	testutil.OK(t, err)
+	defer fi.Close()
+	ir, err := chunkindex.NewIndexReader(fi, m)
+	testutil.OK(t, err)
+	var locs []chunkindex.Loc
+	eachLoc(t, repo, m, func(_ []chunkindex.Digest, l chunkindex.Loc) { locs = append(locs, l) })
+	plain := map[string]int{}
+	frames := map[string]int{}
+	for {
+		c, err := ir.Next()
+		if err == io.EOF {
+			break
+		}
+		testutil.OK(t, err)
+		l, path := locs[c.Ordinal], m.Files[c.File].Path
+		switch {
+		case chunkindex.Plain(l.CSize, c.Size):
+			plain[path]++
+		case l.CSize < c.Size:
+			frames[path]++
+		default:
+			t.Fatalf("%s chunk %d: a %d-byte frame for %d bytes", path, c.Ordinal, l.CSize, c.Size)
+		}
+	}
+	if plain["random.bin"] == 0 || frames["random.bin"] != 0 || frames["text.bin"] == 0 || plain["text.bin"] != 0 {
+		t.Fatalf("stored plain %v, as frames %v: want random.bin plain and text.bin compressed", plain, frames)
+	}
+	if err := installable(repo, m, dir); err != nil {
+		t.Fatal(err)
 	}
 }
