@@ -85,8 +85,10 @@ func newStore(ctx context.Context, repo string, level zstd.EncoderLevel, workers
 		// Single segment: every frame then declares its content size, which a
 		// device checks before it decompresses (without it, klauspost leaves
 		// the size out of frames under 256 bytes).
+		// No frame checksum: every chunk is checked against its sha256 after
+		// it is decompressed, so four bytes a frame would buy nothing.
 		e, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true),
-			zstd.WithSingleSegment(true))
+			zstd.WithSingleSegment(true), zstd.WithEncoderCRC(false))
 		return e
 	}
 	s.decs.New = func() any {
