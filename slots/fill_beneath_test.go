@@ -46,12 +46,11 @@ func TestFillRefusesADirectorySwappedForALink(t *testing.T) {
 	if _, err := fill.CreateFile(m.Files[files["sub/c"]]); !errors.Is(err, durable.ErrUnsafe) {
 		t.Fatalf("CreateFile through a swapped directory = %v, want ErrUnsafe", err)
 	}
-	staged := filepath.Join(t.TempDir(), "staged")
-	os.WriteFile(staged, []byte("c"), 0o600)
-	if err := fill.Adopt(m.Files[files["sub/c"]], staged); !errors.Is(err, durable.ErrUnsafe) {
+	sr, rel := staged(t, "c")
+	if err := fill.Adopt(m.Files[files["sub/c"]], sr, rel); !errors.Is(err, durable.ErrUnsafe) {
 		t.Fatalf("Adopt into a swapped directory = %v, want ErrUnsafe", err)
 	}
-	if _, err := os.Stat(staged); err != nil {
+	if _, err := os.Stat(filepath.Join(sr.Name(), rel)); err != nil {
 		t.Fatalf("a refused Adopt moved the staged file: %v", err)
 	}
 	if after := testutil.TreeHash(t, outside); after != before {
@@ -113,9 +112,8 @@ func TestAdoptedFileIsVerifiedAtCommit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		staged := filepath.Join(t.TempDir(), "staged")
-		os.WriteFile(staged, []byte(tc.content), 0o600)
-		if err := fill.Adopt(m.Files[0], staged); err != nil {
+		sr, rel := staged(t, tc.content)
+		if err := fill.Adopt(m.Files[0], sr, rel); err != nil {
 			t.Fatal(err)
 		}
 		err = fill.Commit(ctx)

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"os"
+	"path"
 
 	"github.com/modelslot/modelslot/verify"
 )
@@ -21,7 +22,7 @@ func (p *Plan) assembleIndexed(ctx context.Context, fill Fill) error {
 	if err != nil {
 		return err
 	}
-	cp := &copier{x: x, out: out, clone: probeReflink(firstOf(x.srcFiles), x.w.dir), srcs: map[int]*os.File{}}
+	cp := &copier{x: x, out: out, clone: probeReflink(firstOf(x.srcFiles), x.w), srcs: map[int]*os.File{}}
 	err = x.walk(ctx, false, cp.entry)
 	if jerr := cp.flush(); err == nil {
 		err = jerr
@@ -38,7 +39,7 @@ func (p *Plan) assembleIndexed(ctx context.Context, fill Fill) error {
 		if src := x.whole[i]; src >= 0 {
 			err = reuseWhole(ctx, fill, f, x.srcFiles[src], cp.clone)
 		} else {
-			err = adoptVerified(ctx, fill, f, x.w.file(f))
+			err = adoptVerified(ctx, fill, f, x.w)
 		}
 		if err != nil {
 			return fmt.Errorf("assemble %s: %w", f.Path, err)
@@ -56,10 +57,10 @@ func firstOf(s []string) string {
 
 // adoptVerified moves a staged file, verified chunk by chunk, into fill;
 // across filesystems it is copied instead (and then hashed at commit).
-func adoptVerified(ctx context.Context, fill Fill, f verify.File, staged string) error {
-	err := fill.AdoptVerified(f, staged)
+func adoptVerified(ctx context.Context, fill Fill, f verify.File, w *work) error {
+	err := fill.AdoptVerified(f, w.root, path.Join(w.rel, fileRel(f)))
 	if err != nil && isCrossDevice(err) {
-		return adopt(ctx, fill, f, staged)
+		return adopt(ctx, fill, f, w)
 	}
 	return err
 }

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
+	"path"
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
@@ -25,11 +27,12 @@ func (p *Plan) reflinkWorks() bool {
 	for _, s := range p.slot {
 		src = s.file
 	}
-	return probeReflink(src, p.work.dir)
+	return probeReflink(src, p.work)
 }
 
-// probeReflink tries to reflink src (a slot's file) into a temp file of dir.
-func probeReflink(src, dir string) bool {
+// probeReflink tries to reflink src (a slot's file) into a temp file of the
+// work directory.
+func probeReflink(src string, w *work) bool {
 	if src == "" {
 		return false // nothing to reuse from a slot
 	}
@@ -38,11 +41,15 @@ func probeReflink(src, dir string) bool {
 		return false
 	}
 	defer in.Close()
-	probe, err := os.CreateTemp(dir, ".reflink-probe-*")
+	if w.mkdir(".") != nil {
+		return false
+	}
+	rel := fmt.Sprintf(".reflink-probe-%d", rand.Uint64())
+	probe, err := w.root.Create(path.Join(w.rel, rel), 0o600)
 	if err != nil {
 		return false
 	}
-	defer os.Remove(probe.Name())
+	defer w.root.RemoveAll(path.Join(w.rel, rel))
 	defer probe.Close()
 	return cloneFile(probe, in) == nil
 }

@@ -58,7 +58,7 @@ func (p *Plan) planIndexed(ctx context.Context, srcs []*Active) error {
 	m := p.Manifest
 	x := &indexed{m: m, w: p.work, whole: make([]int, len(m.Files))}
 	p.ix = x
-	if err := checkIndexFile(x.w.path(IndexFile), m.Index); err != nil {
+	if err := checkIndexFile(x.w, IndexFile, m.Index); err != nil {
 		return err
 	}
 	for _, f := range m.Files {
@@ -135,7 +135,7 @@ func (x *indexed) kindOf(e *entry, done bitset, staged *fileCursor) uint8 {
 	if x.whole[e.File] >= 0 {
 		return kWhole
 	}
-	if done.has(e.Ordinal) && staged.holds(x.w.file(x.m.Files[e.File]), e.File, e.Chunk) {
+	if done.has(e.Ordinal) && staged.holds(x.w, fileRel(x.m.Files[e.File]), e.File, e.Chunk) {
 		return kStaged
 	}
 	if pos, _ := x.first.find(e.Sum); pos != packPos(e.File, e.Offset) {
@@ -150,7 +150,7 @@ func (x *indexed) kindOf(e *entry, done bitset, staged *fileCursor) uint8 {
 // walk streams the index (and, with locs, the locations in step) from the
 // work directory, calling fn for each entry in index order.
 func (x *indexed) walk(ctx context.Context, locs bool, fn func(e *entry) error) error {
-	fi, err := os.Open(x.w.path(IndexFile))
+	fi, err := x.w.open(IndexFile, os.O_RDONLY)
 	if err != nil {
 		return fmt.Errorf("staging: %w", err)
 	}
@@ -161,7 +161,7 @@ func (x *indexed) walk(ctx context.Context, locs bool, fn func(e *entry) error) 
 	}
 	var lr *chunkindex.LocReader
 	if locs {
-		fl, err := os.Open(x.w.path(locFile))
+		fl, err := x.w.open(locFile, os.O_RDONLY)
 		if err != nil {
 			return fmt.Errorf("staging: %w", err)
 		}
@@ -201,7 +201,7 @@ func (x *indexed) walk(ctx context.Context, locs bool, fn func(e *entry) error) 
 
 // packs reads the pack table of the locations in the work directory.
 func (x *indexed) packs() ([]chunkindex.Digest, error) {
-	fl, err := os.Open(x.w.path(locFile))
+	fl, err := x.w.open(locFile, os.O_RDONLY)
 	if err != nil {
 		return nil, fmt.Errorf("staging: %w", err)
 	}
@@ -297,9 +297,10 @@ func (x *indexed) addSource(a *Active, base int) error {
 	return nil
 }
 
-// checkIndexFile hashes a stored index against the manifest's pin.
-func checkIndexFile(name string, ref *verify.IndexRef) error {
-	f, err := os.Open(name)
+// checkIndexFile hashes the stored index rel of the work directory w
+// against the manifest's pin.
+func checkIndexFile(w *work, rel string, ref *verify.IndexRef) error {
+	f, err := w.open(rel, os.O_RDONLY)
 	if err != nil {
 		return fmt.Errorf("chunk index: %w", err)
 	}
@@ -322,12 +323,14 @@ type fileCursor struct {
 	f    *os.File
 }
 
-// holds reports whether the file name (manifest file i) has chunk c's bytes.
-func (fc *fileCursor) holds(name string, i int, c chunkindex.Chunk) bool {
+// holds reports whether the staged file rel of w (manifest file i) has
+// chunk c's bytes. One that cannot be opened (missing, or a link or FIFO
+// there, which the install refuses when it prepares the file) holds nothing.
+func (fc *fileCursor) holds(w *work, rel string, i int, c chunkindex.Chunk) bool {
 	if fc.file != i {
 		fc.close()
 		fc.file = i
-		fc.f, _ = os.Open(name)
+		fc.f, _ = w.open(rel, os.O_RDONLY)
 	}
 	if fc.f == nil {
 		return false

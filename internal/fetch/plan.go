@@ -24,7 +24,8 @@ type slotRange struct {
 	off  int64
 }
 
-// place is one use of a chunk: a staged file and an offset in it.
+// place is one use of a chunk: a staged file (relative to the work
+// directory) and an offset in it.
 type place struct {
 	file string
 	off  int64
@@ -105,7 +106,7 @@ func (p *Plan) placeFiles() error {
 		}
 		var off int64
 		for _, c := range f.Chunks {
-			p.places[c.SHA256] = append(p.places[c.SHA256], place{file: p.work.file(f), off: off})
+			p.places[c.SHA256] = append(p.places[c.SHA256], place{file: fileRel(f), off: off})
 			off += c.Size
 		}
 	}
@@ -120,8 +121,8 @@ func (p *Plan) prepareFiles() error {
 	if p.prepared {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Join(p.work.dir, "files"), 0o755); err != nil {
-		return fmt.Errorf("staging: %w", err)
+	if err := p.work.mkdir("files"); err != nil {
+		return err
 	}
 	for _, f := range p.Manifest.Files {
 		if _, ok := p.whole[f.Path]; ok {
@@ -166,7 +167,7 @@ func (p *Plan) verifyPlaced(ctx context.Context, c verify.Chunk) (bool, error) {
 		if err := ctx.Err(); err != nil {
 			return false, err
 		}
-		err := readAt(pl.file, pl.off, buf)
+		err := p.work.readAt(pl.file, pl.off, buf)
 		if errors.Is(err, fs.ErrNotExist) {
 			return false, nil // journaled, but the file is gone: fetch it again
 		}
@@ -208,7 +209,7 @@ func (p *Plan) indexActive(a *Active) {
 // stage writes a verified chunk to every place it has, then journals it.
 func (p *Plan) stage(c verify.Chunk, data []byte) error {
 	for _, pl := range p.places[c.SHA256] {
-		if err := writeAt(pl.file, pl.off, data); err != nil {
+		if err := p.work.writeAt(pl.file, pl.off, data); err != nil {
 			return fmt.Errorf("staging: chunk %s: %w", c.SHA256, err)
 		}
 	}
@@ -238,8 +239,20 @@ func readAt(name string, off int64, buf []byte) error {
 	return err
 }
 
-func writeAt(name string, off int64, data []byte) error {
-	f, err := os.OpenFile(name, os.O_WRONLY, 0)
+// readAt reads buf at off of the staged file rel of the work directory.
+func (w *work) readAt(rel string, off int64, buf []byte) error {
+	f, err := w.open(rel, os.O_RDONLY)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = f.ReadAt(buf, off)
+	return err
+}
+
+// writeAt writes data at off of the staged file rel of the work directory.
+func (w *work) writeAt(rel string, off int64, data []byte) error {
+	f, err := w.open(rel, os.O_WRONLY)
 	if err != nil {
 		return err
 	}

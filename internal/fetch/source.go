@@ -94,10 +94,13 @@ func (s *Source) resolvedBy(c *Client, r *Resolved) {
 	s.client, s.resolved, s.Manifest, s.Envelope = c, r, r.Manifest, r.Envelope
 }
 
-// Close releases the bundle file, if one was opened.
+// Close releases the bundle file, if one was opened, and staging.
 func (s *Source) Close() {
 	if s.file != nil {
 		s.file.Close()
+	}
+	if s.staging != nil {
+		s.staging.Close()
 	}
 	if s.stop != nil {
 		s.stop()
@@ -110,10 +113,20 @@ func (s *Source) FirstStep() string { return report.StatusDownloading }
 // Fill plans, checks space and budget, fetches into staging and assembles the
 // files into fill.
 func (s *Source) Fill(ctx context.Context, fill *slots.Fill) error {
-	staging, err := OpenStaging(s.store.StagingPath())
+	root, err := s.store.OpenStaging()
+	if err != nil {
+		return fmt.Errorf("staging: %w", err)
+	}
+	staging, err := NewStaging(root)
 	if err != nil {
 		return err
 	}
+	kept := false
+	defer func() {
+		if !kept {
+			staging.Close()
+		}
+	}()
 	space := Space{StagingDir: staging.Dir(), SlotDir: filepath.Dir(s.store.SlotDir(slots.A)), Budget: s.opts.Budget}
 	fill.AddMeta("envelope.json", s.Envelope)
 	var more []*Active
@@ -133,9 +146,13 @@ func (s *Source) Fill(ctx context.Context, fill *slots.Fill) error {
 	}
 	if s.Manifest.Index != nil {
 		// A later install reuses this version's chunks by its index.
-		fill.AddMetaFile(IndexFile, plan.work.path(IndexFile))
+		w := plan.work
+		fill.AddMetaFile(IndexFile, func() (*os.File, error) { return w.open(IndexFile, os.O_RDONLY) })
 	}
-	s.staging = staging
+	if s.staging != nil {
+		s.staging.Close() // an earlier Fill's
+	}
+	s.staging, kept = staging, true
 	return nil
 }
 
@@ -183,8 +200,8 @@ func (s *Source) loadIndex(ctx context.Context, staging *Staging) error {
 		return err
 	}
 	if s.bundle != nil {
-		if err := os.MkdirAll(w.dir, 0o755); err != nil {
-			return fmt.Errorf("staging: %w", err)
+		if err := w.mkdir("."); err != nil {
+			return err
 		}
 		if s.loaded {
 			return nil // a bundle is read once; a second plan (less space) reuses it

@@ -36,7 +36,9 @@ func openDirect(out []*os.File) *stagedFiles {
 		if f == nil {
 			continue
 		}
-		if d, err := os.OpenFile(f.Name(), os.O_WRONLY|unix.O_DIRECT, 0); err == nil {
+		// Reopened through its descriptor, never its name: the same inode,
+		// whatever has its path by now (#12).
+		if d, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), os.O_WRONLY|unix.O_DIRECT, 0); err == nil {
 			sf.direct[i] = d // tmpfs and some others refuse: page cache then
 		}
 	}

@@ -1,0 +1,152 @@
+package fetch
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/modelslot/modelslot/internal/durable"
+	"github.com/modelslot/modelslot/internal/testutil"
+	"github.com/modelslot/modelslot/slots"
+)
+
+// interrupted is an install of v2 into a real slot store that failed after
+// staging some of v2 (a chunk the server keeps corrupt), with the server
+// then fixed: the next install resumes from staging/work/<hash>/.
+type interrupted struct {
+	s    *slots.Store
+	r    *repo
+	work string // staging/work/<hash>
+}
+
+func newInterrupted(t *testing.T) *interrupted {
+	t.Helper()
+	r := newRepo(t)
+	dir := model(t, 1)
+	r.publish(dir, "v1")
+	s, err := slots.Open(context.Background(), slots.Config{Dir: t.TempDir(), Model: "demo"}, "test")
+	testutil.OK(t, err)
+	t.Cleanup(func() { s.Close() })
+	if _, err := storeInstall(t, s, r); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, "weights.bin", randomBytes(400<<10, 9))
+	res := r.publish(dir, "v2")
+	f, _ := res.Manifest.Lookup("weights.bin")
+	name := r.chunkFile(f.Chunks[len(f.Chunks)-1].SHA256)
+	good, err := os.ReadFile(name)
+	testutil.OK(t, err)
+	bad := append([]byte(nil), good...)
+	bad[len(bad)/2] ^= 1
+	testutil.OK(t, os.WriteFile(name, bad, 0o644))
+	if _, err := storeInstall(t, s, r); !errors.Is(err, ErrDownload) {
+		t.Fatalf("the first attempt = %v, want a download failure", err)
+	}
+	testutil.OK(t, os.WriteFile(name, good, 0o644))
+	works, _ := filepath.Glob(filepath.Join(s.StagingPath(), "work", "*"))
+	if len(works) != 1 {
+		t.Fatalf("staging after the interrupted install: %v, want one work directory", works)
+	}
+	for _, n := range []string{"journal", "files/weights.bin"} {
+		if _, err := os.Stat(filepath.Join(works[0], n)); err != nil {
+			t.Fatalf("the interrupted install left no %s: %v", n, err)
+		}
+	}
+	return &interrupted{s: s, r: r, work: works[0]}
+}
+
+// resume runs the next install, bounded in time: an open that blocks on a
+// FIFO must fail the test, not hang it. After the time, unblock is called
+// until the install ends, then the test fails.
+func (in *interrupted) resume(t *testing.T, unblock func()) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		_, err := storeInstall(t, in.s, in.r)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(60 * time.Second):
+		for {
+			unblock()
+			select {
+			case <-done:
+				t.Fatal("the resumed install blocked")
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+}
+
+func (in *interrupted) activeStillV1(t *testing.T) {
+	t.Helper()
+	if m, err := in.s.VerifySlot(context.Background(), in.s.State().Active, 1); err != nil || m.Version != "v1" {
+		t.Fatalf("the active slot after the refused install: %v, %v; want v1, verifying", m, err)
+	}
+}
+
+// A resumed install resolves every file of its work directory beneath the
+// staging directory without following a link (#12): an entry swapped for a
+// link to somewhere else between two attempts is refused with an error
+// naming it, nothing is written or truncated where the link points, and the
+// active slot still serves.
+func TestResumedInstallRefusesALinkInTheWorkDirectory(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		entry string // in the work directory
+		to    string // in the outside tree
+	}{
+		{"files directory", "files", "."},
+		{"staged file", "files/weights.bin", "keep.txt"},
+		{"journal", "journal", "work/precious.bin"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			in := newInterrupted(t)
+			outside := t.TempDir()
+			sum := testutil.SentinelTree(t, outside)
+			entry := filepath.Join(in.work, filepath.FromSlash(tt.entry))
+			testutil.OK(t, os.RemoveAll(entry))
+			testutil.OK(t, os.Symlink(filepath.Join(outside, tt.to), entry))
+			err := in.resume(t, func() {})
+			if !errors.Is(err, durable.ErrUnsafe) || !strings.Contains(err.Error(), entry) {
+				t.Fatalf("install through a link at %s = %v, want an ErrUnsafe naming it", tt.entry, err)
+			}
+			if got := testutil.TreeHash(t, outside); got != sum {
+				t.Fatalf("the link's target changed:\n%s\nwant:\n%s", got, sum)
+			}
+			in.activeStillV1(t)
+		})
+	}
+}
+
+// A FIFO in place of the journal or a staged file is refused at once: an
+// open(2) of a FIFO without O_NONBLOCK waits for a writer forever, where no
+// signal or context ends it.
+func TestResumedInstallRefusesAFIFOInTheWorkDirectory(t *testing.T) {
+	for _, entry := range []string{"journal", "files/weights.bin"} {
+		t.Run(entry, func(t *testing.T) {
+			in := newInterrupted(t)
+			name := filepath.Join(in.work, filepath.FromSlash(entry))
+			testutil.OK(t, os.Remove(name))
+			testutil.OK(t, syscall.Mkfifo(name, 0o644))
+			err := in.resume(t, func() {
+				// Both ends for a moment: an open blocked on either side
+				// returns, and a read then ends.
+				if f, err := os.OpenFile(name, os.O_RDWR, 0); err == nil {
+					f.Close()
+				}
+			})
+			if !errors.Is(err, durable.ErrUnsafe) || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "a FIFO") {
+				t.Fatalf("install with a FIFO at %s = %v, want an ErrUnsafe naming it", entry, err)
+			}
+			in.activeStillV1(t)
+		})
+	}
+}
