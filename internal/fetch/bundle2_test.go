@@ -12,7 +12,6 @@ import (
 
 	"github.com/modelslot/modelslot/internal/bundle"
 	"github.com/modelslot/modelslot/internal/chunkindex"
-	"github.com/modelslot/modelslot/internal/durable"
 	"github.com/modelslot/modelslot/internal/update"
 	"github.com/modelslot/modelslot/slots"
 	"github.com/modelslot/modelslot/verify"
@@ -91,12 +90,8 @@ func TestFormat2BundleInstallsIntoTheSlotStore(t *testing.T) {
 		t.Fatalf("active slot after the bundle install: %v, %v", got, err)
 	}
 	// The slot keeps the index, so the next install can reuse by it.
-	meta, err := durable.OpenRoot(filepath.Join(s.SlotDir(s.State().Active), verify.MetaDir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer meta.Close()
-	if err := checkIndexFile(&work{root: meta, rel: "."}, IndexFile, m.Index); err != nil {
+	meta := workIn(t, filepath.Join(s.SlotDir(s.State().Active), verify.MetaDir))
+	if err := checkIndexFile(meta, IndexFile, m.Index); err != nil {
 		t.Fatal(err)
 	}
 }

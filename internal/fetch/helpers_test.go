@@ -177,6 +177,18 @@ func (d *dirFill) Adopt(f verify.File, from *durable.Root, rel string) error {
 	return from.RenameTo(rel, to, filepath.Base(name))
 }
 
+// workIn is a work directory at dir, opened as a root of its own, for a
+// test of one of its files.
+func workIn(t testing.TB, dir string) *work {
+	t.Helper()
+	r, err := durable.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return &work{root: r, rel: ".", dir: dir}
+}
+
 // install runs the whole device path (Source's steps) into a new directory
 // and returns it.
 func install(t *testing.T, c *Client, r *repo, active *Active, staging string) (string, *Plan, error) {
