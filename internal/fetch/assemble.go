@@ -59,7 +59,7 @@ func Assemble(ctx context.Context, p *Plan, fill Fill) error {
 
 func (p *Plan) assembleFile(ctx context.Context, f verify.File, fill Fill, clone bool) error {
 	if src, ok := p.whole[f.Path]; ok {
-		return reuseWhole(ctx, fill, f, src, clone)
+		return reuseWhole(ctx, fill, f, p.srcs, src, clone)
 	}
 	if err := p.copyFromSlot(ctx, f, clone); err != nil {
 		return err
@@ -69,11 +69,11 @@ func (p *Plan) assembleFile(ctx context.Context, f verify.File, fill Fill, clone
 
 // reuseWhole takes file f whole from a slot's identical file src: reflinked
 // (verified at commit) or copied and hashed as it is written.
-func reuseWhole(ctx context.Context, fill Fill, f verify.File, src string, clone bool) error {
+func reuseWhole(ctx context.Context, fill Fill, f verify.File, srcs sources, src string, clone bool) error {
 	if clone {
-		return cloneWhole(fill, f, src)
+		return cloneWhole(fill, f, srcs, src)
 	}
-	in, err := os.Open(src)
+	in, err := srcs.open(src)
 	if err != nil {
 		return fmt.Errorf("reuse from a slot: %w", err)
 	}
@@ -92,7 +92,7 @@ func (p *Plan) copyFromSlot(ctx context.Context, f verify.File, clone bool) erro
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if err := p.work.reuseRange(name, off, sr, c, clone); err != nil {
+			if err := p.reuseRange(name, off, sr, c, clone); err != nil {
 				return err
 			}
 		}
@@ -103,24 +103,35 @@ func (p *Plan) copyFromSlot(ctx context.Context, f verify.File, clone bool) erro
 
 // reuseRange puts chunk c from the slot's range sr at off of the staged file
 // rel (of the work directory).
-func (w *work) reuseRange(rel string, off int64, sr slotRange, c verify.Chunk, clone bool) error {
+func (p *Plan) reuseRange(rel string, off int64, sr slotRange, c verify.Chunk, clone bool) error {
 	if clone {
-		out, err := w.open(rel, os.O_WRONLY)
+		out, err := p.work.open(rel, os.O_WRONLY)
 		if err != nil {
 			return err
 		}
 		defer out.Close()
-		return cloneOrCopyRange(out, off, sr, c.Size)
+		return cloneOrCopyRange(out, off, p.srcs, sr, c.Size)
 	}
 	buf := getBuf(c.Size)[:c.Size]
 	defer putBuf(buf)
-	if err := readAt(sr.file, sr.off, buf); err != nil {
+	if err := readSlot(p.srcs, sr, buf); err != nil {
 		return fmt.Errorf("reuse chunk %s from the active slot: %w", c.SHA256, err)
 	}
 	if err := checkSum(buf, c); err != nil {
 		return fmt.Errorf("%w: the active slot's %s no longer matches its manifest (run `modelslot verify`): %w", verify.ErrRejected, sr.file, err)
 	}
-	return w.writeAt(rel, off, buf)
+	return p.work.writeAt(rel, off, buf)
+}
+
+// readSlot reads buf at the slot range sr.
+func readSlot(srcs sources, sr slotRange, buf []byte) error {
+	f, err := srcs.open(sr.file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = f.ReadAt(buf, sr.off)
+	return err
 }
 
 // adopt puts f's staged file of w into fill under f's name: renamed into
@@ -145,8 +156,8 @@ func adopt(ctx context.Context, fill Fill, f verify.File, w *work) error {
 	return err
 }
 
-func cloneWhole(fill Fill, f verify.File, src string) error {
-	in, err := os.Open(src)
+func cloneWhole(fill Fill, f verify.File, srcs sources, src string) error {
+	in, err := srcs.open(src)
 	if err != nil {
 		return fmt.Errorf("reuse from the active slot: %w", err)
 	}

@@ -27,16 +27,16 @@ func (p *Plan) reflinkWorks() bool {
 	for _, s := range p.slot {
 		src = s.file
 	}
-	return probeReflink(src, p.work)
+	return probeReflink(p.srcs, src, p.work)
 }
 
 // probeReflink tries to reflink src (a slot's file) into a temp file of the
 // work directory.
-func probeReflink(src string, w *work) bool {
+func probeReflink(srcs sources, src string, w *work) bool {
 	if src == "" {
 		return false // nothing to reuse from a slot
 	}
-	in, err := os.Open(src)
+	in, err := srcs.open(src)
 	if err != nil {
 		return false
 	}
@@ -62,8 +62,8 @@ func cloneFile(dst, src *os.File) error {
 // cloneOrCopyRange puts n bytes of the active slot's range sr at off of out:
 // the part that is block-aligned on both sides is reflinked, the edges (and
 // everything, when the clone is refused) are copied.
-func cloneOrCopyRange(out *os.File, off int64, sr slotRange, n int64) error {
-	in, err := os.Open(sr.file)
+func cloneOrCopyRange(out *os.File, off int64, srcs sources, sr slotRange, n int64) error {
+	in, err := srcs.open(sr.file)
 	if err != nil {
 		return fmt.Errorf("reuse from the active slot: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 
 	"github.com/modelslot/modelslot/internal/chunkindex"
@@ -43,6 +44,7 @@ type indexed struct {
 	first    table    // first use of each chunk of this version, in the staged files
 	reuse    table    // chunks the slots hold, positions into srcFiles
 	srcFiles []string // the slots' files
+	srcs     sources  // the slots, to open srcFiles beneath
 	whole    []int    // per manifest file: an identical slot file (into srcFiles), or -1
 }
 
@@ -54,9 +56,9 @@ type entry struct {
 
 // planIndexed plans a schema-2 install whose index and locations are in the
 // work directory (loadIndex). srcs are the slots that may hold chunks.
-func (p *Plan) planIndexed(ctx context.Context, srcs []*Active) error {
+func (p *Plan) planIndexed(ctx context.Context, srcs sources) error {
 	m := p.Manifest
-	x := &indexed{m: m, w: p.work, whole: make([]int, len(m.Files))}
+	x := &indexed{m: m, w: p.work, whole: make([]int, len(m.Files)), srcs: srcs}
 	p.ix = x
 	if err := checkIndexFile(x.w, IndexFile, m.Index); err != nil {
 		return err
@@ -271,7 +273,7 @@ func (x *indexed) addSource(a *Active, base int) error {
 		}
 		return nil
 	}
-	f, err := os.Open(filepath.Join(a.Dir, verify.MetaDir, IndexFile))
+	f, err := a.open(path.Join(verify.MetaDir, IndexFile))
 	if err != nil {
 		return err
 	}

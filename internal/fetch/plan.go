@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/modelslot/modelslot/internal/durable"
 	"github.com/modelslot/modelslot/verify"
 )
 
@@ -16,6 +17,41 @@ import (
 type Active struct {
 	Dir      string           // the active slot's directory
 	Manifest *verify.Manifest // the manifest it was verified against
+	// Root, if not nil, is Dir opened beneath the state directory (the slot
+	// store's OpenDir); without it Dir is opened by its path for each read.
+	// Either way the slot's files are opened beneath it, never through a
+	// link, and a FIFO or device in a file's place is refused.
+	Root *durable.Root
+}
+
+// open opens the regular file rel (slash-separated) of the slot for reading.
+func (a *Active) open(rel string) (*os.File, error) {
+	if a.Root != nil {
+		return a.Root.OpenRegular(rel, os.O_RDONLY)
+	}
+	r, err := durable.OpenRoot(a.Dir)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return r.OpenRegular(rel, os.O_RDONLY)
+}
+
+// sources are the slots a plan reuses bytes from.
+type sources []*Active
+
+// open opens name, a file under one of the slots' directories, beneath that
+// slot's directory (Active.open).
+func (s sources) open(name string) (*os.File, error) {
+	for _, a := range s {
+		if a == nil {
+			continue
+		}
+		if rel, err := filepath.Rel(a.Dir, name); err == nil && filepath.IsLocal(rel) {
+			return a.open(filepath.ToSlash(rel))
+		}
+	}
+	return nil, fmt.Errorf("internal error: %s is in none of the slots reused", name)
 }
 
 // slotRange is where a chunk's bytes lie in the active slot.
@@ -54,6 +90,7 @@ type Plan struct {
 	slot     map[string]slotRange // chunk sha256 → its bytes in the active slot
 	places   map[string][]place   // chunk sha256 → where it goes in the staged files
 	ix       *indexed             // a schema-2 plan; the maps above are then unused
+	srcs     sources              // the slots reused
 }
 
 // NewPlan plans the install of m. active may be nil (first install). Chunks an
@@ -66,12 +103,13 @@ func NewPlan(ctx context.Context, m *verify.Manifest, st *Staging, active *Activ
 	if err != nil {
 		return nil, err
 	}
+	srcs := append(sources{active}, more...)
 	if m.Index != nil {
-		p := &Plan{Manifest: m, staging: st, work: w}
-		return p, p.planIndexed(ctx, append([]*Active{active}, more...))
+		p := &Plan{Manifest: m, staging: st, work: w, srcs: srcs}
+		return p, p.planIndexed(ctx, srcs)
 	}
 	p := &Plan{Manifest: m, staging: st, work: w, whole: map[string]string{},
-		slot: map[string]slotRange{}, places: map[string][]place{}}
+		slot: map[string]slotRange{}, places: map[string][]place{}, srcs: srcs}
 	p.indexActive(active)
 	if err := p.placeFiles(); err != nil {
 		return nil, err
@@ -227,16 +265,6 @@ func (p *Plan) requests() string {
 		return ""
 	}
 	return fmt.Sprintf(" in %d requests", p.FetchRequests)
-}
-
-func readAt(name string, off int64, buf []byte) error {
-	f, err := os.Open(name)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = f.ReadAt(buf, off)
-	return err
 }
 
 // readAt reads buf at off of the staged file rel of the work directory.

@@ -131,15 +131,22 @@ func (s *Source) Fill(ctx context.Context, fill *slots.Fill) error {
 	fill.AddMeta("envelope.json", s.Envelope)
 	var more []*Active
 	if dir, m := fill.Previous(); m != nil {
-		more = append(more, &Active{Dir: dir, Manifest: m}) // the slot's old version, kept aside
+		if prev := s.slot(dir, m); prev != nil {
+			more = append(more, prev) // the slot's old version, kept aside
+		}
 	}
-	plan, err := s.fill(ctx, fill, staging, s.active(), space, more...)
+	active := s.active()
+	defer active.close()
+	plan, err := s.fill(ctx, fill, staging, active, space, more...)
+	for _, a := range more {
+		a.close()
+	}
 	if errors.Is(err, ErrNoSpace) && len(more) > 0 {
 		slog.Info("not enough space to keep the slot's previous version for reuse; removing it first", "err", err)
 		if derr := fill.DropPrevious(); derr != nil {
 			return err
 		}
-		plan, err = s.fill(ctx, fill, staging, s.active(), space)
+		plan, err = s.fill(ctx, fill, staging, active, space)
 	}
 	if err != nil {
 		return err
@@ -230,5 +237,24 @@ func (s *Source) active() *Active {
 		slog.Warn("the active slot's manifest cannot be read; downloading everything", "err", err)
 		return nil
 	}
-	return &Active{Dir: s.store.SlotDir(st.Active), Manifest: m}
+	return s.slot(s.store.SlotDir(st.Active), m)
+}
+
+// slot is the slot directory dir holding m, opened beneath the state
+// directory. One that cannot be opened so is not reused (nil): it only costs
+// a download.
+func (s *Source) slot(dir string, m *verify.Manifest) *Active {
+	r, err := s.store.OpenDir(dir)
+	if err != nil {
+		slog.Warn("not reusing a slot: it cannot be opened", "dir", dir, "err", err)
+		return nil
+	}
+	return &Active{Dir: dir, Manifest: m, Root: r}
+}
+
+// close releases the slot's directory, if it was opened (a nil a is none).
+func (a *Active) close() {
+	if a != nil && a.Root != nil {
+		a.Root.Close()
+	}
 }
