@@ -60,14 +60,20 @@ func newInterrupted(t *testing.T) *interrupted {
 	return &interrupted{s: s, r: r, work: works[0]}
 }
 
-// resume runs the next install, bounded in time: an open that blocks on a
+// resume runs the next install, bounded in time (boundedInstall).
+func (in *interrupted) resume(t *testing.T, unblock func()) error {
+	t.Helper()
+	return boundedInstall(t, in.s, in.r, unblock)
+}
+
+// boundedInstall is storeInstall bounded in time: an open that blocks on a
 // FIFO must fail the test, not hang it. After the time, unblock is called
 // until the install ends, then the test fails.
-func (in *interrupted) resume(t *testing.T, unblock func()) error {
+func boundedInstall(t *testing.T, s *slots.Store, r *repo, unblock func()) error {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() {
-		_, err := storeInstall(t, in.s, in.r)
+		_, err := storeInstall(t, s, r)
 		done <- err
 	}()
 	select {
@@ -78,9 +84,19 @@ func (in *interrupted) resume(t *testing.T, unblock func()) error {
 			unblock()
 			select {
 			case <-done:
-				t.Fatal("the resumed install blocked")
+				t.Fatal("the install blocked")
 			case <-time.After(50 * time.Millisecond):
 			}
+		}
+	}
+}
+
+// unblockFIFO opens both ends of the FIFO name for a moment: an open blocked
+// on either side returns, and a read then ends.
+func unblockFIFO(name string) func() {
+	return func() {
+		if f, err := os.OpenFile(name, os.O_RDWR, 0); err == nil {
+			f.Close()
 		}
 	}
 }
@@ -136,17 +152,41 @@ func TestResumedInstallRefusesAFIFOInTheWorkDirectory(t *testing.T) {
 			name := filepath.Join(in.work, filepath.FromSlash(entry))
 			testutil.OK(t, os.Remove(name))
 			testutil.OK(t, syscall.Mkfifo(name, 0o644))
-			err := in.resume(t, func() {
-				// Both ends for a moment: an open blocked on either side
-				// returns, and a read then ends.
-				if f, err := os.OpenFile(name, os.O_RDWR, 0); err == nil {
-					f.Close()
-				}
-			})
+			err := in.resume(t, unblockFIFO(name))
 			if !errors.Is(err, durable.ErrUnsafe) || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "a FIFO") {
 				t.Fatalf("install with a FIFO at %s = %v, want an ErrUnsafe naming it", entry, err)
 			}
 			in.activeStillV1(t)
+		})
+	}
+}
+
+// The active slot's files are reused through the same kind of open: a file
+// of the slot replaced by a FIFO (v2 reuses head.bin whole, weights.bin by
+// chunks) is refused at once, naming it, instead of blocking the install.
+func TestInstallRefusesAFIFOInTheActiveSlot(t *testing.T) {
+	for _, file := range []string{"head.bin", "weights.bin"} {
+		t.Run(file, func(t *testing.T) {
+			r := newRepo(t)
+			dir := model(t, 1)
+			r.publish(dir, "v1")
+			s, err := slots.Open(context.Background(), slots.Config{Dir: t.TempDir(), Model: "demo"}, "test")
+			testutil.OK(t, err)
+			defer s.Close()
+			if _, err := storeInstall(t, s, r); err != nil {
+				t.Fatal(err)
+			}
+			w, _ := os.ReadFile(filepath.Join(dir, "weights.bin"))
+			copy(w[100<<10:], "changed")
+			writeFile(t, dir, "weights.bin", w)
+			r.publish(dir, "v2")
+			name := filepath.Join(s.SlotDir(s.State().Active), file)
+			testutil.OK(t, os.Remove(name))
+			testutil.OK(t, syscall.Mkfifo(name, 0o644))
+			err = boundedInstall(t, s, r, unblockFIFO(name))
+			if !errors.Is(err, durable.ErrUnsafe) || !strings.Contains(err.Error(), name) {
+				t.Fatalf("install reusing a slot with a FIFO at %s = %v, want an ErrUnsafe naming it", file, err)
+			}
 		})
 	}
 }
