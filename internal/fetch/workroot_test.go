@@ -190,3 +190,46 @@ func TestInstallRefusesAFIFOInTheActiveSlot(t *testing.T) {
 		})
 	}
 }
+
+// openUnder counts this process's descriptors of dir and what is below it.
+func openUnder(t *testing.T, dir string) []string {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	testutil.OK(t, err)
+	var open []string
+	for _, fd := range fds {
+		if target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); err == nil &&
+			(target == dir || strings.HasPrefix(target, dir+"/")) {
+			open = append(open, target)
+		}
+	}
+	return open
+}
+
+// A long-running agent installs many times: an install, its staging
+// directory, work files and reused slots included, leaves no descriptor of
+// the state directory open beyond the store's own.
+func TestInstallLeavesNoDescriptorOpen(t *testing.T) {
+	r := newRepo(t)
+	dir := model(t, 1)
+	r.publish(dir, "v1")
+	state := t.TempDir()
+	s, err := slots.Open(context.Background(), slots.Config{Dir: state, Model: "demo"}, "test")
+	testutil.OK(t, err)
+	defer s.Close()
+	before := openUnder(t, state)
+	for i, v := range []string{"v1", "v2", "v3"} {
+		if i > 0 {
+			w, _ := os.ReadFile(filepath.Join(dir, "weights.bin"))
+			copy(w[100<<10:], v)
+			writeFile(t, dir, "weights.bin", w)
+			r.publish(dir, v)
+		}
+		if _, err := storeInstall(t, s, r); err != nil {
+			t.Fatal(err)
+		}
+		if got := openUnder(t, state); len(got) != len(before) {
+			t.Fatalf("after installing %s, open under the state directory: %v; before: %v", v, got, before)
+		}
+	}
+}
