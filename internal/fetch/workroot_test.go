@@ -233,3 +233,45 @@ func TestInstallLeavesNoDescriptorOpen(t *testing.T) {
 		}
 	}
 }
+
+// Format 2 keeps the chunk index and the locations in the work directory
+// too: a work directory, locations or partial index that is a link when the
+// install starts is refused, naming it; an index that is a link is replaced
+// (by rename) with the one fetched; nothing is written where a link points.
+func TestFormat2InstallRefusesALinkInTheWorkDirectory(t *testing.T) {
+	for _, entry := range []string{".", IndexFile, locFile, IndexFile + ".part"} {
+		t.Run(entry, func(t *testing.T) {
+			r := newRepo2(t)
+			m := r.publish2(bigModel(t, 1, 256<<10), "v1")
+			staging := filepath.Join(t.TempDir(), "staging")
+			st, err := OpenStaging(staging)
+			testutil.OK(t, err)
+			w, err := st.workFor(m)
+			testutil.OK(t, err)
+			st.Close()
+			outside := t.TempDir()
+			sum := testutil.SentinelTree(t, outside)
+			name, to := filepath.Join(w.dir, entry), filepath.Join(outside, "keep.txt")
+			if entry == "." {
+				name, to = w.dir, outside
+			} else {
+				testutil.OK(t, os.MkdirAll(w.dir, 0o755))
+			}
+			testutil.OK(t, os.Symlink(to, filepath.Clean(name)))
+			_, _, _, err = install2(t, fastClient(), r.channelURL(), r.trusted(), nil, staging)
+			if entry == IndexFile {
+				// Not the pinned index (it cannot be read): fetched again into
+				// index.idx.part and renamed over the link, which goes as an
+				// entry, never followed.
+				if fi, lerr := os.Lstat(name); err != nil || lerr != nil || !fi.Mode().IsRegular() {
+					t.Fatalf("format-2 install with a link at %s = %v; then %v, %v; want the link replaced by the index", entry, err, fi, lerr)
+				}
+			} else if !errors.Is(err, durable.ErrUnsafe) || !strings.Contains(err.Error(), filepath.Clean(name)) {
+				t.Fatalf("format-2 install with a link at %s = %v, want an ErrUnsafe naming it", entry, err)
+			}
+			if got := testutil.TreeHash(t, outside); got != sum {
+				t.Fatalf("the link's target changed:\n%s\nwant:\n%s", got, sum)
+			}
+		})
+	}
+}
