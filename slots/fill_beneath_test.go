@@ -2,6 +2,7 @@ package slots_test
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/modelslot/modelslot/internal/durable"
 	"github.com/modelslot/modelslot/internal/testutil"
 	"github.com/modelslot/modelslot/slots"
+	"github.com/modelslot/modelslot/verify"
 )
 
 // A directory of the fill swapped for a link after it was made (by someone
@@ -120,5 +122,24 @@ func TestAdoptedFileIsVerifiedAtCommit(t *testing.T) {
 		if tc.ok != (err == nil) {
 			t.Fatalf("content %q: Commit = %v", tc.content, err)
 		}
+	}
+}
+
+// A file whose bytes do not match is removed from the fill (beneath it, not
+// by its path) and the mismatch is returned.
+func TestWriteFileMismatchRemovesTheFile(t *testing.T) {
+	s := openStore(t, t.TempDir(), "")
+	m := manifestFor(t, "v1", map[string]string{"d/w.bin": "weights"})
+	fill, err := s.BeginInstall(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fill.Abort()
+	var mm *verify.MismatchError
+	if err := fill.WriteFile(ctx, m.Files[0], strings.NewReader("wrong!!")); !errors.As(err, &mm) {
+		t.Fatalf("WriteFile of other bytes = %v, want a mismatch", err)
+	}
+	if _, err := os.Lstat(filepath.Join(fill.Dir(), "d", "w.bin")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the mismatched file after WriteFile: %v, want it removed", err)
 	}
 }

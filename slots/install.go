@@ -171,7 +171,7 @@ func (f *Fill) WriteFile(ctx context.Context, vf verify.File, r io.Reader) error
 	}
 	out.Close()
 	if err != nil {
-		os.Remove(out.Name())
+		f.root.RemoveAll(vf.Path) // beneath the fill: never through a link
 		return fmt.Errorf("install %s: %w", vf.Path, err)
 	}
 	f.mu.Lock()
