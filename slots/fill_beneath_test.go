@@ -143,3 +143,21 @@ func TestWriteFileMismatchRemovesTheFile(t *testing.T) {
 		t.Fatalf("the mismatched file after WriteFile: %v, want it removed", err)
 	}
 }
+
+// The slot's metadata files are created with their mode, read-only (0444
+// less the umask); Root.Create used to drop the mode and make them 0000.
+func TestSlotMetadataIsReadOnlyForAll(t *testing.T) {
+	s := openStore(t, t.TempDir(), "")
+	m := manifestFor(t, "v1", map[string]string{"w": "x"})
+	fill, err := s.BeginInstall(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.OK(t, fill.WriteFile(ctx, m.Files[0], strings.NewReader("x")))
+	testutil.OK(t, fill.Commit(ctx))
+	fi, err := os.Stat(filepath.Join(s.SlotDir(slots.A), verify.MetaDir, "manifest.json"))
+	// 0444 less the umask: readable, never writable.
+	if err != nil || fi.Mode().Perm()&0o400 == 0 || fi.Mode().Perm()&0o222 != 0 {
+		t.Fatalf("the slot's manifest.json: %v, %v; want it read-only (0444 less the umask)", fi, err)
+	}
+}
