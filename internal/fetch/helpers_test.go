@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/modelslot/modelslot/internal/chunker"
+	"github.com/modelslot/modelslot/internal/durable"
 	"github.com/modelslot/modelslot/verify"
 )
 
@@ -174,13 +175,12 @@ func (d *dirFill) WriteFile(ctx context.Context, f verify.File, r io.Reader) err
 func (d *dirFill) Dir() string { return d.dir }
 
 // AdoptVerified renames like slots.Fill does; install checks the tree after.
-func (d *dirFill) AdoptVerified(f verify.File, staged string) error {
-	name := filepath.Join(d.dir, filepath.FromSlash(f.Path))
-	os.MkdirAll(filepath.Dir(name), 0o755)
+func (d *dirFill) AdoptVerified(f verify.File, from *durable.Root, rel string) error {
 	d.adopted++
-	if err := os.Rename(staged, name); err != nil {
+	if err := d.Adopt(f, from, rel); err != nil {
 		return err
 	}
+	name := filepath.Join(d.dir, filepath.FromSlash(f.Path))
 	return os.Chmod(name, os.FileMode(f.Mode))
 }
 
@@ -190,10 +190,27 @@ func (d *dirFill) CreateFile(f verify.File) (*os.File, error) {
 	return os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, os.FileMode(f.Mode))
 }
 
-func (d *dirFill) Adopt(f verify.File, staged string) error {
+func (d *dirFill) Adopt(f verify.File, from *durable.Root, rel string) error {
 	name := filepath.Join(d.dir, filepath.FromSlash(f.Path))
 	os.MkdirAll(filepath.Dir(name), 0o755)
-	return os.Rename(staged, name)
+	to, err := durable.OpenRoot(filepath.Dir(name))
+	if err != nil {
+		return err
+	}
+	defer to.Close()
+	return from.RenameTo(rel, to, filepath.Base(name))
+}
+
+// workIn is a work directory at dir, opened as a root of its own, for a
+// test of one of its files.
+func workIn(t testing.TB, dir string) *work {
+	t.Helper()
+	r, err := durable.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return &work{root: r, rel: ".", dir: dir}
 }
 
 // install runs the whole device path (Source's steps) into a new directory

@@ -9,7 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
+	"path"
 	"slices"
 
 	"github.com/modelslot/modelslot/internal/chunkindex"
@@ -48,14 +48,17 @@ type sectionCount struct {
 
 // localPiece is a section or segment in a slot's stored index.
 type localPiece struct {
-	name string
-	off  int64
+	src *Active
+	off int64
 }
+
+// storedIndex is where a slot keeps its index, beneath its directory.
+var storedIndex = path.Join(verify.MetaDir, IndexFile)
 
 // localPieces maps the digest of every section and segment of the slots'
 // stored indexes to where it is. An index that cannot be read is passed
 // over: it costs only the download of its pieces.
-func localPieces(srcs []*Active) map[chunkindex.Digest]localPiece {
+func localPieces(srcs sources) map[chunkindex.Digest]localPiece {
 	out := map[chunkindex.Digest]localPiece{}
 	add := func(sum chunkindex.Digest, p localPiece) {
 		if _, ok := out[sum]; !ok {
@@ -66,19 +69,18 @@ func localPieces(srcs []*Active) map[chunkindex.Digest]localPiece {
 		if a == nil || a.Manifest == nil || a.Manifest.Index == nil {
 			continue
 		}
-		name := filepath.Join(a.Dir, verify.MetaDir, IndexFile)
-		f, err := os.Open(name)
+		f, err := a.open(storedIndex)
 		if err == nil {
 			err = chunkindex.ScanSections(io.LimitReader(f, a.Manifest.Index.Size), func(_ int, off, _ int64, sum chunkindex.Digest, segs []chunkindex.SegmentAt) {
-				add(sum, localPiece{name: name, off: off})
+				add(sum, localPiece{src: a, off: off})
 				for _, g := range segs {
-					add(g.Sum, localPiece{name: name, off: g.Off})
+					add(g.Sum, localPiece{src: a, off: g.Off})
 				}
 			})
 			f.Close()
 		}
 		if err != nil {
-			slog.Debug("not reusing a slot's index sections", "index", name, "err", err)
+			slog.Debug("not reusing a slot's index sections", "slot", a.Dir, "err", err)
 		}
 	}
 	return out
@@ -132,12 +134,12 @@ func indexPieces(m *verify.Manifest, local map[chunkindex.Digest]localPiece) (pi
 // and Range requests to url for the rest, and checks it whole. It returns
 // false, having written nothing, when m pins no sections or the slots hold
 // none of them: one GET of the whole index is then the cheapest.
-func (c *Client) assembleIndex(ctx context.Context, url string, m *verify.Manifest, part string, srcs []*Active) (bool, error) {
+func (c *Client) assembleIndex(ctx context.Context, url string, m *verify.Manifest, w *work, part string, srcs sources) (bool, error) {
 	pieces, counts, err := indexPieces(m, localPieces(srcs))
 	if err != nil || !slices.ContainsFunc(pieces, func(p indexPiece) bool { return p.local != nil }) {
 		return false, err
 	}
-	out, err := os.Create(part)
+	out, err := w.open(part, os.O_RDWR|os.O_CREATE|os.O_TRUNC)
 	if err != nil {
 		return false, permanent(fmt.Errorf("staging: %w", err))
 	}
@@ -173,7 +175,7 @@ func (c *Client) assembleIndex(ctx context.Context, url string, m *verify.Manife
 	if err := out.Close(); err != nil {
 		return false, permanent(fmt.Errorf("staging: %w", err))
 	}
-	if err := checkIndexFile(part, m.Index); err != nil {
+	if err := checkIndexFile(w, part, m.Index); err != nil {
 		// Each section matched its pin, so this is a manifest whose pins
 		// disagree with its index: the whole index, as pinned, decides.
 		slog.Info("the assembled chunk index does not match its pin; fetching it whole", "err", err)
@@ -185,7 +187,7 @@ func (c *Client) assembleIndex(ctx context.Context, url string, m *verify.Manife
 
 // copyPiece copies a slot's piece into out, checking it against its pin.
 func copyPiece(p indexPiece, out *os.File) error {
-	f, err := os.Open(p.local.name)
+	f, err := p.local.src.open(storedIndex)
 	if err != nil {
 		return err
 	}

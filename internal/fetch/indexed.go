@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 
 	"github.com/modelslot/modelslot/internal/chunkindex"
@@ -43,6 +44,7 @@ type indexed struct {
 	first    table    // first use of each chunk of this version, in the staged files
 	reuse    table    // chunks the slots hold, positions into srcFiles
 	srcFiles []string // the slots' files
+	srcs     sources  // the slots, to open srcFiles beneath
 	whole    []int    // per manifest file: an identical slot file (into srcFiles), or -1
 	// moreLocs brings the locations of the entries to fetch; set when the
 	// staged locations hold only their head and those entries (sparse), so
@@ -58,11 +60,11 @@ type entry struct {
 
 // planIndexed plans a schema-2 install whose index and locations are in the
 // work directory (loadIndex). srcs are the slots that may hold chunks.
-func (p *Plan) planIndexed(ctx context.Context, moreLocs locFetcher, srcs []*Active) error {
+func (p *Plan) planIndexed(ctx context.Context, moreLocs locFetcher, srcs sources) error {
 	m := p.Manifest
-	x := &indexed{m: m, w: p.work, whole: make([]int, len(m.Files)), moreLocs: moreLocs}
+	x := &indexed{m: m, w: p.work, whole: make([]int, len(m.Files)), srcs: srcs, moreLocs: moreLocs}
 	p.ix = x
-	if err := checkIndexFile(x.w.path(IndexFile), m.Index); err != nil {
+	if err := checkIndexFile(x.w, IndexFile, m.Index); err != nil {
 		return err
 	}
 	for _, f := range m.Files {
@@ -163,7 +165,7 @@ func (x *indexed) kindOf(e *entry, done bitset, staged *fileCursor) uint8 {
 	if x.whole[e.File] >= 0 {
 		return kWhole
 	}
-	if done.has(e.Ordinal) && staged.holds(x.w.file(x.m.Files[e.File]), e.File, e.Chunk) {
+	if done.has(e.Ordinal) && staged.holds(x.w, fileRel(x.m.Files[e.File]), e.File, e.Chunk) {
 		return kStaged
 	}
 	if pos, _ := x.first.find(e.Sum); pos != packPos(e.File, e.Offset) {
@@ -178,7 +180,7 @@ func (x *indexed) kindOf(e *entry, done bitset, staged *fileCursor) uint8 {
 // walk streams the index (and, with locs, the locations in step) from the
 // work directory, calling fn for each entry in index order.
 func (x *indexed) walk(ctx context.Context, locs bool, fn func(e *entry) error) error {
-	fi, err := os.Open(x.w.path(IndexFile))
+	fi, err := x.w.open(IndexFile, os.O_RDONLY)
 	if err != nil {
 		return fmt.Errorf("staging: %w", err)
 	}
@@ -189,7 +191,7 @@ func (x *indexed) walk(ctx context.Context, locs bool, fn func(e *entry) error) 
 	}
 	var lr *chunkindex.LocReader
 	if locs {
-		fl, err := os.Open(x.w.path(locFile))
+		fl, err := x.w.open(locFile, os.O_RDONLY)
 		if err != nil {
 			return fmt.Errorf("staging: %w", err)
 		}
@@ -235,7 +237,7 @@ func (x *indexed) walk(ctx context.Context, locs bool, fn func(e *entry) error) 
 
 // packs reads the pack table of the locations in the work directory.
 func (x *indexed) packs() ([]chunkindex.Digest, error) {
-	fl, err := os.Open(x.w.path(locFile))
+	fl, err := x.w.open(locFile, os.O_RDONLY)
 	if err != nil {
 		return nil, fmt.Errorf("staging: %w", err)
 	}
@@ -305,7 +307,7 @@ func (x *indexed) addSource(a *Active, base int) error {
 		}
 		return nil
 	}
-	f, err := os.Open(filepath.Join(a.Dir, verify.MetaDir, IndexFile))
+	f, err := a.open(path.Join(verify.MetaDir, IndexFile))
 	if err != nil {
 		return err
 	}
@@ -331,9 +333,10 @@ func (x *indexed) addSource(a *Active, base int) error {
 	return nil
 }
 
-// checkIndexFile hashes a stored index against the manifest's pin.
-func checkIndexFile(name string, ref *verify.IndexRef) error {
-	f, err := os.Open(name)
+// checkIndexFile hashes the stored index rel of the work directory w
+// against the manifest's pin.
+func checkIndexFile(w *work, rel string, ref *verify.IndexRef) error {
+	f, err := w.open(rel, os.O_RDONLY)
 	if err != nil {
 		return fmt.Errorf("chunk index: %w", err)
 	}
@@ -356,12 +359,14 @@ type fileCursor struct {
 	f    *os.File
 }
 
-// holds reports whether the file name (manifest file i) has chunk c's bytes.
-func (fc *fileCursor) holds(name string, i int, c chunkindex.Chunk) bool {
+// holds reports whether the staged file rel of w (manifest file i) has
+// chunk c's bytes. One that cannot be opened (missing, or a link or FIFO
+// there, which the install refuses when it prepares the file) holds nothing.
+func (fc *fileCursor) holds(w *work, rel string, i int, c chunkindex.Chunk) bool {
 	if fc.file != i {
 		fc.close()
 		fc.file = i
-		fc.f, _ = os.Open(name)
+		fc.f, _ = w.open(rel, os.O_RDONLY)
 	}
 	if fc.f == nil {
 		return false

@@ -39,10 +39,10 @@ type ordRange struct{ first, end int64 }
 // the staged locations file.
 type locFetcher func(ctx context.Context, ords []ordRange) error
 
-// loadLocations brings the locations at url into name, whole or their head
+// loadLocations brings the locations at url into rel of the work directory, whole or their head
 // only; for the head only it returns the fetcher of the entries the plan
 // needs, else nil.
-func (c *Client) loadLocations(ctx context.Context, url, name string, m *verify.Manifest) (locFetcher, error) {
+func (c *Client) loadLocations(ctx context.Context, url string, w *work, rel string, m *verify.Manifest) (locFetcher, error) {
 	limit := locLimit(m)
 	var packs uint32
 	partial := false
@@ -53,7 +53,7 @@ func (c *Client) loadLocations(ctx context.Context, url, name string, m *verify.
 		}
 		body := c.watch(ctx, resp.Body)
 		defer body.Close()
-		out, err := os.Create(name)
+		out, err := w.open(rel, os.O_RDWR|os.O_CREATE|os.O_TRUNC)
 		if err != nil {
 			return permanent(fmt.Errorf("staging: %w", err))
 		}
@@ -111,7 +111,7 @@ func (c *Client) loadLocations(ctx context.Context, url, name string, m *verify.
 		return nil, err
 	}
 	return func(ctx context.Context, ords []ordRange) error {
-		out, err := os.OpenFile(name, os.O_WRONLY, 0)
+		out, err := w.open(rel, os.O_WRONLY)
 		if err != nil {
 			return fmt.Errorf("staging: %w", err)
 		}

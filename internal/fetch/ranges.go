@@ -301,7 +301,7 @@ func (x *indexed) openStaged() ([]*os.File, error) {
 			closeAll(out)
 			return nil, err
 		}
-		o, err := os.OpenFile(x.w.file(f), os.O_RDWR, 0)
+		o, err := x.w.open(fileRel(f), os.O_RDWR)
 		if err != nil {
 			closeAll(out)
 			return nil, fmt.Errorf("staging: %w", err)

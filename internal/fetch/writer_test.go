@@ -56,7 +56,7 @@ func TestChunkWriterWritesEveryChunkAndJournalsIt(t *testing.T) {
 			t.Fatalf("file %d differs from the chunks written", i)
 		}
 	}
-	sub := &work{dir: dir}
+	sub := workIn(t, dir)
 	os.Rename(filepath.Join(dir, "journal"), sub.path(ordJournal))
 	done, _ := sub.journaledOrdinals(ord)
 	for i := range ord {
