@@ -20,9 +20,10 @@ import (
 // and checked when read (chunkindex.LocReader), and a wrong one costs a
 // retry, never a wrong byte (the chunk's digest is pinned by the index).
 
-// locHead is the bytes asked for first; locations no larger come whole.
-// A variable: tests lower it.
-var locHead int64 = 64 << 10
+// locHead is the bytes asked for first: the header and a pack table of up
+// to 127 packs, and the whole of locations no larger (a model of up to ~250
+// chunks, ~16 MiB). A variable: tests lower it.
+var locHead int64 = 4 << 10
 
 // Entry ranges of locations fetched in part are joined across gaps of up to
 // locGap entries, then further, smallest gaps first, down to locRequests
@@ -45,6 +46,7 @@ type locFetcher func(ctx context.Context, ords []ordRange) error
 func (c *Client) loadLocations(ctx context.Context, url string, w *work, rel string, m *verify.Manifest) (locFetcher, error) {
 	limit := locLimit(m)
 	var packs uint32
+	var have int64 // the bytes from the start the head brought
 	partial := false
 	err := c.retry(ctx, url, func(ctx context.Context) error {
 		resp, err := c.request(ctx, url, fmt.Sprintf("bytes=0-%d", locHead-1), false)
@@ -99,11 +101,12 @@ func (c *Client) loadLocations(ctx context.Context, url string, w *work, rel str
 		if err := out.Truncate(total); err != nil {
 			return permanent(fmt.Errorf("staging: %w", err))
 		}
-		partial = true
+		partial, have = true, n
 		if table := chunkindex.LocOffset(packs, 0); table > n { // a pack table larger than the head
 			if _, err := c.getRangeInto(ctx, url, out, n, table, total); err != nil {
 				return err
 			}
+			have = table
 		}
 		return nil
 	})
@@ -118,7 +121,10 @@ func (c *Client) loadLocations(ctx context.Context, url string, w *work, rel str
 		defer out.Close()
 		size := chunkindex.LocOffset(packs, m.Index.Chunks)
 		for _, r := range joinOrdRanges(ords) {
-			start, end := chunkindex.LocOffset(packs, r.first), chunkindex.LocOffset(packs, r.end)
+			start, end := max(chunkindex.LocOffset(packs, r.first), have), chunkindex.LocOffset(packs, r.end)
+			if start >= end {
+				continue // the head brought them
+			}
 			whole := false
 			err := c.retry(ctx, url, func(ctx context.Context) error {
 				var err error

@@ -280,3 +280,24 @@ func TestFormat2LocationsInPartEdgeCases(t *testing.T) {
 		}
 	})
 }
+
+// A full install needs every location: in part, that is the head and one
+// request for the rest, and no byte of them twice.
+func TestFormat2LocationsInPartForAFullInstallFetchNothingTwice(t *testing.T) {
+	lowerLocHead(t, 1024)
+	r := newRepo2(t)
+	dir := t.TempDir()
+	writeFile(t, dir, "model.gguf", randomBytes(24<<20, 5))
+	m := r.publish2(dir, "v1")
+	r.resetLog()
+	if _, _, _, err := install2(t, fastClient(), r.channelURL(), r.trusted(), nil, t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(r.dir, filepath.FromSlash(chunkindex.LocationsPath(m.Index.SHA256))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.loc) != 2 || r.locSent.Load() != fi.Size() {
+		t.Fatalf("locations requests %q sent %d bytes; want the head and the rest, %d bytes in all", r.loc, r.locSent.Load(), fi.Size())
+	}
+}
