@@ -2,6 +2,7 @@ package fetch
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -299,5 +300,45 @@ func TestFormat2LocationsInPartForAFullInstallFetchNothingTwice(t *testing.T) {
 	}
 	if len(r.loc) != 2 || r.locSent.Load() != fi.Size() {
 		t.Fatalf("locations requests %q sent %d bytes; want the head and the rest, %d bytes in all", r.loc, r.locSent.Load(), fi.Size())
+	}
+}
+
+// A server answering another range than the one asked for, for index pieces
+// or for locations in part, gives a clear download error; nothing is
+// installed and the active slot still verifies.
+func TestFormat2IndexAndLocationsOtherContentRange(t *testing.T) {
+	for _, suffix := range []string{".idx", ".loc"} {
+		t.Run(suffix, func(t *testing.T) {
+			lowerLocHead(t, 1024)
+			r, m2, active := bigFileCase(t)
+			name := chunkindex.IndexPath(m2.Index.SHA256)
+			if suffix == ".loc" {
+				name = chunkindex.LocationsPath(m2.Index.SHA256)
+			}
+			b, err := os.ReadFile(filepath.Join(r.dir, filepath.FromSlash(name)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.setFault(func(w http.ResponseWriter, req *http.Request) bool {
+				var a, e int
+				if !strings.HasSuffix(req.URL.Path, suffix) || req.Header.Get("Range") == "" {
+					return false
+				}
+				if n, _ := fmt.Sscanf(req.Header.Get("Range"), "bytes=%d-%d", &a, &e); n != 2 || a == 0 {
+					return false // the locations' head is served as asked
+				}
+				w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", a+1, e, len(b)))
+				w.WriteHeader(http.StatusPartialContent)
+				w.Write(b[a+1 : e+1])
+				return true
+			})
+			_, _, _, err = install2(t, fastClient(), r.channelURL(), r.trusted(), active, t.TempDir())
+			if !errors.Is(err, ErrDownload) || !strings.Contains(fmt.Sprint(err), "the server answered Content-Range") {
+				t.Fatalf("another range than asked for %s: %v, want an error naming the Content-Range", suffix, err)
+			}
+			if err := verify.VerifyTree(t.Context(), active.Dir, active.Manifest, 1); err != nil {
+				t.Fatalf("the active slot no longer verifies: %v", err)
+			}
+		})
 	}
 }
