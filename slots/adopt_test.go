@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/modelslot/modelslot/internal/durable"
 	"github.com/modelslot/modelslot/verify"
 )
 
@@ -17,12 +18,19 @@ func indexed(m *verify.Manifest) *verify.Manifest {
 	return m
 }
 
-func staged(t *testing.T, data string) string {
-	name := filepath.Join(t.TempDir(), "staged")
-	if err := os.WriteFile(name, []byte(data), 0o644); err != nil {
+// staged is a file the caller staged, as Adopt takes it: a directory opened
+// as a root and the file's name beneath it.
+func staged(t *testing.T, data string) (*durable.Root, string) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "staged"), []byte(data), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return name
+	r, err := durable.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r, "staged"
 }
 
 // An adopted file is not hashed at commit — the chunk digests were the check —
@@ -35,7 +43,8 @@ func TestAdoptVerifiedIsNotHashedAtCommitButVerifyHashesIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := fill.AdoptVerified(m.Files[0], staged(t, "wrong bytes")); err != nil {
+	sr, rel := staged(t, "wrong bytes")
+	if err := fill.AdoptVerified(m.Files[0], sr, rel); err != nil {
 		t.Fatal(err)
 	}
 	if err := fill.Commit(ctx); err != nil {
@@ -58,7 +67,8 @@ func TestAdoptVerifiedChecksSizeAndSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fill.AdoptVerified(m.Files[0], staged(t, "short"))
+	sr, rel := staged(t, "short")
+	fill.AdoptVerified(m.Files[0], sr, rel)
 	var mm *verify.MismatchError
 	if err := fill.Commit(ctx); !errors.As(err, &mm) || !strings.Contains(err.Error(), "5 bytes") {
 		t.Fatalf("commit of an adopted file of another size = %v, want a size mismatch", err)
@@ -69,7 +79,8 @@ func TestAdoptVerifiedChecksSizeAndSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fill.Abort()
-	if err := fill.AdoptVerified(m1.Files[0], staged(t, "right bytes")); !errors.Is(err, verify.ErrRejected) {
+	sr, rel = staged(t, "right bytes")
+	if err := fill.AdoptVerified(m1.Files[0], sr, rel); !errors.Is(err, verify.ErrRejected) {
 		t.Fatalf("AdoptVerified under a schema-1 manifest = %v, want a refusal", err)
 	}
 }

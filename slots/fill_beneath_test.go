@@ -2,6 +2,7 @@ package slots_test
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/modelslot/modelslot/internal/durable"
 	"github.com/modelslot/modelslot/internal/testutil"
 	"github.com/modelslot/modelslot/slots"
+	"github.com/modelslot/modelslot/verify"
 )
 
 // A directory of the fill swapped for a link after it was made (by someone
@@ -46,12 +48,11 @@ func TestFillRefusesADirectorySwappedForALink(t *testing.T) {
 	if _, err := fill.CreateFile(m.Files[files["sub/c"]]); !errors.Is(err, durable.ErrUnsafe) {
 		t.Fatalf("CreateFile through a swapped directory = %v, want ErrUnsafe", err)
 	}
-	staged := filepath.Join(t.TempDir(), "staged")
-	os.WriteFile(staged, []byte("c"), 0o600)
-	if err := fill.Adopt(m.Files[files["sub/c"]], staged); !errors.Is(err, durable.ErrUnsafe) {
+	sr, rel := staged(t, "c")
+	if err := fill.Adopt(m.Files[files["sub/c"]], sr, rel); !errors.Is(err, durable.ErrUnsafe) {
 		t.Fatalf("Adopt into a swapped directory = %v, want ErrUnsafe", err)
 	}
-	if _, err := os.Stat(staged); err != nil {
+	if _, err := os.Stat(filepath.Join(sr.Name(), rel)); err != nil {
 		t.Fatalf("a refused Adopt moved the staged file: %v", err)
 	}
 	if after := testutil.TreeHash(t, outside); after != before {
@@ -113,14 +114,50 @@ func TestAdoptedFileIsVerifiedAtCommit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		staged := filepath.Join(t.TempDir(), "staged")
-		os.WriteFile(staged, []byte(tc.content), 0o600)
-		if err := fill.Adopt(m.Files[0], staged); err != nil {
+		sr, rel := staged(t, tc.content)
+		if err := fill.Adopt(m.Files[0], sr, rel); err != nil {
 			t.Fatal(err)
 		}
 		err = fill.Commit(ctx)
 		if tc.ok != (err == nil) {
 			t.Fatalf("content %q: Commit = %v", tc.content, err)
 		}
+	}
+}
+
+// A file whose bytes do not match is removed from the fill (beneath it, not
+// by its path) and the mismatch is returned.
+func TestWriteFileMismatchRemovesTheFile(t *testing.T) {
+	s := openStore(t, t.TempDir(), "")
+	m := manifestFor(t, "v1", map[string]string{"d/w.bin": "weights"})
+	fill, err := s.BeginInstall(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fill.Abort()
+	var mm *verify.MismatchError
+	if err := fill.WriteFile(ctx, m.Files[0], strings.NewReader("wrong!!")); !errors.As(err, &mm) {
+		t.Fatalf("WriteFile of other bytes = %v, want a mismatch", err)
+	}
+	if _, err := os.Lstat(filepath.Join(fill.Dir(), "d", "w.bin")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the mismatched file after WriteFile: %v, want it removed", err)
+	}
+}
+
+// The slot's metadata files are created with their mode, read-only (0444
+// less the umask); Root.Create used to drop the mode and make them 0000.
+func TestSlotMetadataIsReadOnlyForAll(t *testing.T) {
+	s := openStore(t, t.TempDir(), "")
+	m := manifestFor(t, "v1", map[string]string{"w": "x"})
+	fill, err := s.BeginInstall(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.OK(t, fill.WriteFile(ctx, m.Files[0], strings.NewReader("x")))
+	testutil.OK(t, fill.Commit(ctx))
+	fi, err := os.Stat(filepath.Join(s.SlotDir(slots.A), verify.MetaDir, "manifest.json"))
+	// 0444 less the umask: readable, never writable.
+	if err != nil || fi.Mode().Perm()&0o400 == 0 || fi.Mode().Perm()&0o222 != 0 {
+		t.Fatalf("the slot's manifest.json: %v, %v; want it read-only (0444 less the umask)", fi, err)
 	}
 }

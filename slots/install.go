@@ -46,8 +46,8 @@ type Fill struct {
 	created map[string]bool // handed out by CreateFile; verified at Commit
 	adopted map[string]bool // verified chunk by chunk by the caller (AdoptVerified)
 	meta    map[string][]byte
-	metaSrc map[string]string // name → a file copied in at Commit (AddMetaFile)
-	prev    *verify.Manifest  // the slot's previous version, kept aside (Previous)
+	metaSrc map[string]func() (*os.File, error) // name → opens a file copied in at Commit (AddMetaFile)
+	prev    *verify.Manifest                    // the slot's previous version, kept aside (Previous)
 	first   sync.Once
 }
 
@@ -85,7 +85,7 @@ func (s *Store) BeginInstall(ctx context.Context, m *verify.Manifest) (*Fill, er
 	installClearPoint.Hit()
 	f := &Fill{s: s, slot: slot, m: m, dir: s.fillDir(slot), prev: prev,
 		written: map[string]bool{}, created: map[string]bool{}, adopted: map[string]bool{},
-		meta: map[string][]byte{}, metaSrc: map[string]string{}}
+		meta: map[string][]byte{}, metaSrc: map[string]func() (*os.File, error){}}
 	if err := os.Mkdir(f.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("install %s: %w", m.Version, err)
 	}
@@ -141,7 +141,7 @@ func (f *Fill) Previous() (string, *verify.Manifest) {
 // does not reuse it, or a disk that cannot hold both).
 func (f *Fill) DropPrevious() error {
 	f.prev = nil
-	if err := os.RemoveAll(f.s.keptDir(f.slot)); err != nil {
+	if err := f.s.removeAll(f.s.keptDir(f.slot)); err != nil {
 		return fmt.Errorf("remove the slot's previous version: %w", err)
 	}
 	return nil
@@ -171,7 +171,7 @@ func (f *Fill) WriteFile(ctx context.Context, vf verify.File, r io.Reader) error
 	}
 	out.Close()
 	if err != nil {
-		os.Remove(out.Name())
+		f.root.RemoveAll(vf.Path) // beneath the fill: never through a link
 		return fmt.Errorf("install %s: %w", vf.Path, err)
 	}
 	f.mu.Lock()
@@ -181,17 +181,18 @@ func (f *Fill) WriteFile(ctx context.Context, vf verify.File, r io.Reader) error
 	return nil
 }
 
-// Adopt moves the finished file staged (the caller's, on the same
-// filesystem) into the fill as vf: renamed beneath the fill's directory, never
-// through a link. Commit verifies it like a file from CreateFile.
-func (f *Fill) Adopt(vf verify.File, staged string) error {
+// Adopt moves the finished file rel under from (the caller's, on the same
+// filesystem) into the fill as vf: renamed with both names resolved beneath
+// their directories, never through a link. Commit verifies it like a file
+// from CreateFile.
+func (f *Fill) Adopt(vf verify.File, from *durable.Root, rel string) error {
 	if _, ok := f.m.Lookup(vf.Path); !ok {
 		return fmt.Errorf("install: %w: %s is not in the manifest", verify.ErrRejected, vf.Path)
 	}
 	if err := f.root.MkdirAll(path.Dir(vf.Path), 0o755); err != nil {
 		return fmt.Errorf("install %s: %w", vf.Path, err)
 	}
-	if err := f.root.RenameInto(staged, vf.Path); err != nil {
+	if err := from.RenameTo(rel, f.root, vf.Path); err != nil {
 		return fmt.Errorf("install %s: %w", vf.Path, err)
 	}
 	f.mu.Lock()
@@ -210,11 +211,11 @@ func (f *Fill) Adopt(vf verify.File, staged string) error {
 // hashes whole files. Anything not verified that way goes through WriteFile,
 // CreateFile or Adopt. A rename across filesystems fails (the caller copies
 // through CreateFile).
-func (f *Fill) AdoptVerified(vf verify.File, staged string) error {
+func (f *Fill) AdoptVerified(vf verify.File, from *durable.Root, rel string) error {
 	if f.m.Index == nil {
 		return fmt.Errorf("install: %w: %s cannot be adopted unhashed: the manifest pins no chunk index", verify.ErrRejected, vf.Path)
 	}
-	if err := f.Adopt(vf, staged); err != nil {
+	if err := f.Adopt(vf, from, rel); err != nil {
 		return err
 	}
 	f.mu.Lock()
@@ -242,9 +243,10 @@ func (f *Fill) CreateFile(vf verify.File) (*os.File, error) {
 func (f *Fill) AddMeta(name string, data []byte) { f.meta[name] = data }
 
 // AddMetaFile is AddMeta for a file too large to hold in memory (a chunk
-// index): src is copied to the slot's .modelslot/name at Commit, so it must
-// stay until then.
-func (f *Fill) AddMetaFile(name, src string) { f.metaSrc[name] = src }
+// index): the file open returns is copied to the slot's .modelslot/name at
+// Commit, so it must stay until then. open resolves it as the caller's files
+// are (staging's beneath the staging directory, never through a link).
+func (f *Fill) AddMetaFile(name string, open func() (*os.File, error)) { f.metaSrc[name] = open }
 
 func (f *Fill) create(vf verify.File) (*os.File, error) {
 	if _, ok := f.m.Lookup(vf.Path); !ok {
@@ -423,9 +425,9 @@ func (f *Fill) writeMetaFile(rel string, data []byte) error {
 	return err
 }
 
-// copyMetaFile is writeMetaFile from the file src.
-func (f *Fill) copyMetaFile(rel, src string) error {
-	in, err := os.Open(src)
+// copyMetaFile is writeMetaFile from the file src opens.
+func (f *Fill) copyMetaFile(rel string, src func() (*os.File, error)) error {
+	in, err := src()
 	if err != nil {
 		return fmt.Errorf("slot metadata %s: %w", rel, err)
 	}

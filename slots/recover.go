@@ -82,11 +82,22 @@ func (s *Store) removeTemps(name string) error {
 		if _, err := os.Lstat(d); errors.Is(err, fs.ErrNotExist) {
 			continue // nothing to do; RemoveAll would still fail on a read-only filesystem
 		}
-		if err := os.RemoveAll(d); err != nil {
+		if err := s.removeAll(d); err != nil {
 			return fmt.Errorf("remove %s: %w", d, err)
 		}
 	}
 	return nil
+}
+
+// removeAll removes dir, a directory of the state directory, and everything
+// in it, resolved beneath the state directory: a link on the way is refused
+// and a link inside is removed as a link, never followed.
+func (s *Store) removeAll(dir string) error {
+	rel, err := filepath.Rel(s.cfg.Dir, dir)
+	if err != nil || !filepath.IsLocal(rel) {
+		return fmt.Errorf("internal error: %s is not in the state directory %s", dir, s.cfg.Dir)
+	}
+	return s.withRoot(func(r *durable.Root) error { return r.RemoveAll(filepath.ToSlash(rel)) })
 }
 
 // checkLink makes sure the link agrees with the state. A link that was deleted

@@ -218,6 +218,35 @@ func (s *Store) SlotDir(name string) string { return filepath.Join(s.cfg.Dir, sl
 // StagingPath is the directory for partial downloads.
 func (s *Store) StagingPath() string { return filepath.Join(s.cfg.Dir, StagingDir) }
 
+// OpenStaging makes the staging directory if needed and opens it beneath the
+// state directory without following a link (a link or special file there is
+// an *durable.UnsafeError). The caller closes it.
+func (s *Store) OpenStaging() (st *durable.Root, err error) {
+	err = s.withRoot(func(r *durable.Root) error {
+		if err := r.MkdirAll(StagingDir, 0o755); err != nil {
+			return err
+		}
+		st, err = r.OpenDir(StagingDir)
+		return err
+	})
+	return st, err
+}
+
+// OpenDir opens dir, a directory of the state directory (a slot's, or the
+// previous version a Fill keeps aside), beneath the state directory without
+// following a link, for reading its files beneath it. The caller closes it.
+func (s *Store) OpenDir(dir string) (d *durable.Root, err error) {
+	rel, err := filepath.Rel(s.cfg.Dir, dir)
+	if err != nil || !filepath.IsLocal(rel) {
+		return nil, fmt.Errorf("internal error: %s is not in the state directory %s", dir, s.cfg.Dir)
+	}
+	err = s.withRoot(func(r *durable.Root) error {
+		d, err = r.OpenDir(filepath.ToSlash(rel))
+		return err
+	})
+	return d, err
+}
+
 // Inactive is the slot an install writes to: never the one the link points at.
 func (s *Store) Inactive() string {
 	if s.st.Active == "" {

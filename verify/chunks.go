@@ -71,5 +71,40 @@ func (m *Manifest) validateIndex() error {
 	if ix.Size <= 0 || ix.Size > MaxIndexSize || ix.Chunks < 0 || ix.Chunks > (ix.Size/36) {
 		return rejectf("chunk index: %d bytes for %d chunks; an index is 1 to %d bytes, 36 a chunk", ix.Size, ix.Chunks, int64(MaxIndexSize))
 	}
+	return m.validateSections()
+}
+
+// validateSections holds the per-file sections (File.Index) to the index they
+// divide: every file has one or none does, and they add up to the index's
+// chunks and bytes (a 20-byte header, then 4 bytes and 36 a chunk per file).
+func (m *Manifest) validateSections() error {
+	var with, chunks int
+	size := int64(20)
+	for _, f := range m.Files {
+		if f.Index == nil {
+			continue
+		}
+		with++
+		if err := CheckDigest(f.Index.SHA256); err != nil {
+			return fmt.Errorf("file %q index section: %w", f.Path, err)
+		}
+		if f.Index.Chunks < 0 || f.Index.Chunks > m.Index.Chunks {
+			return rejectf("file %q index section: %d chunks, the index has %d", f.Path, f.Index.Chunks, m.Index.Chunks)
+		}
+		if _, err := f.Index.SegmentList(); err != nil {
+			return fmt.Errorf("file %q: %w", f.Path, err)
+		}
+		chunks += int(f.Index.Chunks)
+		size += 4 + 36*f.Index.Chunks
+	}
+	switch {
+	case with == 0:
+		return nil
+	case with != len(m.Files):
+		return rejectf("chunk index: %d of %d files pin an index section; either every file does or none", with, len(m.Files))
+	case int64(chunks) != m.Index.Chunks || size != m.Index.Size:
+		return rejectf("chunk index: the files' sections add up to %d chunks in %d bytes, the index pins %d chunks in %d bytes",
+			chunks, size, m.Index.Chunks, m.Index.Size)
+	}
 	return nil
 }

@@ -2,6 +2,8 @@ package verify
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -79,6 +81,74 @@ type File struct {
 	Mode   FileMode `json:"mode"`             // permission bits only, as published; slots drop the write bits
 	SHA256 string   `json:"sha256"`           // lower-case hex of the whole file
 	Chunks []Chunk  `json:"chunks,omitempty"` // content-defined pieces, in order; empty for unchunked installs
+	// Index pins this file's section of the chunk index (schema 2), so a
+	// device that already holds the section (an unchanged file) fetches
+	// only the sections of the files that changed. A modelslot older than
+	// this field ignores it (Parse ignores unknown fields) and fetches the
+	// whole index, which IndexRef still pins.
+	Index *FileIndex `json:"index,omitempty"`
+}
+
+// FileIndex pins one file's section of the chunk index: its chunk count (4
+// bytes) and its entries, exactly as they stand in the index file. The
+// section's offset in the index follows from the sections before it
+// (internal/chunkindex.SectionSize).
+type FileIndex struct {
+	Chunks int64  `json:"chunks"`
+	SHA256 string `json:"sha256"` // of the section's bytes
+	// Segments divides a large file's entries into content-defined runs
+	// (internal/chunkindex.SegmentsOf), each pinned on its own, so a device
+	// fetches only the runs around a change in a big single-file model
+	// (GGUF, ONNX) and copies the others from a slot. Base64 of, per
+	// segment, its entry count (uint32 little-endian) and the sha256 of its
+	// entries' bytes; empty when the file is one segment.
+	Segments string `json:"segments,omitempty"`
+}
+
+// IndexSegment is one segment of a file's section of the chunk index.
+type IndexSegment struct {
+	Chunks uint32
+	SHA256 [32]byte
+}
+
+// indexSegmentSize is the bytes one segment takes in FileIndex.Segments.
+const indexSegmentSize = 4 + 32
+
+// EncodeSegments is the FileIndex.Segments form of segs.
+func EncodeSegments(segs []IndexSegment) string {
+	b := make([]byte, 0, len(segs)*indexSegmentSize)
+	for _, s := range segs {
+		b = binary.LittleEndian.AppendUint32(b, s.Chunks)
+		b = append(b, s.SHA256[:]...)
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// SegmentList decodes Segments (nil when the file is one segment), checking
+// that the segments are not empty and add up to the file's chunks.
+func (fi *FileIndex) SegmentList() ([]IndexSegment, error) {
+	if fi.Segments == "" {
+		return nil, nil
+	}
+	b, err := base64.StdEncoding.DecodeString(fi.Segments)
+	if err != nil || len(b)%indexSegmentSize != 0 {
+		return nil, rejectf("index segments: not base64 of %d-byte records", indexSegmentSize)
+	}
+	segs := make([]IndexSegment, len(b)/indexSegmentSize)
+	var total int64
+	for i := range segs {
+		r := b[i*indexSegmentSize:]
+		segs[i].Chunks = binary.LittleEndian.Uint32(r)
+		copy(segs[i].SHA256[:], r[4:indexSegmentSize])
+		if segs[i].Chunks == 0 {
+			return nil, rejectf("index segment %d is empty", i)
+		}
+		total += int64(segs[i].Chunks)
+	}
+	if total != fi.Chunks {
+		return nil, rejectf("index segments add up to %d chunks, the section has %d", total, fi.Chunks)
+	}
+	return segs, nil
 }
 
 // Chunk is one content-defined piece of a file in a repository or bundle. Its

@@ -35,6 +35,44 @@ func TestManifestRoundTrip(t *testing.T) {
 	}
 }
 
+// indexed3 makes validManifest a schema-2 manifest of one chunk a file, each
+// file pinning its index section: 20 header bytes, then 40 a file.
+func indexed3(m *Manifest) {
+	m.Schema = SchemaIndexed
+	m.Index = &IndexRef{SHA256: digestA, Size: 20 + 3*40, Chunks: 3}
+	for i := range m.Files {
+		m.Files[i].Index = &FileIndex{Chunks: 1, SHA256: digestA}
+	}
+}
+
+func TestManifestWithIndexSectionsIsValid(t *testing.T) {
+	m := validManifest()
+	indexed3(m)
+	b, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseManifest(b)
+	if err != nil {
+		t.Fatalf("a manifest whose sections add up to its index is refused: %v", err)
+	}
+	if got.Files[2].Index == nil || *got.Files[2].Index != *m.Files[2].Index {
+		t.Fatalf("the section did not survive a round trip: %+v", got.Files[2].Index)
+	}
+}
+
+func TestIndexSegmentsRoundTrip(t *testing.T) {
+	segs := []IndexSegment{{Chunks: 3, SHA256: [32]byte{1}}, {Chunks: 200, SHA256: [32]byte{2, 3}}}
+	fi := &FileIndex{Chunks: 203, Segments: EncodeSegments(segs)}
+	got, err := fi.SegmentList()
+	if err != nil || len(got) != 2 || got[0] != segs[0] || got[1] != segs[1] {
+		t.Fatalf("SegmentList(EncodeSegments(%v)) = %v, %v", segs, got, err)
+	}
+	if got, err := (&FileIndex{Chunks: 5}).SegmentList(); got != nil || err != nil {
+		t.Fatalf("a file of one segment: %v, %v", got, err)
+	}
+}
+
 func TestManifestRejects(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -53,6 +91,30 @@ func TestManifestRejects(t *testing.T) {
 			m.Schema = SchemaIndexed
 			m.Index = &IndexRef{SHA256: strings.Repeat("a", 64), Size: 40, Chunks: 2}
 		}, "36 a chunk"},
+		{"index section on one file only", func(m *Manifest) {
+			indexed3(m)
+			m.Files[1].Index = nil
+		}, "2 of 3 files pin an index section"},
+		{"index sections that do not add up", func(m *Manifest) {
+			indexed3(m)
+			m.Files[2].Index.Chunks = 2
+		}, "add up to 4 chunks in 176 bytes"},
+		{"index section with a bad digest", func(m *Manifest) {
+			indexed3(m)
+			m.Files[0].Index.SHA256 = "xyz"
+		}, "index section"},
+		{"index segments that do not add up", func(m *Manifest) {
+			indexed3(m)
+			m.Files[0].Index.Segments = EncodeSegments([]IndexSegment{{Chunks: 1}, {Chunks: 1}})
+		}, "segments add up to 2 chunks, the section has 1"},
+		{"an empty index segment", func(m *Manifest) {
+			indexed3(m)
+			m.Files[0].Index.Segments = EncodeSegments([]IndexSegment{{Chunks: 1}, {Chunks: 0}})
+		}, "segment 1 is empty"},
+		{"index segments not base64", func(m *Manifest) {
+			indexed3(m)
+			m.Files[0].Index.Segments = "!!"
+		}, "not base64"},
 		{"no schema", func(m *Manifest) { m.Schema = 0 }, "schema 0"},
 		{"bad model name", func(m *Manifest) { m.Model = "../x" }, "model name"},
 		{"empty version", func(m *Manifest) { m.Version = "" }, "version"},

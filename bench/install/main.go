@@ -38,7 +38,7 @@ func main() {
 		work      = flag.String("work", "/var/tmp", "directory for the repository and state (~30 GiB free for the defaults)")
 		deltaMiB  = flag.Int64("delta-mib", 128, "scale of the delta cases: the size of the issue's 128 MiB file")
 		skipRSS   = flag.Bool("skip-rss", false, "skip measurement 3 (peak RSS at 512 MiB and 2 GiB)")
-		indexMiB  = flag.Int64("index-mib", 7680, "model size in MiB for the index figures (7.5 GiB: ~108k chunks of format 2's ~72 KiB)")
+		indexMiB  = flag.Int64("index-mib", 7680, "model size in MiB for the index figures (7.5 GiB: ~125k chunks of format 2's ~63 KiB)")
 		skipIndex = flag.Bool("skip-index", false, "skip measurement 4 (index figures)")
 		keep      = flag.Bool("keep", false, "keep the work directory (for debugging)")
 		only      = flag.Int("only", 0, "run only measurement 1, 2, 3 or 4")

@@ -22,12 +22,12 @@ type Params struct {
 	Min, Avg, Max int
 }
 
-// Default gives chunks of 16–256 KiB, about 64 KiB on average (like casync and
+// Default gives chunks of 8–256 KiB, about 63 KiB on average (like casync and
 // the Hugging Face Xet store): a scattered 4 KiB edit costs tens of KiB, not
 // megabytes. Chunks are many (a 20 GiB model has ~300k), which the repository
 // format absorbs: a binary index of 36 bytes a chunk, and packs fetched with
 // few large Range requests (docs/repository.md).
-var Default = Params{Min: 16 << 10, Avg: 64 << 10, Max: 256 << 10}
+var Default = Params{Min: 8 << 10, Avg: 64 << 10, Max: 256 << 10}
 
 func (p Params) validate() error {
 	if p.Min < 64 || p.Min > p.Avg || p.Avg > p.Max || bits.OnesCount(uint(p.Avg)) != 1 {
@@ -36,13 +36,20 @@ func (p Params) validate() error {
 	return nil
 }
 
-// masks returns the normalized-chunking masks: a stricter one (2 more bits)
-// before Avg so a cut there is rarer, a looser one after so it comes soon, which
-// pulls chunk sizes toward Avg. The high bits are used because, with fp<<1, a
-// high bit depends on the last 64 bytes while a low bit sees only the last few.
+// masks returns the normalized-chunking masks: a stricter one (1 more bit)
+// before Avg so a cut there is rarer, a looser one (2 fewer) after so it comes
+// soon, which pulls chunk sizes toward Avg. One bit, not FastCDC's two, before
+// Avg: a cut made under the loose mask is then more often a cut again when the
+// chunk before it changed length, so after a rewritten region the chunks fall
+// back into step sooner. Measured on random data against the two-bit masks
+// with a 16 KiB minimum (10 seeds): overhead per edge of a rewritten region
+// 72 → 41 KiB, per 4 KiB edit 92 → 78 KiB, for a 100-byte insertion 76 → 74
+// KiB, at 63 KiB chunks instead of 72. The high bits are used because, with
+// fp<<1, a high bit depends on the last 64 bytes while a low bit sees only the
+// last few.
 func (p Params) masks() (strict, loose uint64) {
 	b := bits.TrailingZeros(uint(p.Avg))
-	return ^uint64(0) << (64 - (b + 2)), ^uint64(0) << (64 - (b - 2))
+	return ^uint64(0) << (64 - (b + 1)), ^uint64(0) << (64 - (b - 2))
 }
 
 // Chunker yields the chunks of one stream in order.

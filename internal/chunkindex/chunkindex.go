@@ -30,12 +30,16 @@
 //	packs × sha256 [32]byte   pack i is <repo>/packs/<hh>/<hex>.pack (PackPath)
 //	chunks × { pack uint32; csize uint32; offset uint64 }
 //
-// A pack is a plain concatenation of zstd frames, one per chunk; a chunk is
-// the csize bytes at offset of its pack.
+// A pack is a plain concatenation of stored chunks; a chunk is the csize
+// bytes at offset of its pack: a zstd frame, or, where zstd would not make
+// it smaller (random or already compressed data), its plain bytes, which is
+// what csize == size means (Plain). A publisher never stores a frame of the
+// chunk's own size, so the rule is unambiguous.
 package chunkindex
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -92,6 +96,10 @@ type Loc struct {
 	Offset uint64 // in the pack
 }
 
+// Plain reports whether a chunk stored in csize bytes for size plain bytes
+// is stored as those bytes, not as a zstd frame.
+func Plain(csize, size uint32) bool { return csize == size }
+
 // PackPath is where pack sum is stored, relative to <repo>/.
 func PackPath(sum Digest) string {
 	h := sum.String()
@@ -107,12 +115,29 @@ func LocationsPath(sum string) string { return path.Join("index", sum[:2], sum+"
 
 // IndexSize is the encoded size of an index of files files and chunks chunks.
 func IndexSize(files, chunks int) int64 {
-	return int64(len(indexMagic)) + 4 + 8 + 4*int64(files) + EntrySize*int64(chunks)
+	return int64(HeaderSize) + 4*int64(files) + EntrySize*int64(chunks)
 }
 
 // LocationsSize is the encoded size of locations with packs packs and chunks chunks.
 func LocationsSize(packs, chunks int) int64 {
-	return int64(len(locMagic)) + 4 + 8 + 32*int64(packs) + LocSize*int64(chunks)
+	return LocOffset(uint32(packs), int64(chunks))
+}
+
+// HeaderSize is the index's bytes before the first file's section.
+const HeaderSize = len(indexMagic) + 4 + 8
+
+// SectionSize is the bytes of one file's section of the index: its chunk
+// count and its n entries. File i's section starts at HeaderSize plus the
+// sizes of the sections before it.
+func SectionSize(n int64) int64 { return 4 + EntrySize*n }
+
+// Header is the index's header for files files and total chunks.
+func Header(files int, total uint64) []byte {
+	b := make([]byte, HeaderSize)
+	copy(b, indexMagic)
+	binary.LittleEndian.PutUint32(b[8:12], uint32(files))
+	binary.LittleEndian.PutUint64(b[12:20], total)
+	return b
 }
 
 // WriteIndex encodes files (each file's chunks, in manifest order) to w.
@@ -125,24 +150,49 @@ func WriteIndex(w io.Writer, files [][]Entry) error {
 	if total > MaxChunks {
 		return fmt.Errorf("chunk index: %d chunks, more than the %d a device accepts", total, MaxChunks)
 	}
-	bw.WriteString(indexMagic)
-	var b [EntrySize]byte
-	binary.LittleEndian.PutUint32(b[:4], uint32(len(files)))
-	binary.LittleEndian.PutUint64(b[4:12], total)
-	bw.Write(b[:12])
+	bw.Write(Header(len(files), total))
 	for _, f := range files {
-		binary.LittleEndian.PutUint32(b[:4], uint32(len(f)))
-		bw.Write(b[:4])
-		for _, e := range f {
-			copy(b[:32], e.Sum[:])
-			binary.LittleEndian.PutUint32(b[32:], e.Size)
-			bw.Write(b[:])
-		}
+		writeSection(bw, f)
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write chunk index: %w", err)
 	}
 	return nil
+}
+
+// writeSection writes one file's section: its count, then its entries.
+func writeSection(w io.Writer, f []Entry) {
+	var b [EntrySize]byte
+	binary.LittleEndian.PutUint32(b[:4], uint32(len(f)))
+	w.Write(b[:4])
+	for _, e := range f {
+		w.Write(encodeEntry(b[:], e))
+	}
+}
+
+// encodeEntry writes e's EntrySize bytes into b and returns them.
+func encodeEntry(b []byte, e Entry) []byte {
+	copy(b[:32], e.Sum[:])
+	binary.LittleEndian.PutUint32(b[32:EntrySize], e.Size)
+	return b[:EntrySize]
+}
+
+// Sections is each file's section pin, in order, as a schema-2 manifest
+// carries them (verify.File.Index): the section's chunks, the sha256 of its
+// bytes as WriteIndex writes them, and its segments when it has several.
+func Sections(files [][]Entry) []verify.FileIndex {
+	out := make([]verify.FileIndex, len(files))
+	for i, f := range files {
+		h := sha256.New()
+		bw := bufio.NewWriterSize(h, 64<<10)
+		writeSection(bw, f)
+		bw.Flush()
+		out[i] = verify.FileIndex{Chunks: int64(len(f)), SHA256: verify.HexDigest(h.Sum(nil))}
+		if segs := SegmentsOf(f); segs != nil {
+			out[i].Segments = verify.EncodeSegments(segs)
+		}
+	}
+	return out
 }
 
 // WriteLocations encodes the pack table and one Loc per index entry to w.
@@ -170,6 +220,54 @@ func WriteLocations(w io.Writer, packs []Digest, locs []Loc) error {
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write chunk locations: %w", err)
+	}
+	return nil
+}
+
+// ScanSections reads an index's header and walks its file sections, calling
+// fn with each section's file number, offset, size, sha256 and segments
+// (SegmentsOf's, one or more). It checks only the framing (magic, counts
+// within bounds): a section or segment is trusted only once its digest
+// equals a signed pin (verify.File.Index).
+func ScanSections(r io.Reader, fn func(file int, off, size int64, sum Digest, segs []SegmentAt)) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var h [HeaderSize]byte
+	if _, err := io.ReadFull(br, h[:]); err != nil {
+		return badIndex("header: %v", err)
+	}
+	if string(h[:8]) != indexMagic {
+		return badIndex("not a modelslot chunk index (magic %q)", h[:8])
+	}
+	files, total := binary.LittleEndian.Uint32(h[8:12]), binary.LittleEndian.Uint64(h[12:20])
+	if total > MaxChunks {
+		return badIndex("%d chunks, more than the %d allowed", total, MaxChunks)
+	}
+	off, seen := int64(HeaderSize), uint64(0)
+	for i := range int(files) {
+		var nb [4]byte
+		if _, err := io.ReadFull(br, nb[:]); err != nil {
+			return badIndex("file %d's chunk count: %v", i, err)
+		}
+		n := uint64(binary.LittleEndian.Uint32(nb[:]))
+		if seen += n; seen > total {
+			return badIndex("file %d: more chunks than the %d the header announced", i, total)
+		}
+		hs := sha256.New()
+		hs.Write(nb[:])
+		sg := newSegmenter(off + 4)
+		var e [EntrySize]byte
+		for j := uint64(0); j < n; j++ {
+			if _, err := io.ReadFull(br, e[:]); err != nil {
+				return badIndex("file %d's entry %d: %v", i, j, err)
+			}
+			hs.Write(e[:])
+			sg.add(e[:])
+		}
+		var d Digest
+		hs.Sum(d[:0])
+		size := SectionSize(int64(n))
+		fn(i, off, size, d, sg.cut())
+		off += size
 	}
 	return nil
 }
@@ -325,6 +423,42 @@ func NewLocReader(r io.Reader, chunks int64) (*LocReader, error) {
 		lr.Packs = append(lr.Packs, d)
 	}
 	return lr, nil
+}
+
+// Skip passes over the next index entry's location without reading it, for
+// locations fetched in part (only the entries a device downloads): the
+// others are not there to check.
+func (lr *LocReader) Skip() error {
+	if lr.next == lr.total {
+		return badLocs("more entries skipped than the %d locations", lr.total)
+	}
+	if _, err := lr.r.Discard(LocSize); err != nil {
+		return badLocs("location %d: %v", lr.next, err)
+	}
+	lr.next++
+	return nil
+}
+
+// LocHeaderSize is the bytes of a locations file before its pack table.
+const LocHeaderSize = len(locMagic) + 4 + 8
+
+// ParseLocHeader reads the pack and chunk counts of a locations file from
+// its first LocHeaderSize bytes.
+func ParseLocHeader(b []byte) (packs uint32, chunks uint64, err error) {
+	if len(b) < LocHeaderSize || string(b[:8]) != locMagic {
+		return 0, 0, badLocs("not modelslot chunk locations")
+	}
+	packs, chunks = binary.LittleEndian.Uint32(b[8:12]), binary.LittleEndian.Uint64(b[12:20])
+	if packs > MaxPacks || chunks > MaxChunks {
+		return 0, 0, badLocs("%d packs for %d chunks: more than a device accepts (%d, %d)", packs, chunks, MaxPacks, MaxChunks)
+	}
+	return packs, chunks, nil
+}
+
+// LocOffset is where entry i's location starts in a locations file with
+// packs packs.
+func LocOffset(packs uint32, i int64) int64 {
+	return int64(LocHeaderSize) + 32*int64(packs) + LocSize*i
 }
 
 // Next returns the location of the next index entry; io.EOF after the last.

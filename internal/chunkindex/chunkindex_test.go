@@ -72,6 +72,56 @@ func TestIndexRoundTrip(t *testing.T) {
 	}
 }
 
+// Each file's section pin is the digest of the index bytes at the offset the
+// sizes before it give, so a device can fetch or reuse any one section alone.
+func TestSectionsPinTheBytesAtTheirOffsets(t *testing.T) {
+	files := [][]Entry{{entry(1, 10), entry(2, 5)}, nil, {entry(3, 10)}, {entry(1, 10)}}
+	var buf bytes.Buffer
+	if err := WriteIndex(&buf, files); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf.Bytes()[:HeaderSize], Header(4, 4)) {
+		t.Fatalf("header %x, Header gives %x", buf.Bytes()[:HeaderSize], Header(4, 4))
+	}
+	secs := Sections(files)
+	off := int64(HeaderSize)
+	for i, s := range secs {
+		if s.Chunks != int64(len(files[i])) {
+			t.Fatalf("section %d: %d chunks, want %d", i, s.Chunks, len(files[i]))
+		}
+		end := off + SectionSize(s.Chunks)
+		sum := sha256.Sum256(buf.Bytes()[off:end])
+		if got := verify.HexDigest(sum[:]); got != s.SHA256 {
+			t.Fatalf("section %d pins %s, the bytes at %d-%d hash to %s", i, s.SHA256, off, end, got)
+		}
+		off = end
+	}
+	if off != int64(buf.Len()) {
+		t.Fatalf("sections end at %d, the index at %d", off, buf.Len())
+	}
+	var scanned []verify.FileIndex
+	err := ScanSections(bytes.NewReader(buf.Bytes()), func(i int, off, size int64, sum Digest, _ []SegmentAt) {
+		if i != len(scanned) || size != SectionSize(int64(len(files[i]))) {
+			t.Errorf("ScanSections: section %d of %d bytes at %d, want section %d of %d", i, size, off, len(scanned), SectionSize(int64(len(files[i]))))
+		}
+		scanned = append(scanned, verify.FileIndex{Chunks: (size - 4) / EntrySize, SHA256: sum.String()})
+	})
+	if err != nil || len(scanned) != len(secs) {
+		t.Fatalf("ScanSections: %d sections, %v", len(scanned), err)
+	}
+	for i := range secs {
+		if scanned[i] != secs[i] {
+			t.Fatalf("ScanSections found %+v for section %d, Sections pins %+v", scanned[i], i, secs[i])
+		}
+	}
+	if err := ScanSections(bytes.NewReader(buf.Bytes()[:buf.Len()-1]), func(int, int64, int64, Digest, []SegmentAt) {}); err == nil {
+		t.Fatal("ScanSections accepted a truncated index")
+	}
+	if secs[0].SHA256 == secs[3].SHA256 || secs[2].SHA256 == secs[3].SHA256 {
+		t.Fatal("sections of different chunk lists have one digest")
+	}
+}
+
 func TestIndexRefusals(t *testing.T) {
 	enc := func(files [][]Entry) []byte {
 		var buf bytes.Buffer
@@ -173,5 +223,45 @@ func TestLocationsHeaderDoesNotAllocateWhatItClaims(t *testing.T) {
 	}
 	if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
 		t.Fatalf("reading a 20-byte header allocated %d bytes", grew)
+	}
+}
+
+// Locations fetched in part: the header says where entry i is, and a reader
+// skips the entries that are not there.
+func TestLocationsInPart(t *testing.T) {
+	packs := []Digest{sha256.Sum256([]byte("p0")), sha256.Sum256([]byte("p1"))}
+	locs := []Loc{{0, 10, 0}, {0, 11, 10}, {1, 12, 0}, {1, 13, 12}, {0, 14, 21}}
+	var buf bytes.Buffer
+	if err := WriteLocations(&buf, packs, locs); err != nil {
+		t.Fatal(err)
+	}
+	b := buf.Bytes()
+	np, n, err := ParseLocHeader(b)
+	if err != nil || np != 2 || n != 5 {
+		t.Fatalf("ParseLocHeader: %d packs, %d chunks, %v", np, n, err)
+	}
+	if LocOffset(np, 5) != int64(len(b)) {
+		t.Fatalf("LocOffset(2, 5) = %d, the file has %d bytes", LocOffset(np, 5), len(b))
+	}
+	sparse := make([]byte, len(b)) // only the header, the pack table and entry 3
+	copy(sparse, b[:LocOffset(np, 0)])
+	copy(sparse[LocOffset(np, 3):], b[LocOffset(np, 3):LocOffset(np, 4)])
+	lr, err := NewLocReader(bytes.NewReader(sparse), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := lr.Skip(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l, err := lr.Next(); err != nil || l != locs[3] {
+		t.Fatalf("entry 3 after three skips: %+v, %v; want %+v", l, err, locs[3])
+	}
+	if _, err := lr.Next(); !errors.Is(err, ErrLocations) {
+		t.Fatalf("an entry not fetched (zeros) read as %v, want ErrLocations", err)
+	}
+	if _, _, err := ParseLocHeader(b[:10]); !errors.Is(err, ErrLocations) {
+		t.Fatalf("a short header: %v", err)
 	}
 }

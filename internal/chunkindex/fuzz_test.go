@@ -47,6 +47,26 @@ func FuzzIndexAndLocations(f *testing.F) {
 		} else if !errors.Is(err, ErrIndex) {
 			t.Fatalf("index header error not ErrIndex: %v", err)
 		}
+		end := int64(HeaderSize)
+		err = ScanSections(bytes.NewReader(idx), func(i int, off, size int64, _ Digest, segs []SegmentAt) {
+			if off != end || size < 4 || off+size > int64(len(idx)) {
+				t.Fatalf("ScanSections: section %d at %d of %d bytes, in an index of %d (the last ended at %d)", i, off, size, len(idx), end)
+			}
+			at := off + 4
+			for _, g := range segs {
+				if g.Off != at || g.Chunks == 0 || g.Chunks > SegmentMax {
+					t.Fatalf("ScanSections: section %d: segment %+v, want one starting at %d", i, g, at)
+				}
+				at = g.End()
+			}
+			if at != off+size {
+				t.Fatalf("ScanSections: section %d's segments end at %d, the section at %d", i, at, off+size)
+			}
+			end = off + size
+		})
+		if err != nil && !errors.Is(err, ErrIndex) {
+			t.Fatalf("ScanSections error not ErrIndex: %v", err)
+		}
 		var chunks int64
 		if len(loc) >= 20 {
 			chunks = int64(binary.LittleEndian.Uint64(loc[12:20]) % (1 << 20)) // the count a header claims, bounded

@@ -77,16 +77,24 @@ var openat2Missing = sync.OnceValue(func() bool {
 // kernel has it (Linux ≥ 5.6), else a walk opening each component with
 // O_NOFOLLOW. A link anywhere on the way is an *UnsafeError.
 func (r *Root) openBeneath(rel string, flags int) (int, error) {
+	return r.openBeneathMode(rel, flags, 0)
+}
+
+// openBeneathMode is openBeneath with the mode of a file O_CREAT makes.
+func (r *Root) openBeneathMode(rel string, flags int, mode uint32) (int, error) {
 	flags |= unix.O_NOFOLLOW | unix.O_CLOEXEC
+	if flags&unix.O_CREAT == 0 {
+		mode = 0 // openat2 refuses a mode without O_CREAT
+	}
 	if !forceWalk && !openat2Missing() {
-		fd, err := unix.Openat2(int(r.f.Fd()), rel, &unix.OpenHow{Flags: uint64(flags),
+		fd, err := unix.Openat2(int(r.f.Fd()), rel, &unix.OpenHow{Flags: uint64(flags), Mode: uint64(mode),
 			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS})
 		return fd, r.openError(rel, err)
 	}
-	return r.walk(rel, flags)
+	return r.walk(rel, flags, mode)
 }
 
-func (r *Root) walk(rel string, flags int) (int, error) {
+func (r *Root) walk(rel string, flags int, mode uint32) (int, error) {
 	elems := strings.Split(rel, "/")
 	dir := int(r.f.Fd())
 	for i, e := range elems {
@@ -97,7 +105,7 @@ func (r *Root) walk(rel string, flags int) (int, error) {
 		if i == len(elems)-1 {
 			fl = flags
 		}
-		fd, err := unix.Openat(dir, e, fl, 0)
+		fd, err := unix.Openat(dir, e, fl, mode)
 		if dir != int(r.f.Fd()) {
 			unix.Close(dir)
 		}

@@ -2,7 +2,6 @@ package durable
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path"
@@ -54,7 +53,7 @@ func (r *Root) MkdirAll(rel string, perm fs.FileMode) error {
 // Create creates the new regular file rel under r (O_EXCL: an entry of that
 // name, a link included, is an error) for writing.
 func (r *Root) Create(rel string, perm fs.FileMode) (*os.File, error) {
-	fd, err := r.openBeneath(rel, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL)
+	fd, err := r.openBeneathMode(rel, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, uint32(perm.Perm()))
 	if err != nil {
 		return nil, err
 	}
@@ -69,22 +68,7 @@ func (r *Root) OpenRegular(rel string, flags int) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("stat %s/%s: %w", r.name, rel, err)
-	}
-	if err := r.wantKind(rel, st.Mode, false); err != nil {
-		unix.Close(fd)
-		return nil, err
-	}
-	// Back to blocking I/O: a regular file never blocks, and Go's poller
-	// must not treat the descriptor as a pollable one.
-	if err := unix.SetNonblock(fd, false); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("open %s/%s: %w", r.name, rel, err)
-	}
-	return os.NewFile(uintptr(fd), r.name+"/"+rel), nil
+	return r.regular(fd, rel)
 }
 
 // RenameInto renames the file from (a path the caller owns, outside or

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 
+	"github.com/modelslot/modelslot/internal/durable"
 	"github.com/modelslot/modelslot/verify"
 )
 
@@ -18,13 +20,14 @@ type Fill interface {
 	// CreateFile creates f for filling by other means; the fill verifies it at
 	// commit, whatever file then has its name.
 	CreateFile(f verify.File) (*os.File, error)
-	// Adopt renames the finished file staged into the fill as f, beneath the
-	// fill's directory without following a link; verified at commit.
-	Adopt(f verify.File, staged string) error
-	// AdoptVerified moves staged in as f without hashing it again: only for a
-	// file whose every chunk was hashed against the manifest-pinned index as
-	// it was written (slots.Fill.AdoptVerified).
-	AdoptVerified(f verify.File, staged string) error
+	// Adopt renames the finished file rel under from (staging's) into the
+	// fill as f, both names resolved beneath their directories without
+	// following a link; verified at commit.
+	Adopt(f verify.File, from *durable.Root, rel string) error
+	// AdoptVerified moves rel under from in as f without hashing it again:
+	// only for a file whose every chunk was hashed against the
+	// manifest-pinned index as it was written (slots.Fill.AdoptVerified).
+	AdoptVerified(f verify.File, from *durable.Root, rel string) error
 }
 
 // Assemble completes the staged files with the chunks reused from the active
@@ -56,21 +59,21 @@ func Assemble(ctx context.Context, p *Plan, fill Fill) error {
 
 func (p *Plan) assembleFile(ctx context.Context, f verify.File, fill Fill, clone bool) error {
 	if src, ok := p.whole[f.Path]; ok {
-		return reuseWhole(ctx, fill, f, src, clone)
+		return reuseWhole(ctx, fill, f, p.srcs, src, clone)
 	}
 	if err := p.copyFromSlot(ctx, f, clone); err != nil {
 		return err
 	}
-	return adopt(ctx, fill, f, p.work.file(f))
+	return adopt(ctx, fill, f, p.work)
 }
 
 // reuseWhole takes file f whole from a slot's identical file src: reflinked
 // (verified at commit) or copied and hashed as it is written.
-func reuseWhole(ctx context.Context, fill Fill, f verify.File, src string, clone bool) error {
+func reuseWhole(ctx context.Context, fill Fill, f verify.File, srcs sources, src string, clone bool) error {
 	if clone {
-		return cloneWhole(fill, f, src)
+		return cloneWhole(fill, f, srcs, src)
 	}
-	in, err := os.Open(src)
+	in, err := srcs.open(src)
 	if err != nil {
 		return fmt.Errorf("reuse from a slot: %w", err)
 	}
@@ -81,7 +84,7 @@ func reuseWhole(ctx context.Context, fill Fill, f verify.File, src string, clone
 // copyFromSlot writes f's chunks that the active slot holds into f's staged
 // file: reflinked where aligned and possible, else copied after a hash check.
 func (p *Plan) copyFromSlot(ctx context.Context, f verify.File, clone bool) error {
-	name := p.work.file(f)
+	name := fileRel(f)
 	var off int64
 	for _, c := range f.Chunks {
 		sr, ok := p.slot[c.SHA256]
@@ -89,7 +92,7 @@ func (p *Plan) copyFromSlot(ctx context.Context, f verify.File, clone bool) erro
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if err := reuseRange(name, off, sr, c, clone); err != nil {
+			if err := p.reuseRange(name, off, sr, c, clone); err != nil {
 				return err
 			}
 		}
@@ -98,31 +101,44 @@ func (p *Plan) copyFromSlot(ctx context.Context, f verify.File, clone bool) erro
 	return nil
 }
 
-func reuseRange(name string, off int64, sr slotRange, c verify.Chunk, clone bool) error {
+// reuseRange puts chunk c from the slot's range sr at off of the staged file
+// rel (of the work directory).
+func (p *Plan) reuseRange(rel string, off int64, sr slotRange, c verify.Chunk, clone bool) error {
 	if clone {
-		out, err := os.OpenFile(name, os.O_WRONLY, 0)
+		out, err := p.work.open(rel, os.O_WRONLY)
 		if err != nil {
 			return err
 		}
 		defer out.Close()
-		return cloneOrCopyRange(out, off, sr, c.Size)
+		return cloneOrCopyRange(out, off, p.srcs, sr, c.Size)
 	}
 	buf := getBuf(c.Size)[:c.Size]
 	defer putBuf(buf)
-	if err := readAt(sr.file, sr.off, buf); err != nil {
+	if err := readSlot(p.srcs, sr, buf); err != nil {
 		return fmt.Errorf("reuse chunk %s from the active slot: %w", c.SHA256, err)
 	}
 	if err := checkSum(buf, c); err != nil {
 		return fmt.Errorf("%w: the active slot's %s no longer matches its manifest (run `modelslot verify`): %w", verify.ErrRejected, sr.file, err)
 	}
-	return writeAt(name, off, buf)
+	return p.work.writeAt(rel, off, buf)
 }
 
-// adopt puts the staged file staged into fill under f's name: renamed into
+// readSlot reads buf at the slot range sr.
+func readSlot(srcs sources, sr slotRange, buf []byte) error {
+	f, err := srcs.open(sr.file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = f.ReadAt(buf, sr.off)
+	return err
+}
+
+// adopt puts f's staged file of w into fill under f's name: renamed into
 // the fill, which verifies it at commit. Across filesystems it is copied
 // instead.
-func adopt(ctx context.Context, fill Fill, f verify.File, staged string) error {
-	err := fill.Adopt(f, staged)
+func adopt(ctx context.Context, fill Fill, f verify.File, w *work) error {
+	err := fill.Adopt(f, w.root, path.Join(w.rel, fileRel(f)))
 	if err == nil || !isCrossDevice(err) {
 		return err
 	}
@@ -131,7 +147,7 @@ func adopt(ctx context.Context, fill Fill, f verify.File, staged string) error {
 		return err
 	}
 	defer out.Close()
-	in, err := os.Open(staged)
+	in, err := w.open(fileRel(f), os.O_RDONLY)
 	if err != nil {
 		return err
 	}
@@ -140,8 +156,8 @@ func adopt(ctx context.Context, fill Fill, f verify.File, staged string) error {
 	return err
 }
 
-func cloneWhole(fill Fill, f verify.File, src string) error {
-	in, err := os.Open(src)
+func cloneWhole(fill Fill, f verify.File, srcs sources, src string) error {
+	in, err := srcs.open(src)
 	if err != nil {
 		return fmt.Errorf("reuse from the active slot: %w", err)
 	}

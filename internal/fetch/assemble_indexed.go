@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"os"
+	"path"
 
 	"github.com/modelslot/modelslot/verify"
 )
@@ -21,7 +22,7 @@ func (p *Plan) assembleIndexed(ctx context.Context, fill Fill) error {
 	if err != nil {
 		return err
 	}
-	cp := &copier{x: x, out: out, clone: probeReflink(firstOf(x.srcFiles), x.w.dir), srcs: map[int]*os.File{}}
+	cp := &copier{x: x, out: out, clone: probeReflink(x.srcs, firstOf(x.srcFiles), x.w), srcs: map[int]*os.File{}}
 	err = x.walk(ctx, false, cp.entry)
 	if jerr := cp.flush(); err == nil {
 		err = jerr
@@ -36,9 +37,9 @@ func (p *Plan) assembleIndexed(ctx context.Context, fill Fill) error {
 			return err
 		}
 		if src := x.whole[i]; src >= 0 {
-			err = reuseWhole(ctx, fill, f, x.srcFiles[src], cp.clone)
+			err = reuseWhole(ctx, fill, f, x.srcs, x.srcFiles[src], cp.clone)
 		} else {
-			err = adoptVerified(ctx, fill, f, x.w.file(f))
+			err = adoptVerified(ctx, fill, f, x.w)
 		}
 		if err != nil {
 			return fmt.Errorf("assemble %s: %w", f.Path, err)
@@ -56,10 +57,10 @@ func firstOf(s []string) string {
 
 // adoptVerified moves a staged file, verified chunk by chunk, into fill;
 // across filesystems it is copied instead (and then hashed at commit).
-func adoptVerified(ctx context.Context, fill Fill, f verify.File, staged string) error {
-	err := fill.AdoptVerified(f, staged)
+func adoptVerified(ctx context.Context, fill Fill, f verify.File, w *work) error {
+	err := fill.AdoptVerified(f, w.root, path.Join(w.rel, fileRel(f)))
 	if err != nil && isCrossDevice(err) {
-		return adopt(ctx, fill, f, staged)
+		return adopt(ctx, fill, f, w)
 	}
 	return err
 }
@@ -101,7 +102,7 @@ func (cp *copier) flushSpan() error {
 	if s.n == 0 {
 		return nil
 	}
-	return cloneOrCopyRange(cp.out[s.file], s.off, slotRange{file: cp.x.srcFiles[s.src], off: s.srcOff}, s.n)
+	return cloneOrCopyRange(cp.out[s.file], s.off, cp.x.srcs, slotRange{file: cp.x.srcFiles[s.src], off: s.srcOff}, s.n)
 }
 
 func (cp *copier) entry(e *entry) error {
@@ -183,7 +184,7 @@ func (cp *copier) src(i int) (*os.File, error) {
 	if f, ok := cp.srcs[i]; ok {
 		return f, nil
 	}
-	f, err := os.Open(cp.x.srcFiles[i])
+	f, err := cp.x.srcs.open(cp.x.srcFiles[i])
 	if err != nil {
 		return nil, fmt.Errorf("reuse from a slot: %w", err)
 	}

@@ -90,7 +90,8 @@ func TestFormat2BundleInstallsIntoTheSlotStore(t *testing.T) {
 		t.Fatalf("active slot after the bundle install: %v, %v", got, err)
 	}
 	// The slot keeps the index, so the next install can reuse by it.
-	if err := checkIndexFile(filepath.Join(s.SlotDir(s.State().Active), verify.MetaDir, IndexFile), m.Index); err != nil {
+	meta := workIn(t, filepath.Join(s.SlotDir(s.State().Active), verify.MetaDir))
+	if err := checkIndexFile(meta, IndexFile, m.Index); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
+	"path"
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
@@ -25,24 +27,29 @@ func (p *Plan) reflinkWorks() bool {
 	for _, s := range p.slot {
 		src = s.file
 	}
-	return probeReflink(src, p.work.dir)
+	return probeReflink(p.srcs, src, p.work)
 }
 
-// probeReflink tries to reflink src (a slot's file) into a temp file of dir.
-func probeReflink(src, dir string) bool {
+// probeReflink tries to reflink src (a slot's file) into a temp file of the
+// work directory.
+func probeReflink(srcs sources, src string, w *work) bool {
 	if src == "" {
 		return false // nothing to reuse from a slot
 	}
-	in, err := os.Open(src)
+	in, err := srcs.open(src)
 	if err != nil {
 		return false
 	}
 	defer in.Close()
-	probe, err := os.CreateTemp(dir, ".reflink-probe-*")
+	if w.mkdir(".") != nil {
+		return false
+	}
+	rel := fmt.Sprintf(".reflink-probe-%d", rand.Uint64())
+	probe, err := w.root.Create(path.Join(w.rel, rel), 0o600)
 	if err != nil {
 		return false
 	}
-	defer os.Remove(probe.Name())
+	defer w.root.RemoveAll(path.Join(w.rel, rel))
 	defer probe.Close()
 	return cloneFile(probe, in) == nil
 }
@@ -55,8 +62,8 @@ func cloneFile(dst, src *os.File) error {
 // cloneOrCopyRange puts n bytes of the active slot's range sr at off of out:
 // the part that is block-aligned on both sides is reflinked, the edges (and
 // everything, when the clone is refused) are copied.
-func cloneOrCopyRange(out *os.File, off int64, sr slotRange, n int64) error {
-	in, err := os.Open(sr.file)
+func cloneOrCopyRange(out *os.File, off int64, srcs sources, sr slotRange, n int64) error {
+	in, err := srcs.open(sr.file)
 	if err != nil {
 		return fmt.Errorf("reuse from the active slot: %w", err)
 	}

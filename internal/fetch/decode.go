@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-retryablehttp"
 	"github.com/klauspost/compress/zstd"
+	"github.com/modelslot/modelslot/internal/chunkindex"
 	"github.com/modelslot/modelslot/verify"
 )
 
@@ -66,6 +67,20 @@ func decodeChunk(z []byte, c verify.Chunk, dst []byte) ([]byte, error) {
 	case int64(len(out)) != c.Size:
 		return nil, corruptf("chunk %s decompresses to %d bytes, the manifest declares %d", c.SHA256, len(out), c.Size)
 	}
+	if err := checkSum(out, c); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// decodeStored is decodeChunk for a chunk of a pack, which is stored plain
+// where zstd did not make it smaller (chunkindex.Plain): its bytes are then
+// copied into dst and checked, with no decoding.
+func decodeStored(z []byte, c verify.Chunk, dst []byte) ([]byte, error) {
+	if !chunkindex.Plain(uint32(len(z)), uint32(c.Size)) {
+		return decodeChunk(z, c, dst)
+	}
+	out := append(dst[:0], z...)
 	if err := checkSum(out, c); err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/modelslot/modelslot/internal/chunker"
+	"github.com/modelslot/modelslot/internal/durable"
 	"github.com/modelslot/modelslot/verify"
 )
 
@@ -68,6 +69,10 @@ type repo struct {
 	ranges  []string       // Range headers seen
 	chunkRx atomic.Int64   // chunk requests
 	packs   []string       // pack requests: "path range" ("" when none)
+	idx     []string       // index requests: their Range ("" when none)
+	idxSent atomic.Int64   // index bytes sent
+	loc     []string       // locations requests: their Range ("" when none)
+	locSent atomic.Int64   // locations bytes sent
 	seq     uint64         // the last sequence published
 }
 
@@ -83,6 +88,14 @@ func newRepo(t *testing.T) *repo {
 		if strings.Contains(req.URL.Path, "/packs/") {
 			r.packs = append(r.packs, req.URL.Path+" "+req.Header.Get("Range"))
 		}
+		if strings.HasSuffix(req.URL.Path, ".idx") {
+			r.idx = append(r.idx, req.Header.Get("Range"))
+			w = &countingWriter{ResponseWriter: w, n: &r.idxSent}
+		}
+		if strings.HasSuffix(req.URL.Path, ".loc") {
+			r.loc = append(r.loc, req.Header.Get("Range"))
+			w = &countingWriter{ResponseWriter: w, n: &r.locSent}
+		}
 		r.mu.Unlock()
 		if strings.Contains(req.URL.Path, "/chunks/") {
 			r.chunkRx.Add(1)
@@ -94,6 +107,18 @@ func newRepo(t *testing.T) *repo {
 	}))
 	t.Cleanup(r.srv.Close)
 	return r
+}
+
+// countingWriter counts the body bytes a handler sends.
+type countingWriter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 // setFault installs a misbehaviour; it returns true when it answered.
@@ -150,13 +175,12 @@ func (d *dirFill) WriteFile(ctx context.Context, f verify.File, r io.Reader) err
 func (d *dirFill) Dir() string { return d.dir }
 
 // AdoptVerified renames like slots.Fill does; install checks the tree after.
-func (d *dirFill) AdoptVerified(f verify.File, staged string) error {
-	name := filepath.Join(d.dir, filepath.FromSlash(f.Path))
-	os.MkdirAll(filepath.Dir(name), 0o755)
+func (d *dirFill) AdoptVerified(f verify.File, from *durable.Root, rel string) error {
 	d.adopted++
-	if err := os.Rename(staged, name); err != nil {
+	if err := d.Adopt(f, from, rel); err != nil {
 		return err
 	}
+	name := filepath.Join(d.dir, filepath.FromSlash(f.Path))
 	return os.Chmod(name, os.FileMode(f.Mode))
 }
 
@@ -166,10 +190,27 @@ func (d *dirFill) CreateFile(f verify.File) (*os.File, error) {
 	return os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, os.FileMode(f.Mode))
 }
 
-func (d *dirFill) Adopt(f verify.File, staged string) error {
+func (d *dirFill) Adopt(f verify.File, from *durable.Root, rel string) error {
 	name := filepath.Join(d.dir, filepath.FromSlash(f.Path))
 	os.MkdirAll(filepath.Dir(name), 0o755)
-	return os.Rename(staged, name)
+	to, err := durable.OpenRoot(filepath.Dir(name))
+	if err != nil {
+		return err
+	}
+	defer to.Close()
+	return from.RenameTo(rel, to, filepath.Base(name))
+}
+
+// workIn is a work directory at dir, opened as a root of its own, for a
+// test of one of its files.
+func workIn(t testing.TB, dir string) *work {
+	t.Helper()
+	r, err := durable.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return &work{root: r, rel: ".", dir: dir}
 }
 
 // install runs the whole device path (Source's steps) into a new directory

@@ -193,9 +193,14 @@ func TestFormat2HostileOversizedIndex(t *testing.T) {
 	name := filepath.Join(h.r.dir, filepath.FromSlash(chunkindex.IndexPath(h.m2.Index.SHA256)))
 	b, _ := os.ReadFile(name)
 	os.WriteFile(name, append(b, make([]byte, 1<<20)...), 0o644)
-	_, err := h.install(t)
+	// Fetched whole (no slot holds a section of it), it is refused.
+	_, _, _, err := install2(t, fastClient(), h.r.channelURL(), h.r.trusted(), nil, t.TempDir())
 	wantErr(t, err, ErrDownload, "larger than the")
 	h.activeStillServes(t)
+	// Assembled from sections, the bytes past the pinned ones are never read.
+	if _, err := h.install(t); err != nil {
+		t.Fatalf("an index with junk past its pinned bytes, fetched by sections: %v", err)
+	}
 }
 
 // An index the staging filesystem cannot hold is refused before it is

@@ -12,11 +12,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// getFile downloads url into the file name (replacing it), refusing a body
-// larger than limit; check, if not nil, judges the file, and its error is
-// retried like a transport failure. It retries from the start: the files it
-// is for (an index, locations) are small next to the model.
-func (c *Client) getFile(ctx context.Context, url, name string, limit int64, check func(string) error) error {
+// getFile downloads url into the file rel of the work directory w (replacing
+// it), refusing a body larger than limit; check, if not nil, judges the file,
+// and its error is retried like a transport failure. It retries from the
+// start: the files it is for (an index, locations) are small next to the
+// model.
+func (c *Client) getFile(ctx context.Context, url string, w *work, rel string, limit int64, check func(string) error) error {
 	return c.retry(ctx, url, func(ctx context.Context) error {
 		resp, err := c.request(ctx, url, "", false)
 		if err != nil {
@@ -27,7 +28,7 @@ func (c *Client) getFile(ctx context.Context, url, name string, limit int64, che
 		if resp.StatusCode != http.StatusOK {
 			return statusError(resp)
 		}
-		out, err := os.Create(name)
+		out, err := w.open(rel, os.O_RDWR|os.O_CREATE|os.O_TRUNC)
 		if err != nil {
 			return permanent(fmt.Errorf("staging: %w", err))
 		}
@@ -39,7 +40,7 @@ func (c *Client) getFile(ctx context.Context, url, name string, limit int64, che
 			err = fmt.Errorf("larger than the %d bytes allowed", limit)
 		}
 		if err == nil && check != nil {
-			err = check(name)
+			err = check(rel)
 		}
 		return err
 	})
@@ -47,29 +48,35 @@ func (c *Client) getFile(ctx context.Context, url, name string, limit int64, che
 
 // loadIndex downloads the index the manifest pins (unless staging has it
 // already, intact) and the repository's locations into the work directory.
-func (c *Client) loadIndex(ctx context.Context, repoURL string, m *verify.Manifest, w *work) error {
-	if err := os.MkdirAll(w.dir, 0o755); err != nil {
-		return fmt.Errorf("staging: %w", err)
+// Sections the slots srcs hold are copied, not downloaded (index_sections.go).
+// Locations too large to take whole come in part: the fetcher it returns
+// brings the entries the plan needs (locations.go).
+func (c *Client) loadIndex(ctx context.Context, repoURL string, m *verify.Manifest, w *work, srcs sources) (locFetcher, error) {
+	if err := w.mkdir("."); err != nil {
+		return nil, err
 	}
-	idx := w.path(IndexFile)
-	if checkIndexFile(idx, m.Index) != nil {
-		part := idx + ".part"
+	if checkIndexFile(w, IndexFile, m.Index) != nil {
+		part := IndexFile + ".part"
 		url := joinURL(repoURL, chunkindex.IndexPath(m.Index.SHA256))
 		// Other bytes (a captive portal, a bad mirror) are tried again.
-		check := func(name string) error { return checkIndexFile(name, m.Index) }
-		if err := c.getFile(ctx, url, part, m.Index.Size, check); err != nil {
-			return fmt.Errorf("chunk index: %w", err)
+		check := func(rel string) error { return checkIndexFile(w, rel, m.Index) }
+		done, err := c.assembleIndex(ctx, url, m, w, part, srcs)
+		if err == nil && !done {
+			err = c.getFile(ctx, url, w, part, m.Index.Size, check)
 		}
-		if err := os.Rename(part, idx); err != nil {
-			return fmt.Errorf("staging: %w", err)
+		if err != nil {
+			return nil, fmt.Errorf("chunk index: %w", err)
+		}
+		if err := w.rename(part, IndexFile); err != nil {
+			return nil, err
 		}
 	}
-	limit := locLimit(m)
 	url := joinURL(repoURL, chunkindex.LocationsPath(m.Index.SHA256))
-	if err := c.getFile(ctx, url, w.path(locFile), limit, nil); err != nil {
-		return fmt.Errorf("chunk locations: %w", err)
+	more, err := c.loadLocations(ctx, url, w, locFile, m)
+	if err != nil {
+		return nil, fmt.Errorf("chunk locations: %w", err)
 	}
-	return nil
+	return more, nil
 }
 
 // locLimit bounds a repository's locations for m: a pack a chunk at most.

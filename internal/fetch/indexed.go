@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 
 	"github.com/modelslot/modelslot/internal/chunkindex"
@@ -43,7 +44,12 @@ type indexed struct {
 	first    table    // first use of each chunk of this version, in the staged files
 	reuse    table    // chunks the slots hold, positions into srcFiles
 	srcFiles []string // the slots' files
+	srcs     sources  // the slots, to open srcFiles beneath
 	whole    []int    // per manifest file: an identical slot file (into srcFiles), or -1
+	// moreLocs brings the locations of the entries to fetch; set when the
+	// staged locations hold only their head and those entries (sparse), so
+	// a walk reads the locations of kFetch entries only.
+	moreLocs locFetcher
 }
 
 // entry is one index entry with its location.
@@ -54,11 +60,11 @@ type entry struct {
 
 // planIndexed plans a schema-2 install whose index and locations are in the
 // work directory (loadIndex). srcs are the slots that may hold chunks.
-func (p *Plan) planIndexed(ctx context.Context, srcs []*Active) error {
+func (p *Plan) planIndexed(ctx context.Context, moreLocs locFetcher, srcs sources) error {
 	m := p.Manifest
-	x := &indexed{m: m, w: p.work, whole: make([]int, len(m.Files))}
+	x := &indexed{m: m, w: p.work, whole: make([]int, len(m.Files)), srcs: srcs, moreLocs: moreLocs}
 	p.ix = x
-	if err := checkIndexFile(x.w.path(IndexFile), m.Index); err != nil {
+	if err := checkIndexFile(x.w, IndexFile, m.Index); err != nil {
 		return err
 	}
 	for _, f := range m.Files {
@@ -92,7 +98,9 @@ func (p *Plan) planIndexed(ctx context.Context, srcs []*Active) error {
 	return x.classify(ctx, p)
 }
 
-// classify decides every entry's kind and adds up the plan's sizes.
+// classify decides every entry's kind and adds up the plan's sizes, then
+// (with the locations of the entries to fetch, brought now if staging has
+// only the locations' head) the runs Download will request.
 func (x *indexed) classify(ctx context.Context, p *Plan) error {
 	done, err := x.w.journaledOrdinals(x.m.Index.Chunks)
 	if err != nil {
@@ -100,19 +108,8 @@ func (x *indexed) classify(ctx context.Context, p *Plan) error {
 	}
 	staged := &fileCursor{file: -1}
 	defer staged.close()
-	packs, err := x.packs()
-	if err != nil {
-		return err
-	}
-	// The runs Download will request, to count the bytes on the wire (gaps
-	// read through included) and the requests.
-	b := &runs{packs: packs, emit: func(r *run) error {
-		p.FetchBytes += int64(r.end - r.start)
-		p.FetchRequests++
-		return nil
-	}}
-	defer b.flush()
-	return x.walk(ctx, true, func(e *entry) error {
+	var fetch []ordRange
+	err = x.walk(ctx, false, func(e *entry) error {
 		k := x.kindOf(e, done, staged)
 		x.kind[e.Ordinal] = k
 		switch k {
@@ -125,17 +122,50 @@ func (x *indexed) classify(ctx context.Context, p *Plan) error {
 		case kFetch:
 			p.FetchChunks++
 			p.FetchSize += int64(e.Size)
-			return b.add(e)
+			if n := len(fetch); n > 0 && fetch[n-1].end == e.Ordinal {
+				fetch[n-1].end++
+			} else {
+				fetch = append(fetch, ordRange{e.Ordinal, e.Ordinal + 1})
+			}
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	if x.moreLocs != nil && len(fetch) > 0 {
+		if err := x.moreLocs(ctx, fetch); err != nil {
+			return err
+		}
+	}
+	packs, err := x.packs()
+	if err != nil {
+		return err
+	}
+	// The runs Download will request, to count the bytes on the wire (gaps
+	// read through included) and the requests.
+	b := &runs{packs: packs, emit: func(r *run) error {
+		p.FetchBytes += int64(r.end - r.start)
+		p.FetchRequests++
+		return nil
+	}}
+	err = x.walk(ctx, true, func(e *entry) error {
+		if x.kind[e.Ordinal] != kFetch {
+			return nil
+		}
+		return b.add(e)
+	})
+	if err != nil {
+		return err
+	}
+	return b.flush()
 }
 
 func (x *indexed) kindOf(e *entry, done bitset, staged *fileCursor) uint8 {
 	if x.whole[e.File] >= 0 {
 		return kWhole
 	}
-	if done.has(e.Ordinal) && staged.holds(x.w.file(x.m.Files[e.File]), e.File, e.Chunk) {
+	if done.has(e.Ordinal) && staged.holds(x.w, fileRel(x.m.Files[e.File]), e.File, e.Chunk) {
 		return kStaged
 	}
 	if pos, _ := x.first.find(e.Sum); pos != packPos(e.File, e.Offset) {
@@ -150,7 +180,7 @@ func (x *indexed) kindOf(e *entry, done bitset, staged *fileCursor) uint8 {
 // walk streams the index (and, with locs, the locations in step) from the
 // work directory, calling fn for each entry in index order.
 func (x *indexed) walk(ctx context.Context, locs bool, fn func(e *entry) error) error {
-	fi, err := os.Open(x.w.path(IndexFile))
+	fi, err := x.w.open(IndexFile, os.O_RDONLY)
 	if err != nil {
 		return fmt.Errorf("staging: %w", err)
 	}
@@ -161,7 +191,7 @@ func (x *indexed) walk(ctx context.Context, locs bool, fn func(e *entry) error) 
 	}
 	var lr *chunkindex.LocReader
 	if locs {
-		fl, err := os.Open(x.w.path(locFile))
+		fl, err := x.w.open(locFile, os.O_RDONLY)
 		if err != nil {
 			return fmt.Errorf("staging: %w", err)
 		}
@@ -188,10 +218,16 @@ func (x *indexed) walk(ctx context.Context, locs bool, fn func(e *entry) error) 
 			return err
 		}
 		e.Chunk = c
-		if lr != nil {
-			if e.loc, err = lr.Next(); err != nil {
-				return locErr(err)
-			}
+		switch {
+		case lr == nil:
+		case x.moreLocs != nil && x.kind[c.Ordinal] != kFetch:
+			e.loc = chunkindex.Loc{} // not fetched: staging holds zeros there
+			err = lr.Skip()
+		default:
+			e.loc, err = lr.Next()
+		}
+		if err != nil {
+			return locErr(err)
 		}
 		if err := fn(&e); err != nil {
 			return err
@@ -201,7 +237,7 @@ func (x *indexed) walk(ctx context.Context, locs bool, fn func(e *entry) error) 
 
 // packs reads the pack table of the locations in the work directory.
 func (x *indexed) packs() ([]chunkindex.Digest, error) {
-	fl, err := os.Open(x.w.path(locFile))
+	fl, err := x.w.open(locFile, os.O_RDONLY)
 	if err != nil {
 		return nil, fmt.Errorf("staging: %w", err)
 	}
@@ -271,7 +307,7 @@ func (x *indexed) addSource(a *Active, base int) error {
 		}
 		return nil
 	}
-	f, err := os.Open(filepath.Join(a.Dir, verify.MetaDir, IndexFile))
+	f, err := a.open(path.Join(verify.MetaDir, IndexFile))
 	if err != nil {
 		return err
 	}
@@ -297,9 +333,10 @@ func (x *indexed) addSource(a *Active, base int) error {
 	return nil
 }
 
-// checkIndexFile hashes a stored index against the manifest's pin.
-func checkIndexFile(name string, ref *verify.IndexRef) error {
-	f, err := os.Open(name)
+// checkIndexFile hashes the stored index rel of the work directory w
+// against the manifest's pin.
+func checkIndexFile(w *work, rel string, ref *verify.IndexRef) error {
+	f, err := w.open(rel, os.O_RDONLY)
 	if err != nil {
 		return fmt.Errorf("chunk index: %w", err)
 	}
@@ -322,12 +359,14 @@ type fileCursor struct {
 	f    *os.File
 }
 
-// holds reports whether the file name (manifest file i) has chunk c's bytes.
-func (fc *fileCursor) holds(name string, i int, c chunkindex.Chunk) bool {
+// holds reports whether the staged file rel of w (manifest file i) has
+// chunk c's bytes. One that cannot be opened (missing, or a link or FIFO
+// there, which the install refuses when it prepares the file) holds nothing.
+func (fc *fileCursor) holds(w *work, rel string, i int, c chunkindex.Chunk) bool {
 	if fc.file != i {
 		fc.close()
 		fc.file = i
-		fc.f, _ = os.Open(name)
+		fc.f, _ = w.open(rel, os.O_RDONLY)
 	}
 	if fc.f == nil {
 		return false

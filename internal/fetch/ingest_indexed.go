@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 
 	"github.com/modelslot/modelslot/internal/bundle"
 	"github.com/modelslot/modelslot/verify"
@@ -17,19 +18,21 @@ func loadBundleIndex(r *bundle.Reader, w *work) error {
 	if err != nil {
 		return err
 	}
-	if err := copyTo(w.path(IndexFile), ix); err != nil {
+	if err := copyTo(w, IndexFile, ix); err != nil {
 		return err
 	}
 	loc, err := r.Locations()
 	if err != nil {
 		return err
 	}
-	return copyTo(w.path(locFile), loc)
+	return copyTo(w, locFile, loc)
 }
 
-func copyTo(name string, r io.Reader) error {
-	part := name + ".part"
-	out, err := os.Create(part)
+// copyTo writes r to the file rel of the work directory w, through a
+// ".part" name renamed into place.
+func copyTo(w *work, rel string, r io.Reader) error {
+	part := rel + ".part"
+	out, err := w.open(part, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
 	if err != nil {
 		return fmt.Errorf("staging: %w", err)
 	}
@@ -38,10 +41,10 @@ func copyTo(name string, r io.Reader) error {
 		err = cerr
 	}
 	if err != nil {
-		os.Remove(part)
+		w.root.RemoveAll(path.Join(w.rel, part))
 		return err
 	}
-	return os.Rename(part, name)
+	return w.rename(part, rel)
 }
 
 // ingestIndexed reads a format-2 bundle's pack, in one pass: walking the index
@@ -108,7 +111,7 @@ func (s *packStream) entry(e *entry) error {
 	vc := verify.Chunk{SHA256: e.Sum.String(), Size: int64(e.Size), CSize: int64(e.loc.CSize)}
 	plain := getBuf(vc.Size)
 	defer putBuf(plain)
-	data, err := decodeChunk(z, vc, plain)
+	data, err := decodeStored(z, vc, plain)
 	if err != nil { // the bundle is the artifact: reading it again gives the same bytes
 		return fmt.Errorf("%w: %w", verify.ErrRejected, err)
 	}

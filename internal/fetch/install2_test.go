@@ -2,6 +2,7 @@ package fetch
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,7 +66,9 @@ func (r *repo) packRequests() []string {
 func (r *repo) resetLog() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.packs, r.ranges, r.hits = nil, nil, map[string]int{}
+	r.packs, r.ranges, r.idx, r.loc, r.hits = nil, nil, nil, nil, map[string]int{}
+	r.idxSent.Store(0)
+	r.locSent.Store(0)
 }
 
 // lowerRangeCap makes runs split at n bytes for one test.
@@ -177,5 +180,46 @@ func TestFormat2ReusesASchema1Slot(t *testing.T) {
 	}
 	if p.FetchBytes > 200<<10 || p.ReusedSize < 1<<20 {
 		t.Fatalf("schema-2 install over a schema-1 slot: %s", p.Summary())
+	}
+}
+
+// A version of compressible and incompressible files is stored as zstd
+// frames and plain chunks (chunkindex.Plain); the device installs both, and
+// a damaged frame is a corrupt chunk like a damaged plain one.
+func TestFormat2FramesAndPlainChunks(t *testing.T) {
+	r := newRepo2(t)
+	dir := bigModel(t, 1, 1<<20)
+	writeFile(t, dir, "vocab.txt", []byte(strings.Repeat("token merges and vocabulary compress well ", 20000)))
+	m := r.publish2(dir, "v1")
+	_, locs := r.locations(m)
+	var frame *chunkindex.Loc
+	plain := 0
+	for i := range locs {
+		if locs[i].CSize < 65536/2 && frame == nil {
+			frame = &locs[i] // text compresses to far less than a chunk
+		}
+		if locs[i].CSize >= 16<<10 {
+			plain++
+		}
+	}
+	if frame == nil || plain == 0 {
+		t.Fatalf("locations %v: want small frames of the text and plain chunks of the weights", locs)
+	}
+	if _, _, _, err := install2(t, fastClient(), r.channelURL(), r.trusted(), nil, t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	packs, _ := r.locations(m)
+	name := r.packFile(packs[frame.Pack])
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[frame.Offset+uint64(frame.CSize)/2] ^= 0xff
+	if err := os.WriteFile(name, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, _, _, err = install2(t, fastClient(), r.channelURL(), r.trusted(), nil, t.TempDir())
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("a damaged frame: %v, want ErrCorrupt", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,15 +19,24 @@ func (b bitset) set(i int64) { b[i/64] |= 1 << (i % 64) }
 
 func (b bitset) has(i int64) bool { return i/64 < int64(len(b)) && b[i/64]&(1<<(i%64)) != 0 }
 
-// path is a file of the work directory.
+// path is a file of the work directory, as a path for messages.
 func (w *work) path(name string) string { return filepath.Join(w.dir, name) }
+
+// rename renames the file from of the work directory to to, both resolved
+// beneath the staging directory.
+func (w *work) rename(from, to string) error {
+	if err := w.root.Rename(path.Join(w.rel, from), path.Join(w.rel, to)); err != nil {
+		return fmt.Errorf("staging: %w", err)
+	}
+	return nil
+}
 
 // journaledOrdinals reads the index ordinals an earlier attempt wrote. Like
 // the digest journal it is a hint: each is re-hashed before it is trusted,
 // and a torn last line is ignored (or names fewer ordinals than were written).
 func (w *work) journaledOrdinals(total int64) (bitset, error) {
 	b := newBitset(total)
-	f, err := os.Open(w.path(ordJournal))
+	f, err := w.open(ordJournal, os.O_RDONLY)
 	if missing(err) {
 		return b, nil
 	}
@@ -51,7 +61,7 @@ func (w *work) journaledOrdinals(total int64) (bitset, error) {
 
 // openJournal opens the ordinal journal for appending.
 func (w *work) openJournal() (*os.File, error) {
-	f, err := os.OpenFile(w.path(ordJournal), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	f, err := w.open(ordJournal, os.O_WRONLY|os.O_CREATE|os.O_APPEND)
 	if err != nil {
 		return nil, fmt.Errorf("staging: %w", err)
 	}
@@ -67,7 +77,7 @@ func (w *work) recordOrdinals(ords []int64) error {
 	line := appendRanges(nil, ords)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	f, err := os.OpenFile(w.path(ordJournal), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	f, err := w.open(ordJournal, os.O_WRONLY|os.O_CREATE|os.O_APPEND)
 	if err != nil {
 		return fmt.Errorf("staging: %w", err)
 	}

@@ -8,7 +8,7 @@ import (
 // The ordinal journal is a hint read back leniently: ranges as written, a
 // torn last line ignored, nothing outside the index trusted.
 func TestOrdinalJournalReadsRangesAndIgnoresTornOrForeignLines(t *testing.T) {
-	w := &work{dir: t.TempDir()}
+	w := workIn(t, t.TempDir())
 	if err := w.recordOrdinals([]int64{0, 1, 2, 5, 9}); err != nil {
 		t.Fatal(err)
 	}

@@ -99,10 +99,11 @@ func kill2Child(url, staging string) {
 	}
 	st, _ := OpenStaging(staging)
 	w, _ := st.workFor(res.Manifest)
-	if err := c.loadIndex(ctx, res.RepoURL, res.Manifest, w); err != nil {
+	more, err := c.loadIndex(ctx, res.RepoURL, res.Manifest, w, nil)
+	if err != nil {
 		os.Exit(2)
 	}
-	p, err := NewPlan(ctx, res.Manifest, st, nil)
+	p, err := newPlan(ctx, res.Manifest, st, planOptions{moreLocs: more}, nil)
 	if err != nil {
 		os.Exit(2)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/modelslot/modelslot/internal/durable"
 	"github.com/modelslot/modelslot/verify"
 )
 
@@ -16,6 +17,41 @@ import (
 type Active struct {
 	Dir      string           // the active slot's directory
 	Manifest *verify.Manifest // the manifest it was verified against
+	// Root, if not nil, is Dir opened beneath the state directory (the slot
+	// store's OpenDir); without it Dir is opened by its path for each read.
+	// Either way the slot's files are opened beneath it, never through a
+	// link, and a FIFO or device in a file's place is refused.
+	Root *durable.Root
+}
+
+// open opens the regular file rel (slash-separated) of the slot for reading.
+func (a *Active) open(rel string) (*os.File, error) {
+	if a.Root != nil {
+		return a.Root.OpenRegular(rel, os.O_RDONLY)
+	}
+	r, err := durable.OpenRoot(a.Dir)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return r.OpenRegular(rel, os.O_RDONLY)
+}
+
+// sources are the slots a plan reuses bytes from.
+type sources []*Active
+
+// open opens name, a file under one of the slots' directories, beneath that
+// slot's directory (Active.open).
+func (s sources) open(name string) (*os.File, error) {
+	for _, a := range s {
+		if a == nil {
+			continue
+		}
+		if rel, err := filepath.Rel(a.Dir, name); err == nil && filepath.IsLocal(rel) {
+			return a.open(filepath.ToSlash(rel))
+		}
+	}
+	return nil, fmt.Errorf("internal error: %s is in none of the slots reused", name)
 }
 
 // slotRange is where a chunk's bytes lie in the active slot.
@@ -24,7 +60,8 @@ type slotRange struct {
 	off  int64
 }
 
-// place is one use of a chunk: a staged file and an offset in it.
+// place is one use of a chunk: a staged file (relative to the work
+// directory) and an offset in it.
 type place struct {
 	file string
 	off  int64
@@ -53,6 +90,7 @@ type Plan struct {
 	slot     map[string]slotRange // chunk sha256 → its bytes in the active slot
 	places   map[string][]place   // chunk sha256 → where it goes in the staged files
 	ix       *indexed             // a schema-2 plan; the maps above are then unused
+	srcs     sources              // the slots reused
 }
 
 // NewPlan plans the install of m. active may be nil (first install). Chunks an
@@ -61,16 +99,28 @@ type Plan struct {
 // locations must be in staging first (Source loads them); its plan also
 // reuses the other slots given in more.
 func NewPlan(ctx context.Context, m *verify.Manifest, st *Staging, active *Active, more ...*Active) (*Plan, error) {
+	return newPlan(ctx, m, st, planOptions{}, active, more...)
+}
+
+// planOptions are what a Source knows that a plan may need.
+type planOptions struct {
+	// moreLocs brings the locations of the chunks the plan downloads, when
+	// staging holds only the locations' head (locations.go).
+	moreLocs locFetcher
+}
+
+func newPlan(ctx context.Context, m *verify.Manifest, st *Staging, o planOptions, active *Active, more ...*Active) (*Plan, error) {
 	w, err := st.workFor(m)
 	if err != nil {
 		return nil, err
 	}
+	srcs := append(sources{active}, more...)
 	if m.Index != nil {
-		p := &Plan{Manifest: m, staging: st, work: w}
-		return p, p.planIndexed(ctx, append([]*Active{active}, more...))
+		p := &Plan{Manifest: m, staging: st, work: w, srcs: srcs}
+		return p, p.planIndexed(ctx, o.moreLocs, srcs)
 	}
 	p := &Plan{Manifest: m, staging: st, work: w, whole: map[string]string{},
-		slot: map[string]slotRange{}, places: map[string][]place{}}
+		slot: map[string]slotRange{}, places: map[string][]place{}, srcs: srcs}
 	p.indexActive(active)
 	if err := p.placeFiles(); err != nil {
 		return nil, err
@@ -105,7 +155,7 @@ func (p *Plan) placeFiles() error {
 		}
 		var off int64
 		for _, c := range f.Chunks {
-			p.places[c.SHA256] = append(p.places[c.SHA256], place{file: p.work.file(f), off: off})
+			p.places[c.SHA256] = append(p.places[c.SHA256], place{file: fileRel(f), off: off})
 			off += c.Size
 		}
 	}
@@ -120,8 +170,8 @@ func (p *Plan) prepareFiles() error {
 	if p.prepared {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Join(p.work.dir, "files"), 0o755); err != nil {
-		return fmt.Errorf("staging: %w", err)
+	if err := p.work.mkdir("files"); err != nil {
+		return err
 	}
 	for _, f := range p.Manifest.Files {
 		if _, ok := p.whole[f.Path]; ok {
@@ -166,7 +216,7 @@ func (p *Plan) verifyPlaced(ctx context.Context, c verify.Chunk) (bool, error) {
 		if err := ctx.Err(); err != nil {
 			return false, err
 		}
-		err := readAt(pl.file, pl.off, buf)
+		err := p.work.readAt(pl.file, pl.off, buf)
 		if errors.Is(err, fs.ErrNotExist) {
 			return false, nil // journaled, but the file is gone: fetch it again
 		}
@@ -208,7 +258,7 @@ func (p *Plan) indexActive(a *Active) {
 // stage writes a verified chunk to every place it has, then journals it.
 func (p *Plan) stage(c verify.Chunk, data []byte) error {
 	for _, pl := range p.places[c.SHA256] {
-		if err := writeAt(pl.file, pl.off, data); err != nil {
+		if err := p.work.writeAt(pl.file, pl.off, data); err != nil {
 			return fmt.Errorf("staging: chunk %s: %w", c.SHA256, err)
 		}
 	}
@@ -228,8 +278,9 @@ func (p *Plan) requests() string {
 	return fmt.Sprintf(" in %d requests", p.FetchRequests)
 }
 
-func readAt(name string, off int64, buf []byte) error {
-	f, err := os.Open(name)
+// readAt reads buf at off of the staged file rel of the work directory.
+func (w *work) readAt(rel string, off int64, buf []byte) error {
+	f, err := w.open(rel, os.O_RDONLY)
 	if err != nil {
 		return err
 	}
@@ -238,8 +289,9 @@ func readAt(name string, off int64, buf []byte) error {
 	return err
 }
 
-func writeAt(name string, off int64, data []byte) error {
-	f, err := os.OpenFile(name, os.O_WRONLY, 0)
+// writeAt writes data at off of the staged file rel of the work directory.
+func (w *work) writeAt(rel string, off int64, data []byte) error {
+	f, err := w.open(rel, os.O_WRONLY)
 	if err != nil {
 		return err
 	}

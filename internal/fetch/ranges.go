@@ -257,7 +257,7 @@ func (f *runFetch) place(z []byte, ch runChunk) error {
 	}
 	// Decoded in place, in the writer's block; a chunk that fails its check
 	// is not added to the block, and the next one is decoded over it.
-	data, err := decodeChunk(z, vc, dst)
+	data, err := decodeStored(z, vc, dst)
 	if err != nil {
 		return fmt.Errorf("pack bytes %d-%d: %w", ch.off, ch.off+uint64(ch.csize)-1, err) // ErrCorrupt
 	}
@@ -313,7 +313,7 @@ func (x *indexed) openStaged() ([]*os.File, error) {
 			closeAll(out)
 			return nil, err
 		}
-		o, err := os.OpenFile(x.w.file(f), os.O_RDWR, 0)
+		o, err := x.w.open(fileRel(f), os.O_RDWR)
 		if err != nil {
 			closeAll(out)
 			return nil, fmt.Errorf("staging: %w", err)

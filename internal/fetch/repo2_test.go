@@ -33,6 +33,9 @@ type repo2 struct {
 	*repo
 	stored  map[chunkindex.Digest]storedChunk
 	maxPack int // bytes a pack holds before a new one starts; 0 = one per version
+	// noSections publishes without per-file index sections, as publishers
+	// before them did.
+	noSections bool
 }
 
 func newRepo2(t *testing.T) *repo2 {
@@ -54,6 +57,9 @@ func (pw *packWriter) add(d chunkindex.Digest, data []byte) {
 		return
 	}
 	z := testEncoder.EncodeAll(data, nil)
+	if len(z) >= len(data) {
+		z = data // stored plain, as the publisher does (chunkindex.Plain)
+	}
 	pw.pending = append(pw.pending, d)
 	pw.offs = append(pw.offs, uint64(pw.buf.Len()))
 	pw.buf.Write(z)
@@ -151,6 +157,11 @@ func (r *repo2) writeIndex(m *verify.Manifest, index [][]chunkindex.Entry) {
 	}
 	sum := sha256.Sum256(ib.Bytes())
 	m.Index = &verify.IndexRef{SHA256: hex.EncodeToString(sum[:]), Size: int64(ib.Len()), Chunks: int64(len(locs))}
+	if !r.noSections { // as the publisher does; without, as publishers before sections did
+		for i, sec := range chunkindex.Sections(index) {
+			m.Files[i].Index = &sec
+		}
+	}
 	writeFile(r.t, r.dir, chunkindex.IndexPath(m.Index.SHA256), ib.Bytes())
 	writeFile(r.t, r.dir, chunkindex.LocationsPath(m.Index.SHA256), lb.Bytes())
 }

@@ -49,6 +49,7 @@ type Source struct {
 	staging  *Staging    // set by Fill
 	planned  func(*Plan) // a test seam: told the plan once it is made
 	loaded   bool        // the bundle's index and locations are in staging
+	moreLocs locFetcher  // staging holds the repository locations' head only: the rest on demand
 	stop     func()      // ends the cancellation watch of stdin
 }
 
@@ -94,10 +95,13 @@ func (s *Source) resolvedBy(c *Client, r *Resolved) {
 	s.client, s.resolved, s.Manifest, s.Envelope = c, r, r.Manifest, r.Envelope
 }
 
-// Close releases the bundle file, if one was opened.
+// Close releases the bundle file, if one was opened, and staging.
 func (s *Source) Close() {
 	if s.file != nil {
 		s.file.Close()
+	}
+	if s.staging != nil {
+		s.staging.Close()
 	}
 	if s.stop != nil {
 		s.stop()
@@ -110,32 +114,53 @@ func (s *Source) FirstStep() string { return report.StatusDownloading }
 // Fill plans, checks space and budget, fetches into staging and assembles the
 // files into fill.
 func (s *Source) Fill(ctx context.Context, fill *slots.Fill) error {
-	staging, err := OpenStaging(s.store.StagingPath())
+	root, err := s.store.OpenStaging()
+	if err != nil {
+		return fmt.Errorf("staging: %w", err)
+	}
+	staging, err := NewStaging(root)
 	if err != nil {
 		return err
 	}
+	kept := false
+	defer func() {
+		if !kept {
+			staging.Close()
+		}
+	}()
 	space := Space{StagingDir: staging.Dir(), SlotDir: filepath.Dir(s.store.SlotDir(slots.A)), Budget: s.opts.Budget}
 	fill.AddMeta("envelope.json", s.Envelope)
 	var more []*Active
 	if dir, m := fill.Previous(); m != nil {
-		more = append(more, &Active{Dir: dir, Manifest: m}) // the slot's old version, kept aside
+		if prev := s.slot(dir, m); prev != nil {
+			more = append(more, prev) // the slot's old version, kept aside
+		}
 	}
-	plan, err := s.fill(ctx, fill, staging, s.active(), space, more...)
+	active := s.active()
+	defer active.close()
+	plan, err := s.fill(ctx, fill, staging, active, space, more...)
+	for _, a := range more {
+		a.close()
+	}
 	if errors.Is(err, ErrNoSpace) && len(more) > 0 {
 		slog.Info("not enough space to keep the slot's previous version for reuse; removing it first", "err", err)
 		if derr := fill.DropPrevious(); derr != nil {
 			return err
 		}
-		plan, err = s.fill(ctx, fill, staging, s.active(), space)
+		plan, err = s.fill(ctx, fill, staging, active, space)
 	}
 	if err != nil {
 		return err
 	}
 	if s.Manifest.Index != nil {
 		// A later install reuses this version's chunks by its index.
-		fill.AddMetaFile(IndexFile, plan.work.path(IndexFile))
+		w := plan.work
+		fill.AddMetaFile(IndexFile, func() (*os.File, error) { return w.open(IndexFile, os.O_RDONLY) })
 	}
-	s.staging = staging
+	if s.staging != nil {
+		s.staging.Close() // an earlier Fill's
+	}
+	s.staging, kept = staging, true
 	return nil
 }
 
@@ -143,11 +168,11 @@ func (s *Source) Fill(ctx context.Context, fill *slots.Fill) error {
 func (s *Source) fill(ctx context.Context, fill Fill, staging *Staging, active *Active, space Space, more ...*Active) (*Plan, error) {
 	m := s.Manifest
 	if m.Index != nil {
-		if err := s.loadIndex(ctx, staging); err != nil {
+		if err := s.loadIndex(ctx, staging, append([]*Active{active}, more...)); err != nil {
 			return nil, err
 		}
 	}
-	plan, err := NewPlan(ctx, m, staging, active, more...)
+	plan, err := newPlan(ctx, m, staging, planOptions{moreLocs: s.moreLocs}, active, more...)
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +199,8 @@ func (s *Source) Committed() {
 }
 
 // loadIndex brings a schema-2 manifest's index and locations into staging.
-func (s *Source) loadIndex(ctx context.Context, staging *Staging) error {
+// srcs are the slots whose index sections may be reused.
+func (s *Source) loadIndex(ctx context.Context, staging *Staging, srcs []*Active) error {
 	w, err := staging.workFor(s.Manifest)
 	if err != nil {
 		return err
@@ -183,8 +209,8 @@ func (s *Source) loadIndex(ctx context.Context, staging *Staging) error {
 		return err
 	}
 	if s.bundle != nil {
-		if err := os.MkdirAll(w.dir, 0o755); err != nil {
-			return fmt.Errorf("staging: %w", err)
+		if err := w.mkdir("."); err != nil {
+			return err
 		}
 		if s.loaded {
 			return nil // a bundle is read once; a second plan (less space) reuses it
@@ -192,7 +218,8 @@ func (s *Source) loadIndex(ctx context.Context, staging *Staging) error {
 		s.loaded = true
 		return loadBundleIndex(s.bundle, w)
 	}
-	return s.client.loadIndex(ctx, s.resolved.RepoURL, s.Manifest, w)
+	s.moreLocs, err = s.client.loadIndex(ctx, s.resolved.RepoURL, s.Manifest, w, srcs)
+	return err
 }
 
 func (s *Source) fetch(ctx context.Context, plan *Plan) error {
@@ -213,5 +240,24 @@ func (s *Source) active() *Active {
 		slog.Warn("the active slot's manifest cannot be read; downloading everything", "err", err)
 		return nil
 	}
-	return &Active{Dir: s.store.SlotDir(st.Active), Manifest: m}
+	return s.slot(s.store.SlotDir(st.Active), m)
+}
+
+// slot is the slot directory dir holding m, opened beneath the state
+// directory. One that cannot be opened so is not reused (nil): it only costs
+// a download.
+func (s *Source) slot(dir string, m *verify.Manifest) *Active {
+	r, err := s.store.OpenDir(dir)
+	if err != nil {
+		slog.Warn("not reusing a slot: it cannot be opened", "dir", dir, "err", err)
+		return nil
+	}
+	return &Active{Dir: dir, Manifest: m, Root: r}
+}
+
+// close releases the slot's directory, if it was opened (a nil a is none).
+func (a *Active) close() {
+	if a != nil && a.Root != nil {
+		a.Root.Close()
+	}
 }

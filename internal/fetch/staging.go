@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -26,75 +27,73 @@ import (
 // every journaled chunk is re-hashed in place before it is trusted, so neither
 // the data nor the journal needs an fsync per chunk.
 type Staging struct {
-	dir string
+	dir  string
+	root *durable.Root // the staging directory: every work file is opened beneath it
 }
 
-// OpenStaging opens (creating it if needed) the staging store at dir.
-// The staging directory and its work/ must be real directories: through a
-// link, setup would write into the link's target and Clear would delete
-// there (a planted staging/ link once did both).
+// OpenStaging opens (creating it if needed) the staging store at dir, for a
+// caller without a slot store (tests, tools): dir is made and opened beneath
+// its parent without following a link. The caller closes it.
 func OpenStaging(dir string) (*Staging, error) {
-	s := &Staging{dir: dir}
-	if err := s.refuseLinks(); err != nil {
-		return nil, err
+	parent, err := durable.OpenRoot(filepath.Dir(dir))
+	if err != nil {
+		return nil, fmt.Errorf("staging: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "work"), 0o755); err != nil {
+	defer parent.Close()
+	base := filepath.Base(dir)
+	if err := parent.MkdirAll(base, 0o755); err != nil {
+		return nil, fmt.Errorf("staging: %w", err)
+	}
+	root, err := parent.OpenDir(base)
+	if err != nil {
+		return nil, fmt.Errorf("staging: %w", err)
+	}
+	return NewStaging(root)
+}
+
+// NewStaging is the staging store in the opened directory root (a slot
+// store's OpenStaging), which it then owns and Close closes. Every file,
+// directory, rename and removal of staged work is resolved beneath root
+// without following a link (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, or an
+// O_NOFOLLOW walk), at the moment of use: a work directory, its files/ or a
+// staged file swapped for a link between two attempts cannot redirect a
+// write, and a FIFO or device there is refused instead of blocking an open.
+func NewStaging(root *durable.Root) (*Staging, error) {
+	s := &Staging{dir: root.Name(), root: root}
+	if err := root.MkdirAll("work", 0o755); err != nil {
+		root.Close()
 		return nil, fmt.Errorf("staging: %w", err)
 	}
 	return s, nil
 }
 
-// refuseLinks checks that the staging directory and its work/ are not links
-// or special files (a missing one is fine: OpenStaging creates it).
-func (s *Staging) refuseLinks() error {
-	for _, d := range []string{s.dir, filepath.Join(s.dir, "work")} {
-		fi, err := os.Lstat(d)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // created by OpenStaging, as a real directory
-		}
-		if err != nil {
-			return fmt.Errorf("staging: %w", err)
-		}
-		if !fi.IsDir() {
-			return fmt.Errorf("staging: %w", &durable.UnsafeError{Path: d, What: describeMode(fi.Mode()) + ", not a directory"})
-		}
-	}
-	return nil
-}
+// Close releases the staging directory.
+func (s *Staging) Close() error { return s.root.Close() }
 
-func describeMode(m fs.FileMode) string {
-	if m&fs.ModeSymlink != 0 {
-		return "a symbolic link"
-	}
-	if m.IsRegular() {
-		return "a regular file"
-	}
-	return "a " + m.Type().String() + " entry"
-}
-
-// Dir is the staging directory.
+// Dir is the staging directory, for messages and space checks.
 func (s *Staging) Dir() string { return s.dir }
 
 // Clear removes all staged work, after the install it served committed.
-// Nothing is removed through a link: os.RemoveAll never follows one below
-// work/, and refuseLinks makes sure work/ and the staging directory are not.
+// Nothing is removed through a link: work/ is resolved beneath the staging
+// directory without following one, and a link inside it is removed as a
+// link.
 func (s *Staging) Clear() error {
-	if err := s.refuseLinks(); err != nil {
-		return fmt.Errorf("%w; staged work was not cleared", err)
+	if err := s.root.RemoveAll("work"); err != nil {
+		return fmt.Errorf("staging: clear: %w; staged work was not cleared", err)
 	}
-	if err := os.RemoveAll(filepath.Join(s.dir, "work")); err != nil {
+	if err := s.root.MkdirAll("work", 0o755); err != nil {
 		return fmt.Errorf("staging: clear: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Join(s.dir, "work"), 0o755); err != nil {
-		return fmt.Errorf("staging: clear: %w", err)
-	}
-	return durable.SyncDir(s.dir)
+	return s.root.SyncDir(".")
 }
 
-// work is the staged state of one manifest.
+// work is the staged state of one manifest: work/<hash>/ of the staging
+// directory, every file of it opened beneath the staging directory's root.
 type work struct {
-	dir string
-	mu  sync.Mutex // serializes journal appends
+	root *durable.Root // the staging directory's
+	rel  string        // work/<hash>, beneath root
+	dir  string        // its path, for messages and space checks
+	mu   sync.Mutex    // serializes journal appends
 }
 
 // workFor names the work directory of m by the digest of its content, so that
@@ -106,10 +105,30 @@ func (s *Staging) workFor(m *verify.Manifest) (*work, error) {
 		return nil, err
 	}
 	sum := sha256.Sum256(b)
-	return &work{dir: filepath.Join(s.dir, "work", hex.EncodeToString(sum[:8]))}, nil
+	rel := path.Join("work", hex.EncodeToString(sum[:8]))
+	return &work{root: s.root, rel: rel, dir: filepath.Join(s.dir, filepath.FromSlash(rel))}, nil
 }
 
-// file is where f is assembled.
+// mkdir makes the work directory (and rel below it), beneath the staging
+// directory.
+func (w *work) mkdir(rel string) error {
+	if err := w.root.MkdirAll(path.Join(w.rel, rel), 0o755); err != nil {
+		return fmt.Errorf("staging: %w", err)
+	}
+	return nil
+}
+
+// open opens the regular file rel of the work directory with flags (creating
+// it 0o644 with os.O_CREATE), beneath the staging directory: a link on the
+// way, a FIFO or a device is an *durable.UnsafeError naming it.
+func (w *work) open(rel string, flags int) (*os.File, error) {
+	return w.root.OpenFile(path.Join(w.rel, rel), flags, 0o644)
+}
+
+// fileRel is where f is assembled, relative to the work directory.
+func fileRel(f verify.File) string { return path.Join("files", f.Path) }
+
+// file is where f is assembled, as a path for messages.
 func (w *work) file(f verify.File) string {
 	return filepath.Join(w.dir, "files", filepath.FromSlash(f.Path))
 }
@@ -117,11 +136,11 @@ func (w *work) file(f verify.File) string {
 // prepare makes f's staged file exist with f's size (sparse where nothing was
 // written yet), keeping what an earlier attempt wrote.
 func (w *work) prepare(f verify.File) error {
-	name := w.file(f)
-	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-		return fmt.Errorf("staging: %w", err)
+	rel := fileRel(f)
+	if err := w.mkdir(path.Dir(rel)); err != nil {
+		return err
 	}
-	out, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE, 0o644)
+	out, err := w.open(rel, os.O_WRONLY|os.O_CREATE)
 	if err != nil {
 		return fmt.Errorf("staging: %w", err)
 	}
@@ -137,7 +156,7 @@ func (w *work) prepare(f verify.File) error {
 
 // journaled lists the chunks an earlier attempt recorded as written.
 func (w *work) journaled() (map[string]bool, error) {
-	f, err := os.Open(filepath.Join(w.dir, "journal"))
+	f, err := w.open("journal", os.O_RDONLY)
 	if errors.Is(err, fs.ErrNotExist) {
 		return map[string]bool{}, nil
 	}
@@ -159,7 +178,7 @@ func (w *work) journaled() (map[string]bool, error) {
 func (w *work) record(sum string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	f, err := os.OpenFile(filepath.Join(w.dir, "journal"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	f, err := w.open("journal", os.O_WRONLY|os.O_CREATE|os.O_APPEND)
 	if err != nil {
 		return fmt.Errorf("staging: %w", err)
 	}

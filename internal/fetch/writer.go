@@ -48,8 +48,10 @@ func openDirect(out []*os.File) *stagedFiles {
 		if f == nil {
 			continue
 		}
-		if d, err := os.OpenFile(f.Name(), os.O_WRONLY|unix.O_DIRECT, 0); err == nil {
-			sf.direct[i] = d // tmpfs and some others refuse: page cache then
+		// Reopened through its descriptor, never its name: the same inode,
+		// whatever has its path by now (#12).
+		if fd, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), unix.O_WRONLY|unix.O_DIRECT|unix.O_CLOEXEC, 0); err == nil {
+			sf.direct[i] = os.NewFile(uintptr(fd), f.Name()) // tmpfs and some others refuse: page cache then
 		}
 	}
 	return sf

@@ -30,7 +30,7 @@ func writerFixture(t *testing.T, size int64) (*chunkWriter, []*os.File, *work) {
 	sf := openDirect(out)
 	t.Cleanup(sf.close)
 	t.Logf("O_DIRECT: %v", sf.direct[0] != nil)
-	wk := &work{dir: dir}
+	wk := workIn(t, dir)
 	jf, err := wk.openJournal()
 	if err != nil {
 		t.Fatal(err)

@@ -99,7 +99,10 @@ func TestBundleIsFormat2(t *testing.T) {
 			t.Fatalf("first use of chunk %d at %d, want %d", c.Ordinal, l.Offset, end)
 		}
 		first[c.Sum], end = l, end+uint64(l.CSize)
-		data, err := dec.DecodeAll(pack[l.Offset:end], nil)
+		data, err := pack[l.Offset:end], error(nil)
+		if !chunkindex.Plain(l.CSize, c.Size) {
+			data, err = dec.DecodeAll(data, nil)
+		}
 		if err != nil || sha256.Sum256(data) != c.Sum {
 			t.Fatalf("chunk %d does not decompress to its digest (%v)", c.Ordinal, err)
 		}

@@ -1,6 +1,7 @@
 package publish
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/modelslot/modelslot/internal/chunkindex"
 	"github.com/modelslot/modelslot/internal/safetensors"
+	"github.com/modelslot/modelslot/internal/testutil"
 	"github.com/modelslot/modelslot/verify"
 )
 
@@ -251,6 +253,63 @@ func TestIndexIsASmallFractionOfTheModel(t *testing.T) {
 	}
 }
 
+// TestEveryFilePinsItsIndexSection: the signed manifest pins each file's
+// section of the stored index, so a device can fetch one section alone and
+// check it; a file left unchanged by the next version keeps its pin.
+func TestEveryFilePinsItsIndexSection(t *testing.T) {
+	k, repo, dir := testKey(t), t.TempDir(), t.TempDir()
+	write(t, dir, "a.bin", randomData(1, 3<<20))
+	write(t, dir, "config.json", []byte(`{"layers": 4}`))
+	write(t, dir, "z.bin", randomData(2, 2<<20))
+	o := opts(repo, "v1", k)
+	o.Params = chunkerDefault()
+	res, err := Publish(context.Background(), dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pins := func(m *verify.Manifest) map[string]verify.FileIndex {
+		idx, err := os.ReadFile(filepath.Join(repo, filepath.FromSlash(chunkindex.IndexPath(m.Index.SHA256))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]verify.FileIndex{}
+		off := int64(chunkindex.HeaderSize)
+		for _, f := range m.Files {
+			if f.Index == nil {
+				t.Fatalf("%s pins no index section", f.Path)
+			}
+			end := off + chunkindex.SectionSize(f.Index.Chunks)
+			if end > int64(len(idx)) {
+				t.Fatalf("%s: section %d-%d past the index's %d bytes", f.Path, off, end, len(idx))
+			}
+			if sum := sha256.Sum256(idx[off:end]); verify.HexDigest(sum[:]) != f.Index.SHA256 {
+				t.Fatalf("%s pins section %s, the index bytes %d-%d are %x", f.Path, f.Index.SHA256, off, end, sum)
+			}
+			out[f.Path] = *f.Index
+			off = end
+		}
+		if off != int64(len(idx)) {
+			t.Fatalf("the sections end at %d, the index at %d", off, len(idx))
+		}
+		return out
+	}
+	v1 := pins(res.Manifest)
+	write(t, dir, "config.json", []byte(`{"layers": 5}`))
+	o2 := opts(repo, "v2", k)
+	o2.Params = o.Params
+	res2, err := Publish(context.Background(), dir, o2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2 := pins(res2.Manifest)
+	if v1["a.bin"] != v2["a.bin"] || v1["z.bin"] != v2["z.bin"] {
+		t.Fatal("an unchanged file's section pin changed")
+	}
+	if v1["config.json"] == v2["config.json"] {
+		t.Fatal("the changed file kept its section pin")
+	}
+}
+
 // TestCancelledPublishLeavesNoManifestNorTempFile: a publish cancelled while
 // it writes packs returns the cancellation and leaves no manifest, index or
 // half-written pack.
@@ -272,5 +331,52 @@ func TestCancelledPublishLeavesNoManifestNorTempFile(t *testing.T) {
 		if strings.Contains(f, ".tmp-") || strings.HasPrefix(f, "index/") || strings.HasPrefix(f, "demo/") {
 			t.Errorf("a cancelled publish left %s", f)
 		}
+	}
+}
+
+// TestIncompressibleChunksAreStoredPlain: a chunk zstd would not make smaller
+// is stored as its plain bytes (csize == size), with no frame's overhead; a
+// compressible one is a zstd frame smaller than it. Both install.
+func TestIncompressibleChunksAreStoredPlain(t *testing.T) {
+	k, repo, dir := testKey(t), t.TempDir(), t.TempDir()
+	write(t, dir, "random.bin", randomData(3, 1<<20))
+	write(t, dir, "text.bin", bytes.Repeat([]byte("weights compress a little, text a lot. "), 30000))
+	o := opts(repo, "v1", k)
+	o.Params = chunkerDefault()
+	res, err := Publish(context.Background(), dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := res.Manifest
+	fi, err := os.Open(filepath.Join(repo, chunkindex.IndexPath(m.Index.SHA256)))
+	testutil.OK(t, err)
+	defer fi.Close()
+	ir, err := chunkindex.NewIndexReader(fi, m)
+	testutil.OK(t, err)
+	var locs []chunkindex.Loc
+	eachLoc(t, repo, m, func(_ []chunkindex.Digest, l chunkindex.Loc) { locs = append(locs, l) })
+	plain := map[string]int{}
+	frames := map[string]int{}
+	for {
+		c, err := ir.Next()
+		if err == io.EOF {
+			break
+		}
+		testutil.OK(t, err)
+		l, path := locs[c.Ordinal], m.Files[c.File].Path
+		switch {
+		case chunkindex.Plain(l.CSize, c.Size):
+			plain[path]++
+		case l.CSize < c.Size:
+			frames[path]++
+		default:
+			t.Fatalf("%s chunk %d: a %d-byte frame for %d bytes", path, c.Ordinal, l.CSize, c.Size)
+		}
+	}
+	if plain["random.bin"] == 0 || frames["random.bin"] != 0 || frames["text.bin"] == 0 || plain["text.bin"] != 0 {
+		t.Fatalf("stored plain %v, as frames %v: want random.bin plain and text.bin compressed", plain, frames)
+	}
+	if err := installable(repo, m, dir); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/modelslot/modelslot/internal/chunkindex"
 	"github.com/modelslot/modelslot/internal/crashpoint"
 	"github.com/modelslot/modelslot/internal/durable"
 	"github.com/modelslot/modelslot/verify"
@@ -50,6 +51,11 @@ func buildManifest(ctx context.Context, dir string, opts Options) (*verify.Manif
 	m.Index, err = writeIndex(opts.Repo, st.files, st.packs, st.locs)
 	if err != nil {
 		return nil, nil, err
+	}
+	// Each file pins its own section too: a device fetches the sections of
+	// the files it lacks, not the whole index (docs/repository.md).
+	for i, sec := range chunkindex.Sections(st.files) {
+		m.Files[i].Index = &sec
 	}
 	return m, &st.stats, m.Validate()
 }

@@ -85,8 +85,10 @@ func newStore(ctx context.Context, repo string, level zstd.EncoderLevel, workers
 		// Single segment: every frame then declares its content size, which a
 		// device checks before it decompresses (without it, klauspost leaves
 		// the size out of frames under 256 bytes).
+		// No frame checksum: every chunk is checked against its sha256 after
+		// it is decompressed, so four bytes a frame would buy nothing.
 		e, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true),
-			zstd.WithSingleSegment(true))
+			zstd.WithSingleSegment(true), zstd.WithEncoderCRC(false))
 		return e
 	}
 	s.decs.New = func() any {
@@ -158,6 +160,12 @@ func (s *store) prepare(j *job) error {
 	enc := s.encs.Get().(*zstd.Encoder)
 	j.z = enc.EncodeAll(j.data, make([]byte, 0, len(j.data)/2+64))
 	s.encs.Put(enc)
+	if len(j.z) >= len(j.data) {
+		// zstd does not help (random or already compressed data): the chunk
+		// is stored plain, without a frame's bytes or a device's decoding
+		// (chunkindex.Plain).
+		j.z = j.data
+	}
 	if len(j.z) > verify.MaxChunkSize {
 		return fmt.Errorf("chunk %s: compressed to %d bytes, more than a device accepts (%d)", j.sum, len(j.z), verify.MaxChunkSize)
 	}
@@ -177,11 +185,13 @@ func (s *store) verifyKnown(j *job) error {
 	if _, err := f.ReadAt(z, int64(j.cand.offset)); err != nil {
 		return err
 	}
-	dec := s.decs.Get().(*zstd.Decoder)
-	defer s.decs.Put(dec)
-	got, err := dec.DecodeAll(z, make([]byte, 0, len(j.data)))
-	if err != nil {
-		return err
+	got := z
+	if !chunkindex.Plain(j.cand.csize, j.cand.size) {
+		dec := s.decs.Get().(*zstd.Decoder)
+		defer s.decs.Put(dec)
+		if got, err = dec.DecodeAll(z, make([]byte, 0, len(j.data))); err != nil {
+			return err
+		}
 	}
 	if !bytes.Equal(got, j.data) {
 		return fmt.Errorf("its %d bytes at %d decompress to other data", j.cand.csize, j.cand.offset)

@@ -1,0 +1,186 @@
+package fetch
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+
+	"github.com/modelslot/modelslot/internal/chunkindex"
+	"github.com/modelslot/modelslot/verify"
+)
+
+// A repository's locations (16 bytes a chunk: 4.8 MB for a 20 GiB model)
+// are fetched whole when they are small, in the one request that asks for
+// their head. When they are larger, the head (header and pack table) is
+// kept in a sparse staging file and, once the plan knows which chunks it
+// downloads, only those chunks' entries are requested (locFetcher): a small
+// change of a big model costs kilobytes of locations. Entries are unsigned
+// and checked when read (chunkindex.LocReader), and a wrong one costs a
+// retry, never a wrong byte (the chunk's digest is pinned by the index).
+
+// locHead is the bytes asked for first: the header and a pack table of up
+// to 127 packs, and the whole of locations no larger (a model of up to ~250
+// chunks, ~16 MiB). A variable: tests lower it.
+var locHead int64 = 4 << 10
+
+// Entry ranges of locations fetched in part are joined across gaps of up to
+// locGap entries, then further, smallest gaps first, down to locRequests
+// requests.
+const (
+	locGap      = 256
+	locRequests = 8
+)
+
+// ordRange is the index ordinals [first, end).
+type ordRange struct{ first, end int64 }
+
+// locFetcher brings the locations of the entries in ords (ascending) into
+// the staged locations file.
+type locFetcher func(ctx context.Context, ords []ordRange) error
+
+// loadLocations brings the locations at url into rel of the work directory, whole or their head
+// only; for the head only it returns the fetcher of the entries the plan
+// needs, else nil.
+func (c *Client) loadLocations(ctx context.Context, url string, w *work, rel string, m *verify.Manifest) (locFetcher, error) {
+	limit := locLimit(m)
+	var packs uint32
+	var have int64 // the bytes from the start the head brought
+	partial := false
+	err := c.retry(ctx, url, func(ctx context.Context) error {
+		resp, err := c.request(ctx, url, fmt.Sprintf("bytes=0-%d", locHead-1), false)
+		if err != nil {
+			return err
+		}
+		body := c.watch(ctx, resp.Body)
+		defer body.Close()
+		out, err := w.open(rel, os.O_RDWR|os.O_CREATE|os.O_TRUNC)
+		if err != nil {
+			return permanent(fmt.Errorf("staging: %w", err))
+		}
+		defer out.Close()
+		switch resp.StatusCode {
+		case http.StatusOK: // no Range support: the whole file
+			partial = false
+			n, err := io.Copy(out, io.LimitReader(body, limit+1))
+			if err == nil && n > limit {
+				err = fmt.Errorf("larger than the %d bytes allowed", limit)
+			}
+			return err
+		case http.StatusPartialContent:
+		default:
+			return statusError(resp)
+		}
+		var first, last, total int64
+		if n, _ := fmt.Sscanf(resp.Header.Get("Content-Range"), "bytes %d-%d/%d", &first, &last, &total); n != 3 || first != 0 || last >= total {
+			return fmt.Errorf("asked for bytes=0-%d, the server answered Content-Range %q", locHead-1, resp.Header.Get("Content-Range"))
+		}
+		if total > limit {
+			return fmt.Errorf("%d bytes, larger than the %d allowed", total, limit)
+		}
+		n, err := io.Copy(out, io.LimitReader(body, last+1))
+		if err == nil && n != last+1 {
+			err = shortBody(uint64(n), io.ErrUnexpectedEOF)
+		}
+		if err != nil || n == total {
+			partial = false
+			return err // whole
+		}
+		head := make([]byte, chunkindex.LocHeaderSize)
+		if _, err := out.ReadAt(head, 0); err != nil {
+			return locErr(err)
+		}
+		var chunks uint64
+		if packs, chunks, err = chunkindex.ParseLocHeader(head); err != nil {
+			return locErr(err)
+		}
+		if int64(chunks) != m.Index.Chunks || chunkindex.LocOffset(packs, int64(chunks)) != total {
+			return locErr(fmt.Errorf("%w: %d bytes for %d packs and %d chunks (the index has %d)", chunkindex.ErrLocations, total, packs, chunks, m.Index.Chunks))
+		}
+		if err := out.Truncate(total); err != nil {
+			return permanent(fmt.Errorf("staging: %w", err))
+		}
+		partial, have = true, n
+		if table := chunkindex.LocOffset(packs, 0); table > n { // a pack table larger than the head
+			if _, err := c.getRangeInto(ctx, url, out, n, table, total); err != nil {
+				return err
+			}
+			have = table
+		}
+		return nil
+	})
+	if err != nil || !partial {
+		return nil, err
+	}
+	return func(ctx context.Context, ords []ordRange) error {
+		out, err := w.open(rel, os.O_WRONLY)
+		if err != nil {
+			return fmt.Errorf("staging: %w", err)
+		}
+		defer out.Close()
+		size := chunkindex.LocOffset(packs, m.Index.Chunks)
+		for _, r := range joinOrdRanges(ords) {
+			start, end := max(chunkindex.LocOffset(packs, r.first), have), chunkindex.LocOffset(packs, r.end)
+			if start >= end {
+				continue // the head brought them
+			}
+			whole := false
+			err := c.retry(ctx, url, func(ctx context.Context) error {
+				var err error
+				whole, err = c.getRangeInto(ctx, url, out, start, end, size)
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("chunk locations: %w", err)
+			}
+			if whole {
+				return nil
+			}
+		}
+		return nil
+	}, nil
+}
+
+// getRangeInto writes bytes [start, end) of url at their offsets in out. A
+// server that ignores Range sends the whole file (of size bytes): it is
+// written whole and whole is true.
+func (c *Client) getRangeInto(ctx context.Context, url string, out *os.File, start, end, size int64) (whole bool, err error) {
+	want := fmt.Sprintf("bytes=%d-%d", start, end-1)
+	resp, err := c.request(ctx, url, want, false)
+	if err != nil {
+		return false, err
+	}
+	body := c.watch(ctx, resp.Body)
+	defer body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+		start, end, whole = 0, size, true
+	case http.StatusPartialContent:
+		if err := checkRange(resp.Header.Get("Content-Range"), uint64(start), uint64(end)); err != nil {
+			return false, fmt.Errorf("asked for %s: %w", want, err)
+		}
+	default:
+		return false, statusError(resp)
+	}
+	n, err := io.Copy(io.NewOffsetWriter(out, start), io.LimitReader(body, end-start))
+	if err == nil && n != end-start {
+		err = shortBody(uint64(start+n), io.ErrUnexpectedEOF)
+	}
+	return whole, err
+}
+
+// joinOrdRanges joins ranges less than locGap entries apart, then the
+// closest ones until at most locRequests are left.
+func joinOrdRanges(ords []ordRange) []ordRange {
+	starts := groupClose(len(ords), func(i int) int64 { return ords[i].first - ords[i-1].end }, locGap, locRequests)
+	out := make([]ordRange, len(starts))
+	for j, s := range starts {
+		end := len(ords)
+		if j+1 < len(starts) {
+			end = starts[j+1]
+		}
+		out[j] = ordRange{ords[s].first, ords[end-1].end}
+	}
+	return out
+}
