@@ -118,7 +118,7 @@ func TestRepositoryInstallRefusals(t *testing.T) {
 				http.ServeContent(w, req, "", time.Time{}, bytes.NewReader(b)) // Range honoured
 				return true
 			})
-		}, wantCode: exitError, want: "is corrupt"}, // the manifest held: the network's fault, retried later
+		}, wantCode: exitError, want: "chunk does not match the manifest"}, // the manifest held: the network's fault, retried later
 		{name: "captive portal", prepare: func(r *repoServer, m2 string) {
 			r.publish(m2, "v2")
 			r.setSpoil(func(w http.ResponseWriter, req *http.Request) bool {
