@@ -149,8 +149,8 @@ func TestChunkWriterJournalsTheLastChunkBeforeAStall(t *testing.T) {
 // them together stay within blockBudget, whatever the setting (down to the
 // floor of minBlockSize), and the default gets the full block size.
 func TestBlockSizeKeepsAllWorkersBlocksWithinTheBudget(t *testing.T) {
-	if got := blockSizeFor(DefaultWorkers); got != blockSize {
-		t.Fatalf("block size for the default %d workers: %d, want %d", DefaultWorkers, got, blockSize)
+	if got := blockSizeFor(DefaultWorkers); got != 3<<20 {
+		t.Fatalf("block size for the default %d workers: %d, want 3 MiB", DefaultWorkers, got)
 	}
 	for _, workers := range []int{1, 5, 8, 16, 64} {
 		n := blockSizeFor(workers)
