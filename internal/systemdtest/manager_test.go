@@ -66,9 +66,7 @@ ExecStart=/bin/sh -c 'systemd-notify --ready; while :; do systemd-notify WATCHDO
 }
 
 func TestStopLeavesNothingBehind(t *testing.T) {
-	if reason := SkipReason(); reason != "" {
-		t.Skip(reason)
-	}
+	Need(t)
 	m, err := start(context.Background())
 	if err != nil {
 		t.Fatal(err)

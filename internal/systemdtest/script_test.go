@@ -13,9 +13,7 @@ import (
 // it must start a manager that answers, print the env to reach it, and stop it
 // without leaving a process or a cgroup behind.
 func TestUserManagerScriptStartsAndStops(t *testing.T) {
-	if reason := SkipReason(); reason != "" {
-		t.Skip(reason)
-	}
+	Need(t)
 	script, err := filepath.Abs("../../scripts/user-manager.sh")
 	if err != nil {
 		t.Fatal(err)
