@@ -30,3 +30,16 @@ func groupClose(n int, gap func(i int) int64, small int64, most int) []int {
 	}
 	return out
 }
+
+// splitAt cuts items into the groups that start at starts (groupClose's).
+func splitAt[T any](items []T, starts []int) [][]T {
+	out := make([][]T, len(starts))
+	for j, s := range starts {
+		end := len(items)
+		if j+1 < len(starts) {
+			end = starts[j+1]
+		}
+		out[j] = items[s:end]
+	}
+	return out
+}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"path"
 	"slices"
@@ -219,15 +218,7 @@ func writePiece(out *os.File, s indexPiece, r io.Reader) error {
 // to pieceRequests requests.
 func pieceRanges(need []indexPiece) [][]indexPiece {
 	starts := groupClose(len(need), func(i int) int64 { return need[i].off - need[i-1].end }, sectionGap, pieceRequests)
-	out := make([][]indexPiece, len(starts))
-	for j, s := range starts {
-		end := len(need)
-		if j+1 < len(starts) {
-			end = starts[j+1]
-		}
-		out[j] = need[s:end]
-	}
-	return out
+	return splitAt(need, starts)
 }
 
 // fetchPieces requests the bytes of the pieces r, checks each against its
@@ -236,26 +227,17 @@ func pieceRanges(need []indexPiece) [][]indexPiece {
 // caller like any other.
 func (c *Client) fetchPieces(ctx context.Context, url string, r []indexPiece, out *os.File, size int64) (whole bool, err error) {
 	start, end := r[0].off, r[len(r)-1].end
-	want := fmt.Sprintf("bytes=%d-%d", start, end-1)
-	resp, err := c.request(ctx, url, want, false)
+	body, whole, err := c.getRange(ctx, url, start, end, false)
 	if err != nil {
 		return false, err
 	}
-	body := c.watch(ctx, resp.Body)
 	defer body.Close()
-	switch resp.StatusCode {
-	case http.StatusOK:
+	if whole {
 		n, err := io.Copy(io.NewOffsetWriter(out, 0), io.LimitReader(body, size+1))
 		if err == nil && n != size {
 			err = fmt.Errorf("%w: the index has %d bytes, the manifest pins %d", ErrDownload, n, size)
 		}
 		return true, err
-	case http.StatusPartialContent:
-		if err := checkRange(resp.Header.Get("Content-Range"), uint64(start), uint64(end)); err != nil {
-			return false, fmt.Errorf("asked for %s: %w", want, err)
-		}
-	default:
-		return false, statusError(resp)
 	}
 	pos := start
 	for _, s := range r {

@@ -146,22 +146,13 @@ func (c *Client) loadLocations(ctx context.Context, url string, w *work, rel str
 // server that ignores Range sends the whole file (of size bytes): it is
 // written whole and whole is true.
 func (c *Client) getRangeInto(ctx context.Context, url string, out *os.File, start, end, size int64) (whole bool, err error) {
-	want := fmt.Sprintf("bytes=%d-%d", start, end-1)
-	resp, err := c.request(ctx, url, want, false)
+	body, whole, err := c.getRange(ctx, url, start, end, false)
 	if err != nil {
 		return false, err
 	}
-	body := c.watch(ctx, resp.Body)
 	defer body.Close()
-	switch resp.StatusCode {
-	case http.StatusOK:
-		start, end, whole = 0, size, true
-	case http.StatusPartialContent:
-		if err := checkRange(resp.Header.Get("Content-Range"), uint64(start), uint64(end)); err != nil {
-			return false, fmt.Errorf("asked for %s: %w", want, err)
-		}
-	default:
-		return false, statusError(resp)
+	if whole {
+		start, end = 0, size
 	}
 	n, err := io.Copy(io.NewOffsetWriter(out, start), io.LimitReader(body, end-start))
 	if err == nil && n != end-start {
@@ -174,13 +165,10 @@ func (c *Client) getRangeInto(ctx context.Context, url string, out *os.File, sta
 // closest ones until at most locRequests are left.
 func joinOrdRanges(ords []ordRange) []ordRange {
 	starts := groupClose(len(ords), func(i int) int64 { return ords[i].first - ords[i-1].end }, locGap, locRequests)
-	out := make([]ordRange, len(starts))
-	for j, s := range starts {
-		end := len(ords)
-		if j+1 < len(starts) {
-			end = starts[j+1]
-		}
-		out[j] = ordRange{ords[s].first, ords[end-1].end}
+	groups := splitAt(ords, starts)
+	out := make([]ordRange, len(groups))
+	for j, g := range groups {
+		out[j] = ordRange{g[0].first, g[len(g)-1].end}
 	}
 	return out
 }

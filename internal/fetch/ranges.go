@@ -190,27 +190,16 @@ type runFetch struct {
 
 func (f *runFetch) try(ctx context.Context) error {
 	start := f.r.chunks[f.next].off
-	want := fmt.Sprintf("bytes=%d-%d", start, f.r.end-1)
-	resp, err := f.c.request(ctx, f.url, want, f.fresh)
+	body, whole, err := f.c.getRange(ctx, f.url, int64(start), int64(f.r.end), f.fresh)
 	if err != nil {
 		return err
 	}
-	body := f.c.watch(ctx, resp.Body)
 	defer body.Close()
-	switch resp.StatusCode {
-	case http.StatusPartialContent:
-		if err := checkRange(resp.Header.Get("Content-Range"), start, f.r.end); err != nil {
-			return fmt.Errorf("asked for %s: %w", want, err)
-		}
-	case http.StatusOK:
-		if start != 0 {
-			return permanent(fmt.Errorf("%w: %w: asked for %s, it answered the whole file (HTTP 200); serve the repository from a server with Range support",
-				ErrDownload, ErrNoRange, want))
-		}
-		// From offset 0 the whole file starts with the run: read what it needs.
-	default:
-		return statusError(resp)
+	if whole && start != 0 {
+		return permanent(fmt.Errorf("%w: %w: asked for bytes=%d-%d, it answered the whole file (HTTP 200); serve the repository from a server with Range support",
+			ErrDownload, ErrNoRange, start, f.r.end-1))
 	}
+	// From offset 0 a whole file starts with the run: it is read as far as the run needs.
 	err = f.stream(body, start)
 	f.w.flush() // what was verified is written and journaled before any retry
 	if f.fresh = errors.Is(err, ErrCorrupt); f.fresh && f.c.corrupt != nil {

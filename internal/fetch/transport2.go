@@ -32,6 +32,31 @@ func (c *Client) request(ctx context.Context, url, rng string, noCache bool) (*h
 	return c.rc.HTTPClient.Do(req)
 }
 
+// getRange asks url for bytes [start, end) and checks the answer: a 206 must
+// carry exactly that Content-Range; a 200 (a server that ignores Range) is
+// the whole file from byte 0, and whole says so, for the caller to take or
+// refuse. The body is watched (min rate, deadline); the caller closes it.
+func (c *Client) getRange(ctx context.Context, url string, start, end int64, noCache bool) (body io.ReadCloser, whole bool, err error) {
+	want := fmt.Sprintf("bytes=%d-%d", start, end-1)
+	resp, err := c.request(ctx, url, want, noCache)
+	if err != nil {
+		return nil, false, err
+	}
+	w := c.watch(ctx, resp.Body)
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return w, true, nil
+	case http.StatusPartialContent:
+		if err := checkRange(resp.Header.Get("Content-Range"), uint64(start), uint64(end)); err != nil {
+			w.Close()
+			return nil, false, fmt.Errorf("asked for %s: %w", want, err)
+		}
+		return w, false, nil
+	}
+	w.Close()
+	return nil, false, statusError(resp)
+}
+
 // retry runs try until it succeeds, fails permanently, or the client's
 // retries are spent, with the client's backoff between attempts. A retry is
 // a DEBUG line; the final error names what failed.
