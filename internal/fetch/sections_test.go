@@ -72,15 +72,7 @@ func TestFormat2ConfigOnlyChangeFetchesOnlyItsIndexSection(t *testing.T) {
 // index: it is taken whole, checked, and the install goes on.
 func TestFormat2IndexSectionsFromAServerIgnoringRange(t *testing.T) {
 	r, m2, active := sectionsCase(t, false)
-	files := http.FileServer(http.Dir(r.dir))
-	r.setFault(func(w http.ResponseWriter, req *http.Request) bool {
-		if !strings.HasSuffix(req.URL.Path, ".idx") {
-			return false
-		}
-		req.Header.Del("Range")
-		files.ServeHTTP(w, req)
-		return true
-	})
+	r.ignoreRange(".idx")
 	if _, _, _, err := install2(t, fastClient(), r.channelURL(), r.trusted(), active, t.TempDir()); err != nil {
 		t.Fatalf("install from a server ignoring Range on the index: %v", err)
 	}
@@ -182,6 +174,20 @@ func TestFormat2ChangeInABigFileFetchesOnlyItsIndexSegments(t *testing.T) {
 	}
 }
 
+// ignoreRange makes the server answer every request for a file ending in
+// suffix whole (HTTP 200), as a server without Range support does.
+func (r *repo) ignoreRange(suffix string) {
+	files := http.FileServer(http.Dir(r.dir))
+	r.setFault(func(w http.ResponseWriter, req *http.Request) bool {
+		if !strings.HasSuffix(req.URL.Path, suffix) {
+			return false
+		}
+		req.Header.Del("Range")
+		files.ServeHTTP(w, req)
+		return true
+	})
+}
+
 // lowerLocHead makes locations larger than n bytes come in part, for one test.
 func lowerLocHead(t *testing.T, n int64) {
 	old := locHead
@@ -246,15 +252,7 @@ func TestFormat2LocationsInPartEdgeCases(t *testing.T) {
 	t.Run("server ignoring Range", func(t *testing.T) {
 		lowerLocHead(t, 1024)
 		r, m2, active := bigFileCase(t)
-		files := http.FileServer(http.Dir(r.dir))
-		r.setFault(func(w http.ResponseWriter, req *http.Request) bool {
-			if !strings.HasSuffix(req.URL.Path, ".loc") {
-				return false
-			}
-			req.Header.Del("Range")
-			files.ServeHTTP(w, req)
-			return true
-		})
+		r.ignoreRange(".loc")
 		if _, _, _, err := install2(t, fastClient(), r.channelURL(), r.trusted(), active, t.TempDir()); err != nil {
 			t.Fatal(err)
 		}
