@@ -152,8 +152,16 @@ func (c *Client) assembleIndex(ctx context.Context, url string, m *verify.Manife
 		}
 	}
 	var need []indexPiece
+	stored := map[*Active]*os.File{} // each slot's index, opened once
+	defer func() {
+		for _, f := range stored {
+			if f != nil {
+				f.Close()
+			}
+		}
+	}()
 	for _, p := range pieces {
-		if p.local == nil || copyPiece(p, out) != nil {
+		if p.local == nil || copyPiece(p, stored, out) != nil {
 			need = append(need, p) // a slot's piece that no longer matches is fetched
 		}
 	}
@@ -184,13 +192,22 @@ func (c *Client) assembleIndex(ctx context.Context, url string, m *verify.Manife
 	return true, nil
 }
 
-// copyPiece copies a slot's piece into out, checking it against its pin.
-func copyPiece(p indexPiece, out *os.File) error {
-	f, err := p.local.src.open(storedIndex)
-	if err != nil {
-		return err
+// copyPiece copies a slot's piece into out, checking it against its pin (the
+// slot's index may have changed since it was scanned). stored holds the
+// slots' indexes opened so far.
+func copyPiece(p indexPiece, stored map[*Active]*os.File, out *os.File) error {
+	f, ok := stored[p.local.src]
+	if !ok {
+		var err error
+		f, err = p.local.src.open(storedIndex)
+		if err != nil {
+			f = nil
+		}
+		stored[p.local.src] = f
 	}
-	defer f.Close()
+	if f == nil {
+		return fmt.Errorf("the index of slot %s cannot be opened", p.local.src.Dir)
+	}
 	return writePiece(out, p, io.NewSectionReader(f, p.local.off, p.end-p.off))
 }
 
