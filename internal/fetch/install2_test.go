@@ -3,6 +3,7 @@ package fetch
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -192,18 +193,34 @@ func TestFormat2FramesAndPlainChunks(t *testing.T) {
 	writeFile(t, dir, "vocab.txt", []byte(strings.Repeat("token merges and vocabulary compress well ", 20000)))
 	m := r.publish2(dir, "v1")
 	_, locs := r.locations(m)
+	idx, err := os.Open(filepath.Join(r.dir, filepath.FromSlash(chunkindex.IndexPath(m.Index.SHA256))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	ir, err := chunkindex.NewIndexReader(idx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var frame *chunkindex.Loc
 	plain := 0
-	for i := range locs {
-		if locs[i].CSize < 65536/2 && frame == nil {
-			frame = &locs[i] // text compresses to far less than a chunk
+	for {
+		c, err := ir.Next()
+		if errors.Is(err, io.EOF) {
+			break
 		}
-		if locs[i].CSize >= 16<<10 {
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch l := &locs[c.Ordinal]; {
+		case chunkindex.Plain(l.CSize, c.Size):
 			plain++
+		case l.CSize < c.Size && frame == nil:
+			frame = l
 		}
 	}
 	if frame == nil || plain == 0 {
-		t.Fatalf("locations %v: want small frames of the text and plain chunks of the weights", locs)
+		t.Fatalf("%d plain chunks, a frame %v: want frames of the text and plain chunks of the weights", plain, frame)
 	}
 	if _, _, _, err := install2(t, fastClient(), r.channelURL(), r.trusted(), nil, t.TempDir()); err != nil {
 		t.Fatal(err)
