@@ -57,7 +57,7 @@ fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \
 		echo "fuzz $$pkg $$name"; \
-		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime 10s -fuzzminimizetime $(FUZZ_MINIMIZE) "$$pkg" || exit 1; \
+		GO=$(GO) scripts/fuzz-one.sh "$$pkg" "$$name" 10s $(FUZZ_MINIMIZE) || exit 1; \
 	done
 
 # Real power cuts: a QEMU guest loops updates on a virtio ext4 disk and is
