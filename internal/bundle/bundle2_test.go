@@ -36,6 +36,7 @@ func makeBundle2(t *testing.T, k *verify.PrivateKey, edit func(m *verify.Manifes
 	where := map[chunkindex.Digest]chunkindex.Loc{}
 	var index [][]chunkindex.Entry
 	var locs []chunkindex.Loc
+	var sizes []uint32
 	for _, f := range []struct {
 		name string
 		data []byte
@@ -55,12 +56,13 @@ func makeBundle2(t *testing.T, k *verify.PrivateKey, edit func(m *verify.Manifes
 			}
 			es = append(es, chunkindex.Entry{Sum: d, Size: uint32(len(c))})
 			locs = append(locs, l)
+			sizes = append(sizes, uint32(len(c)))
 		}
 		index = append(index, es)
 	}
 	var ib, lb bytes.Buffer
 	chunkindex.WriteIndex(&ib, index)
-	chunkindex.WriteLocations(&lb, []chunkindex.Digest{sha256.Sum256(pack.Bytes())}, locs)
+	chunkindex.WriteLocations(&lb, []chunkindex.Digest{sha256.Sum256(pack.Bytes())}, locs, sizes)
 	sum := sha256.Sum256(ib.Bytes())
 	m.Index = &verify.IndexRef{SHA256: hex.EncodeToString(sum[:]), Size: int64(ib.Len()), Chunks: int64(len(locs))}
 	es := []entry2{{bundle.IndexName, ib.Bytes()}, {bundle.LocationsName, lb.Bytes()}, {bundle.PackName, pack.Bytes()}}
@@ -169,7 +171,8 @@ func TestFormat2BundleHostile(t *testing.T) {
 			return []entry2{es[0], es[2], es[1]}
 		}, 0, "want locations.loc"},
 		{"oversized locations", func(m *verify.Manifest, es []entry2) []entry2 {
-			es[1].data = append(es[1].data, make([]byte, 16)...)
+			_, most := chunkindex.LocationsBounds(1, m.Index.Chunks)
+			es[1].data = append(es[1].data, make([]byte, most+1-int64(len(es[1].data)))...)
 			return es
 		}, 0, "locations of"},
 		{"oversized pack", func(m *verify.Manifest, es []entry2) []entry2 {

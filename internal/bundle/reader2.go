@@ -40,9 +40,9 @@ func (r *Reader) Locations() (io.Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := int(r.Manifest.Index.Chunks)
-	if want := chunkindex.LocationsSize(1, n); hdr.Size != want {
-		return nil, rejectf("%s is %d bytes; locations of %d chunks in one pack are %d", LocationsName, hdr.Size, n, want)
+	n := r.Manifest.Index.Chunks
+	if least, most := chunkindex.LocationsBounds(1, n); hdr.Size < least || hdr.Size > most {
+		return nil, rejectf("%s is %d bytes; locations of %d chunks in one pack take %d to %d", LocationsName, hdr.Size, n, least, most)
 	}
 	return &truncReader{r: r.tr, what: LocationsName}, nil
 }

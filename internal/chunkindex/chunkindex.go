@@ -22,13 +22,7 @@
 //	  n     uint32            its chunks
 //	  n ×   { sha256 [32]byte; size uint32 }   uncompressed bytes, in file order
 //
-// Locations (little-endian), entry i is the i-th chunk of the index:
-//
-//	magic   "MSLTLOC1"
-//	packs   uint32
-//	chunks  uint64            must equal the index's
-//	packs × sha256 [32]byte   pack i is <repo>/packs/<hh>/<hex>.pack (PackPath)
-//	chunks × { pack uint32; csize uint32; offset uint64 }
+// Locations: see locations.go.
 //
 // A pack is a plain concatenation of stored chunks; a chunk is the csize
 // bytes at offset of its pack: a zstd frame, or, where zstd would not make
@@ -52,12 +46,9 @@ import (
 
 const (
 	indexMagic = "MSLTIDX1"
-	locMagic   = "MSLTLOC1"
 
 	// EntrySize is the bytes one chunk takes in the index.
 	EntrySize = 32 + 4
-	// LocSize is the bytes one chunk takes in the locations.
-	LocSize = 4 + 4 + 8
 
 	// MaxChunks bounds a version's chunks: 2^24 chunks of 64 KiB on average is
 	// a 1 TiB model. It bounds what a hostile header can make a reader expect.
@@ -89,13 +80,6 @@ type Entry struct {
 	Size uint32 // uncompressed bytes
 }
 
-// Loc is where a repository keeps one chunk.
-type Loc struct {
-	Pack   uint32 // index into the pack table
-	CSize  uint32 // compressed bytes
-	Offset uint64 // in the pack
-}
-
 // Plain reports whether a chunk stored in csize bytes for size plain bytes
 // is stored as those bytes, not as a zstd frame.
 func Plain(csize, size uint32) bool { return csize == size }
@@ -116,11 +100,6 @@ func LocationsPath(sum string) string { return path.Join("index", sum[:2], sum+"
 // IndexSize is the encoded size of an index of files files and chunks chunks.
 func IndexSize(files, chunks int) int64 {
 	return int64(HeaderSize) + 4*int64(files) + EntrySize*int64(chunks)
-}
-
-// LocationsSize is the encoded size of locations with packs packs and chunks chunks.
-func LocationsSize(packs, chunks int) int64 {
-	return LocOffset(uint32(packs), int64(chunks))
 }
 
 // HeaderSize is the index's bytes before the first file's section.
@@ -193,35 +172,6 @@ func Sections(files [][]Entry) []verify.FileIndex {
 		}
 	}
 	return out
-}
-
-// WriteLocations encodes the pack table and one Loc per index entry to w.
-func WriteLocations(w io.Writer, packs []Digest, locs []Loc) error {
-	if len(packs) > MaxPacks || len(locs) > MaxChunks {
-		return fmt.Errorf("chunk locations: %d packs and %d chunks, more than a device accepts (%d, %d)", len(packs), len(locs), MaxPacks, MaxChunks)
-	}
-	bw := bufio.NewWriterSize(w, 64<<10)
-	bw.WriteString(locMagic)
-	var b [32]byte
-	binary.LittleEndian.PutUint32(b[:4], uint32(len(packs)))
-	binary.LittleEndian.PutUint64(b[4:12], uint64(len(locs)))
-	bw.Write(b[:12])
-	for _, p := range packs {
-		bw.Write(p[:])
-	}
-	for i, l := range locs {
-		if int(l.Pack) >= len(packs) {
-			return fmt.Errorf("chunk locations: chunk %d names pack %d of %d", i, l.Pack, len(packs))
-		}
-		binary.LittleEndian.PutUint32(b[:4], l.Pack)
-		binary.LittleEndian.PutUint32(b[4:8], l.CSize)
-		binary.LittleEndian.PutUint64(b[8:16], l.Offset)
-		bw.Write(b[:LocSize])
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("write chunk locations: %w", err)
-	}
-	return nil
 }
 
 // ScanSections reads an index's header and walks its file sections, calling
@@ -381,104 +331,6 @@ func (ir *IndexReader) atEnd() error {
 		return badIndex("data after its last chunk")
 	}
 	return io.EOF
-}
-
-// LocReader streams locations, one per index entry, in index order.
-type LocReader struct {
-	r     *bufio.Reader
-	Packs []Digest // the pack table
-	total uint64
-	next  uint64
-	buf   [LocSize]byte
-}
-
-// NewLocReader reads the header and pack table of locations for an index of
-// chunks entries.
-func NewLocReader(r io.Reader, chunks int64) (*LocReader, error) {
-	lr := &LocReader{r: bufio.NewReaderSize(r, 64<<10)}
-	var h [len(locMagic) + 12]byte
-	if _, err := io.ReadFull(lr.r, h[:]); err != nil {
-		return nil, badLocs("header: %v", err)
-	}
-	if string(h[:8]) != locMagic {
-		return nil, badLocs("not modelslot chunk locations (magic %q)", h[:8])
-	}
-	packs := binary.LittleEndian.Uint32(h[8:12])
-	lr.total = binary.LittleEndian.Uint64(h[12:20])
-	if lr.total != uint64(chunks) {
-		return nil, badLocs("for %d chunks, the index has %d", lr.total, chunks)
-	}
-	if packs > MaxPacks || (packs == 0 && chunks > 0) {
-		return nil, badLocs("%d packs: want 1 to %d", packs, MaxPacks)
-	}
-	// Grown as it is read, not allocated from the header's word: the
-	// locations are unsigned, and a short file claiming a million packs must
-	// not cost 32 MiB.
-	lr.Packs = make([]Digest, 0, min(packs, 1024))
-	for range packs {
-		var d Digest
-		if _, err := io.ReadFull(lr.r, d[:]); err != nil {
-			return nil, badLocs("pack table: %v", err)
-		}
-		lr.Packs = append(lr.Packs, d)
-	}
-	return lr, nil
-}
-
-// Skip passes over the next index entry's location without reading it, for
-// locations fetched in part (only the entries a device downloads): the
-// others are not there to check.
-func (lr *LocReader) Skip() error {
-	if lr.next == lr.total {
-		return badLocs("more entries skipped than the %d locations", lr.total)
-	}
-	if _, err := lr.r.Discard(LocSize); err != nil {
-		return badLocs("location %d: %v", lr.next, err)
-	}
-	lr.next++
-	return nil
-}
-
-// LocHeaderSize is the bytes of a locations file before its pack table.
-const LocHeaderSize = len(locMagic) + 4 + 8
-
-// ParseLocHeader reads the pack and chunk counts of a locations file from
-// its first LocHeaderSize bytes.
-func ParseLocHeader(b []byte) (packs uint32, chunks uint64, err error) {
-	if len(b) < LocHeaderSize || string(b[:8]) != locMagic {
-		return 0, 0, badLocs("not modelslot chunk locations")
-	}
-	packs, chunks = binary.LittleEndian.Uint32(b[8:12]), binary.LittleEndian.Uint64(b[12:20])
-	if packs > MaxPacks || chunks > MaxChunks {
-		return 0, 0, badLocs("%d packs for %d chunks: more than a device accepts (%d, %d)", packs, chunks, MaxPacks, MaxChunks)
-	}
-	return packs, chunks, nil
-}
-
-// LocOffset is where entry i's location starts in a locations file with
-// packs packs.
-func LocOffset(packs uint32, i int64) int64 {
-	return int64(LocHeaderSize) + 32*int64(packs) + LocSize*i
-}
-
-// Next returns the location of the next index entry; io.EOF after the last.
-func (lr *LocReader) Next() (Loc, error) {
-	if lr.next == lr.total {
-		if _, err := lr.r.ReadByte(); err != io.EOF {
-			return Loc{}, badLocs("data after the last location")
-		}
-		return Loc{}, io.EOF
-	}
-	if _, err := io.ReadFull(lr.r, lr.buf[:]); err != nil {
-		return Loc{}, badLocs("location %d: %v", lr.next, err)
-	}
-	l := Loc{Pack: binary.LittleEndian.Uint32(lr.buf[:4]), CSize: binary.LittleEndian.Uint32(lr.buf[4:8]),
-		Offset: binary.LittleEndian.Uint64(lr.buf[8:])}
-	if int(l.Pack) >= len(lr.Packs) || l.CSize == 0 || l.CSize > verify.MaxChunkSize || l.Offset > 1<<50 {
-		return Loc{}, badLocs("location %d: pack %d of %d, %d bytes at %d", lr.next, l.Pack, len(lr.Packs), l.CSize, l.Offset)
-	}
-	lr.next++
-	return l, nil
 }
 
 // ErrIndex marks a chunk index that does not match its manifest: the

@@ -169,42 +169,112 @@ func TestIndexRefusals(t *testing.T) {
 
 func TestLocationsRoundTripAndRefusals(t *testing.T) {
 	packs := []Digest{sha256.Sum256([]byte("p0")), sha256.Sum256([]byte("p1"))}
-	locs := []Loc{{Pack: 0, CSize: 7, Offset: 0}, {Pack: 1, CSize: 9, Offset: 100}}
+	// 300 entries over three blocks: plain chunks one after the other,
+	// frames, a change of pack, a chunk used again (an offset back).
+	var locs []Loc
+	var sizes []uint32
+	var off [2]uint64
+	for i := range 300 {
+		size, pack := uint32(60000+i), uint32(i/100%2)
+		csize := size
+		if i%7 == 0 {
+			csize = size / 3
+		}
+		l := Loc{Pack: pack, CSize: csize, Offset: off[pack]}
+		off[pack] += uint64(csize)
+		if i%50 == 49 {
+			l, size = locs[3], sizes[3]
+		}
+		locs, sizes = append(locs, l), append(sizes, size)
+	}
 	var buf bytes.Buffer
-	if err := WriteLocations(&buf, packs, locs); err != nil {
+	if err := WriteLocations(&buf, packs, locs, sizes); err != nil {
 		t.Fatal(err)
 	}
-	if int64(buf.Len()) != LocationsSize(2, 2) {
-		t.Fatalf("encoded %d bytes, LocationsSize says %d", buf.Len(), LocationsSize(2, 2))
+	least, most := LocationsBounds(2, 300)
+	if n := int64(buf.Len()); n < least || n > most || n > LocHeadSize(2, 300)+2*300 {
+		t.Fatalf("encoded %d bytes; bounds %d–%d, and most entries should take one byte", n, least, most)
 	}
-	lr, err := NewLocReader(bytes.NewReader(buf.Bytes()), 2)
+	lr, err := NewLocReader(bytes.NewReader(buf.Bytes()), 300)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(lr.Packs) != 2 || lr.Packs[1] != packs[1] {
-		t.Fatalf("pack table %v", lr.Packs)
+	if len(lr.Packs) != 2 || lr.Packs[1] != packs[1] || lr.Size() != int64(buf.Len()) {
+		t.Fatalf("pack table %v, size %d of %d", lr.Packs, lr.Size(), buf.Len())
 	}
 	for i, want := range locs {
-		got, err := lr.Next()
+		got, err := lr.Next(sizes[i])
 		if err != nil || got != want {
 			t.Fatalf("loc %d = %+v, %v; want %+v", i, got, err, want)
 		}
 	}
-	if _, err := lr.Next(); err != io.EOF {
+	if _, err := lr.Next(0); err != io.EOF {
 		t.Fatalf("after the last: %v, want EOF", err)
 	}
 	if _, err := NewLocReader(bytes.NewReader(buf.Bytes()), 3); !errors.Is(err, ErrLocations) {
 		t.Fatalf("count mismatch: %v", err)
 	}
-	bad := append([]byte{}, buf.Bytes()...)
-	bad[len(bad)-LocSize] = 9 // second location names pack 9
-	lr, _ = NewLocReader(bytes.NewReader(bad), 2)
-	lr.Next()
-	if _, err := lr.Next(); !errors.Is(err, ErrLocations) || errors.Is(err, verify.ErrRejected) {
-		t.Fatalf("bad pack number: %v, want ErrLocations (a transport problem, not a rejection)", err)
+	head := LocHeadSize(2, 300)
+	for name, edit := range map[string]func(b []byte) []byte{
+		"unknown flag":                  func(b []byte) []byte { b[head] |= 0x80; return b },
+		"block without pack and offset": func(b []byte) []byte { b[head] = 0; return b },
+		"pack not in the table": func(b []byte) []byte {
+			b[head+1] = 9 // the first entry's pack
+			return b
+		},
+		"truncated":       func(b []byte) []byte { return b[:len(b)-1] },
+		"data after":      func(b []byte) []byte { return append(b, 0) },
+		"an older format": func(b []byte) []byte { b[7] = '1'; return b },
+	} {
+		b := edit(append([]byte{}, buf.Bytes()...))
+		lr, err := NewLocReader(bytes.NewReader(b), 300)
+		for i := 0; err == nil; i++ {
+			var size uint32
+			if i < len(sizes) {
+				size = sizes[i]
+			}
+			_, err = lr.Next(size)
+		}
+		if !errors.Is(err, ErrLocations) || errors.Is(err, verify.ErrRejected) {
+			t.Errorf("%s: %v, want ErrLocations (a transport problem, not a rejection)", name, err)
+		}
+		if name == "an older format" && !strings.Contains(err.Error(), "publish the version again") {
+			t.Errorf("an older format: %v, want it to say what to do", err)
+		}
 	}
-	if err := WriteLocations(io.Discard, packs, []Loc{{Pack: 2, CSize: 1}}); err == nil {
+	if err := WriteLocations(io.Discard, packs, []Loc{{Pack: 2, CSize: 1}}, []uint32{1}); err == nil {
 		t.Fatal("WriteLocations accepted a location naming a pack not in the table")
+	}
+	if err := WriteLocations(io.Discard, packs, []Loc{{Pack: 1, CSize: 1}}, nil); err == nil {
+		t.Fatal("WriteLocations accepted locations without their sizes")
+	}
+}
+
+// A plain chunk right after the previous one in its pack takes one byte, a
+// frame right after it a few: a fine-tune that changes every chunk pays
+// little for its locations.
+func TestLocationsOfConsecutiveChunksAreSmall(t *testing.T) {
+	const n = 10000
+	locs, sizes := make([]Loc, n), make([]uint32, n)
+	var off uint64
+	for i := range n {
+		sizes[i] = 64 << 10
+		locs[i] = Loc{CSize: sizes[i], Offset: off}
+		off += uint64(sizes[i])
+	}
+	var plain, frames bytes.Buffer
+	WriteLocations(&plain, []Digest{{1}}, locs, sizes)
+	off = 0
+	for i := range n {
+		locs[i] = Loc{CSize: 40 << 10, Offset: off}
+		off += 40 << 10
+	}
+	WriteLocations(&frames, []Digest{{1}}, locs, sizes)
+	if per := float64(plain.Len()-int(LocHeadSize(1, n))) / n; per > 1.1 {
+		t.Errorf("plain chunks in a row: %.2f bytes an entry, want about 1", per)
+	}
+	if per := float64(frames.Len()-int(LocHeadSize(1, n))) / n; per > 4.1 {
+		t.Errorf("frames in a row: %.2f bytes an entry, want at most 4", per)
 	}
 }
 
@@ -213,10 +283,10 @@ func TestLocationsRoundTripAndRefusals(t *testing.T) {
 func TestLocationsHeaderDoesNotAllocateWhatItClaims(t *testing.T) {
 	h := []byte(locMagic)
 	h = binary.LittleEndian.AppendUint32(h, MaxPacks)
-	h = binary.LittleEndian.AppendUint64(h, MaxPacks)
+	h = binary.LittleEndian.AppendUint64(h, MaxChunks)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	_, err := NewLocReader(bytes.NewReader(h), MaxPacks)
+	_, err := NewLocReader(bytes.NewReader(h), MaxChunks)
 	runtime.ReadMemStats(&after)
 	if !errors.Is(err, ErrLocations) {
 		t.Fatalf("a header with no pack table: %v, want ErrLocations", err)
@@ -226,40 +296,63 @@ func TestLocationsHeaderDoesNotAllocateWhatItClaims(t *testing.T) {
 	}
 }
 
-// Locations fetched in part: the header says where entry i is, and a reader
-// skips the entries that are not there.
+// Locations fetched in part: BlockSpan says which bytes hold an entry's
+// block, and a reader skips the blocks that are not there.
 func TestLocationsInPart(t *testing.T) {
+	const n = 3*LocBlock + 5
 	packs := []Digest{sha256.Sum256([]byte("p0")), sha256.Sum256([]byte("p1"))}
-	locs := []Loc{{0, 10, 0}, {0, 11, 10}, {1, 12, 0}, {1, 13, 12}, {0, 14, 21}}
+	locs, sizes := make([]Loc, n), make([]uint32, n)
+	var off uint64
+	for i := range n {
+		sizes[i] = uint32(1000 + i)
+		locs[i] = Loc{Pack: uint32(i % 2), CSize: sizes[i] / uint32(1+i%3), Offset: off}
+		off += uint64(locs[i].CSize)
+	}
 	var buf bytes.Buffer
-	if err := WriteLocations(&buf, packs, locs); err != nil {
+	if err := WriteLocations(&buf, packs, locs, sizes); err != nil {
 		t.Fatal(err)
 	}
 	b := buf.Bytes()
-	np, n, err := ParseLocHeader(b)
-	if err != nil || np != 2 || n != 5 {
-		t.Fatalf("ParseLocHeader: %d packs, %d chunks, %v", np, n, err)
+	np, c, err := ParseLocHeader(b)
+	if err != nil || np != 2 || c != n {
+		t.Fatalf("ParseLocHeader: %d packs, %d chunks, %v", np, c, err)
 	}
-	if LocOffset(np, 5) != int64(len(b)) {
-		t.Fatalf("LocOffset(2, 5) = %d, the file has %d bytes", LocOffset(np, 5), len(b))
-	}
-	sparse := make([]byte, len(b)) // only the header, the pack table and entry 3
-	copy(sparse, b[:LocOffset(np, 0)])
-	copy(sparse[LocOffset(np, 3):], b[LocOffset(np, 3):LocOffset(np, 4)])
-	lr, err := NewLocReader(bytes.NewReader(sparse), 5)
+	lr, err := NewLocReader(bytes.NewReader(b), n)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for range 3 {
-		if err := lr.Skip(); err != nil {
+	head := LocHeadSize(2, n)
+	if a, e := lr.BlockSpan(0, n); a != head || e != int64(len(b)) {
+		t.Fatalf("BlockSpan of all = %d–%d, want %d–%d", a, e, head, len(b))
+	}
+	a, e := lr.BlockSpan(LocBlock+3, LocBlock+9) // inside block 1
+	if a2, e2 := lr.BlockSpan(LocBlock, 2*LocBlock); a2 != a || e2 != e || a <= head || e >= int64(len(b)) {
+		t.Fatalf("BlockSpan(block 1's entries) = %d–%d, of the whole block %d–%d", a, e, a2, e2)
+	}
+	sparse := make([]byte, len(b)) // only the head and block 1
+	copy(sparse, b[:head])
+	copy(sparse[a:e], b[a:e])
+	lr, err = NewLocReader(bytes.NewReader(sparse), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range LocBlock + 3 {
+		if err := lr.Skip(sizes[i]); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if l, err := lr.Next(); err != nil || l != locs[3] {
-		t.Fatalf("entry 3 after three skips: %+v, %v; want %+v", l, err, locs[3])
+	for i := LocBlock + 3; i < LocBlock+9; i++ {
+		if l, err := lr.Next(sizes[i]); err != nil || l != locs[i] {
+			t.Fatalf("entry %d after skips: %+v, %v; want %+v", i, l, err, locs[i])
+		}
 	}
-	if _, err := lr.Next(); !errors.Is(err, ErrLocations) {
-		t.Fatalf("an entry not fetched (zeros) read as %v, want ErrLocations", err)
+	for i := LocBlock + 9; i < 3*LocBlock; i++ {
+		if err := lr.Skip(sizes[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := lr.Next(sizes[3*LocBlock]); !errors.Is(err, ErrLocations) {
+		t.Fatalf("an entry of a block not fetched (zeros) read as %v, want ErrLocations", err)
 	}
 	if _, _, err := ParseLocHeader(b[:10]); !errors.Is(err, ErrLocations) {
 		t.Fatalf("a short header: %v", err)

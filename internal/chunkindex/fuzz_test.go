@@ -19,7 +19,7 @@ func FuzzIndexAndLocations(f *testing.F) {
 	var good bytes.Buffer
 	WriteIndex(&good, [][]Entry{{{Sum: sha256.Sum256([]byte("a")), Size: 10}}, nil, {{Sum: sha256.Sum256([]byte("b")), Size: 5}}})
 	var locs bytes.Buffer
-	WriteLocations(&locs, []Digest{sha256.Sum256([]byte("p"))}, []Loc{{CSize: 3}, {CSize: 4, Offset: 3}})
+	WriteLocations(&locs, []Digest{sha256.Sum256([]byte("p"))}, []Loc{{CSize: 3}, {CSize: 4, Offset: 3}, {CSize: 5, Offset: 20}}, []uint32{3, 9, 5})
 	f.Add(good.Bytes(), uint16(10), uint16(0), uint16(5), locs.Bytes())
 	f.Add(good.Bytes()[:20], uint16(10), uint16(0), uint16(5), locs.Bytes()[:30])
 	f.Fuzz(func(t *testing.T, idx []byte, s0, s1, s2 uint16, loc []byte) {
@@ -78,8 +78,17 @@ func FuzzIndexAndLocations(f *testing.F) {
 			}
 			return
 		}
-		for {
-			l, err := lr.Next()
+		for i := 0; ; i++ {
+			size := uint32(s0)%3 + uint32(i) // some entries skipped, sizes that vary
+			if i%3 == int(s1%3) {
+				if err := lr.Skip(size); err != nil && !errors.Is(err, ErrLocations) {
+					t.Fatalf("locations error not ErrLocations: %v", err)
+				} else if err != nil {
+					return
+				}
+				continue
+			}
+			l, err := lr.Next(size)
 			if err == io.EOF {
 				return
 			}

@@ -22,7 +22,7 @@ import (
 func bundle2(t *testing.T, r *repo2, m *verify.Manifest, edit func(locs []chunkindex.Loc, pack []byte) []byte) string {
 	env, _ := os.ReadFile(filepath.Join(r.dir, "demo", verify.ManifestPath(m.Version)))
 	idx, _ := os.ReadFile(filepath.Join(r.dir, filepath.FromSlash(chunkindex.IndexPath(m.Index.SHA256))))
-	packs, locs := r.locations(m)
+	packs, locs, sizes := r.locationsSized(m)
 	if len(packs) != 1 {
 		t.Fatalf("test setup: %d packs", len(packs))
 	}
@@ -31,7 +31,7 @@ func bundle2(t *testing.T, r *repo2, m *verify.Manifest, edit func(locs []chunki
 		pack = edit(locs, pack)
 	}
 	var lb bytes.Buffer
-	chunkindex.WriteLocations(&lb, []chunkindex.Digest{sha256.Sum256(pack)}, locs)
+	chunkindex.WriteLocations(&lb, []chunkindex.Digest{sha256.Sum256(pack)}, locs, sizes)
 	var out bytes.Buffer
 	tw := tar.NewWriter(&out)
 	for _, e := range []struct {

@@ -81,8 +81,9 @@ func (c *Client) loadIndex(ctx context.Context, repoURL string, m *verify.Manife
 
 // locLimit bounds a repository's locations for m: a pack a chunk at most.
 func locLimit(m *verify.Manifest) int64 {
-	n := int(m.Index.Chunks)
-	return chunkindex.LocationsSize(min(n, chunkindex.MaxPacks), n)
+	n := m.Index.Chunks
+	_, most := chunkindex.LocationsBounds(uint32(min(n, chunkindex.MaxPacks)), n)
+	return most
 }
 
 // indexSpace refuses, before a byte is written, an index and locations the

@@ -208,7 +208,7 @@ func (x *indexed) walk(ctx context.Context, locs bool, fn func(e *entry) error) 
 		c, err := ir.Next()
 		if errors.Is(err, io.EOF) {
 			if lr != nil {
-				if _, err := lr.Next(); !errors.Is(err, io.EOF) {
+				if _, err := lr.Next(0); !errors.Is(err, io.EOF) {
 					return locErr(err)
 				}
 			}
@@ -222,9 +222,9 @@ func (x *indexed) walk(ctx context.Context, locs bool, fn func(e *entry) error) 
 		case lr == nil:
 		case x.moreLocs != nil && x.kind[c.Ordinal] != kFetch:
 			e.loc = chunkindex.Loc{} // not fetched: staging holds zeros there
-			err = lr.Skip()
+			err = lr.Skip(c.Size)
 		default:
-			e.loc, err = lr.Next()
+			e.loc, err = lr.Next(c.Size)
 		}
 		if err != nil {
 			return locErr(err)

@@ -11,25 +11,28 @@ import (
 	"github.com/modelslot/modelslot/verify"
 )
 
-// A repository's locations (16 bytes a chunk: 4.8 MB for a 20 GiB model)
-// are fetched whole when they are small, in the one request that asks for
-// their head. When they are larger, the head (header and pack table) is
-// kept in a sparse staging file and, once the plan knows which chunks it
-// downloads, only those chunks' entries are requested (locFetcher): a small
-// change of a big model costs kilobytes of locations. Entries are unsigned
-// and checked when read (chunkindex.LocReader), and a wrong one costs a
-// retry, never a wrong byte (the chunk's digest is pinned by the index).
+// A repository's locations (1–4 bytes a chunk in blocks of
+// chunkindex.LocBlock, chunkindex/locations.go) are fetched whole when they
+// are small, in the one request that asks for their head. When they are
+// larger, the head (header, pack table and block directory) is kept in a
+// sparse staging file and, once the plan knows which chunks it downloads,
+// only the blocks that hold those chunks' entries are requested
+// (locFetcher): a small change of a big model costs a few blocks of
+// locations. Entries are unsigned and checked when read
+// (chunkindex.LocReader), and a wrong one costs a retry, never a wrong byte
+// (the chunk's digest is pinned by the index).
 
-// locHead is the bytes asked for first: the header and a pack table of up
-// to 127 packs, and the whole of locations no larger (a model of up to ~250
-// chunks, ~16 MiB). A variable: tests lower it.
+// locHead is the bytes asked for first: the header, a pack table of up to
+// ~100 packs with its block directory, and the whole of locations no larger
+// (a model of about 2,000–4,000 chunks, 128–256 MiB). A variable: tests
+// lower it.
 var locHead int64 = 4 << 10
 
-// Entry ranges of locations fetched in part are joined across gaps of up to
-// locGap entries, then further, smallest gaps first, down to locRequests
+// Block ranges of locations fetched in part are joined across gaps of up to
+// locGap bytes, then further, smallest gaps first, down to locRequests
 // requests.
 const (
-	locGap      = 256
+	locGap      = 4 << 10
 	locRequests = 8
 )
 
@@ -45,7 +48,6 @@ type locFetcher func(ctx context.Context, ords []ordRange) error
 // needs, else nil.
 func (c *Client) loadLocations(ctx context.Context, url string, w *work, rel string, m *verify.Manifest) (locFetcher, error) {
 	limit := locLimit(m)
-	var packs uint32
 	var have int64 // the bytes from the start the head brought
 	partial := false
 	err := c.retry(ctx, url, func(ctx context.Context) error {
@@ -87,26 +89,27 @@ func (c *Client) loadLocations(ctx context.Context, url string, w *work, rel str
 			partial = false
 			return err // whole
 		}
-		head := make([]byte, chunkindex.LocHeaderSize)
-		if _, err := out.ReadAt(head, 0); err != nil {
+		hdr := make([]byte, chunkindex.LocHeaderSize)
+		if _, err := out.ReadAt(hdr, 0); err != nil {
 			return locErr(err)
 		}
-		var chunks uint64
-		if packs, chunks, err = chunkindex.ParseLocHeader(head); err != nil {
+		packs, chunks, err := chunkindex.ParseLocHeader(hdr)
+		if err != nil {
 			return locErr(err)
 		}
-		if int64(chunks) != m.Index.Chunks || chunkindex.LocOffset(packs, int64(chunks)) != total {
+		least, most := chunkindex.LocationsBounds(packs, int64(chunks))
+		if int64(chunks) != m.Index.Chunks || total < least || total > most {
 			return locErr(fmt.Errorf("%w: %d bytes for %d packs and %d chunks (the index has %d)", chunkindex.ErrLocations, total, packs, chunks, m.Index.Chunks))
 		}
 		if err := out.Truncate(total); err != nil {
 			return permanent(fmt.Errorf("staging: %w", err))
 		}
 		partial, have = true, n
-		if table := chunkindex.LocOffset(packs, 0); table > n { // a pack table larger than the head
-			if _, err := c.getRangeInto(ctx, url, out, n, table, total); err != nil {
+		if head := chunkindex.LocHeadSize(packs, int64(chunks)); head > n { // a pack table or directory larger than the head
+			if _, err := c.getRangeInto(ctx, url, out, n, head, total); err != nil {
 				return err
 			}
-			have = table
+			have = head
 		}
 		return nil
 	})
@@ -114,14 +117,24 @@ func (c *Client) loadLocations(ctx context.Context, url string, w *work, rel str
 		return nil, err
 	}
 	return func(ctx context.Context, ords []ordRange) error {
-		out, err := w.open(rel, os.O_WRONLY)
+		out, err := w.open(rel, os.O_RDWR)
 		if err != nil {
 			return fmt.Errorf("staging: %w", err)
 		}
 		defer out.Close()
-		size := chunkindex.LocOffset(packs, m.Index.Chunks)
-		for _, r := range joinOrdRanges(ords) {
-			start, end := max(chunkindex.LocOffset(packs, r.first), have), chunkindex.LocOffset(packs, r.end)
+		size, err := out.Seek(0, io.SeekEnd)
+		if err != nil {
+			return fmt.Errorf("staging: %w", err)
+		}
+		lr, err := chunkindex.NewLocReader(io.NewSectionReader(out, 0, size), m.Index.Chunks)
+		if err != nil {
+			return locErr(err)
+		}
+		if lr.Size() != size {
+			return locErr(fmt.Errorf("%w: the block directory makes %d bytes, the server %d", chunkindex.ErrLocations, lr.Size(), size))
+		}
+		for _, r := range joinSpans(blockSpans(lr, ords)) {
+			start, end := max(r.first, have), r.end
 			if start >= end {
 				continue // the head brought them
 			}
@@ -140,6 +153,21 @@ func (c *Client) loadLocations(ctx context.Context, url string, w *work, rel str
 		}
 		return nil
 	}, nil
+}
+
+// blockSpans is the bytes of the locations' blocks that hold the entries of
+// ords, as ascending ranges, neighbours merged.
+func blockSpans(lr *chunkindex.LocReader, ords []ordRange) []ordRange {
+	var out []ordRange
+	for _, o := range ords {
+		a, b := lr.BlockSpan(o.first, o.end)
+		if n := len(out); n > 0 && a <= out[n-1].end {
+			out[n-1].end = max(out[n-1].end, b)
+			continue
+		}
+		out = append(out, ordRange{a, b})
+	}
+	return out
 }
 
 // getRangeInto writes bytes [start, end) of url at their offsets in out. A
@@ -161,11 +189,11 @@ func (c *Client) getRangeInto(ctx context.Context, url string, out *os.File, sta
 	return whole, err
 }
 
-// joinOrdRanges joins ranges less than locGap entries apart, then the
-// closest ones until at most locRequests are left.
-func joinOrdRanges(ords []ordRange) []ordRange {
-	starts := groupClose(len(ords), func(i int) int64 { return ords[i].first - ords[i-1].end }, locGap, locRequests)
-	groups := splitAt(ords, starts)
+// joinSpans joins byte ranges less than locGap apart, then the closest ones
+// until at most locRequests are left.
+func joinSpans(spans []ordRange) []ordRange {
+	starts := groupClose(len(spans), func(i int) int64 { return spans[i].first - spans[i-1].end }, locGap, locRequests)
+	groups := splitAt(spans, starts)
 	out := make([]ordRange, len(groups))
 	for j, g := range groups {
 		out[j] = ordRange{g[0].first, g[len(g)-1].end}

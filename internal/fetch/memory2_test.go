@@ -51,7 +51,11 @@ func bigIndex(t *testing.T, dir string, files, per int, seed uint64) *verify.Man
 	}
 	var ib, lb bytes.Buffer
 	chunkindex.WriteIndex(&ib, index)
-	chunkindex.WriteLocations(&lb, []chunkindex.Digest{{1}}, locs)
+	sizes := make([]uint32, len(locs))
+	for i := range sizes {
+		sizes[i] = 64 << 10
+	}
+	chunkindex.WriteLocations(&lb, []chunkindex.Digest{{1}}, locs, sizes)
 	sum := sha256.Sum256(ib.Bytes())
 	m.Index = &verify.IndexRef{SHA256: hex.EncodeToString(sum[:]), Size: int64(ib.Len()), Chunks: int64(len(locs))}
 	os.MkdirAll(dir, 0o755)

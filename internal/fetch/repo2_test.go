@@ -139,8 +139,10 @@ func (r *repo2) writeIndex(m *verify.Manifest, index [][]chunkindex.Entry) {
 	packNo := map[chunkindex.Digest]uint32{}
 	var packs []chunkindex.Digest
 	var locs []chunkindex.Loc
+	var sizes []uint32
 	for _, f := range index {
 		for _, e := range f {
+			sizes = append(sizes, e.Size)
 			s := r.stored[e.Sum]
 			n, ok := packNo[s.pack]
 			if !ok {
@@ -152,7 +154,7 @@ func (r *repo2) writeIndex(m *verify.Manifest, index [][]chunkindex.Entry) {
 		}
 	}
 	var lb bytes.Buffer
-	if err := chunkindex.WriteLocations(&lb, packs, locs); err != nil {
+	if err := chunkindex.WriteLocations(&lb, packs, locs, sizes); err != nil {
 		r.t.Fatal(err)
 	}
 	sum := sha256.Sum256(ib.Bytes())
@@ -168,6 +170,22 @@ func (r *repo2) writeIndex(m *verify.Manifest, index [][]chunkindex.Entry) {
 
 // locations reads back the served locations of m.
 func (r *repo2) locations(m *verify.Manifest) ([]chunkindex.Digest, []chunkindex.Loc) {
+	packs, locs, _ := r.locationsSized(m)
+	return packs, locs
+}
+
+// locationsSized reads back the served locations of m and its index's
+// chunk sizes, which encoding them again needs.
+func (r *repo2) locationsSized(m *verify.Manifest) ([]chunkindex.Digest, []chunkindex.Loc, []uint32) {
+	fi, err := os.Open(filepath.Join(r.dir, filepath.FromSlash(chunkindex.IndexPath(m.Index.SHA256))))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer fi.Close()
+	ir, err := chunkindex.NewIndexReader(fi, m)
+	if err != nil {
+		r.t.Fatal(err)
+	}
 	f, err := os.Open(filepath.Join(r.dir, filepath.FromSlash(chunkindex.LocationsPath(m.Index.SHA256))))
 	if err != nil {
 		r.t.Fatal(err)
@@ -178,15 +196,23 @@ func (r *repo2) locations(m *verify.Manifest) ([]chunkindex.Digest, []chunkindex
 		r.t.Fatal(err)
 	}
 	var locs []chunkindex.Loc
+	var sizes []uint32
 	for {
-		l, err := lr.Next()
+		c, err := ir.Next()
 		if errors.Is(err, io.EOF) {
-			return lr.Packs, locs
+			if _, err := lr.Next(0); !errors.Is(err, io.EOF) {
+				r.t.Fatal(err)
+			}
+			return lr.Packs, locs, sizes
 		}
 		if err != nil {
 			r.t.Fatal(err)
 		}
-		locs = append(locs, l)
+		l, err := lr.Next(c.Size)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		locs, sizes = append(locs, l), append(sizes, c.Size)
 	}
 }
 

@@ -3,6 +3,7 @@ package fetch
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -188,6 +189,11 @@ func (r *repo) ignoreRange(suffix string) {
 	})
 }
 
+// testLocHead is a head smaller than a quarter of bigFileCase's locations
+// (810 bytes: 668 entries, most of one byte) and larger than v2's header,
+// pack table (two packs) and block directory (108 bytes).
+const testLocHead = 160
+
 // lowerLocHead makes locations larger than n bytes come in part, for one test.
 func lowerLocHead(t *testing.T, n int64) {
 	old := locHead
@@ -215,24 +221,68 @@ func bigFileCase(t *testing.T) (*repo2, *verify.Manifest, *Active) {
 }
 
 // Locations larger than the head asked for first come in part: the head,
-// then the entries of the chunks the plan downloads, and nothing else.
+// then the blocks that hold the entries of the chunks the plan downloads,
+// and nothing else.
 func TestFormat2LocationsInPartFetchOnlyTheEntriesNeeded(t *testing.T) {
-	lowerLocHead(t, 1024)
+	lowerLocHead(t, testLocHead)
 	r, m2, active := bigFileCase(t)
+	// The chunks v1 lacks are one run (one 64 KiB region changed): their
+	// locations are the blocks BlockSpan gives for it.
+	have := map[chunkindex.Digest]bool{}
+	forEachChunk(t, filepath.Join(active.Dir, filepath.FromSlash(storedIndex)), active.Manifest, func(c chunkindex.Chunk) { have[c.Sum] = true })
+	first, end := int64(-1), int64(0)
+	forEachChunk(t, filepath.Join(r.dir, filepath.FromSlash(chunkindex.IndexPath(m2.Index.SHA256))), m2, func(c chunkindex.Chunk) {
+		if !have[c.Sum] {
+			if first < 0 {
+				first = c.Ordinal
+			}
+			end = c.Ordinal + 1
+		}
+	})
+	name := filepath.Join(r.dir, filepath.FromSlash(chunkindex.LocationsPath(m2.Index.SHA256)))
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	lr, err := chunkindex.NewLocReader(f, m2.Index.Chunks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := lr.BlockSpan(first, end)
+	want := testLocHead + b - max(a, testLocHead)
 	_, p, _, err := install2(t, fastClient(), r.channelURL(), r.trusted(), active, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	fi, err := os.Stat(filepath.Join(r.dir, filepath.FromSlash(chunkindex.LocationsPath(m2.Index.SHA256))))
+	t.Logf("locations: %d of %d bytes in %d requests %q; %d chunks fetched (ordinals %d–%d)", r.locSent.Load(), lr.Size(), len(r.loc), r.loc, p.FetchChunks, first, end)
+	if first < 0 || int64(p.FetchChunks) != end-first || len(r.loc) != 2 || r.locSent.Load() != want || want >= lr.Size()/2 {
+		t.Fatalf("locations: %d requests %q sent %d bytes of %d; want the %d-byte head and bytes %d–%d, the blocks of the %d chunks fetched (%d)",
+			len(r.loc), r.loc, r.locSent.Load(), lr.Size(), testLocHead, a, b, end-first, p.FetchChunks)
+	}
+}
+
+// forEachChunk calls fn with each chunk of the index file name of m.
+func forEachChunk(t *testing.T, name string, m *verify.Manifest, fn func(chunkindex.Chunk)) {
+	t.Helper()
+	f, err := os.Open(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	whole := fi.Size()
-	entries := int64(p.FetchChunks) * chunkindex.LocSize
-	t.Logf("locations: %d of %d bytes in %d requests %q; %d chunks fetched", r.locSent.Load(), whole, len(r.loc), r.loc, p.FetchChunks)
-	if len(r.loc) < 2 || len(r.loc) > 1+locRequests || r.locSent.Load() > 1024+entries+locGap*chunkindex.LocSize || r.locSent.Load() >= whole/2 {
-		t.Fatalf("locations: %d requests %q sent %d bytes of %d; want the 1024-byte head and the %d bytes of the %d entries needed",
-			len(r.loc), r.loc, r.locSent.Load(), whole, entries, p.FetchChunks)
+	defer f.Close()
+	ir, err := chunkindex.NewIndexReader(f, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		c, err := ir.Next()
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		fn(c)
 	}
 }
 
@@ -250,7 +300,7 @@ func TestFormat2LocationsInPartEdgeCases(t *testing.T) {
 		}
 	})
 	t.Run("server ignoring Range", func(t *testing.T) {
-		lowerLocHead(t, 1024)
+		lowerLocHead(t, testLocHead)
 		r, m2, active := bigFileCase(t)
 		r.ignoreRange(".loc")
 		if _, _, _, err := install2(t, fastClient(), r.channelURL(), r.trusted(), active, t.TempDir()); err != nil {
@@ -265,7 +315,7 @@ func TestFormat2LocationsInPartEdgeCases(t *testing.T) {
 		}
 	})
 	t.Run("truncated", func(t *testing.T) {
-		lowerLocHead(t, 1024)
+		lowerLocHead(t, testLocHead)
 		r, m2, active := bigFileCase(t)
 		name := filepath.Join(r.dir, filepath.FromSlash(chunkindex.LocationsPath(m2.Index.SHA256)))
 		b, _ := os.ReadFile(name)
@@ -283,7 +333,7 @@ func TestFormat2LocationsInPartEdgeCases(t *testing.T) {
 // A full install needs every location: in part, that is the head and one
 // request for the rest, and no byte of them twice.
 func TestFormat2LocationsInPartForAFullInstallFetchNothingTwice(t *testing.T) {
-	lowerLocHead(t, 1024)
+	lowerLocHead(t, testLocHead)
 	r := newRepo2(t)
 	dir := t.TempDir()
 	writeFile(t, dir, "model.gguf", randomBytes(24<<20, 5))
@@ -307,7 +357,7 @@ func TestFormat2LocationsInPartForAFullInstallFetchNothingTwice(t *testing.T) {
 func TestFormat2IndexAndLocationsOtherContentRange(t *testing.T) {
 	for _, suffix := range []string{".idx", ".loc"} {
 		t.Run(suffix, func(t *testing.T) {
-			lowerLocHead(t, 1024)
+			lowerLocHead(t, testLocHead)
 			r, m2, active := bigFileCase(t)
 			name := chunkindex.IndexPath(m2.Index.SHA256)
 			if suffix == ".loc" {

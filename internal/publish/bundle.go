@@ -87,6 +87,7 @@ type bundlePlan struct {
 	packs    []chunkindex.Digest
 	distinct []bundleChunk
 	locs     []chunkindex.Loc // the bundle's, one per index entry
+	sizes    []uint32         // the index entries' sizes
 	packSize uint64
 	packSum  chunkindex.Digest
 }
@@ -106,7 +107,7 @@ func writeBundleIndexed(ctx context.Context, w io.Writer, repo string, env []byt
 		return err
 	}
 	var locs bytes.Buffer
-	if err := chunkindex.WriteLocations(&locs, []chunkindex.Digest{plan.packSum}, plan.locs); err != nil {
+	if err := chunkindex.WriteLocations(&locs, []chunkindex.Digest{plan.packSum}, plan.locs, plan.sizes); err != nil {
 		return err
 	}
 	idx, err := os.Open(idxFile)
@@ -183,7 +184,7 @@ func planBundle(repo, idxFile string, m *verify.Manifest) (*bundlePlan, error) {
 		if err != nil {
 			return nil, err
 		}
-		l, err := lr.Next()
+		l, err := lr.Next(c.Size)
 		if err != nil {
 			return nil, err
 		}
@@ -196,8 +197,9 @@ func planBundle(repo, idxFile string, m *verify.Manifest) (*bundlePlan, error) {
 		}
 		d := p.distinct[i]
 		p.locs = append(p.locs, chunkindex.Loc{Pack: 0, CSize: d.from.CSize, Offset: d.offset})
+		p.sizes = append(p.sizes, c.Size)
 	}
-	if _, err := lr.Next(); err != io.EOF {
+	if _, err := lr.Next(0); err != io.EOF {
 		return nil, fmt.Errorf("chunk locations: %w", err)
 	}
 	return p, nil

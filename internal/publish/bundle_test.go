@@ -85,7 +85,7 @@ func TestBundleIsFormat2(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		l, err := lr.Next()
+		l, err := lr.Next(c.Size)
 		if err != nil {
 			t.Fatal(err)
 		}

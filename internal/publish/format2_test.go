@@ -162,6 +162,15 @@ func inPackTable(t *testing.T, repo string, pack chunkindex.Digest, v1 *Result) 
 
 func eachLoc(t *testing.T, repo string, m *verify.Manifest, fn func([]chunkindex.Digest, chunkindex.Loc)) {
 	t.Helper()
+	fi, err := os.Open(filepath.Join(repo, chunkindex.IndexPath(m.Index.SHA256)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fi.Close()
+	ir, err := chunkindex.NewIndexReader(fi, m)
+	if err != nil {
+		t.Fatal(err)
+	}
 	f, err := os.Open(filepath.Join(repo, chunkindex.LocationsPath(m.Index.SHA256)))
 	if err != nil {
 		t.Fatal(err)
@@ -172,10 +181,17 @@ func eachLoc(t *testing.T, repo string, m *verify.Manifest, fn func([]chunkindex
 		t.Fatal(err)
 	}
 	for {
-		l, err := lr.Next()
+		c, err := ir.Next()
 		if err == io.EOF {
+			if _, err := lr.Next(0); err != io.EOF {
+				t.Fatalf("locations after the index's last chunk: %v", err)
+			}
 			return
 		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := lr.Next(c.Size)
 		if err != nil {
 			t.Fatal(err)
 		}

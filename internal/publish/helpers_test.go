@@ -53,7 +53,7 @@ func installable(repo string, m *verify.Manifest, dir string) error {
 		if err != nil {
 			return err
 		}
-		l, err := lr.Next()
+		l, err := lr.Next(c.Size)
 		if err != nil {
 			return err
 		}
@@ -61,7 +61,7 @@ func installable(repo string, m *verify.Manifest, dir string) error {
 			return fmt.Errorf("chunk %d (%s): %w", c.Ordinal, c.Sum, err)
 		}
 	}
-	_, err = lr.Next()
+	_, err = lr.Next(0)
 	if err != io.EOF {
 		return fmt.Errorf("locations: %v after the last chunk", err)
 	}

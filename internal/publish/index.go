@@ -50,7 +50,13 @@ func writeIndex(repo string, files [][]chunkindex.Entry, packs []chunkindex.Dige
 	}
 	ref := &verify.IndexRef{SHA256: verify.HexDigest(h.Sum(nil)), Size: cw.n, Chunks: int64(len(locs))}
 	var lb bytes.Buffer
-	if err := chunkindex.WriteLocations(&lb, packs, locs); err != nil {
+	sizes := make([]uint32, 0, len(locs))
+	for _, f := range files {
+		for _, e := range f {
+			sizes = append(sizes, e.Size)
+		}
+	}
+	if err := chunkindex.WriteLocations(&lb, packs, locs, sizes); err != nil {
 		return nil, err
 	}
 	locName := filepath.Join(repo, filepath.FromSlash(chunkindex.LocationsPath(ref.SHA256)))
