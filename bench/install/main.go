@@ -23,7 +23,6 @@ package main
 import (
 	"flag"
 	"fmt"
-	"log"
 	"log/slog"
 	"os"
 	"strconv"
@@ -58,11 +57,11 @@ func main() {
 	}
 	mibs, err := parseSizes(*sizes)
 	if err != nil {
-		log.Fatal(err)
+		die(err)
 	}
 	dir, err := os.MkdirTemp(*work, "modelslot-bench-install-")
 	if err != nil {
-		log.Fatal(err)
+		die(err)
 	}
 	if !*keep {
 		defer os.RemoveAll(dir)
@@ -71,7 +70,7 @@ func main() {
 	}
 	b, err := newBench(dir)
 	if err != nil {
-		log.Fatal(err)
+		die(err)
 	}
 	defer b.close()
 	run := func(n int) bool { return *only == 0 || *only == n }
@@ -80,7 +79,7 @@ func main() {
 		if !*keep {
 			os.RemoveAll(dir)
 		}
-		log.Fatal(err)
+		die(err)
 	}
 	if run(1) {
 		for _, mib := range mibs {
@@ -115,7 +114,7 @@ func smallDefaults(values map[string]string) {
 	for name, v := range values {
 		if !given[name] {
 			if err := flag.Set(name, v); err != nil {
-				log.Fatal(err)
+				die(err)
 			}
 		}
 	}
@@ -131,4 +130,12 @@ func parseSizes(s string) ([]int64, error) {
 		mibs = append(mibs, n)
 	}
 	return mibs, nil
+}
+
+// die reports err and exits. Not log.Fatal: once slog.SetDefault has run, the
+// log package writes through slog at INFO, which the WARN handler drops, and
+// the bench would exit 1 without a word.
+func die(err error) {
+	fmt.Fprintln(os.Stderr, "bench/install:", err)
+	os.Exit(1)
 }
