@@ -87,6 +87,11 @@ type File struct {
 	// this field ignores it (Parse ignores unknown fields) and fetches the
 	// whole index, which IndexRef still pins.
 	Index *FileIndex `json:"index,omitempty"`
+	// Data is the whole file, standard base64, for a file of at most
+	// InlineMax bytes of a schema-2 manifest (inline.go): a device writes it
+	// from here instead of downloading its chunks. Its chunks are still in
+	// the index, for readers that ignore this field.
+	Data string `json:"data,omitempty"`
 }
 
 // FileIndex pins one file's section of the chunk index: its chunk count (4
@@ -283,6 +288,9 @@ func (m *Manifest) Validate() error {
 		return err
 	}
 	if err := m.validateIndex(); err != nil {
+		return err
+	}
+	if err := m.validateInline(); err != nil {
 		return err
 	}
 	return m.validateProbe()
