@@ -3,6 +3,7 @@ package publish
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -35,12 +36,15 @@ func buildManifest(ctx context.Context, dir string, opts Options) (*verify.Manif
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	st := newStore(ctx, opts.Repo, opts.Level, opts.Workers, opts.PackSize, cat)
+	budget := int64(verify.InlineBudget)
 	for i := range m.Files {
 		f := &m.Files[i]
-		if err = st.addFile(ctx, filepath.Join(dir, filepath.FromSlash(f.Path)), f, opts.Params); err != nil {
+		var small []byte
+		if small, err = st.addFile(ctx, filepath.Join(dir, filepath.FromSlash(f.Path)), f, opts.Params); err != nil {
 			cancel() // stop the workers; close still drains them
 			break
 		}
+		budget = inline(f, small, budget)
 	}
 	if cerr := st.close(); err == nil {
 		err = cerr
@@ -58,6 +62,19 @@ func buildManifest(ctx context.Context, dir string, opts Options) (*verify.Manif
 		m.Files[i].Index = &sec
 	}
 	return m, &st.stats, m.Validate()
+}
+
+// inline puts a small file's bytes into its manifest entry (verify.File.Data)
+// when they fit in what is left of the manifest's budget, and returns what
+// is left then. A file that does not fit is skipped, and a smaller one after
+// it may still fit. Its chunks stay in the index and packs all the same, for
+// the devices that ignore the field. An empty file needs no data.
+func inline(f *verify.File, data []byte, budget int64) int64 {
+	if f.Size == 0 || int64(len(data)) != f.Size || f.Size > budget {
+		return budget
+	}
+	f.Data = base64.StdEncoding.EncodeToString(data)
+	return budget - f.Size
 }
 
 // afterCatalogs runs once publish knows what the repository holds: the
