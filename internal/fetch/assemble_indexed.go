@@ -65,7 +65,7 @@ func adoptVerified(ctx context.Context, fill Fill, f verify.File, w *work) error
 	return err
 }
 
-// copier fills the kSlot and kDup entries of the staged files.
+// copier fills the kSlot, kDup and kInline entries of the staged files.
 type copier struct {
 	x     *indexed
 	out   []*os.File
@@ -114,6 +114,8 @@ func (cp *copier) entry(e *entry) error {
 		if err = cp.flushSpan(); err == nil { // its first use may be in the span
 			err = cp.fromFirst(e)
 		}
+	case kInline:
+		return cp.fromManifest(e) // not journaled: the next attempt writes it again
 	default:
 		return nil
 	}
@@ -178,6 +180,21 @@ func (cp *copier) fromFirst(e *entry) error {
 	}
 	_, err := cp.out[e.File].WriteAt(buf, e.Offset)
 	return err
+}
+
+// fromManifest writes a chunk of a file whose bytes the manifest carries:
+// they matched the file's signed sha256 when the manifest was checked, and
+// each chunk is held to the index too, like every byte of an adopted file.
+func (cp *copier) fromManifest(e *entry) error {
+	data, end := cp.x.inline[e.File], e.Offset+int64(e.Size)
+	if end > int64(len(data)) || sha256.Sum256(data[e.Offset:end]) != e.Sum {
+		return rejectf("file %s: its inline data is not chunk %d of the index at byte %d: the manifest disagrees with its index",
+			cp.x.m.Files[e.File].Path, e.Ordinal, e.Offset)
+	}
+	if _, err := cp.out[e.File].WriteAt(data[e.Offset:end], e.Offset); err != nil {
+		return fmt.Errorf("staging: %w", err)
+	}
+	return nil
 }
 
 func (cp *copier) src(i int) (*os.File, error) {

@@ -46,14 +46,13 @@ func (c *Client) getFile(ctx context.Context, url string, w *work, rel string, l
 	})
 }
 
-// loadIndex downloads the index the manifest pins (unless staging has it
-// already, intact) and the repository's locations into the work directory.
-// Sections the slots srcs hold are copied, not downloaded (index_sections.go).
-// Locations too large to take whole come in part: the fetcher it returns
-// brings the entries the plan needs (locations.go).
-func (c *Client) loadIndex(ctx context.Context, repoURL string, m *verify.Manifest, w *work, srcs sources) (locFetcher, error) {
+// loadIndex downloads the index the manifest pins into the work directory,
+// unless staging has it already, intact. Sections the slots srcs hold are
+// copied and those the manifest alone gives are derived, not downloaded
+// (index_sections.go). The locations come later, if at all (locations).
+func (c *Client) loadIndex(ctx context.Context, repoURL string, m *verify.Manifest, w *work, srcs sources) error {
 	if err := w.mkdir("."); err != nil {
-		return nil, err
+		return err
 	}
 	if checkIndexFile(w, IndexFile, m.Index) != nil {
 		part := IndexFile + ".part"
@@ -65,18 +64,33 @@ func (c *Client) loadIndex(ctx context.Context, repoURL string, m *verify.Manife
 			err = c.getFile(ctx, url, w, part, m.Index.Size, check)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("chunk index: %w", err)
+			return fmt.Errorf("chunk index: %w", err)
 		}
 		if err := w.rename(part, IndexFile); err != nil {
-			return nil, err
+			return err
 		}
 	}
+	return nil
+}
+
+// locLoader brings a version's locations into the work directory (whole or
+// their head, loadLocations) and returns the fetcher of the entries the
+// plan needs when only the head came, else nil.
+type locLoader func(ctx context.Context) (locFetcher, error)
+
+// locations is the loader of m's locations in the repository at repoURL:
+// a plan calls it once it finds chunks to download, so an install that
+// downloads nothing (every byte in a slot, staging or the manifest) makes
+// no request for them.
+func (c *Client) locations(repoURL string, m *verify.Manifest, w *work) locLoader {
 	url := joinURL(repoURL, chunkindex.LocationsPath(m.Index.SHA256))
-	more, err := c.loadLocations(ctx, url, w, locFile, m)
-	if err != nil {
-		return nil, fmt.Errorf("chunk locations: %w", err)
+	return func(ctx context.Context) (locFetcher, error) {
+		more, err := c.loadLocations(ctx, url, w, locFile, m)
+		if err != nil {
+			return nil, fmt.Errorf("chunk locations: %w", err)
+		}
+		return more, nil
 	}
-	return more, nil
 }
 
 // locLimit bounds a repository's locations for m: a pack a chunk at most.

@@ -1,6 +1,7 @@
 package fetch
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -22,7 +23,9 @@ import (
 // (chunkindex.SegmentsOf) — and Range requests for the rest, so a small
 // change of a 20 GiB model fetches kilobytes of index, not megabytes. Every
 // piece is checked against its signed pin as it is written, and the whole
-// result against the index's pin before it is used.
+// result against the index's pin before it is used. A file cut into one
+// chunk (or none) needs neither: its section follows from its manifest entry
+// (chunkindex.DerivedSection) when that is what its pin names.
 
 // sectionGap is the most index bytes not needed read through to join two
 // needed pieces into one request: below it another request costs more.
@@ -36,8 +39,12 @@ const pieceRequests = 4
 type indexPiece struct {
 	off, end int64
 	sum      chunkindex.Digest
-	local    *localPiece // nil: fetched
+	local    *localPiece // nil: derived or fetched
+	derived  []byte      // the section as the manifest gives it; nil: local or fetched
 }
+
+// fetched reports whether the piece must be requested.
+func (p indexPiece) fetched() bool { return p.local == nil && p.derived == nil }
 
 // sectionCount is a file's chunk count and where it goes in the index.
 type sectionCount struct {
@@ -86,8 +93,8 @@ func localPieces(srcs sources) map[chunkindex.Digest]localPiece {
 }
 
 // indexPieces lays out m's index by its files' pins: a file's whole section
-// where a slot holds it, else its segments (or its section, if it has one
-// segment), each marked local where a slot holds it. nil when m pins no
+// where a slot holds it or else the manifest gives it, else its segments (or its
+// section, if it has one segment), each marked local where a slot holds it. nil when m pins no
 // sections. A file taken by segments also needs its chunk count (the
 // section's first 4 bytes, from the signed manifest) written: counts.
 func indexPieces(m *verify.Manifest, local map[chunkindex.Digest]localPiece) (pieces []indexPiece, counts []sectionCount, err error) {
@@ -108,11 +115,17 @@ func indexPieces(m *verify.Manifest, local map[chunkindex.Digest]localPiece) (pi
 			return nil, nil, rejectf("file %s: index section: %v", f.Path, err)
 		}
 		end := off + chunkindex.SectionSize(f.Index.Chunks)
+		_, whole := local[sum]
+		if d := chunkindex.DerivedSection(f); d != nil && !whole {
+			pieces = append(pieces, indexPiece{off: off, end: end, sum: sum, derived: d})
+			off = end
+			continue
+		}
 		segs, err := f.Index.SegmentList()
 		if err != nil {
 			return nil, nil, err
 		}
-		if _, whole := local[sum]; whole || len(segs) == 0 {
+		if whole || len(segs) == 0 {
 			pieces = append(pieces, piece(off, end, sum))
 			off = end
 			continue
@@ -129,13 +142,15 @@ func indexPieces(m *verify.Manifest, local map[chunkindex.Digest]localPiece) (pi
 	return pieces, counts, nil
 }
 
-// assembleIndex writes the index m pins into part from the slots' sections
-// and Range requests to url for the rest, and checks it whole. It returns
-// false, having written nothing, when m pins no sections or the slots hold
-// none of them: one GET of the whole index is then the cheapest.
+// assembleIndex writes the index m pins into part from the slots' sections,
+// the sections the manifest gives and Range requests to url for the rest,
+// and checks it whole. It returns false, having written nothing, when m pins
+// no sections, or the slots hold none of them and some must be fetched: one
+// GET of the whole index is then the cheapest.
 func (c *Client) assembleIndex(ctx context.Context, url string, m *verify.Manifest, w *work, part string, srcs sources) (bool, error) {
 	pieces, counts, err := indexPieces(m, localPieces(srcs))
-	if err != nil || !slices.ContainsFunc(pieces, func(p indexPiece) bool { return p.local != nil }) {
+	local := slices.ContainsFunc(pieces, func(p indexPiece) bool { return p.local != nil })
+	if err != nil || len(pieces) == 0 || !local && slices.ContainsFunc(pieces, indexPiece.fetched) {
 		return false, err
 	}
 	out, err := w.open(part, os.O_RDWR|os.O_CREATE|os.O_TRUNC)
@@ -161,8 +176,14 @@ func (c *Client) assembleIndex(ctx context.Context, url string, m *verify.Manife
 		}
 	}()
 	for _, p := range pieces {
-		if p.local == nil || copyPiece(p, stored, out) != nil {
+		switch {
+		case p.derived != nil:
+			err = writePiece(out, p, bytes.NewReader(p.derived))
+		case p.local == nil || copyPiece(p, stored, out) != nil:
 			need = append(need, p) // a slot's piece that no longer matches is fetched
+		}
+		if err != nil {
+			return false, permanent(fmt.Errorf("staging: %w", err))
 		}
 	}
 	for _, r := range pieceRanges(need) {

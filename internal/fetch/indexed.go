@@ -23,6 +23,7 @@ const (
 	kSlot                // a slot holds it: copied (or reflinked) and hashed
 	kDup                 // a later use of a chunk of this version: copied from its first use
 	kWhole               // its file is identical to a slot's and reused whole
+	kInline              // its file's bytes are in the signed manifest (verify.File.Data): written from there
 )
 
 // Names in a work directory, and in a slot's .modelslot/.
@@ -46,6 +47,11 @@ type indexed struct {
 	srcFiles []string // the slots' files
 	srcs     sources  // the slots, to open srcFiles beneath
 	whole    []int    // per manifest file: an identical slot file (into srcFiles), or -1
+	inline   [][]byte // per manifest file: its bytes from the manifest, or nil
+	// locs brings the locations into the work directory; nil when they are
+	// there already (a bundle's). Called once classify finds entries to
+	// fetch: an install that fetches nothing never asks for them.
+	locs locLoader
 	// moreLocs brings the locations of the entries to fetch; set when the
 	// staged locations hold only their head and those entries (sparse), so
 	// a walk reads the locations of kFetch entries only.
@@ -60,9 +66,9 @@ type entry struct {
 
 // planIndexed plans a schema-2 install whose index and locations are in the
 // work directory (loadIndex). srcs are the slots that may hold chunks.
-func (p *Plan) planIndexed(ctx context.Context, moreLocs locFetcher, srcs sources) error {
+func (p *Plan) planIndexed(ctx context.Context, locs locLoader, srcs sources) error {
 	m := p.Manifest
-	x := &indexed{m: m, w: p.work, whole: make([]int, len(m.Files)), srcs: srcs, moreLocs: moreLocs}
+	x := &indexed{m: m, w: p.work, whole: make([]int, len(m.Files)), inline: make([][]byte, len(m.Files)), srcs: srcs, locs: locs}
 	p.ix = x
 	if err := checkIndexFile(x.w, IndexFile, m.Index); err != nil {
 		return err
@@ -73,6 +79,9 @@ func (p *Plan) planIndexed(ctx context.Context, moreLocs locFetcher, srcs source
 		}
 	}
 	x.indexSources(srcs)
+	for i := range m.Files {
+		x.inline[i] = m.Files[i].Inline()
+	}
 	// A file reused whole is in a slot at the same offsets, so its chunks are
 	// reuse sources for the rest of the version.
 	err := x.walk(ctx, false, func(e *entry) error {
@@ -117,6 +126,8 @@ func (x *indexed) classify(ctx context.Context, p *Plan) error {
 			p.StagedSize += int64(e.Size)
 		case kDup:
 			p.CopiedSize += int64(e.Size)
+		case kInline:
+			p.InlineSize += int64(e.Size)
 		case kSlot:
 			p.ReusedSize += int64(e.Size)
 		case kFetch:
@@ -130,10 +141,15 @@ func (x *indexed) classify(ctx context.Context, p *Plan) error {
 		}
 		return nil
 	})
-	if err != nil {
-		return err
+	if err != nil || len(fetch) == 0 {
+		return err // nothing to fetch: no locations needed
 	}
-	if x.moreLocs != nil && len(fetch) > 0 {
+	if x.locs != nil {
+		if x.moreLocs, err = x.locs(ctx); err != nil {
+			return err
+		}
+	}
+	if x.moreLocs != nil {
 		if err := x.moreLocs(ctx, fetch); err != nil {
 			return err
 		}
@@ -164,6 +180,9 @@ func (x *indexed) classify(ctx context.Context, p *Plan) error {
 func (x *indexed) kindOf(e *entry, done bitset, staged *fileCursor) uint8 {
 	if x.whole[e.File] >= 0 {
 		return kWhole
+	}
+	if x.inline[e.File] != nil {
+		return kInline // rewritten from the manifest on every attempt: cheaper than re-hashing
 	}
 	if done.has(e.Ordinal) && staged.holds(x.w, fileRel(x.m.Files[e.File]), e.File, e.Chunk) {
 		return kStaged

@@ -99,11 +99,10 @@ func kill2Child(url, staging string) {
 	}
 	st, _ := OpenStaging(staging)
 	w, _ := st.workFor(res.Manifest)
-	more, err := c.loadIndex(ctx, res.RepoURL, res.Manifest, w, nil)
-	if err != nil {
+	if err := c.loadIndex(ctx, res.RepoURL, res.Manifest, w, nil); err != nil {
 		os.Exit(2)
 	}
-	p, err := newPlan(ctx, res.Manifest, st, planOptions{moreLocs: more}, nil)
+	p, err := newPlan(ctx, res.Manifest, st, planOptions{locs: c.locations(res.RepoURL, res.Manifest, w)}, nil)
 	if err != nil {
 		os.Exit(2)
 	}

@@ -82,6 +82,7 @@ type Plan struct {
 	ReusedSize    int64          // bytes taken from the active slot
 	WholeSize     int64          // of which whole unchanged files
 	CopiedSize    int64          // bytes repeating an earlier chunk of the same version (schema 2)
+	InlineSize    int64          // bytes of small files written from the signed manifest (verify.File.Data; schema 2)
 
 	staging  *Staging
 	work     *work
@@ -104,9 +105,9 @@ func NewPlan(ctx context.Context, m *verify.Manifest, st *Staging, active *Activ
 
 // planOptions are what a Source knows that a plan may need.
 type planOptions struct {
-	// moreLocs brings the locations of the chunks the plan downloads, when
-	// staging holds only the locations' head (locations.go).
-	moreLocs locFetcher
+	// locs brings the repository's locations once the plan knows it
+	// downloads something (index_load.go); nil when staging has them.
+	locs locLoader
 }
 
 func newPlan(ctx context.Context, m *verify.Manifest, st *Staging, o planOptions, active *Active, more ...*Active) (*Plan, error) {
@@ -117,7 +118,7 @@ func newPlan(ctx context.Context, m *verify.Manifest, st *Staging, o planOptions
 	srcs := append(sources{active}, more...)
 	if m.Index != nil {
 		p := &Plan{Manifest: m, staging: st, work: w, srcs: srcs}
-		return p, p.planIndexed(ctx, o.moreLocs, srcs)
+		return p, p.planIndexed(ctx, o.locs, srcs)
 	}
 	p := &Plan{Manifest: m, staging: st, work: w, whole: map[string]string{},
 		slot: map[string]slotRange{}, places: map[string][]place{}, srcs: srcs}
@@ -267,8 +268,15 @@ func (p *Plan) stage(c verify.Chunk, data []byte) error {
 
 // Summary is one line for logs and the terminal.
 func (p *Plan) Summary() string {
-	return fmt.Sprintf("%s %s: download %d chunks (%d bytes%s), %d bytes already staged, %d bytes reused from the slots, %d bytes repeated in the version, %d bytes in all",
-		p.Manifest.Model, p.Manifest.Version, p.FetchChunks, p.FetchBytes, p.requests(), p.StagedSize, p.ReusedSize, p.CopiedSize, p.Manifest.TotalSize())
+	return fmt.Sprintf("%s %s: download %d chunks (%d bytes%s), %d bytes already staged, %d bytes reused from the slots, %d bytes repeated in the version%s, %d bytes in all",
+		p.Manifest.Model, p.Manifest.Version, p.FetchChunks, p.FetchBytes, p.requests(), p.StagedSize, p.ReusedSize, p.CopiedSize, p.inline(), p.Manifest.TotalSize())
+}
+
+func (p *Plan) inline() string {
+	if p.InlineSize == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d bytes from the manifest", p.InlineSize)
 }
 
 func (p *Plan) requests() string {

@@ -93,6 +93,10 @@ func (b *runs) flush() error {
 // hashed and written to its place in staging as the response streams in.
 func (c *Client) downloadIndexed(ctx context.Context, repoURL string, p *Plan, o DownloadOptions) error {
 	x := p.ix
+	if p.FetchChunks == 0 {
+		newReporter(o.Progress, 0)
+		return nil // nothing to fetch, and no locations were brought for it
+	}
 	packs, err := x.packs()
 	if err != nil {
 		return err

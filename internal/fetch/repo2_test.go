@@ -3,6 +3,7 @@ package fetch
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -36,6 +37,9 @@ type repo2 struct {
 	// noSections publishes without per-file index sections, as publishers
 	// before them did.
 	noSections bool
+	// inline puts small files' bytes in the manifest (verify.File.Data), as
+	// the publisher does, their chunks still in the index and packs.
+	inline bool
 }
 
 func newRepo2(t *testing.T) *repo2 {
@@ -105,7 +109,12 @@ func (r *repo2) publish2(dir, v string) *verify.Manifest {
 	m := &verify.Manifest{Schema: verify.SchemaIndexed, Model: "demo", Version: v, Sequence: r.nextSeq(), Created: time.Now().UTC()}
 	pw := &packWriter{r: r}
 	var index [][]chunkindex.Entry
+	budget := int64(verify.InlineBudget)
 	walkModel(r.t, dir, func(f verify.File, chunks [][]byte) {
+		if r.inline && f.Size > 0 && f.Size <= min(verify.InlineMax, budget) {
+			f.Data = base64.StdEncoding.EncodeToString(bytes.Join(chunks, nil))
+			budget -= f.Size
+		}
 		m.Files = append(m.Files, f)
 		index = append(index, chunkEntries(chunks, pw))
 	})

@@ -1,6 +1,7 @@
 package fetch
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -16,19 +17,25 @@ import (
 
 // sectionsCase publishes a model with a config.json, installs it, changes
 // only config.json and publishes v2: the config-only update of the delta
-// table. It returns the repository (log reset), v2 and the active v1 slot.
+// table. Its config has several chunks (a vocabulary): a file of one chunk
+// has its section derived from the manifest, never fetched (inline2_test.go).
+// It returns the repository (log reset), v2 and the active v1 slot.
 func sectionsCase(t *testing.T, noSections bool) (*repo2, *verify.Manifest, *Active) {
 	t.Helper()
 	r := newRepo2(t)
 	r.noSections = noSections
 	dir := bigModel(t, 1, 2<<20)
-	writeFile(t, dir, "config.json", []byte(`{"layers": 4, "heads": 8}`))
+	vocab := hex.EncodeToString(randomBytes(64<<10, 9))
+	config := func(heads int) []byte {
+		return fmt.Appendf(nil, `{"layers": 4, "heads": %d, "vocab": %q}`, heads, vocab)
+	}
+	writeFile(t, dir, "config.json", config(8))
 	m1 := r.publish2(dir, "v1")
 	out1, _, _, err := install2(t, fastClient(), r.channelURL(), r.trusted(), nil, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, dir, "config.json", []byte(`{"layers": 4, "heads": 16}`))
+	writeFile(t, dir, "config.json", config(16))
 	m2 := r.publish2(dir, "v2")
 	r.resetLog()
 	return r, m2, r.asSlot(t, out1, m1)

@@ -49,7 +49,7 @@ type Source struct {
 	staging  *Staging    // set by Fill
 	planned  func(*Plan) // a test seam: told the plan once it is made
 	loaded   bool        // the bundle's index and locations are in staging
-	moreLocs locFetcher  // staging holds the repository locations' head only: the rest on demand
+	locs     locLoader   // the repository's locations, brought when a plan downloads something
 	stop     func()      // ends the cancellation watch of stdin
 }
 
@@ -172,7 +172,7 @@ func (s *Source) fill(ctx context.Context, fill Fill, staging *Staging, active *
 			return nil, err
 		}
 	}
-	plan, err := newPlan(ctx, m, staging, planOptions{moreLocs: s.moreLocs}, active, more...)
+	plan, err := newPlan(ctx, m, staging, planOptions{locs: s.locs}, active, more...)
 	if err != nil {
 		return nil, err
 	}
@@ -198,8 +198,9 @@ func (s *Source) Committed() {
 	}
 }
 
-// loadIndex brings a schema-2 manifest's index and locations into staging.
-// srcs are the slots whose index sections may be reused.
+// loadIndex brings a schema-2 manifest's index into staging, and a bundle's
+// locations; a repository's come when the plan needs them (s.locs). srcs are
+// the slots whose index sections may be reused.
 func (s *Source) loadIndex(ctx context.Context, staging *Staging, srcs []*Active) error {
 	w, err := staging.workFor(s.Manifest)
 	if err != nil {
@@ -218,8 +219,8 @@ func (s *Source) loadIndex(ctx context.Context, staging *Staging, srcs []*Active
 		s.loaded = true
 		return loadBundleIndex(s.bundle, w)
 	}
-	s.moreLocs, err = s.client.loadIndex(ctx, s.resolved.RepoURL, s.Manifest, w, srcs)
-	return err
+	s.locs = s.client.locations(s.resolved.RepoURL, s.Manifest, w)
+	return s.client.loadIndex(ctx, s.resolved.RepoURL, s.Manifest, w, srcs)
 }
 
 func (s *Source) fetch(ctx context.Context, plan *Plan) error {
