@@ -213,3 +213,43 @@ func TestRepositoryInstallTooLargeForTheDiskCreatesNothing(t *testing.T) {
 func isChunkData(path string) bool {
 	return strings.HasPrefix(path, "/packs/") || strings.HasPrefix(path, "/chunks/")
 }
+
+// A config-only update, published by the real publisher and installed by
+// the real binary, costs two requests: the channel pointer and the manifest,
+// which carries the config inline; the config's index section is derived
+// and no locations or pack are asked for (docs/repository.md, Device side).
+func TestRepositoryConfigOnlyUpdateIsChannelAndManifestOnly(t *testing.T) {
+	r := newRepoServer(t)
+	e := newEnv(t)
+	e.extraConf = fmt.Sprintf("trusted_keys = [%q]\n", r.pub)
+	e.writeConfig()
+	dir := makeModel(t, 300<<10, 5000)
+	r.publish(dir, "v1")
+	e.must(0, "install", r.channel())
+	config := []byte(`{"arch":"mlp","layers":2}`)
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), config, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.publish(dir, "v2")
+	var mu sync.Mutex
+	var seen []string
+	r.setSpoil(func(_ http.ResponseWriter, req *http.Request) bool {
+		mu.Lock()
+		seen = append(seen, req.URL.Path)
+		mu.Unlock()
+		return false
+	})
+	e.must(0, "install", r.channel())
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"/demo/channels/stable.json", "/demo/manifests/v2.json"}; strings.Join(seen, " ") != strings.Join(want, " ") {
+		t.Fatalf("the config-only update asked for %q, want %q", seen, want)
+	}
+	if b, err := os.ReadFile(filepath.Join(e.link, "config.json")); err != nil || !bytes.Equal(b, config) {
+		t.Fatalf("the served config.json is %q (%v), want v2's %q", b, err, config)
+	}
+	if got := e.checkInvariants(); got != "v2" {
+		t.Fatalf("active %q, want v2", got)
+	}
+	e.must(0, "verify")
+}
