@@ -2,6 +2,9 @@ package fetch
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -202,4 +205,38 @@ func (k *killFill) AdoptVerified(f verify.File, from *durable.Root, rel string) 
 		select {}
 	}
 	return k.dirFill.AdoptVerified(f, from, rel)
+}
+
+// A signed manifest whose inline bytes match the file's sha256 but not the
+// chunks its pinned index lists for it disagrees with itself: the install
+// is rejected naming the file, and the active slot still verifies.
+func TestFormat2InlineDataThatIsNotItsIndexChunkIsRejected(t *testing.T) {
+	r, active := inlineCase(t, []byte(`{"layers": 4}`), []byte(`{"layers": 5}`))
+	name := filepath.Join(r.dir, "demo", verify.ManifestPath("v2"))
+	env, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := verify.OpenManifest(env, r.trusted())
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := []byte(`{"layers": 6}`) // same size, other bytes: the index lists the chunk of 5
+	for i := range m.Files {
+		if f := &m.Files[i]; f.Path == "config.json" {
+			sum := sha256.Sum256(other)
+			f.SHA256, f.Data = hex.EncodeToString(sum[:]), base64.StdEncoding.EncodeToString(other)
+		}
+	}
+	signed, err := verify.SignManifest(m, r.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, r.dir, "demo/"+verify.ManifestPath("v2"), signed)
+	r.pointChannel(m, signed)
+	_, _, _, err = install2(t, fastClient(), r.channelURL(), r.trusted(), active, t.TempDir())
+	wantErr(t, err, verify.ErrRejected, "config.json: its inline data is not chunk")
+	if err := verify.VerifyTree(context.Background(), active.Dir, active.Manifest, 1); err != nil {
+		t.Fatalf("the active slot no longer verifies: %v", err)
+	}
 }
