@@ -93,10 +93,11 @@ func localPieces(srcs sources) map[chunkindex.Digest]localPiece {
 }
 
 // indexPieces lays out m's index by its files' pins: a file's whole section
-// where a slot holds it or else the manifest gives it, else its segments (or its
-// section, if it has one segment), each marked local where a slot holds it. nil when m pins no
-// sections. A file taken by segments also needs its chunk count (the
-// section's first 4 bytes, from the signed manifest) written: counts.
+// where a slot holds it or else the manifest gives it (derived), else its
+// segments (or its section, if it has one segment), each marked local where
+// a slot holds it. nil when m pins no sections. A file taken by segments
+// also needs its chunk count (the section's first 4 bytes, from the signed
+// manifest) written: counts.
 func indexPieces(m *verify.Manifest, local map[chunkindex.Digest]localPiece) (pieces []indexPiece, counts []sectionCount, err error) {
 	if len(m.Files) == 0 || m.Files[0].Index == nil {
 		return nil, nil, nil

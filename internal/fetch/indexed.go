@@ -64,8 +64,9 @@ type entry struct {
 	loc chunkindex.Loc
 }
 
-// planIndexed plans a schema-2 install whose index and locations are in the
-// work directory (loadIndex). srcs are the slots that may hold chunks.
+// planIndexed plans a schema-2 install whose index is in the work directory
+// (loadIndex); the locations are too, or locs brings them once the plan finds
+// chunks to download. srcs are the slots that may hold chunks.
 func (p *Plan) planIndexed(ctx context.Context, locs locLoader, srcs sources) error {
 	m := p.Manifest
 	x := &indexed{m: m, w: p.work, whole: make([]int, len(m.Files)), inline: make([][]byte, len(m.Files)), srcs: srcs, locs: locs}

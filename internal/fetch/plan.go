@@ -97,8 +97,9 @@ type Plan struct {
 // NewPlan plans the install of m. active may be nil (first install). Chunks an
 // earlier attempt staged are re-hashed in place here; the active slot's bytes
 // are checked as they are copied (Assemble). A schema-2 manifest's index and
-// locations must be in staging first (Source loads them); its plan also
-// reuses the other slots given in more.
+// locations must be in staging first (a Source loads the index, and a
+// repository's locations only when its plan downloads something); its plan
+// also reuses the other slots given in more.
 func NewPlan(ctx context.Context, m *verify.Manifest, st *Staging, active *Active, more ...*Active) (*Plan, error) {
 	return newPlan(ctx, m, st, planOptions{}, active, more...)
 }
