@@ -51,6 +51,8 @@ func FuzzParseManifest(f *testing.F) {
 	b, _ := validManifest().Marshal()
 	f.Add(b)
 	f.Add([]byte(`{"schema":1,"model":"demo","version":"v1","files":[{"path":"a","size":3,"mode":"0644","sha256":"` + digestA + `","chunks":[{"sha256":"` + digestA + `","size":3,"csize":9}]}]}`))
+	inline, _ := inlineManifest([]byte(`{"a":1}`)).Marshal()
+	f.Add(inline)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := ParseManifest(data)
 		if err != nil {
@@ -62,6 +64,9 @@ func FuzzParseManifest(f *testing.F) {
 		for _, file := range m.Files {
 			if CheckPath(file.Path) != nil || file.Size < 0 {
 				t.Fatalf("accepted an unsafe file entry %+v", file)
+			}
+			if b := file.Inline(); file.Data != "" && (int64(len(b)) != file.Size || sumHex(b) != file.SHA256) {
+				t.Fatalf("accepted inline data that is not the file %+v", file)
 			}
 		}
 	})
