@@ -43,7 +43,9 @@ var publishCommand = command{
 	summary:  "chunk, compress and sign a model directory into a repository",
 	help: "Splits every file of MODEL_DIR into content-defined chunks of about 64 KiB (cut at tensor boundaries in " +
 		"safetensors and GGUF files), stores the ones DIR does not hold yet zstd-compressed in new packs, writes the " +
-		"chunk index and the signed manifest of VERSION and points CHANNEL at it. DIR is served as static files (HTTP " +
+		"chunk index and the signed manifest of VERSION (which also carries the bytes of files of at most 4 KiB, up to " +
+		"64 KiB in all, so a device installs a changed config without another request) and points CHANNEL at it. " +
+		"DIR is served as static files (HTTP " +
 		"Range); a device downloads only the chunks it does not have. Devices of modelslot 0.1 cannot read this " +
 		"format: upgrade them first. docs/repository.md describes the layout.",
 	examples: []example{
