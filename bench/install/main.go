@@ -70,6 +70,7 @@ func main() {
 	}
 	b, err := newBench(dir)
 	if err != nil {
+		os.RemoveAll(dir) // die exits: the deferred removal would not run
 		die(err)
 	}
 	defer b.close()
