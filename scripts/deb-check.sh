@@ -135,7 +135,8 @@ got=$(bash -c 'source "$1"; COMP_WORDS=(modelslot ins); COMP_CWORD=1; _modelslot
 step "remove keeps the changed conffile, purge deletes it"
 "${dpkg[@]}" -r modelslot-fleet >/dev/null 2>&1 || fail "remove modelslot-fleet"
 [ ! -e "$root/usr/bin/modelslot-fleet" ] || fail "remove left /usr/bin/modelslot-fleet"
-"${dpkg[@]}" --purge modelslot-fleet >/dev/null
+status=$(dpkg-query --admindir="$root/var/lib/dpkg" -W -f='${db:Status-Abbrev}' modelslot-fleet 2>/dev/null || true)
+[ -z "${status// /}" ] || [ "${status:1:1}" = n ] || fail "after remove, dpkg says '$status' of modelslot-fleet (it has no conffiles)"
 echo '# changed here' >>"$root/etc/modelslot/modelslot.toml"
 # (dpkg warns that the directories holding the copied targets stay.)
 "${dpkg[@]}" -r modelslot 2>&1 | grep -v 'not empty so not removed' >/dev/null || true
