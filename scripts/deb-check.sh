@@ -131,6 +131,9 @@ step "bash completion"
 got=$(bash -c 'source "$1"; COMP_WORDS=(modelslot ins); COMP_CWORD=1; _modelslot; echo "${COMPREPLY[*]}"' _ \
 	"$root/usr/share/bash-completion/completions/modelslot")
 [ "$got" = install ] || fail "bash completion of 'modelslot ins': '$got'"
+got=$(bash -c 'source "$1"; COMP_WORDS=(modelslot-fleet ro); COMP_CWORD=1; _modelslot_fleet; echo "${COMPREPLY[*]}"' _ \
+	"$root/usr/share/bash-completion/completions/modelslot-fleet")
+[ "$got" = rollout ] || fail "bash completion of 'modelslot-fleet ro': '$got'"
 
 step "remove keeps the changed conffile, purge deletes it"
 "${dpkg[@]}" -r modelslot-fleet >/dev/null 2>&1 || fail "remove modelslot-fleet"

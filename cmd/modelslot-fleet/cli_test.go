@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"testing"
 
 	"github.com/modelslot/modelslot/internal/cli"
+	"github.com/modelslot/modelslot/internal/testutil"
 )
 
 // Every command's --help goes to stdout with exit 0 and lists exactly the
@@ -60,5 +64,24 @@ func TestManPageHasEveryCommandAndFlag(t *testing.T) {
 				t.Errorf("section %s lacks flag --%s", c.Name, f.Name)
 			}
 		})
+	}
+}
+
+// The completion scripts of modelslot-fleet parse, and complete its own name.
+func TestCompletionScriptsParse(t *testing.T) {
+	for shell, check := range map[string][]string{"bash": {"bash", "-n"}, "zsh": {"zsh", "-n"}, "fish": {"fish", "--no-execute"}} {
+		testutil.NeedTool(t, check[0], check[0])
+		var out, errb bytes.Buffer
+		if code := program.Run(context.Background(), []string{"gen-completion", shell}, &out, &errb); code != 0 {
+			t.Fatalf("gen-completion %s: exit %d: %s", shell, code, errb.String())
+		}
+		if !strings.Contains(out.String(), "modelslot-fleet") || strings.Contains(out.String(), "_modelslot()") {
+			t.Errorf("%s completion is not modelslot-fleet's:\n%.400s", shell, out.String())
+		}
+		script := filepath.Join(t.TempDir(), "completion."+shell)
+		testutil.OK(t, os.WriteFile(script, out.Bytes(), 0o644))
+		if b, err := exec.Command(check[0], append(check[1:], script)...).CombinedOutput(); err != nil {
+			t.Errorf("%s %v: %v\n%s", shell, check[1:], err, b)
+		}
 	}
 }
