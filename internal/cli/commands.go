@@ -65,7 +65,8 @@ func Provided(name, provider, summary string) Command {
 	}
 }
 
-// commands is the table with the commands every program has.
+// commands is the program's table followed by the commands every program
+// has (version, help, gen-man, gen-completion).
 func (p *Program) commands() []Command {
 	p.once.Do(func() {
 		p.all = append(append([]Command{}, p.Commands...), versionCommand(p), helpCommand(p), genManCommand(p), genCompletionCommand(p))
