@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/modelslot/modelslot/internal/testutil"
 )
@@ -112,5 +115,28 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	if err := os.WriteFile(to, b, 0o755); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The controller started as `modelslot fleet serve` is modelslot-fleet in the
+// same process (exec'd, not a child): SIGTERM reaches it and it stops
+// cleanly, exit 0, as systemd expects of the unit.
+func TestFleetServeThroughModelslotIsTheSameProcess(t *testing.T) {
+	f := newFleet(t, 0, "")
+	config, url := f.controllerConfig("")
+	c := startController(t, config, url)
+	c.waitReady(30 * time.Second)
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", c.cmd.Process.Pid))
+	if err != nil || filepath.Base(exe) != "modelslot-fleet" {
+		t.Fatalf("the process modelslot fleet serve started runs %q (%v), want modelslot-fleet", exe, err)
+	}
+	testutil.OK(t, c.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-c.exited:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the controller did not stop on SIGTERM:\n%s", c.logText())
+	}
+	if code := c.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("exit %d after SIGTERM, want 0:\n%s", code, c.logText())
 	}
 }
