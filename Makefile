@@ -5,10 +5,12 @@ GO          ?= go
 BIN         := bin
 # The version stamped into the binaries: the release tag (vX.Y.Z; a build after
 # it reads X.Y.Z-N-gHASH), else the VERSION file. Tags are made by the release
-# process, never by hand in a working tree. The commit goes next to it.
+# process, never by hand in a working tree. The commit goes next to it; both
+# are internal/cli's, which modelslot and modelslot-fleet share.
 VERSION     ?= $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null | sed 's/^v//' | grep . || cat VERSION)
 COMMIT      ?= $(shell c=$$(git rev-parse --short=12 HEAD 2>/dev/null) && { git diff --quiet HEAD 2>/dev/null || c=$$c-dirty; echo $$c; } || echo unknown)
-LDFLAGS     := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+CLIPKG      := github.com/modelslot/modelslot/internal/cli
+LDFLAGS     := -s -w -X $(CLIPKG).version=$(VERSION) -X $(CLIPKG).commit=$(COMMIT)
 STATICCHECK := $(BIN)/staticcheck
 # Fuzz targets, each run briefly by `make test` (package:target).
 FUZZ_TARGETS ?= ./verify:FuzzCheckPath ./verify:FuzzParseManifest ./verify:FuzzOpenManifest \
@@ -110,18 +112,20 @@ cross:
 			$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $$out/ ./cmd/... || exit 1; \
 	done
 
-# Release artifacts in dist/: static modelslot binaries for linux amd64, arm64
-# and armv7, a .deb for each (dpkg-deb), SHA256SUMS.
+# Release artifacts in dist/: static modelslot and modelslot-fleet binaries for
+# linux amd64, arm64 and armv7, two .debs for each (modelslot for devices,
+# modelslot-fleet for the controller; dpkg-deb), SHA256SUMS.
 dist:
 	VERSION='$(VERSION)' COMMIT='$(COMMIT)' LDFLAGS='$(LDFLAGS)' scripts/dist.sh
 
 # For other distributions: make install DESTDIR=/tmp/stage PREFIX=/usr
-# (binary, units, preset, example config, man pages, completions, docs).
+# (both binaries, units, preset, example config, man pages, completions, docs).
 PREFIX      ?= /usr/local
 SYSCONFDIR  ?= /etc
 install: build
-	DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' SYSCONFDIR='$(SYSCONFDIR)' packaging/install.sh $(BIN)/modelslot $(BIN)/modelslot
+	DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' SYSCONFDIR='$(SYSCONFDIR)' packaging/install.sh $(BIN) $(BIN)
 	packaging/copyright.sh $(BIN)/modelslot > '$(DESTDIR)$(PREFIX)/share/doc/modelslot/copyright'
+	packaging/copyright.sh $(BIN)/modelslot-fleet > '$(DESTDIR)$(PREFIX)/share/doc/modelslot-fleet/copyright'
 
 # CI: the amd64 .deb installed into a fresh root and checked; the arm64 and
 # armv7 packages' binaries run under qemu-user (scripts/deb-check.sh).

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Prints the Debian copyright file (DEP-5) of a modelslot binary: modelslot's
+# Prints the Debian copyright file (DEP-5) of a modelslot binary (modelslot,
+# modelslot-fleet): modelslot's
 # own license and, for every Go module linked into BINARY (go version -m), the
 # license text from the module cache. Run where the build ran.
 #
@@ -7,8 +8,9 @@
 set -euo pipefail
 bin=${1:?usage: packaging/copyright.sh BINARY}
 modcache=$(go env GOMODCACHE)
+name=$(basename "$bin")
 
-cat <<'HEAD'
+cat <<HEAD
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: modelslot
 Upstream-Contact: https://github.com/modelslot/modelslot/issues
@@ -19,7 +21,7 @@ Copyright: the modelslot authors
 License: Apache-2.0
  On Debian systems the full text of the Apache License, Version 2.0, is in
  /usr/share/common-licenses/Apache-2.0 (and in LICENSE next to this file).
-Comment: /usr/bin/modelslot is a static Go binary. The Go modules linked into
+Comment: /usr/bin/$name is a static Go binary. The Go modules linked into
  it are listed below, each with the license text it ships.
 HEAD
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# make dist: static modelslot binaries for the device architectures, a .deb
-# for each, and SHA256SUMS, in dist/. The .deb is built with dpkg-deb from a
-# tree staged by packaging/install.sh (no tool beyond dpkg).
+# make dist: static modelslot and modelslot-fleet binaries for the device
+# architectures, two .debs for each (modelslot, and modelslot-fleet, which
+# depends on it), and SHA256SUMS, in dist/. Each .deb is built with dpkg-deb
+# from a tree staged by packaging/install.sh (no tool beyond dpkg).
 #
 # Environment (the Makefile sets them): VERSION, COMMIT, LDFLAGS; ARCHES
 # (default "amd64 arm64 armv7"); DEB_MAINTAINER.
@@ -18,11 +19,34 @@ debversion=$(printf '%s' "$VERSION" | tr -- - +)
 out=dist
 
 build() { # GOARCH GOARM OUTDIR
-	CGO_ENABLED=0 GOOS=linux GOARCH=$1 GOARM=$2 go build -trimpath -ldflags "$LDFLAGS" -o "$3/modelslot" ./cmd/modelslot
+	CGO_ENABLED=0 GOOS=linux GOARCH=$1 GOARM=$2 go build -trimpath -ldflags "$LDFLAGS" -o "$3/" ./cmd/modelslot ./cmd/modelslot-fleet
+}
+
+# deb PACKAGE DEBARCH BINDIR CONTROL: stage PACKAGE and build its .deb.
+deb() {
+	local pkg=$1 debarch=$2 bindir=$3 control=$4
+	local root=$out/deb/$debarch/$pkg
+	rm -rf "$root"
+	mkdir -p "$root/DEBIAN"
+	DESTDIR=$root PREFIX=/usr SYSCONFDIR=/etc ZSHDIR=/usr/share/zsh/vendor-completions CONFIG_REPLACE=1 \
+		packaging/install.sh "$bindir" "$out/host" "$pkg"
+	packaging/copyright.sh "$bindir/$pkg" >"$root/usr/share/doc/$pkg/copyright"
+	if [ -d "$root/etc" ]; then
+		(cd "$root" && find etc -type f -printf '/%p\n' | sort) >"$root/DEBIAN/conffiles"
+	fi
+	(cd "$root" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z | xargs -0 md5sum) >"$root/DEBIAN/md5sums"
+	local size
+	size=$(du -sk --apparent-size --exclude=DEBIAN "$root" | cut -f1)
+	sed -e "s/@VERSION@/$debversion/g" -e "s/@ARCH@/$debarch/" -e "s/@SIZE@/$size/" \
+		-e "s/@MAINTAINER@/$maintainer/" "$control" >"$root/DEBIAN/control"
+	find "$root" -type d -exec chmod 0755 {} +
+	local file=$out/${pkg}_${debversion}_$debarch.deb
+	dpkg-deb --root-owner-group -Zxz --build "$root" "$file" >/dev/null
+	debs+=("$file")
 }
 
 mkdir -p "$out"
-# The man page and completions come from a binary that runs here.
+# The man pages and completions come from binaries that run here.
 build "$(go env GOARCH)" "" "$out/host"
 
 debs=()
@@ -36,23 +60,10 @@ for arch in $arches; do
 	echo "dist: linux/$arch"
 	build "$goarch" "$goarm" "$out/linux-$arch"
 
-	root=$out/deb/$debarch
-	rm -rf "$root"
-	mkdir -p "$root/DEBIAN"
-	DESTDIR=$root PREFIX=/usr SYSCONFDIR=/etc ZSHDIR=/usr/share/zsh/vendor-completions CONFIG_REPLACE=1 \
-		packaging/install.sh "$out/linux-$arch/modelslot" "$out/host/modelslot"
-	packaging/copyright.sh "$out/linux-$arch/modelslot" >"$root/usr/share/doc/modelslot/copyright"
-	echo /etc/modelslot/modelslot.toml >"$root/DEBIAN/conffiles"
-	(cd "$root" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z | xargs -0 md5sum) >"$root/DEBIAN/md5sums"
-	size=$(du -sk --apparent-size --exclude=DEBIAN "$root" | cut -f1)
-	sed -e "s/@VERSION@/$debversion/" -e "s/@ARCH@/$debarch/" -e "s/@SIZE@/$size/" \
-		-e "s/@MAINTAINER@/$maintainer/" packaging/deb/control >"$root/DEBIAN/control"
-	find "$root" -type d -exec chmod 0755 {} +
-	deb=$out/modelslot_${debversion}_$debarch.deb
-	dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >/dev/null
-	debs+=("$deb")
+	deb modelslot "$debarch" "$out/linux-$arch" packaging/deb/control
+	deb modelslot-fleet "$debarch" "$out/linux-$arch" packaging/deb/control-fleet
 done
 
-(cd "$out" && sha256sum $(for a in $arches; do echo "linux-$a/modelslot"; done) "${debs[@]#"$out/"}") >"$out/SHA256SUMS"
+(cd "$out" && sha256sum $(for a in $arches; do echo "linux-$a/modelslot linux-$a/modelslot-fleet"; done) "${debs[@]#"$out/"}") >"$out/SHA256SUMS"
 echo "dist: $out/SHA256SUMS"
 cat "$out/SHA256SUMS"

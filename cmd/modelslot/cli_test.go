@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"flag"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -18,28 +16,28 @@ import (
 // runBinary runs the modelslot binary with exactly args (no --config added).
 func runBinary(t *testing.T, env []string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), env...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	return resultOf(cmd, err, out.String(), errb.String(), t)
+	return runAt(t, binary, env, args...)
 }
 
 func TestHelpOfEveryCommandGoesToStdoutWithExitZero(t *testing.T) {
-	for _, c := range commands {
-		if len(c.help) < 40 || len(c.examples) == 0 || c.summary == "" {
-			t.Errorf("command %s needs a summary, a help text and an example in its table entry", c.name)
+	for _, c := range program.All() {
+		if len(c.Help) < 40 || len(c.Examples) == 0 || c.Summary == "" {
+			t.Errorf("command %s needs a summary, a help text and an example in its table entry", c.Name)
 			continue
 		}
+		// A provided command's help is its provider's (modelslot-fleet's).
+		wants := []string{"usage: modelslot " + c.Name, c.Help[:20], "examples:\n  modelslot ", "exit codes:"}
+		if c.Provider != "" {
+			wants = []string{"usage: " + c.Provider + " " + c.Name, "examples:\n  " + c.Provider + " ", "exit codes:"}
+		}
 		for _, h := range []string{"--help", "-h"} {
-			r := runBinary(t, nil, c.name, h)
+			r := runBinary(t, nil, c.Name, h)
 			if r.code != 0 || r.stderr != "" {
-				t.Fatalf("%s %s: want exit 0 and nothing on stderr, got %v", c.name, h, r)
+				t.Fatalf("%s %s: want exit 0 and nothing on stderr, got %v", c.Name, h, r)
 			}
-			for _, want := range []string{"usage: modelslot " + c.name, c.help[:20], "examples:\n  modelslot ", "exit codes:"} {
+			for _, want := range wants {
 				if !strings.Contains(r.stdout, want) {
-					t.Errorf("%s %s lacks %q:\n%s", c.name, h, want, r.stdout)
+					t.Errorf("%s %s lacks %q:\n%s", c.Name, h, want, r.stdout)
 				}
 			}
 		}
@@ -59,18 +57,21 @@ func TestHelpOfEveryCommandGoesToStdoutWithExitZero(t *testing.T) {
 // added to a run but not to its table entry fails here.
 func TestHelpAndTableListTheFlagsTheCommandParses(t *testing.T) {
 	flagLine := regexp.MustCompile(`(?m)^  (--[a-z-]+|-[a-z])\b`)
-	for _, c := range commands {
-		r := runBinary(t, nil, c.name, "--help")
+	for _, c := range program.All() {
+		if c.Provider != "" {
+			continue // its flags are its provider's; cmd/modelslot-fleet checks them
+		}
+		r := runBinary(t, nil, c.Name, "--help")
 		var printed []string
 		for _, m := range flagLine.FindAllStringSubmatch(r.stdout, -1) {
 			printed = append(printed, strings.TrimLeft(m[1], "-"))
 		}
 		var table []string
-		docFlags(&c).VisitAll(func(f *flag.Flag) { table = append(table, f.Name) })
+		program.DocFlags(c).VisitAll(func(f *flag.Flag) { table = append(table, f.Name) })
 		sort.Strings(printed)
 		sort.Strings(table)
 		if strings.Join(printed, " ") != strings.Join(table, " ") {
-			t.Errorf("%s: --help lists %v, the table %v", c.name, printed, table)
+			t.Errorf("%s: --help lists %v, the table %v", c.Name, printed, table)
 		}
 	}
 }
@@ -122,7 +123,7 @@ func TestMakeBuildPrintsTheSemanticVersion(t *testing.T) {
 		t.Fatalf("make print-version: want VERSION COMMIT with a semantic version, got %q", out)
 	}
 	bin := filepath.Join(t.TempDir(), "modelslot")
-	build := exec.Command("go", "build", "-o", bin, "-ldflags", "-X main.version="+fields[0]+" -X main.commit="+fields[1], ".")
+	build := exec.Command("go", "build", "-o", bin, "-ldflags", "-X github.com/modelslot/modelslot/internal/cli.version="+fields[0]+" -X github.com/modelslot/modelslot/internal/cli.commit="+fields[1], ".")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

@@ -7,41 +7,42 @@ import (
 	"time"
 
 	"github.com/modelslot/modelslot/internal/agent"
+	"github.com/modelslot/modelslot/internal/cli"
 	"github.com/modelslot/modelslot/internal/config"
 	"github.com/modelslot/modelslot/systemd"
 )
 
-var agentCommand = command{
-	name:     "agent",
-	synopsis: []string{"[--metrics-addr ADDR]"},
-	summary:  "the daemon: recovery, event delivery, platform commands, metrics",
-	help: "Runs until SIGTERM (exit 0). At start it recovers every model: an interrupted step is finished or undone and " +
+var agentCommand = cli.Command{
+	Name:     "agent",
+	Synopsis: []string{"[--metrics-addr ADDR]"},
+	Summary:  "the daemon: recovery, event delivery, platform commands, metrics",
+	Help: "Runs until SIGTERM (exit 0). At start it recovers every model: an interrupted step is finished or undone and " +
 		"a trial left by a crash or a reboot is judged again, or reverted past max_attempts; then it tells systemd READY=1. " +
 		"It delivers the outbox's events to the platform (MQTT, HTTP), runs the platform's commands, follows each model's " +
 		"source channel and serves Prometheus metrics. It is meant to run as modelslot-agent.service (Type=notify, " +
 		"WatchdogSec=); it logs at info unless --log-level says otherwise.",
-	examples: []example{
-		{"agent", "as the unit runs it"},
-		{"agent --metrics-addr 127.0.0.1:9101", "with /metrics on a local port"},
+	Examples: []cli.Example{
+		{Cmd: "agent", What: "as the unit runs it"},
+		{Cmd: "agent --metrics-addr 127.0.0.1:9101", What: "with /metrics on a local port"},
 	},
-	flags: func(fs *flag.FlagSet) { agentFlags(fs) },
-	run:   runAgent,
+	Flags: func(fs *flag.FlagSet) { agentFlags(fs) },
+	Run:   runAgent,
 }
 
 func agentFlags(fs *flag.FlagSet) *string {
 	return fs.String("metrics-addr", "", "Prometheus /metrics `ADDR`ess (default [agent] metrics_addr; empty: off)")
 }
 
-func runAgent(ctx context.Context, g *globalOptions, args []string) error {
-	fs := newFlagSet("agent", g)
+func runAgent(ctx context.Context, g *cli.Options, args []string) error {
+	fs := cli.NewFlagSet("agent", g)
 	metricsAddr := agentFlags(fs.FlagSet)
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
-	if g.logLevel == "warn" && envOr("MODELSLOT_LOG_LEVEL", "") == "" {
-		setupLogging("info", g.stderr) // a daemon's log is its only voice
+	if g.LogLevel == "warn" && cli.EnvOr("MODELSLOT_LOG_LEVEL", "") == "" {
+		cli.SetupLogging("info", g.Stderr) // a daemon's log is its only voice
 	}
-	cfg, err := config.Load(g.config)
+	cfg, err := config.Load(g.Config)
 	if err != nil {
 		return err
 	}

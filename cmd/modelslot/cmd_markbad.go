@@ -1,20 +1,22 @@
 package main
 
 import (
+	"github.com/modelslot/modelslot/internal/cli"
+
 	"context"
 )
 
-var markBadCommand = command{
-	name:    "mark-bad",
-	summary: "end a trial (or leave the active version) by marking it bad",
-	help: "Marks the version under trial (or, with no trial, the active version) bad with reason manual, swaps the " +
+var markBadCommand = cli.Command{
+	Name:    "mark-bad",
+	Summary: "end a trial (or leave the active version) by marking it bad",
+	Help: "Marks the version under trial (or, with no trial, the active version) bad with reason manual, swaps the " +
 		"link back to the previous good slot and restores that version. Run again, it does nothing (exit 0).",
-	examples: []example{{"mark-bad", "reject the version under trial and go back"}},
-	run:      runMarkBad,
+	Examples: []cli.Example{{Cmd: "mark-bad", What: "reject the version under trial and go back"}},
+	Run:      runMarkBad,
 }
 
-func runMarkBad(ctx context.Context, g *globalOptions, args []string) error {
-	if err := parseFlags(newFlagSet("mark-bad", g), args); err != nil {
+func runMarkBad(ctx context.Context, g *cli.Options, args []string) error {
+	if err := cli.ParseFlags(cli.NewFlagSet("mark-bad", g), args); err != nil {
 		return err
 	}
 	t, err := openToEndTrial(ctx, g, "mark-bad")

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 
+	"github.com/modelslot/modelslot/internal/cli"
 	"github.com/modelslot/modelslot/internal/publish"
 	"github.com/modelslot/modelslot/verify"
 )
@@ -27,7 +28,7 @@ func (p *publishFlags) register(fs flagSet, withChannel bool) {
 
 func (p *publishFlags) options(repo string) (publish.Options, error) {
 	if p.key == "" || p.model == "" || p.version == "" {
-		return publish.Options{}, usageErrorf("--key, --model and --version are required")
+		return publish.Options{}, cli.UsageErrorf("--key, --model and --version are required")
 	}
 	k, err := verify.ReadPrivateKeyFile(p.key)
 	if err != nil {
@@ -37,23 +38,22 @@ func (p *publishFlags) options(repo string) (publish.Options, error) {
 		Key: k, Sequence: p.sequence}, nil
 }
 
-var publishCommand = command{
-	name:     "publish",
-	synopsis: []string{"--key FILE --repo DIR --model NAME --version VERSION [--channel CHANNEL] MODEL_DIR"},
-	summary:  "chunk, compress and sign a model directory into a repository",
-	help: "Splits every file of MODEL_DIR into content-defined chunks of about 64 KiB (cut at tensor boundaries in " +
+var publishCommand = cli.Command{
+	Name:     "publish",
+	Synopsis: []string{"--key FILE --repo DIR --model NAME --version VERSION [--channel CHANNEL] MODEL_DIR"},
+	Summary:  "chunk, compress and sign a model directory into a repository",
+	Help: "Splits every file of MODEL_DIR into content-defined chunks of about 64 KiB (cut at tensor boundaries in " +
 		"safetensors and GGUF files), stores the ones DIR does not hold yet zstd-compressed in new packs, writes the " +
 		"chunk index and the signed manifest of VERSION (which also carries the bytes of files of at most 4 KiB, up to " +
 		"64 KiB in all, so a device installs a changed config without another request) and points CHANNEL at it. " +
 		"DIR is served as static files (HTTP " +
 		"Range); a device downloads only the chunks it does not have. Devices of modelslot 0.1 cannot read this " +
 		"format: upgrade them first. docs/repository.md describes the layout.",
-	examples: []example{
-		{"publish --key keys/publisher.key --repo /srv/repo --model demo --version v2 ./model-v2",
-			"publish v2 of demo and point the stable channel at it"},
+	Examples: []cli.Example{
+		{Cmd: "publish --key keys/publisher.key --repo /srv/repo --model demo --version v2 ./model-v2", What: "publish v2 of demo and point the stable channel at it"},
 	},
-	flags: func(fs *flag.FlagSet) { publishCmdFlags(fs, &publishFlags{}) },
-	run:   runPublish,
+	Flags: func(fs *flag.FlagSet) { publishCmdFlags(fs, &publishFlags{}) },
+	Run:   runPublish,
 }
 
 func publishCmdFlags(fs *flag.FlagSet, p *publishFlags) *string {
@@ -61,15 +61,15 @@ func publishCmdFlags(fs *flag.FlagSet, p *publishFlags) *string {
 	return fs.String("repo", "", "repository `DIR`ectory (served as static files)")
 }
 
-func runPublish(ctx context.Context, g *globalOptions, args []string) error {
+func runPublish(ctx context.Context, g *cli.Options, args []string) error {
 	var p publishFlags
-	fs := newFlagSet("publish", g)
+	fs := cli.NewFlagSet("publish", g)
 	repo := publishCmdFlags(fs.FlagSet, &p)
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if *repo == "" || fs.NArg() != 1 {
-		return usageErrorf("usage: modelslot publish --key K --repo DIR --model NAME --version V [--channel stable] MODEL_DIR")
+		return cli.UsageErrorf("usage: modelslot publish --key K --repo DIR --model NAME --version V [--channel stable] MODEL_DIR")
 	}
 	opts, err := p.options(*repo)
 	if err != nil {
@@ -79,10 +79,16 @@ func runPublish(ctx context.Context, g *globalOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(g.stdout, "published %s %s (sequence %d): %d chunks, %d new (%s compressed, in %d new packs)\n",
+	fmt.Fprintf(g.Stdout, "published %s %s (sequence %d): %d chunks, %d new (%s compressed, in %d new packs)\n",
 		res.Manifest.Model, res.Manifest.Version, res.Manifest.Sequence, res.Chunks, res.NewChunks, humanBytes(res.StoredBytes), res.NewPacks)
 	if res.ChannelFile != "" {
-		fmt.Fprintf(g.stdout, "channel %s -> %s\n", res.ChannelFile, res.Manifest.Version)
+		fmt.Fprintf(g.Stdout, "channel %s -> %s\n", res.ChannelFile, res.Manifest.Version)
 	}
 	return nil
+}
+
+// flagSet is the part of *flag.FlagSet that flag registration helpers use.
+type flagSet interface {
+	StringVar(p *string, name, value, usage string)
+	Uint64Var(p *uint64, name string, value uint64, usage string)
 }

@@ -7,17 +7,18 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/modelslot/modelslot/internal/cli"
 	"github.com/modelslot/modelslot/internal/config"
 	"github.com/modelslot/modelslot/internal/reason"
 	"github.com/modelslot/modelslot/internal/session"
 	"github.com/modelslot/modelslot/systemd"
 )
 
-var rollbackCommand = command{
-	name:     "rollback",
-	synopsis: []string{"[--if-trial] [--unit UNIT]"},
-	summary:  "go back to the previous good version now, and bring it back into service",
-	help: "Swaps the link back to the previous good slot, restarts (or reloads) the unit on it and waits until that version " +
+var rollbackCommand = cli.Command{
+	Name:     "rollback",
+	Synopsis: []string{"[--if-trial] [--unit UNIT]"},
+	Summary:  "go back to the previous good version now, and bring it back into service",
+	Help: "Swaps the link back to the previous good slot, restarts (or reloads) the unit on it and waits until that version " +
 		"answers its probe; only then does it report rolled_back. If it does not come back, the command says so (exit 1) " +
 		"and the restore stays pending: the agent retries it with backoff, and `modelslot recover` or the next rollback " +
 		"tries again. During a trial the " +
@@ -28,12 +29,12 @@ var rollbackCommand = command{
 		"when systemd gives up on an inference unit (OnFailure=), with the reason systemd saw. --unit UNIT acts on the " +
 		"models UNIT serves instead of --model (with --if-trial: the one in trial), so one OnFailure= template serves " +
 		"every model.",
-	examples: []example{
-		{"rollback", "back to the previous good version"},
-		{"rollback --if-trial --unit demo-inference.service", "as the OnFailure= unit runs it"},
+	Examples: []cli.Example{
+		{Cmd: "rollback", What: "back to the previous good version"},
+		{Cmd: "rollback --if-trial --unit demo-inference.service", What: "as the OnFailure= unit runs it"},
 	},
-	flags: func(fs *flag.FlagSet) { rollbackFlags(fs) },
-	run:   runRollback,
+	Flags: func(fs *flag.FlagSet) { rollbackFlags(fs) },
+	Run:   runRollback,
 }
 
 func rollbackFlags(fs *flag.FlagSet) (ifTrial *bool, unit *string) {
@@ -41,10 +42,10 @@ func rollbackFlags(fs *flag.FlagSet) (ifTrial *bool, unit *string) {
 		fs.String("unit", "", "act on the models UNIT serves (OnFailure=modelslot-rollback@%n.service passes it as %i), instead of --model")
 }
 
-func runRollback(ctx context.Context, g *globalOptions, args []string) error {
-	fs := newFlagSet("rollback", g)
+func runRollback(ctx context.Context, g *cli.Options, args []string) error {
+	fs := cli.NewFlagSet("rollback", g)
 	ifTrial, unit := rollbackFlags(fs.FlagSet)
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if *unit != "" {
@@ -58,7 +59,7 @@ func runRollback(ctx context.Context, g *globalOptions, args []string) error {
 	return rollbackModel(ctx, g, t, *ifTrial)
 }
 
-func rollbackModel(ctx context.Context, g *globalOptions, t *session.Session, ifTrial bool) error {
+func rollbackModel(ctx context.Context, g *cli.Options, t *session.Session, ifTrial bool) error {
 	changed, err := t.Updater.RollbackFor(ctx, ifTrial, onFailureReason())
 	if err != nil {
 		return err
@@ -69,24 +70,24 @@ func rollbackModel(ctx context.Context, g *globalOptions, t *session.Session, if
 // rollbackByUnit rolls back every model that unit serves: with --if-trial that
 // is the one in trial (trials are serialized per unit), so one OnFailure=
 // template serves every model.
-func rollbackByUnit(ctx context.Context, g *globalOptions, unit string, ifTrial bool) error {
-	cfg, err := config.Load(g.config)
+func rollbackByUnit(ctx context.Context, g *cli.Options, unit string, ifTrial bool) error {
+	cfg, err := config.Load(g.Config)
 	if err != nil {
 		return err
 	}
 	models := session.ModelsOnUnit(cfg, unit)
-	if g.model != "" {
-		m, err := cfg.Model(g.model)
+	if g.Model != "" {
+		m, err := cfg.Model(g.Model)
 		if err != nil {
 			return err
 		}
 		if m.Unit != unit {
-			return usageErrorf("model %s is served by unit %q, not %q", m.Name, m.Unit, unit)
+			return cli.UsageErrorf("model %s is served by unit %q, not %q", m.Name, m.Unit, unit)
 		}
 		models = []*config.Model{m}
 	}
 	if len(models) == 0 {
-		return usageErrorf("no configured model is served by unit %q; check `unit` in the config", unit)
+		return cli.UsageErrorf("no configured model is served by unit %q; check `unit` in the config", unit)
 	}
 	var errs []error
 	for _, m := range models {
@@ -116,16 +117,16 @@ func onFailureReason() *reason.Error {
 }
 
 // printOutcome says in one line what is active now.
-func printOutcome(g *globalOptions, t *session.Session, changed bool, did, nothing string) error {
+func printOutcome(g *cli.Options, t *session.Session, changed bool, did, nothing string) error {
 	st := t.Store.State()
 	active := "no version"
 	if st.Active != "" {
 		active = fmt.Sprintf("%s (slot %s)", st.Slots[st.Active].Version, st.Active)
 	}
 	if !changed {
-		fmt.Fprintf(g.stdout, "%s: %s; active: %s\n", t.Model.Name, nothing, active)
+		fmt.Fprintf(g.Stdout, "%s: %s; active: %s\n", t.Model.Name, nothing, active)
 		return nil
 	}
-	fmt.Fprintf(g.stdout, "%s: %s; active: %s\n", t.Model.Name, did, active)
+	fmt.Fprintf(g.Stdout, "%s: %s; active: %s\n", t.Model.Name, did, active)
 	return nil
 }

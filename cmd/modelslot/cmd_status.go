@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/modelslot/modelslot/internal/cli"
 	"github.com/modelslot/modelslot/internal/config"
 	"github.com/modelslot/modelslot/internal/reason"
 	"github.com/modelslot/modelslot/internal/session"
@@ -81,33 +82,33 @@ type slotJSON struct {
 	Reason         string       `json:"reason,omitempty"`
 }
 
-var statusCommand = command{
-	name:     "status",
-	synopsis: []string{"[--json]"},
-	summary:  "show slots, versions, trial and last failure",
-	help: "Shows, for every configured model (or the one --model names), both slots with their status and version, " +
+var statusCommand = cli.Command{
+	Name:     "status",
+	Synopsis: []string{"[--json]"},
+	Summary:  "show slots, versions, trial and last failure",
+	Help: "Shows, for every configured model (or the one --model names), both slots with their status and version, " +
 		"which one is active and which is the previous good one, a trial in progress and the last failure with its reason. " +
 		"It only reads: it never recovers, restarts, reloads or waits. It shows the state as last saved, an interrupted " +
 		"trial or a restore still pending as such (the agent at start, or `modelslot recover`, finishes them), another " +
 		"process holding the model's lock, and the unit as its service manager sees it now (or that the manager did " +
 		"not answer within 0.7 s). It answers within a second whatever systemd does.\n\n" +
 		"--json prints the same for scripts (a stable contract: docs/architecture.md); errors are JSON on stderr then.",
-	examples: []example{
-		{"status", "slots and versions of every model, for a person"},
-		{"--model demo status --json", "one model, as JSON for a script"},
+	Examples: []cli.Example{
+		{Cmd: "status", What: "slots and versions of every model, for a person"},
+		{Cmd: "--model demo status --json", What: "one model, as JSON for a script"},
 	},
-	flags: func(fs *flag.FlagSet) { statusFlags(fs, &globalOptions{}) },
-	run:   runStatus,
+	Flags: func(fs *flag.FlagSet) { statusFlags(fs, &cli.Options{}) },
+	Run:   runStatus,
 }
 
-func statusFlags(fs *flag.FlagSet, g *globalOptions) {
-	fs.BoolVar(&g.json, "json", false, "print JSON for scripts")
+func statusFlags(fs *flag.FlagSet, g *cli.Options) {
+	fs.BoolVar(&g.JSON, "json", false, "print JSON for scripts")
 }
 
-func runStatus(ctx context.Context, g *globalOptions, args []string) error {
-	fs := newFlagSet("status", g)
+func runStatus(ctx context.Context, g *cli.Options, args []string) error {
+	fs := cli.NewFlagSet("status", g)
 	statusFlags(fs.FlagSet, g)
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	cfg, models, err := selectedModels(g)
@@ -124,12 +125,12 @@ func runStatus(ctx context.Context, g *globalOptions, args []string) error {
 		}
 		out.Models = append(out.Models, ms)
 	}
-	if g.json {
-		enc := json.NewEncoder(g.stdout)
+	if g.JSON {
+		enc := json.NewEncoder(g.Stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
-	printStatus(g.stdout, &out)
+	printStatus(g.Stdout, &out)
 	return nil
 }
 

@@ -7,35 +7,36 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/modelslot/modelslot/internal/cli"
 	"github.com/modelslot/modelslot/internal/session"
 	"github.com/modelslot/modelslot/slots"
 	"github.com/modelslot/modelslot/verify"
 )
 
-var verifyCommand = command{
-	name:     "verify",
-	synopsis: []string{"[--slot a|b] [--json]"},
-	summary:  "re-hash a slot's files against its manifest",
-	help: "Reads every file of a slot (the active one unless --slot names the other) and checks its size and sha256 " +
+var verifyCommand = cli.Command{
+	Name:     "verify",
+	Synopsis: []string{"[--slot a|b] [--json]"},
+	Summary:  "re-hash a slot's files against its manifest",
+	Help: "Reads every file of a slot (the active one unless --slot names the other) and checks its size and sha256 " +
 		"against the manifest the slot was verified against when it was installed. A mismatch exits 3 and names the file; " +
 		"nothing is changed either way.",
-	examples: []example{
-		{"verify", "re-hash the serving slot"},
-		{"verify --slot b --json", "the other slot, as JSON"},
+	Examples: []cli.Example{
+		{Cmd: "verify", What: "re-hash the serving slot"},
+		{Cmd: "verify --slot b --json", What: "the other slot, as JSON"},
 	},
-	flags: func(fs *flag.FlagSet) { verifyFlags(fs, &globalOptions{}) },
-	run:   runVerify,
+	Flags: func(fs *flag.FlagSet) { verifyFlags(fs, &cli.Options{}) },
+	Run:   runVerify,
 }
 
-func verifyFlags(fs *flag.FlagSet, g *globalOptions) *string {
-	fs.BoolVar(&g.json, "json", false, "print JSON for scripts")
+func verifyFlags(fs *flag.FlagSet, g *cli.Options) *string {
+	fs.BoolVar(&g.JSON, "json", false, "print JSON for scripts")
 	return fs.String("slot", "", "`SLOT` to verify: a or b (default: the active slot)")
 }
 
-func runVerify(ctx context.Context, g *globalOptions, args []string) error {
-	fs := newFlagSet("verify", g)
+func runVerify(ctx context.Context, g *cli.Options, args []string) error {
+	fs := cli.NewFlagSet("verify", g)
 	slot := verifyFlags(fs.FlagSet, g)
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	// The store alone: verify reads files and needs no service manager (it
@@ -54,7 +55,7 @@ func runVerify(ctx context.Context, g *globalOptions, args []string) error {
 		name = store.State().Active
 	}
 	if name != slots.A && name != slots.B {
-		return usageErrorf("nothing to verify: no slot is active; name one with --slot a|b")
+		return cli.UsageErrorf("nothing to verify: no slot is active; name one with --slot a|b")
 	}
 	start := time.Now()
 	m, err := store.VerifySlot(ctx, name, verify.Workers())
@@ -62,11 +63,11 @@ func runVerify(ctx context.Context, g *globalOptions, args []string) error {
 		return err
 	}
 	took := time.Since(start)
-	if g.json {
-		return json.NewEncoder(g.stdout).Encode(map[string]any{
+	if g.JSON {
+		return json.NewEncoder(g.Stdout).Encode(map[string]any{
 			"slot": name, "version": m.Version, "files": len(m.Files), "bytes": m.TotalSize(), "ok": true, "seconds": took.Seconds()})
 	}
-	fmt.Fprintf(g.stdout, "slot %s (%s %s): %d files, %s verified in %s\n",
+	fmt.Fprintf(g.Stdout, "slot %s (%s %s): %d files, %s verified in %s\n",
 		name, m.Model, m.Version, len(m.Files), humanBytes(m.TotalSize()), took.Round(time.Millisecond))
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/modelslot/modelslot/internal/cli"
 	"github.com/modelslot/modelslot/internal/config"
 	"github.com/modelslot/modelslot/internal/testutil"
 )
@@ -18,7 +19,7 @@ import (
 func manSections(t *testing.T) (page string, sections map[string]string) {
 	t.Helper()
 	var b bytes.Buffer
-	writeMan(&b)
+	program.WriteMan(&b)
 	page = b.String()
 	sections = map[string]string{}
 	parts := strings.Split(page, "\n.SS ")
@@ -33,32 +34,32 @@ func manSections(t *testing.T) (page string, sections map[string]string) {
 // every flag of the command's flag set.
 func TestManPageHasEveryCommandAndFlag(t *testing.T) {
 	page, sections := manSections(t)
-	for _, c := range visibleCommands() {
-		body, ok := sections[c.name]
+	for _, c := range program.Visible() {
+		body, ok := sections[c.Name]
 		if !ok {
-			t.Errorf("no section for %s", c.name)
+			t.Errorf("no section for %s", c.Name)
 			continue
 		}
-		docFlags(c).VisitAll(func(f *flag.Flag) {
-			if globalFlagNames[f.Name] && !c.ownsFlag(f.Name) {
+		program.DocFlags(c).VisitAll(func(f *flag.Flag) {
+			if cli.GlobalFlagNames[f.Name] && !c.OwnsFlag(f.Name) {
 				return // in GLOBAL OPTIONS
 			}
-			if !strings.Contains(body, `\fB`+roffCode(dashed(f.Name))+`\fR`) {
-				t.Errorf("section %s lacks flag --%s", c.name, f.Name)
+			if !strings.Contains(body, `\fB`+cli.RoffCode(cli.Dashed(f.Name))+`\fR`) {
+				t.Errorf("section %s lacks flag --%s", c.Name, f.Name)
 			}
 		})
-		if len(c.examples) == 0 || !strings.Contains(body, roffCode("modelslot "+c.examples[0].cmd)) {
-			t.Errorf("section %s lacks an example", c.name)
+		if len(c.Examples) == 0 || !strings.Contains(body, cli.RoffCode("modelslot "+c.Examples[0].Cmd)) {
+			t.Errorf("section %s lacks an example", c.Name)
 		}
 	}
 	for _, name := range []string{"config", "model", "log-level", "version"} {
-		if !strings.Contains(page, `\fB`+roffCode("--"+name)+`\fR`) {
+		if !strings.Contains(page, `\fB`+cli.RoffCode("--"+name)+`\fR`) {
 			t.Errorf("the page lacks the global flag --%s", name)
 		}
 	}
-	for _, c := range commands {
-		if _, listed := sections[c.name]; c.hidden && listed {
-			t.Errorf("hidden command %s has a section", c.name)
+	for _, c := range program.All() {
+		if _, listed := sections[c.Name]; c.Hidden && listed {
+			t.Errorf("hidden command %s has a section", c.Name)
 		}
 	}
 }
@@ -72,9 +73,9 @@ func TestGenManRendersWithoutWarnings(t *testing.T) {
 		t.Fatalf("gen-man: %v", r)
 	}
 	text := renderMan(t, filepath.Join(dir, "modelslot.1"))
-	for _, c := range visibleCommands() {
-		if !strings.Contains(text, "modelslot "+c.name) {
-			t.Errorf("the rendered page lacks modelslot %s", c.name)
+	for _, c := range program.Visible() {
+		if !strings.Contains(text, "modelslot "+c.Name) {
+			t.Errorf("the rendered page lacks modelslot %s", c.Name)
 		}
 	}
 }
@@ -158,19 +159,19 @@ func TestZshCompletionParses(t *testing.T) {
 		t.Fatalf("zsh -n: %v\n%s", err, out)
 	}
 	text := readFile(script)
-	for _, c := range visibleCommands() {
-		_, line, found := strings.Cut(text, "\t\t"+c.name+") _arguments")
+	for _, c := range program.Visible() {
+		_, line, found := strings.Cut(text, "\t\t"+c.Name+") _arguments")
 		if !found {
-			t.Errorf("zsh completion lacks %s", c.name)
+			t.Errorf("zsh completion lacks %s", c.Name)
 			continue
 		}
 		line, _, _ = strings.Cut(line, "\n")
-		if _, noFiles := argChoices(c.name); noFiles == strings.HasSuffix(line, "'*:file:_files' ;;") {
-			t.Errorf("zsh: %s completes files: %v, want %v", c.name, !noFiles, noFiles)
+		if _, noFiles := program.ArgChoices(c.Name); noFiles == strings.HasSuffix(line, "'*:file:_files' ;;") {
+			t.Errorf("zsh: %s completes files: %v, want %v", c.Name, !noFiles, noFiles)
 		}
-		for _, f := range complFlags(c) {
-			if !strings.Contains(text, "'"+dashed(f.name)+"[") {
-				t.Errorf("zsh completion lacks %s of %s", dashed(f.name), c.name)
+		for _, f := range program.CompletionFlags(c) {
+			if !strings.Contains(text, "'"+cli.Dashed(f)+"[") {
+				t.Errorf("zsh completion lacks %s of %s", cli.Dashed(f), c.Name)
 			}
 		}
 	}

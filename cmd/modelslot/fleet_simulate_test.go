@@ -57,7 +57,11 @@ func TestFleetSimulateFollowsARolloutUntilConverged(t *testing.T) {
 			if r.code != tc.code {
 				t.Fatalf("want exit %d: %v", tc.code, r)
 			}
-			var sum simulateSummary
+			var sum struct { // the summary's JSON, as a script reads it
+				Devices, Converged, Failed, Undelivered int
+				Installs                                int64
+				Counts                                  map[string]int
+			}
 			if err := json.Unmarshal([]byte(strings.TrimSpace(r.stdout)), &sum); err != nil {
 				t.Fatalf("summary is not JSON: %v\n%v", err, r)
 			}

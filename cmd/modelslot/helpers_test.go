@@ -14,23 +14,43 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelslot/modelslot/internal/cli"
 	"github.com/modelslot/modelslot/internal/crashpoint"
 	"github.com/modelslot/modelslot/internal/testutil"
 	"github.com/modelslot/modelslot/slots"
 )
 
 // binary is the modelslot command built once for the tests that run it as a real
-// child process (crash tests must be able to SIGKILL it).
-var binary string
+// child process (crash tests must be able to SIGKILL it). fleetBinary,
+// modelslot-fleet, is built into the same directory, where modelslot finds it
+// for the fleet and rollout commands.
+var binary, fleetBinary string
 
 func TestMain(m *testing.M) {
 	var err error
-	if binary, err = testutil.BuildBinary("github.com/modelslot/modelslot/cmd/modelslot"); err != nil {
+	if binary, err = testutil.BuildBinary("github.com/modelslot/modelslot/cmd/modelslot"); err == nil {
+		fleetBinary, err = testutil.BuildBinary("github.com/modelslot/modelslot/cmd/modelslot-fleet")
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if filepath.Dir(binary) != filepath.Dir(fleetBinary) {
+		fmt.Fprintf(os.Stderr, "modelslot (%s) and modelslot-fleet (%s) must be built side by side\n", binary, fleetBinary)
 		os.Exit(1)
 	}
 	os.Exit(m.Run())
 }
+
+// The exit codes the tests expect (internal/cli's table).
+const (
+	exitError      = cli.ExitError
+	exitUsage      = cli.ExitUsage
+	exitRejected   = cli.ExitRejected
+	exitRolledBack = cli.ExitRolledBack
+	exitBusy       = cli.ExitBusy
+	exitSignalBase = cli.ExitSignalBase
+)
 
 // env is one device: a state root, a link directory and a config file.
 type env struct {

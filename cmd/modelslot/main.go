@@ -2,172 +2,80 @@
 // slots and a link, so that an update is atomic, verified and undone by itself
 // when the new version misbehaves. This package only parses flags and prints;
 // the work is done in slots, verify and internal/update. Every command, its
-// flags and its help live in one table (commands.go), from which --help, the
-// man page and the shell completions are generated.
+// flags and its help live in one table (program, below), from which
+// internal/cli generates --help, the man page and the shell completions. The
+// fleet controller and its clients (fleet, rollout) are modelslot-fleet's:
+// a device does not carry a SQL engine, a PostgreSQL driver and a dashboard,
+// and modelslot runs modelslot-fleet for them where it is installed.
 package main
 
-import (
-	"context"
-	"errors"
-	"flag"
-	"fmt"
-	"io"
-	"log/slog"
-	"os"
-	"os/signal"
-	"runtime/debug"
-	"strings"
-	"syscall"
-)
+import "github.com/modelslot/modelslot/internal/cli"
 
-// globalOptions are the flags that every command accepts, before or after
-// its name.
-type globalOptions struct {
-	config   string
-	model    string
-	logLevel string
-	stdout   io.Writer
-	stderr   io.Writer
-	json     bool // the command was asked for JSON: errors are JSON too
+// program is modelslot's command table, in the order the help lists it. Add a
+// command with one entry here and its runX in a cmd_*.go file. It is filled
+// in init because the commands' entries are variables of their own files.
+var program = &cli.Program{
+	Name:  "modelslot",
+	Title: "atomic, verified A/B updates of machine-learning models, undone when they fail",
+	Description: "modelslot updates the machine-learning model on a Linux device so that an update is atomic, " +
+		"verified and undone when it fails. A model lives in two directory slots, a and b; a new version is written and " +
+		"verified into the slot that is not serving, and one rename(2) of a symlink makes it the serving one. Then the " +
+		"inference unit is restarted or reloaded through systemd and the new version's health is confirmed (the unit stays " +
+		"up, a probe is answered correctly and fast enough, check commands pass); a failure swaps the link back and brings " +
+		"the previous version up again.\n\n" +
+		"Every step is saved before it is taken, so a crash or a power cut at any moment is finished or undone by the next " +
+		"modelslot command or by the agent at start, and the link always points at a complete, verified slot. " +
+		"Installs from a repository or a bundle are signed (ed25519) and checked against trusted_keys; only the chunks the " +
+		"device lacks are downloaded.\n\n" +
+		"The fleet controller and its clients (`fleet`, `rollout`) are in modelslot-fleet(1), a package of its own, so " +
+		"that a device does not carry them; modelslot runs it for those commands where it is installed.\n\n" +
+		"The configuration is one TOML file, described in modelslot.toml(5).",
+	ManFiles:    manFiles,
+	NoFileArgs:  []string{"status", "rollback", "mark-good", "mark-bad", "verify", "agent", "keygen"},
+	HelpExample: "install",
 }
 
-// memoryLimit is the soft heap limit modelslot runs under unless GOMEMLIMIT
-// says otherwise: an install streams chunks through recycled buffers, and
-// without a limit the Go runtime lets garbage grow the heap to 75-80 MiB on a
-// device where 50 MiB is plenty (make bench measures it).
-const memoryLimit = 48 << 20
-
-func main() {
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(memoryLimit)
-	}
-	ctx, stop := signalContext()
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
-}
-
-// signalContext is cancelled by the first SIGINT or SIGTERM, with the signal as
-// its cause (the exit code is 128 + its number). Later signals are caught too,
-// so the cleanup that cancellation starts is not cut short.
-func signalContext() (context.Context, func()) {
-	ctx, cancel := context.WithCancelCause(context.Background())
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		if s, ok := <-sigs; ok {
-			cancel(signalCause{s.(syscall.Signal)})
-		}
-	}()
-	return ctx, func() { signal.Stop(sigs); cancel(nil) }
-}
-
-// run is main without the process: tests call it directly.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	g := &globalOptions{stdout: stdout, stderr: stderr}
-	fs := flag.NewFlagSet("modelslot", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	registerGlobalFlags(fs, g)
-	showVersion := fs.Bool("version", false, "print the version of modelslot and exit")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			usage(stdout)
-			return exitOK
-		}
-		return reportError(g, usageErrorf("%v; run 'modelslot --help'", err))
-	}
-	if *showVersion {
-		fmt.Fprintln(stdout, versionString())
-		return exitOK
-	}
-	if fs.NArg() == 0 {
-		usage(stderr)
-		return exitUsage
-	}
-	if err := setupLogging(g.logLevel, stderr); err != nil {
-		return reportError(g, err)
-	}
-	c := lookupCommand(fs.Arg(0))
-	if c == nil {
-		return reportError(g, usageErrorf("unknown command %q; run 'modelslot --help' for the list", fs.Arg(0)))
-	}
-	return reportError(g, interrupted(ctx, c.run(ctx, g, fs.Args()[1:])))
-}
-
-// registerGlobalFlags defines the global flags on fs, bound to g, leaving out
-// any the command defines itself (publish and bundle have their own --model).
-func registerGlobalFlags(fs *flag.FlagSet, g *globalOptions) {
-	if g.logLevel == "" {
-		g.logLevel = envOr("MODELSLOT_LOG_LEVEL", "warn")
-	}
-	if fs.Lookup("config") == nil {
-		fs.StringVar(&g.config, "config", g.config, "config `FILE` (default $MODELSLOT_CONFIG, then /etc/modelslot/modelslot.toml)")
-	}
-	if fs.Lookup("model") == nil {
-		fs.StringVar(&g.model, "model", g.model, "`NAME` of the model to act on (may be left out when the config has one)")
-	}
-	if fs.Lookup("log-level") == nil {
-		fs.Func("log-level", "log `LEVEL`: debug, info, warn (default) or error; also $MODELSLOT_LOG_LEVEL", func(v string) error {
-			g.logLevel = v
-			return setupLogging(v, g.stderr)
-		})
+func init() {
+	program.Commands = []cli.Command{
+		statusCommand,
+		installCommand,
+		rollbackCommand,
+		recoverCommand,
+		markGoodCommand,
+		markBadCommand,
+		verifyCommand,
+		agentCommand,
+		cli.Provided("fleet", "modelslot-fleet", "the rollout controller, and the devices it knows"),
+		cli.Provided("rollout", "modelslot-fleet", "staged fleet rollouts through the controller"),
+		keygenCommand,
+		publishCommand,
+		bundleCommand,
+		pruneCommand,
 	}
 }
 
-// globalFlagNames are the flags registerGlobalFlags defines, for the help of
-// a command (which lists them apart from its own).
-var globalFlagNames = map[string]bool{"config": true, "model": true, "log-level": true}
+func main() { cli.Main(program) }
 
-func setupLogging(level string, w io.Writer) error {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return usageErrorf("--log-level %q: use debug, info, warn or error", level)
-	}
-	slog.SetDefault(slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})))
-	return nil
-}
-
-func envOr(key, def string) string {
-	if v := strings.TrimSpace(os.Getenv(key)); v != "" {
-		return v
-	}
-	return def
-}
-
-// cmdFlagSet is a command's flag set: its own flags, and at parse time the
-// global ones, bound to the command's globalOptions.
-type cmdFlagSet struct {
-	*flag.FlagSet
-	g    *globalOptions
-	name string
-}
-
-// newFlagSet returns a flag set for a command whose errors come back to the
-// caller (and become exit code 2, printed once) instead of exiting the process.
-func newFlagSet(name string, g *globalOptions) *cmdFlagSet {
-	fs := flag.NewFlagSet("modelslot "+name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard) // parseFlags prints; the flag package would print errors twice
-	fs.Usage = func() {}
-	return &cmdFlagSet{FlagSet: fs, g: g, name: name}
-}
-
-// parseFlags parses a command's arguments. --help prints the command's help to
-// stdout and returns errHelpShown (exit 0).
-func parseFlags(fs *cmdFlagSet, args []string) error {
-	registerGlobalFlags(fs.FlagSet, fs.g)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			commandHelp(fs.g.stdout, fs.name, fs.FlagSet)
-			return errHelpShown
-		}
-		return usageErrorf("%v; run 'modelslot %s --help'", err, fs.name)
-	}
-	return nil
-}
-
-// flagSet is the part of *flag.FlagSet that flag registration helpers use.
-type flagSet interface {
-	StringVar(p *string, name, value, usage string)
-	Uint64Var(p *uint64, name string, value uint64, usage string)
-}
+// manFiles are the FILES and SEE ALSO sections of modelslot(1).
+const manFiles = `.SH FILES
+.TP
+.I /etc/modelslot/modelslot.toml
+the configuration, modelslot.toml(5)
+.TP
+.I /var/lib/modelslot/
+the state root: per model, the slots, state.json, the link, staging and the event outbox
+.TP
+.I /usr/lib/systemd/system/modelslot\-agent.service
+the agent
+.TP
+.I /usr/lib/systemd/system/modelslot\-rollback@.service
+named by an inference unit's OnFailure=modelslot\-rollback@%n.service
+.TP
+.I /usr/share/doc/modelslot/
+the documentation: recovery.md says what modelslot repairs by itself
+.SH SEE ALSO
+.BR modelslot.toml (5),
+.BR modelslot\-fleet (1),
+.BR systemd.service (5),
+.BR systemd\-analyze (1)
+`

@@ -3,16 +3,17 @@ package main
 import (
 	"context"
 
+	"github.com/modelslot/modelslot/internal/cli"
 	"github.com/modelslot/modelslot/internal/config"
 	"github.com/modelslot/modelslot/internal/session"
 )
 
-func loadModel(g *globalOptions) (*config.Config, *config.Model, error) {
-	cfg, err := config.Load(g.config)
+func loadModel(g *cli.Options) (*config.Config, *config.Model, error) {
+	cfg, err := config.Load(g.Config)
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := cfg.Model(g.model)
+	m, err := cfg.Model(g.Model)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -21,7 +22,7 @@ func loadModel(g *globalOptions) (*config.Config, *config.Model, error) {
 
 // openTarget opens the model a command acts on (session.Open: lock, recovery,
 // resumed trial).
-func openTarget(ctx context.Context, g *globalOptions, op string) (*session.Session, error) {
+func openTarget(ctx context.Context, g *cli.Options, op string) (*session.Session, error) {
 	cfg, m, err := loadModel(g)
 	if err != nil {
 		return nil, err
@@ -31,7 +32,7 @@ func openTarget(ctx context.Context, g *globalOptions, op string) (*session.Sess
 
 // openToEndTrial opens the model for rollback, mark-good or mark-bad, which end
 // a pending trial themselves instead of resuming it.
-func openToEndTrial(ctx context.Context, g *globalOptions, op string) (*session.Session, error) {
+func openToEndTrial(ctx context.Context, g *cli.Options, op string) (*session.Session, error) {
 	cfg, m, err := loadModel(g)
 	if err != nil {
 		return nil, err
@@ -41,15 +42,15 @@ func openToEndTrial(ctx context.Context, g *globalOptions, op string) (*session.
 
 // selectedModels are the models a command for all of them acts on: every
 // configured one, or the one --model names.
-func selectedModels(g *globalOptions) (*config.Config, []config.Model, error) {
-	cfg, err := config.Load(g.config)
+func selectedModels(g *cli.Options) (*config.Config, []config.Model, error) {
+	cfg, err := config.Load(g.Config)
 	if err != nil {
 		return nil, nil, err
 	}
-	if g.model == "" {
+	if g.Model == "" {
 		return cfg, cfg.Models, nil
 	}
-	m, err := cfg.Model(g.model)
+	m, err := cfg.Model(g.Model)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -56,6 +56,10 @@ var Allowed = map[string][]string{
 	// scale test); it drives the device side and is imported only by cmd.
 	"internal/simulate": {"internal/agent", "internal/config", "internal/session", "internal/report", "slots", "internal/reason"},
 
+	// The command-line plumbing both binaries share: the table, help, man
+	// page, completions, and the exit codes of the errors it maps.
+	"internal/cli": {"internal/config", "internal/fetch", "internal/reason", "internal/update", "slots", "verify"},
+
 	// The demo's model and server.
 	"internal/demomodel":         {"internal/safetensors"},
 	"internal/demomodel/cmd/gen": {"internal/demomodel"},
@@ -74,6 +78,7 @@ var Allowed = map[string][]string{
 
 	// The top: commands, benchmarks, test drivers, integrations.
 	"cmd/modelslot":        {"*"},
+	"cmd/modelslot-fleet":  {"*"},
 	"bench/install":        {"*"},
 	"test/powercut/check":  {"*"},
 	"test/powercut/driver": {"*"},

@@ -52,18 +52,18 @@ type stand struct {
 	sims       []*simulator
 }
 
-// simulator is one `modelslot fleet simulate` process.
+// simulator is one `modelslot-fleet fleet simulate` process.
 type simulator struct {
 	cmd    *exec.Cmd
 	out    bytes.Buffer // its summary (stdout); stderr goes with it
 	exited chan struct{}
 }
 
-// startSimulator runs `modelslot fleet simulate` for o until the test ends
+// startSimulator runs `modelslot-fleet fleet simulate` for o until the test ends
 // (SIGTERM), quiet but for errors and its summary.
 func startSimulator(t *testing.T, o Options) *simulator {
 	t.Helper()
-	bin := testutil.Binary(t, "github.com/modelslot/modelslot/cmd/modelslot")
+	bin := testutil.Binary(t, "github.com/modelslot/modelslot/cmd/modelslot-fleet")
 	args := []string{"--model", o.Model, "--log-level", "error", "fleet", "simulate", "--devices", fmt.Sprint(o.Devices),
 		"--id-prefix", o.IDPrefix, "--state-dir", o.StateDir, "--broker", o.Broker, "--source", o.Source,
 		"--rollout-channel", o.RolloutChannel, "--trusted-keys", strings.Join(o.TrustedKeys, ","),
@@ -185,7 +185,7 @@ func (s *stand) watchBroker() {
 	}
 }
 
-// controllerProc is `modelslot fleet serve` running as its own process.
+// controllerProc is `modelslot-fleet fleet serve` running as its own process.
 type controllerProc struct {
 	t   *testing.T
 	cmd *exec.Cmd
@@ -196,7 +196,7 @@ type controllerProc struct {
 
 func startControllerProc(t *testing.T, config, url string) *controllerProc {
 	t.Helper()
-	bin := testutil.Binary(t, "github.com/modelslot/modelslot/cmd/modelslot")
+	bin := testutil.Binary(t, "github.com/modelslot/modelslot/cmd/modelslot-fleet")
 	c := &controllerProc{t: t, url: url, cmd: exec.Command(bin, "--config", config, "fleet", "serve")}
 	c.cmd.Env = append(os.Environ(), "MODELSLOT_LOG_LEVEL=info")
 	stderr, err := c.cmd.StderrPipe()

@@ -94,7 +94,7 @@ func compile(pkg string) (string, error) {
 	}
 	path := filepath.Join(dir, filepath.Base(pkg))
 	tmp := fmt.Sprintf("%s.%d", path, os.Getpid())
-	cmd := exec.Command(goTool(), "build", "-o", tmp, pkg)
+	cmd := exec.Command(GoTool(), "build", "-o", tmp, pkg)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -125,9 +125,9 @@ func moduleRoot() (string, error) {
 	}
 }
 
-// goTool finds the go command: on PATH, or where the official tarball puts it
+// GoTool finds the go command: on PATH, or where the official tarball puts it
 // (CI's PATH may not name it when tests run under sudo).
-func goTool() string {
+func GoTool() string {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p
 	}

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -7,27 +7,29 @@ import (
 	"runtime/debug"
 )
 
-// Set at build time by the Makefile: -ldflags "-X main.version=0.1.0
-// -X main.commit=3f2a9c1d7e4b". version is the release tag without its v (a
-// build after it: 0.1.0-3-g3f2a9c1), else the VERSION file.
+// Set at build time by the Makefile for both binaries: -ldflags "-X
+// github.com/modelslot/modelslot/internal/cli.version=0.1.0 -X
+// github.com/modelslot/modelslot/internal/cli.commit=3f2a9c1d7e4b". version
+// is the release tag without its v (a build after it: 0.1.0-3-g3f2a9c1), else
+// the VERSION file.
 var (
 	version = ""
 	commit  = ""
 )
 
-func runVersion(ctx context.Context, g *globalOptions, args []string) error {
-	if err := parseFlags(newFlagSet("version", g), args); err != nil {
+func runVersion(ctx context.Context, g *Options, args []string) error {
+	if err := ParseFlags(NewFlagSet("version", g), args); err != nil {
 		return err
 	}
-	fmt.Fprintln(g.stdout, versionString())
+	fmt.Fprintln(g.Stdout, g.prog.versionString())
 	return nil
 }
 
-// versionString is "modelslot VERSION (commit C, GO OS/ARCH)". A build without
+// versionString is "PROGRAM VERSION (commit C, GO OS/ARCH)". A build without
 // the Makefile's flags (go build, go test) says devel and takes the commit
 // from the build's VCS stamp.
-func versionString() string {
-	return fmt.Sprintf("modelslot %s (commit %s, %s %s/%s)", buildVersion(), buildCommit(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+func (p *Program) versionString() string {
+	return fmt.Sprintf("%s %s (commit %s, %s %s/%s)", p.Name, buildVersion(), buildCommit(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
 func buildVersion() string {

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -19,22 +19,23 @@ import (
 
 // Exit codes (DESIGN.md § Command line). Scripts rely on them.
 const (
-	exitOK         = 0
-	exitError      = 1
-	exitUsage      = 2
-	exitRejected   = 3
-	exitRolledBack = 4
-	exitBusy       = 5
+	ExitOK         = 0
+	ExitError      = 1
+	ExitUsage      = 2
+	ExitRejected   = 3
+	ExitRolledBack = 4
+	ExitBusy       = 5
 	// A command stopped by a signal exits 128 + the signal's number, as a
 	// shell reports it: 130 for SIGINT (Ctrl-C), 143 for SIGTERM.
-	exitSignalBase = 128
+	ExitSignalBase = 128
 )
 
 const exitCodeHelp = `
 exit codes:
   0  done, or nothing to do (the same version is already active)
   1  error
-  2  usage or config error (also: the configured unit is missing or masked)
+  2  usage or config error (also: the configured unit is missing or masked,
+     or the program a command needs, such as modelslot-fleet, is not installed)
   3  artifact rejected (signature, a signed document's digest, policy, unsafe path;
      corrupt bytes from the network are a download failure, 1, and retried)
   4  update failed and was rolled back
@@ -43,12 +44,15 @@ exit codes:
 `
 
 var (
-	errUsage     = errors.New("usage error")
-	errHelpShown = errors.New("help shown")
+	// ErrUsage marks a usage error (exit 2): UsageErrorf makes one.
+	ErrUsage = errors.New("usage error")
+	// ErrHelpShown is what a command returns after printing its help (exit 0).
+	ErrHelpShown = errors.New("help shown")
 )
 
-func usageErrorf(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{errUsage}, args...)...)
+// UsageErrorf is an error of the command line (exit 2).
+func UsageErrorf(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrUsage}, args...)...)
 }
 
 // signalCause is the cause of the context a signal cancelled.
@@ -80,20 +84,20 @@ func interrupted(ctx context.Context, err error) error {
 func exitCode(err error) int {
 	var ie *interruptedError
 	switch {
-	case err == nil, errors.Is(err, errHelpShown):
-		return exitOK
+	case err == nil, errors.Is(err, ErrHelpShown):
+		return ExitOK
 	case errors.As(err, &ie):
-		return exitSignalBase + int(ie.sig)
-	case errors.Is(err, errUsage), errors.Is(err, config.ErrConfig), reason.CodeOf(err, "") == reason.UnitUnavailable:
-		return exitUsage
+		return ExitSignalBase + int(ie.sig)
+	case errors.Is(err, ErrUsage), errors.Is(err, config.ErrConfig), errors.Is(err, ErrNotInstalled), reason.CodeOf(err, "") == reason.UnitUnavailable:
+		return ExitUsage
 	case errors.Is(err, verify.ErrRejected), errors.Is(err, fetch.ErrOverBudget):
-		return exitRejected
+		return ExitRejected
 	case errors.Is(err, update.ErrRolledBack):
-		return exitRolledBack
+		return ExitRolledBack
 	case errors.Is(err, slots.ErrBusy):
-		return exitBusy
+		return ExitBusy
 	}
-	return exitError
+	return ExitError
 }
 
 // hint adds what to do for errors whose cause is the machine, not modelslot.
@@ -121,24 +125,24 @@ func hint(err error) string {
 
 // reportError prints err for a person (or as JSON when the command was asked for
 // JSON) and returns the exit code.
-func reportError(g *globalOptions, err error) int {
+func reportError(g *Options, err error) int {
 	code := exitCode(err)
-	if code == exitOK {
+	if code == ExitOK {
 		return code
 	}
 	h := hint(err)
-	if g.json {
+	if g.JSON {
 		b, _ := json.Marshal(struct {
 			Error    string `json:"error"`
 			Hint     string `json:"hint,omitempty"`
 			ExitCode int    `json:"exit_code"`
 		}{err.Error(), h, code})
-		fmt.Fprintln(g.stderr, string(b))
+		fmt.Fprintln(g.Stderr, string(b))
 		return code
 	}
-	fmt.Fprintf(g.stderr, "modelslot: %v\n", err)
+	fmt.Fprintf(g.Stderr, "%s: %v\n", g.prog.Name, err)
 	if h != "" {
-		fmt.Fprintf(g.stderr, "  hint: %s\n", h)
+		fmt.Fprintf(g.Stderr, "  hint: %s\n", h)
 	}
 	return code
 }

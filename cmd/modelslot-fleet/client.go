@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/modelslot/modelslot/internal/cli"
 	"github.com/modelslot/modelslot/internal/config"
 	"github.com/modelslot/modelslot/internal/netconf"
 )
@@ -35,10 +36,10 @@ func controllerFlag(fs *flag.FlagSet) *controllerFlags {
 	return &f
 }
 
-func newAPIClient(g *globalOptions, f *controllerFlags) *apiClient {
+func newAPIClient(g *cli.Options, f *controllerFlags) *apiClient {
 	c := &apiClient{base: f.url, http: &http.Client{Timeout: 60 * time.Second}}
 	tokenFile := f.tokenFile
-	if cfg, err := config.Load(g.config); err == nil && cfg.Fleet != nil {
+	if cfg, err := config.Load(g.Config); err == nil && cfg.Fleet != nil {
 		if c.base == "" {
 			c.base = cfg.Fleet.URL
 		}
@@ -74,7 +75,7 @@ func (c *apiClient) do(ctx context.Context, method, path string, in, out any) er
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
-		return usageErrorf("--controller %q: %v", c.base, err)
+		return cli.UsageErrorf("--controller %q: %v", c.base, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if c.token != "" {
@@ -82,7 +83,7 @@ func (c *apiClient) do(ctx context.Context, method, path string, in, out any) er
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("reach the controller at %s: %w; is `modelslot fleet serve` running there (--controller)?", c.base, err)
+		return fmt.Errorf("reach the controller at %s: %w; is `modelslot-fleet fleet serve` running there (--controller)?", c.base, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
@@ -96,7 +97,7 @@ func (c *apiClient) do(ctx context.Context, method, path string, in, out any) er
 			e.Error = resp.Status
 		}
 		if resp.StatusCode == http.StatusBadRequest {
-			return usageErrorf("controller: %s", e.Error)
+			return cli.UsageErrorf("controller: %s", e.Error)
 		}
 		return &apiError{status: resp.StatusCode, msg: e.Error}
 	}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/modelslot/modelslot/internal/cli"
 	"github.com/modelslot/modelslot/internal/simulate"
 )
 
@@ -66,18 +67,18 @@ var errNotConverged = errors.New("fleet simulate: the fleet did not converge")
 // runFleetSimulate runs --devices real agents in this process until --until
 // is reached, --duration passes or a signal stops it, printing progress and
 // a summary.
-func runFleetSimulate(ctx context.Context, g *globalOptions, args []string) error {
-	fs := newFlagSet("fleet simulate", g)
+func runFleetSimulate(ctx context.Context, g *cli.Options, args []string) error {
+	fs := cli.NewFlagSet("fleet simulate", g)
 	f := fleetSimulateFlags(fs.FlagSet)
-	fs.BoolVar(&g.json, "json", false, "print the summary as JSON")
-	if err := parseFlags(fs, args); err != nil {
+	fs.BoolVar(&g.JSON, "json", false, "print the summary as JSON")
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
-	if g.model == "" {
-		return usageErrorf("fleet simulate: --model is required (the model the devices run)")
+	if g.Model == "" {
+		return cli.UsageErrorf("fleet simulate: --model is required (the model the devices run)")
 	}
 	if f.trusted == "" {
-		return usageErrorf("fleet simulate: --trusted-keys is required: devices install only what a key they trust signed")
+		return cli.UsageErrorf("fleet simulate: --trusted-keys is required: devices install only what a key they trust signed")
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(math.MaxInt64) // main's 48 MiB is one device's budget, not a fleet's
@@ -86,16 +87,16 @@ func runFleetSimulate(ctx context.Context, g *globalOptions, args []string) erro
 		debug.SetGCPercent(400) // ten thousand agents' garbage: fewer collections, memory is cheaper here
 	}
 	if err := simulate.RaiseFileLimit(); err != nil {
-		fmt.Fprintf(g.stderr, "modelslot: fleet simulate: could not raise the open-file limit (%v); a large fleet may run out\n", err)
+		fmt.Fprintf(g.Stderr, "modelslot-fleet: fleet simulate: could not raise the open-file limit (%v); a large fleet may run out\n", err)
 	}
 	o := f.opts
-	o.Model, o.TrustedKeys, o.RolloutKeys = g.model, commaList(f.trusted), commaList(f.rollout)
+	o.Model, o.TrustedKeys, o.RolloutKeys = g.Model, commaList(f.trusted), commaList(f.rollout)
 	if len(o.RolloutKeys) == 0 {
 		o.RolloutChannel = ""
 	}
 	sim, err := simulate.New(o)
 	if err != nil {
-		return usageErrorf("%v", err)
+		return cli.UsageErrorf("%v", err)
 	}
 	start := time.Now()
 	if err := sim.Seed(ctx); err != nil {
@@ -125,7 +126,7 @@ func runFleetSimulate(ctx context.Context, g *globalOptions, args []string) erro
 
 // watchFleet prints progress until ctx ends or every device runs --until
 // with its events delivered; it reports whether that happened.
-func watchFleet(ctx context.Context, g *globalOptions, sim *simulate.Fleet, f *simulateFlags, start time.Time) bool {
+func watchFleet(ctx context.Context, g *cli.Options, sim *simulate.Fleet, f *simulateFlags, start time.Time) bool {
 	t := time.NewTicker(f.progress)
 	defer t.Stop()
 	for {
@@ -136,8 +137,8 @@ func watchFleet(ctx context.Context, g *globalOptions, sim *simulate.Fleet, f *s
 		}
 		sn := sim.Snapshot()
 		produced, undelivered := sn.Events()
-		if !g.json {
-			fmt.Fprintf(g.stdout, "%6s  %s  online %d, installs %d, events %d (%d undelivered)\n",
+		if !g.JSON {
+			fmt.Fprintf(g.Stdout, "%6s  %s  online %d, installs %d, events %d (%d undelivered)\n",
 				time.Since(start).Round(time.Second), sn, sim.Online(), sim.Installs(), produced, undelivered)
 		}
 		if f.until != "" && sn.On(f.until) == len(sn.Devices) && undelivered == 0 {
@@ -183,18 +184,18 @@ func summarize(sim *simulate.Fleet, until string, elapsed time.Duration) simulat
 	return s
 }
 
-func printSummary(g *globalOptions, s simulateSummary) {
-	if g.json {
-		json.NewEncoder(g.stdout).Encode(s)
+func printSummary(g *cli.Options, s simulateSummary) {
+	if g.JSON {
+		json.NewEncoder(g.Stdout).Encode(s)
 		return
 	}
 	on := s.Until
 	if on == "" {
 		on = "the most common version"
 	}
-	fmt.Fprintf(g.stdout, "simulated %d devices for %.1f s: %d converged on %s, %d failed a version; %d installs, %d events (%d undelivered)\n",
+	fmt.Fprintf(g.Stdout, "simulated %d devices for %.1f s: %d converged on %s, %d failed a version; %d installs, %d events (%d undelivered)\n",
 		s.Devices, s.Seconds, s.Converged, on, s.Failed, s.Installs, s.Events, s.Undelivered)
 	for _, k := range slices.Sorted(maps.Keys(s.Counts)) {
-		fmt.Fprintf(g.stdout, "  %-20s %d\n", k, s.Counts[k])
+		fmt.Fprintf(g.Stdout, "  %-20s %d\n", k, s.Counts[k])
 	}
 }

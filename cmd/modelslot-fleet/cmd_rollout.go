@@ -11,51 +11,51 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/modelslot/modelslot/internal/cli"
 	"github.com/modelslot/modelslot/internal/fleet"
 	"github.com/modelslot/modelslot/internal/rollout"
 )
 
-var rolloutCommand = command{
-	name: "rollout",
-	synopsis: []string{
+var rolloutCommand = cli.Command{
+	Name: "rollout",
+	Synopsis: []string{
 		"create --manifest URL [--channel C] [--stages 5,30,100] [--soak 1h] [--success 95] [--max-failures N] [--max-failure-share P] [--abort-rollback] [--id ID] [--salt S]",
 		"status [ID] [--json]",
 		"pause|resume|abort ID [--reason TEXT]",
 	},
-	summary: "staged fleet rollouts through the controller",
-	help: "Talks to the controller (modelslot fleet serve) over its JSON API. create starts a rollout of a signed " +
+	Summary: "staged fleet rollouts through the controller",
+	Help: "Talks to the controller (modelslot-fleet fleet serve) over its JSON API. create starts a rollout of a signed " +
 		"manifest of --model to the devices that follow --channel, stage after stage: each stage's share of the fleet " +
 		"(cumulative percentages), its minimum soak time and success threshold, and the failure threshold that halts " +
 		"it. status shows one rollout (or all): its state, stage, devices and failures by reason. pause stops new " +
 		"starts, resume goes on, abort ends it for good (and, with abort_rollback, rolls back the devices that took " +
 		"it). Exit 2 for a request the controller calls invalid, 1 for a refusal or an unreachable controller " +
 		"(docs/fleet.md).",
-	examples: []example{
-		{"--model demo rollout create --manifest https://repo/demo/manifests/v2.json --stages 5,30,100 --soak 1h",
-			"roll v2 out to 5 %, then 30 %, then every device, an hour apart at least"},
-		{"rollout status demo-v2-3fa1c2", "where a rollout is, and why"},
-		{"rollout abort demo-v2-3fa1c2 --reason \"probe latency\"", "stop it for good"},
+	Examples: []cli.Example{
+		{Cmd: "--model demo rollout create --manifest https://repo/demo/manifests/v2.json --stages 5,30,100 --soak 1h", What: "roll v2 out to 5 %, then 30 %, then every device, an hour apart at least"},
+		{Cmd: "rollout status demo-v2-3fa1c2", What: "where a rollout is, and why"},
+		{Cmd: "rollout abort demo-v2-3fa1c2 --reason \"probe latency\"", What: "stop it for good"},
 	},
-	flags: func(fs *flag.FlagSet) {
-		rolloutCreateFlags(fs, &globalOptions{}, &createFlags{})
+	Flags: func(fs *flag.FlagSet) {
+		rolloutCreateFlags(fs, &cli.Options{}, &createFlags{})
 		fs.String("reason", "", reasonUsage)
 	},
-	run: runRollout,
+	Run: runRollout,
 }
 
 const reasonUsage = "why, for the rollout's history and the devices' logs"
 
 // runRollout: `modelslot rollout create|status|pause|resume|abort`, through
 // the controller's API.
-func runRollout(ctx context.Context, g *globalOptions, args []string) error {
+func runRollout(ctx context.Context, g *cli.Options, args []string) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fs := newFlagSet("rollout", g) // --help lists every flag of the command
+		fs := cli.NewFlagSet("rollout", g) // --help lists every flag of the command
 		rolloutCreateFlags(fs.FlagSet, g, &createFlags{})
 		fs.String("reason", "", reasonUsage)
-		if err := parseFlags(fs, args); err != nil {
+		if err := cli.ParseFlags(fs, args); err != nil {
 			return err
 		}
-		return usageErrorf("rollout: want a subcommand: create, status, pause, resume, abort")
+		return cli.UsageErrorf("rollout: want a subcommand: create, status, pause, resume, abort")
 	}
 	switch args[0] {
 	case "create":
@@ -65,7 +65,7 @@ func runRollout(ctx context.Context, g *globalOptions, args []string) error {
 	case "pause", "resume", "abort":
 		return runRolloutChange(ctx, g, args[0], args[1:])
 	}
-	return usageErrorf("rollout: unknown subcommand %q: create, status, pause, resume, abort", args[0])
+	return cli.UsageErrorf("rollout: unknown subcommand %q: create, status, pause, resume, abort", args[0])
 }
 
 type createFlags struct {
@@ -77,8 +77,8 @@ type createFlags struct {
 
 // rolloutCreateFlags registers create's flags (and --json and the
 // controller's), the same for its run and its documentation.
-func rolloutCreateFlags(fs *flag.FlagSet, g *globalOptions, f *createFlags) *controllerFlags {
-	fs.BoolVar(&g.json, "json", false, "print JSON for scripts")
+func rolloutCreateFlags(fs *flag.FlagSet, g *cli.Options, f *createFlags) *controllerFlags {
+	fs.BoolVar(&g.JSON, "json", false, "print JSON for scripts")
 	fs.StringVar(&f.req.ID, "id", "", "rollout id (default: <model>-<version>-<random>)")
 	fs.StringVar(&f.req.Channel, "channel", "stable", "channel the devices follow (their rollout_channel)")
 	fs.StringVar(&f.req.ManifestURL, "manifest", "", "URL of the signed manifest to roll out (<repo>/<model>/manifests/<version>.json)")
@@ -92,16 +92,16 @@ func rolloutCreateFlags(fs *flag.FlagSet, g *globalOptions, f *createFlags) *con
 	return controllerFlag(fs)
 }
 
-func runRolloutCreate(ctx context.Context, g *globalOptions, args []string) error {
-	fs := newFlagSet("rollout create", g)
+func runRolloutCreate(ctx context.Context, g *cli.Options, args []string) error {
+	fs := cli.NewFlagSet("rollout create", g)
 	var f createFlags
 	api := rolloutCreateFlags(fs.FlagSet, g, &f)
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
-	f.req.Model = g.model
+	f.req.Model = g.Model
 	if f.req.Model == "" || f.req.ManifestURL == "" {
-		return usageErrorf("rollout create needs --model and --manifest")
+		return cli.UsageErrorf("rollout create needs --model and --manifest")
 	}
 	stages, err := f.stageList()
 	if err != nil {
@@ -140,16 +140,16 @@ func (f *createFlags) stageList() ([]rollout.Stage, error) {
 func basisPoints(flagName, pct string) (uint32, error) {
 	v, err := strconv.ParseFloat(pct, 64)
 	if err != nil || v < 0 || v > 100 {
-		return 0, usageErrorf("%s %q: want a percentage from 0 to 100", flagName, pct)
+		return 0, cli.UsageErrorf("%s %q: want a percentage from 0 to 100", flagName, pct)
 	}
 	return uint32(math.Round(v * 100)), nil
 }
 
-func runRolloutStatus(ctx context.Context, g *globalOptions, args []string) error {
-	fs := newFlagSet("rollout status", g)
-	fs.BoolVar(&g.json, "json", false, "print JSON for scripts")
+func runRolloutStatus(ctx context.Context, g *cli.Options, args []string) error {
+	fs := cli.NewFlagSet("rollout status", g)
+	fs.BoolVar(&g.JSON, "json", false, "print JSON for scripts")
 	api := controllerFlag(fs.FlagSet)
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	c := newAPIClient(g, api)
@@ -164,10 +164,10 @@ func runRolloutStatus(ctx context.Context, g *globalOptions, args []string) erro
 	if err := c.do(ctx, "GET", "/v1/rollouts", nil, &all); err != nil {
 		return err
 	}
-	if g.json {
-		return json.NewEncoder(g.stdout).Encode(all)
+	if g.JSON {
+		return json.NewEncoder(g.Stdout).Encode(all)
 	}
-	w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	w := tabwriter.NewWriter(g.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "ROLLOUT\tMODEL/CHANNEL\tTARGET\tSTATE\tSTAGE\tSUCCEEDED\tFAILED")
 	for _, s := range all {
 		r := s.Rollout
@@ -177,16 +177,16 @@ func runRolloutStatus(ctx context.Context, g *globalOptions, args []string) erro
 	return w.Flush()
 }
 
-func runRolloutChange(ctx context.Context, g *globalOptions, op string, args []string) error {
-	fs := newFlagSet("rollout "+op, g)
-	fs.BoolVar(&g.json, "json", false, "print JSON for scripts")
+func runRolloutChange(ctx context.Context, g *cli.Options, op string, args []string) error {
+	fs := cli.NewFlagSet("rollout "+op, g)
+	fs.BoolVar(&g.JSON, "json", false, "print JSON for scripts")
 	reason := fs.String("reason", "", reasonUsage)
 	api := controllerFlag(fs.FlagSet)
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return usageErrorf("rollout %s ID", op)
+		return cli.UsageErrorf("rollout %s ID", op)
 	}
 	var s fleet.Status
 	if err := newAPIClient(g, api).do(ctx, "POST", "/v1/rollouts/"+fs.Arg(0)+"/"+op, map[string]string{"reason": *reason}, &s); err != nil {
@@ -195,23 +195,23 @@ func runRolloutChange(ctx context.Context, g *globalOptions, op string, args []s
 	return printRollout(g, &s)
 }
 
-func printRollout(g *globalOptions, s *fleet.Status) error {
-	if g.json {
-		return json.NewEncoder(g.stdout).Encode(s)
+func printRollout(g *cli.Options, s *fleet.Status) error {
+	if g.JSON {
+		return json.NewEncoder(g.Stdout).Encode(s)
 	}
 	r := s.Rollout
-	fmt.Fprintf(g.stdout, "rollout %s: %s/%s → %s (sequence %d), revision %d\n", r.ID, r.Model, r.Channel, r.Target.Version, r.Target.Sequence, r.Revision)
-	fmt.Fprintf(g.stdout, "  state %s, stage %d of %d (%s of the fleet) since %s\n", r.State, r.Stage+1, len(r.Stages),
+	fmt.Fprintf(g.Stdout, "rollout %s: %s/%s → %s (sequence %d), revision %d\n", r.ID, r.Model, r.Channel, r.Target.Version, r.Target.Sequence, r.Revision)
+	fmt.Fprintf(g.Stdout, "  state %s, stage %d of %d (%s of the fleet) since %s\n", r.State, r.Stage+1, len(r.Stages),
 		percent(r.Stages[r.Stage].Share), s.StageOpened.Format(time.RFC3339))
 	if r.Reason != "" {
-		fmt.Fprintf(g.stdout, "  reason: %s\n", r.Reason)
+		fmt.Fprintf(g.Stdout, "  reason: %s\n", r.Reason)
 	}
-	fmt.Fprintf(g.stdout, "  devices in the opened stages: %d, succeeded %d, failed %d\n", s.Cohort, s.Succeeded, s.Failed)
+	fmt.Fprintf(g.Stdout, "  devices in the opened stages: %d, succeeded %d, failed %d\n", s.Cohort, s.Succeeded, s.Failed)
 	for reason, n := range s.Failures {
-		fmt.Fprintf(g.stdout, "    failed: %s × %d\n", reason, n)
+		fmt.Fprintf(g.Stdout, "    failed: %s × %d\n", reason, n)
 	}
 	for reason, n := range s.Refusals {
-		fmt.Fprintf(g.stdout, "    refused the document: %s × %d\n", reason, n)
+		fmt.Fprintf(g.Stdout, "    refused the document: %s × %d\n", reason, n)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/modelslot/modelslot/internal/cli"
 	"github.com/modelslot/modelslot/internal/config"
 	"github.com/modelslot/modelslot/internal/fleet"
 	"github.com/modelslot/modelslot/internal/fleet/dashboard"
@@ -21,12 +22,12 @@ import (
 	"github.com/modelslot/modelslot/verify"
 )
 
-var fleetCommand = command{
-	name: "fleet",
-	synopsis: []string{"serve", "devices [--json] [--controller URL] [--api-token-file FILE]",
+var fleetCommand = cli.Command{
+	Name: "fleet",
+	Synopsis: []string{"serve", "devices [--json] [--controller URL] [--api-token-file FILE]",
 		"simulate --devices N --broker URL --model M --trusted-keys FILES [--rollout-keys FILES] [--source URL] [--fail-version V] [--state-dir DIR] [--until V] [--duration D]"},
-	summary: "the rollout controller, and the devices it knows",
-	help: "fleet serve runs the rollout controller of the config's [fleet] table until SIGTERM: it records every device's " +
+	Summary: "the rollout controller, and the devices it knows",
+	Help: "fleet serve runs the rollout controller of the config's [fleet] table until SIGTERM: it records every device's " +
 		"events and status from the broker in its database (SQLite, or PostgreSQL), opens a rollout's next stage after " +
 		"its soak time and success threshold, halts it when a failure threshold is crossed, and publishes each signed " +
 		"revision of the rollout document. Only one controller acts per database; a second stands by. " +
@@ -40,33 +41,33 @@ var fleetCommand = command{
 		"--fail-version, which the device reverts. It prints the devices per version and state every --progress, and a " +
 		"summary at the end (converged, failed, installs, events); exit 1 when --until was not reached within " +
 		"--duration (docs/scale.md).",
-	examples: []example{
-		{"fleet serve", "the controller, as modelslot-fleet.service runs it"},
-		{"fleet devices --json", "every device's model, version, status and presence, for a script"},
-		{"fleet simulate --devices 1000 --broker mqtt://127.0.0.1:1883 --model demo --trusted-keys pub.pub --rollout-keys rollout.pub " +
+	Examples: []cli.Example{
+		{Cmd: "fleet serve", What: "the controller, as modelslot-fleet.service runs it"},
+		{Cmd: "fleet devices --json", What: "every device's model, version, status and presence, for a script"},
+		{Cmd: "fleet simulate --devices 1000 --broker mqtt://127.0.0.1:1883 --model demo --trusted-keys pub.pub --rollout-keys rollout.pub " +
 			"--source http://127.0.0.1:8080/demo/channels/stable.json --fail-version v3 --until v2 --duration 30m",
-			"1,000 simulated devices start on the channel's version and follow the rollouts until all run v2"},
+			What: "1,000 simulated devices start on the channel's version and follow the rollouts until all run v2"},
 	},
-	flags: func(fs *flag.FlagSet) { fleetDevicesFlags(fs, &globalOptions{}); fleetSimulateFlags(fs) },
-	run:   runFleet,
+	Flags: func(fs *flag.FlagSet) { fleetDevicesFlags(fs, &cli.Options{}); fleetSimulateFlags(fs) },
+	Run:   runFleet,
 }
 
-func fleetDevicesFlags(fs *flag.FlagSet, g *globalOptions) *controllerFlags {
-	fs.BoolVar(&g.json, "json", false, "print JSON for scripts")
+func fleetDevicesFlags(fs *flag.FlagSet, g *cli.Options) *controllerFlags {
+	fs.BoolVar(&g.JSON, "json", false, "print JSON for scripts")
 	return controllerFlag(fs)
 }
 
 // runFleet: `modelslot fleet serve` runs the controller; `modelslot fleet
 // devices` lists what it knows of the devices.
-func runFleet(ctx context.Context, g *globalOptions, args []string) error {
+func runFleet(ctx context.Context, g *cli.Options, args []string) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fs := newFlagSet("fleet", g) // --help lists every flag of the command
+		fs := cli.NewFlagSet("fleet", g) // --help lists every flag of the command
 		fleetDevicesFlags(fs.FlagSet, g)
 		fleetSimulateFlags(fs.FlagSet)
-		if err := parseFlags(fs, args); err != nil {
+		if err := cli.ParseFlags(fs, args); err != nil {
 			return err
 		}
-		return usageErrorf("fleet: want a subcommand: serve, devices, simulate")
+		return cli.UsageErrorf("fleet: want a subcommand: serve, devices, simulate")
 	}
 	switch args[0] {
 	case "serve":
@@ -76,17 +77,17 @@ func runFleet(ctx context.Context, g *globalOptions, args []string) error {
 	case "simulate":
 		return runFleetSimulate(ctx, g, args[1:])
 	}
-	return usageErrorf("fleet: unknown subcommand %q: serve, devices, simulate", args[0])
+	return cli.UsageErrorf("fleet: unknown subcommand %q: serve, devices, simulate", args[0])
 }
 
-func runFleetServe(ctx context.Context, g *globalOptions, args []string) error {
-	if err := parseFlags(newFlagSet("fleet serve", g), args); err != nil {
+func runFleetServe(ctx context.Context, g *cli.Options, args []string) error {
+	if err := cli.ParseFlags(cli.NewFlagSet("fleet serve", g), args); err != nil {
 		return err
 	}
-	if g.logLevel == "warn" && envOr("MODELSLOT_LOG_LEVEL", "") == "" {
-		setupLogging("info", g.stderr) // a daemon's log is its only voice
+	if g.LogLevel == "warn" && cli.EnvOr("MODELSLOT_LOG_LEVEL", "") == "" {
+		cli.SetupLogging("info", g.Stderr) // a daemon's log is its only voice
 	}
-	cfg, err := config.Load(g.config)
+	cfg, err := config.Load(g.Config)
 	if err != nil {
 		return err
 	}
@@ -130,24 +131,24 @@ func runFleetServe(ctx context.Context, g *globalOptions, args []string) error {
 	return err
 }
 
-func runFleetDevices(ctx context.Context, g *globalOptions, args []string) error {
-	fs := newFlagSet("fleet devices", g)
+func runFleetDevices(ctx context.Context, g *cli.Options, args []string) error {
+	fs := cli.NewFlagSet("fleet devices", g)
 	api := fleetDevicesFlags(fs.FlagSet, g)
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	var devs []store.Device
 	path := "/v1/devices"
-	if g.model != "" {
-		path += "?model=" + url.QueryEscape(g.model)
+	if g.Model != "" {
+		path += "?model=" + url.QueryEscape(g.Model)
 	}
 	if err := newAPIClient(g, api).do(ctx, "GET", path, nil, &devs); err != nil {
 		return err
 	}
-	if g.json {
-		return json.NewEncoder(g.stdout).Encode(devs)
+	if g.JSON {
+		return json.NewEncoder(g.Stdout).Encode(devs)
 	}
-	w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	w := tabwriter.NewWriter(g.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "DEVICE\tMODEL\tVERSION\tSTATUS\tONLINE\tLAST SEEN")
 	for _, d := range devs {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%v\t%s\n", d.ID, d.Model, d.Version, d.Status, d.Online, d.LastSeen.Format("2006-01-02 15:04:05Z"))

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"flag"
@@ -8,77 +8,83 @@ import (
 	"strings"
 )
 
-const globalSynopsis = "modelslot [--config FILE] [--model NAME] [--log-level LEVEL] COMMAND [ARGS]"
+func (p *Program) globalSynopsis() string {
+	return p.Name + " [--config FILE] [--model NAME] [--log-level LEVEL] COMMAND [ARGS]"
+}
 
-// usage is the help of modelslot itself: the commands and the global flags.
-func usage(w io.Writer) {
-	fmt.Fprintf(w, "usage: %s\n       modelslot --version\n\ncommands:\n", globalSynopsis)
-	for _, c := range commands {
-		if !c.hidden {
-			fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
-		}
+// globalFlags is the flag set of the program itself: the global flags and
+// --version.
+func (p *Program) globalFlags() *flag.FlagSet {
+	fs := flag.NewFlagSet(p.Name, flag.ContinueOnError)
+	registerGlobalFlags(fs, &Options{Stderr: io.Discard})
+	fs.Bool("version", false, "print the version of "+p.Name+" and exit")
+	return fs
+}
+
+// usage is the help of the program itself: the commands and the global flags.
+func (p *Program) usage(w io.Writer) {
+	fmt.Fprintf(w, "usage: %s\n       %s --version\n\ncommands:\n", p.globalSynopsis(), p.Name)
+	for _, c := range p.Visible() {
+		fmt.Fprintf(w, "  %-10s %s\n", c.Name, c.Summary)
 	}
 	fmt.Fprintln(w, "\nglobal flags (before or after the command):")
-	fs := flag.NewFlagSet("modelslot", flag.ContinueOnError)
-	registerGlobalFlags(fs, &globalOptions{stderr: io.Discard})
-	fs.Bool("version", false, "print the version of modelslot and exit")
-	printFlags(w, docFlagList(fs, func(*flag.Flag) bool { return true }))
-	fmt.Fprintln(w, "\nRun 'modelslot COMMAND --help' for a command's flags and examples; man modelslot for all of it.")
+	printFlags(w, docFlagList(p.globalFlags(), func(*flag.Flag) bool { return true }))
+	fmt.Fprintf(w, "\nRun '%s COMMAND --help' for a command's flags and examples; man %s for all of it.\n", p.Name, p.Name)
 	fmt.Fprint(w, exitCodeHelp)
 }
 
 // commandHelp prints the help of command name from fs, the flag set it parses
 // with (its own flags and the global ones).
-func commandHelp(w io.Writer, name string, fs *flag.FlagSet) {
-	c := lookupCommand(name)
+func (p *Program) commandHelp(w io.Writer, name string, fs *flag.FlagSet) {
+	c := p.Lookup(name)
 	if c == nil { // a command missing from the table still gets its flags shown
-		c = &command{name: name}
+		c = &Command{Name: name}
 	}
-	for i, line := range synopsisLines(c) {
+	for i, line := range p.synopsisLines(c) {
 		prefix := "usage: "
 		if i > 0 {
 			prefix = "       "
 		}
 		fmt.Fprintf(w, "%s%s\n", prefix, line)
 	}
-	if c.help != "" {
-		fmt.Fprintf(w, "\n%s\n", wrap(c.help, 80))
+	if c.Help != "" {
+		fmt.Fprintf(w, "\n%s\n", wrap(c.Help, 80))
 	}
-	own := docFlagList(fs, func(f *flag.Flag) bool { return !globalFlagNames[f.Name] || c.ownsFlag(f.Name) })
+	own := docFlagList(fs, func(f *flag.Flag) bool { return !GlobalFlagNames[f.Name] || c.OwnsFlag(f.Name) })
 	if len(own) > 0 {
 		fmt.Fprintln(w, "\nflags:")
 		printFlags(w, own)
 	}
 	fmt.Fprintln(w, "\nglobal flags (before or after the command):")
-	printFlags(w, docFlagList(fs, func(f *flag.Flag) bool { return globalFlagNames[f.Name] && !c.ownsFlag(f.Name) }))
-	if len(c.examples) > 0 {
+	printFlags(w, docFlagList(fs, func(f *flag.Flag) bool { return GlobalFlagNames[f.Name] && !c.OwnsFlag(f.Name) }))
+	if len(c.Examples) > 0 {
 		fmt.Fprintln(w, "\nexamples:")
-		for _, e := range c.examples {
-			fmt.Fprintf(w, "  modelslot %s\n      %s\n", e.cmd, e.what)
+		for _, e := range c.Examples {
+			fmt.Fprintf(w, "  %s %s\n      %s\n", p.Name, e.Cmd, e.What)
 		}
 	}
 	fmt.Fprint(w, exitCodeHelp)
 }
 
-// ownsFlag reports whether the command defines a flag of that name itself
+// OwnsFlag reports whether the command defines a flag of that name itself
 // (publish --model is the published model's name, not the global flag).
-func (c *command) ownsFlag(name string) bool {
-	if c.flags == nil {
+func (c *Command) OwnsFlag(name string) bool {
+	if c.Flags == nil {
 		return false
 	}
-	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-	c.flags(fs)
+	fs := flag.NewFlagSet(c.Name, flag.ContinueOnError)
+	c.Flags(fs)
 	return fs.Lookup(name) != nil
 }
 
-// synopsisLines are the usage lines of c, each starting "modelslot NAME".
-func synopsisLines(c *command) []string {
-	if len(c.synopsis) == 0 {
-		return []string{"modelslot " + c.name}
+// synopsisLines are the usage lines of c, each starting "PROGRAM NAME".
+func (p *Program) synopsisLines(c *Command) []string {
+	if len(c.Synopsis) == 0 {
+		return []string{p.Name + " " + c.Name}
 	}
-	lines := make([]string, len(c.synopsis))
-	for i, s := range c.synopsis {
-		lines[i] = strings.TrimSpace("modelslot " + c.name + " " + s)
+	lines := make([]string, len(c.Synopsis))
+	for i, s := range c.Synopsis {
+		lines[i] = strings.TrimSpace(p.Name + " " + c.Name + " " + s)
 	}
 	return lines
 }
@@ -101,7 +107,7 @@ func docFlagList(fs *flag.FlagSet, keep func(*flag.Flag) bool) []docFlag {
 		if isBoolFlag(f) {
 			arg = ""
 		}
-		d := docFlag{name: f.Name, arg: arg, usage: use, deprecated: strings.HasPrefix(use, deprecatedPrefix)}
+		d := docFlag{name: f.Name, arg: arg, usage: use, deprecated: strings.HasPrefix(use, DeprecatedPrefix)}
 		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
 			d.def = f.DefValue
 		}
@@ -127,14 +133,14 @@ func flagValue(f *flag.Flag) string {
 
 func (d docFlag) spec() string {
 	if d.arg == "" {
-		return dashed(d.name)
+		return Dashed(d.name)
 	}
-	return dashed(d.name) + " " + d.arg
+	return Dashed(d.name) + " " + d.arg
 }
 
-// dashed is a flag as it is written: --name, or -o for a one-letter flag (the
+// Dashed is a flag as it is written: --name, or -o for a one-letter flag (the
 // flag package takes either form; a one-letter flag reads best with one).
-func dashed(name string) string {
+func Dashed(name string) string {
 	if len(name) == 1 {
 		return "-" + name
 	}
