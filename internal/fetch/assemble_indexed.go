@@ -3,7 +3,9 @@ package fetch
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path"
 
@@ -29,6 +31,11 @@ func (p *Plan) assembleIndexed(ctx context.Context, fill Fill) error {
 	}
 	cp.close()
 	closeAll(out)
+	if err == nil && len(cp.stale) > 0 {
+		if err = x.w.appendOrdinals(noReuse, cp.stale); err == nil {
+			err = fmt.Errorf("%d chunks to take from the source instead, the first: %w", len(cp.stale), cp.firstStale)
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -65,14 +72,24 @@ func adoptVerified(ctx context.Context, fill Fill, f verify.File, w *work) error
 	return err
 }
 
+// errStaleReuse: chunks the plan took from a slot (or from their first use
+// in the version) did not match their digest when copied — a slot file
+// changed since it was verified, or two digests that share the 8-byte
+// prefix the reuse table keys on. Those ordinals are in the work
+// directory's noReuse file, and a new plan downloads them
+// (Source.fill plans once more).
+var errStaleReuse = errors.New("not the chunk the plan counted on")
+
 // copier fills the kSlot, kDup and kInline entries of the staged files.
 type copier struct {
-	x     *indexed
-	out   []*os.File
-	clone bool
-	srcs  map[int]*os.File // open slot files
-	ords  []int64          // written since the last journal append
-	span  span             // chunks to reflink as one range (clone)
+	stale      []int64 // ordinals whose source did not match (errStaleReuse)
+	firstStale error   // the first of them, for the message
+	x          *indexed
+	out        []*os.File
+	clone      bool
+	srcs       map[int]*os.File // open slot files
+	ords       []int64          // written since the last journal append
+	span       span             // chunks to reflink as one range (clone)
 }
 
 // span is a range of a slot file to reflink into a staged file: chunks
@@ -119,6 +136,14 @@ func (cp *copier) entry(e *entry) error {
 	default:
 		return nil
 	}
+	if errors.Is(err, errStaleReuse) {
+		if len(cp.stale) == 0 {
+			cp.firstStale = err
+			slog.Warn("a chunk to reuse did not match its digest; it will be downloaded instead", "err", err)
+		}
+		cp.stale = append(cp.stale, e.Ordinal)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -150,8 +175,8 @@ func (cp *copier) fromSlot(e *entry) error {
 	buf := getBuf(int64(e.Size))[:e.Size]
 	defer putBuf(buf)
 	if _, err := src.ReadAt(buf, off); err != nil || sha256.Sum256(buf) != e.Sum {
-		return fmt.Errorf("reuse chunk %s: the slot's %s no longer matches its manifest at byte %d (run `modelslot verify`): %v",
-			e.Sum, cp.x.srcFiles[fi], off, err)
+		return fmt.Errorf("chunk %s: the slot's %s does not hold it at byte %d (changed since it was verified? `modelslot verify` checks the slot; read: %v): %w",
+			e.Sum, cp.x.srcFiles[fi], off, err, errStaleReuse)
 	}
 	if !cp.clone {
 		_, err = cp.out[e.File].WriteAt(buf, e.Offset)
@@ -175,8 +200,8 @@ func (cp *copier) fromFirst(e *entry) error {
 	buf := getBuf(int64(e.Size))[:e.Size]
 	defer putBuf(buf)
 	if _, err := cp.out[fi].ReadAt(buf, off); err != nil || sha256.Sum256(buf) != e.Sum {
-		return fmt.Errorf("staging: repeat of chunk %s: its first copy (%s at %d) does not match: %v",
-			e.Sum, cp.x.m.Files[fi].Path, off, err)
+		return fmt.Errorf("repeat of chunk %s: its first copy (%s at %d) does not match (read: %v): %w",
+			e.Sum, cp.x.m.Files[fi].Path, off, err, errStaleReuse)
 	}
 	_, err := cp.out[e.File].WriteAt(buf, e.Offset)
 	return err

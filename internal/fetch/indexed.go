@@ -31,6 +31,7 @@ const (
 	IndexFile    = "index.idx"     // the index the manifest pins (also kept in the slot)
 	locFile      = "locations.loc" // where the source keeps each chunk
 	ordJournal   = "journal2"      // index ordinals written, as "from-to" lines
+	noReuse      = "noreuse"       // index ordinals a slot did not hold after all: downloaded instead
 	journalBatch = 256             // ordinals buffered before a journal append
 )
 
@@ -48,6 +49,7 @@ type indexed struct {
 	srcs     sources  // the slots, to open srcFiles beneath
 	whole    []int    // per manifest file: an identical slot file (into srcFiles), or -1
 	inline   [][]byte // per manifest file: its bytes from the manifest, or nil
+	noReuse  bitset   // ordinals to download although a slot or a first use seemed to hold them
 	// locs brings the locations into the work directory; nil when they are
 	// there already (a bundle's). Called once classify finds entries to
 	// fetch: an install that fetches nothing never asks for them.
@@ -114,6 +116,9 @@ func (p *Plan) planIndexed(ctx context.Context, locs locLoader, srcs sources) er
 func (x *indexed) classify(ctx context.Context, p *Plan) error {
 	done, err := x.w.journaledOrdinals(x.m.Index.Chunks)
 	if err != nil {
+		return err
+	}
+	if x.noReuse, err = x.w.readOrdinals(noReuse, x.m.Index.Chunks); err != nil {
 		return err
 	}
 	staged := &fileCursor{file: -1}
@@ -187,6 +192,9 @@ func (x *indexed) kindOf(e *entry, done bitset, staged *fileCursor) uint8 {
 	}
 	if done.has(e.Ordinal) && staged.holds(x.w, fileRel(x.m.Files[e.File]), e.File, e.Chunk) {
 		return kStaged
+	}
+	if x.noReuse.has(e.Ordinal) {
+		return kFetch // a slot's or a first use's bytes did not match when copied (errStaleReuse)
 	}
 	if pos, _ := x.first.find(e.Sum); pos != packPos(e.File, e.Offset) {
 		return kDup

@@ -28,6 +28,12 @@ func bigModel(t *testing.T, seed uint64, weights int) string {
 // extra slots to reuse; it returns the fill too.
 func install2(t *testing.T, c *Client, url string, trusted verify.Keyring, active *Active, staging string, more ...*Active) (string, *Plan, *dirFill, error) {
 	t.Helper()
+	return install2Planned(t, c, url, trusted, active, staging, nil, more...)
+}
+
+// install2Planned is install2 with planned told each plan made.
+func install2Planned(t *testing.T, c *Client, url string, trusted verify.Keyring, active *Active, staging string, planned func(*Plan), more ...*Active) (string, *Plan, *dirFill, error) {
+	t.Helper()
 	ctx := context.Background()
 	res, err := c.Resolve(ctx, url, trusted)
 	if err != nil {
@@ -37,7 +43,7 @@ func install2(t *testing.T, c *Client, url string, trusted verify.Keyring, activ
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := &Source{}
+	src := &Source{planned: planned}
 	src.resolvedBy(c, res)
 	fill := &dirFill{dir: t.TempDir()}
 	p, err := src.fill(ctx, fill, st, active, Space{StagingDir: st.Dir(), SlotDir: fill.dir}, more...)
@@ -238,5 +244,43 @@ func TestFormat2FramesAndPlainChunks(t *testing.T) {
 	_, _, _, err = install2(t, fastClient(), r.channelURL(), r.trusted(), nil, t.TempDir())
 	if !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("a damaged frame: %v, want ErrCorrupt", err)
+	}
+}
+
+// A chunk the active slot no longer holds (its file changed since it was
+// verified, or another chunk shares the 8-byte digest prefix the reuse table
+// keys on) is downloaded by a second plan, instead of an error that every
+// retry would meet again: the install succeeds, the new slot verifies, and
+// only that chunk comes on top of the update's own, in one more request.
+func TestFormat2StaleSlotChunkIsDownloadedInstead(t *testing.T) {
+	r, m2, active := bigFileCase(t)
+	_, clean, _, err := install2(t, fastClient(), r.channelURL(), r.trusted(), active, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.resetLog()
+	name := filepath.Join(active.Dir, "model.gguf")
+	if err := os.Chmod(name, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(name, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("changed after it was verified"), 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	var plans []*Plan
+	dir, p, _, err := install2Planned(t, fastClient(), r.channelURL(), r.trusted(), active, t.TempDir(), func(p *Plan) { plans = append(plans, p) })
+	if err != nil {
+		t.Fatalf("an install reusing a slot chunk that changed: %v, want it downloaded instead", err)
+	}
+	if len(plans) != 2 || plans[0].FetchChunks != clean.FetchChunks || p.FetchChunks != 1 || len(r.packRequests()) != 2 {
+		t.Fatalf("%d plans (first fetching %d chunks, the clean install %d), last fetching %d, %d pack requests; want a second plan fetching the one changed chunk",
+			len(plans), plans[0].FetchChunks, clean.FetchChunks, p.FetchChunks, len(r.packRequests()))
+	}
+	if err := verify.VerifyTree(t.Context(), dir, m2, 1); err != nil {
+		t.Fatalf("the new slot: %v", err)
 	}
 }

@@ -35,8 +35,14 @@ func (w *work) rename(from, to string) error {
 // the digest journal it is a hint: each is re-hashed before it is trusted,
 // and a torn last line is ignored (or names fewer ordinals than were written).
 func (w *work) journaledOrdinals(total int64) (bitset, error) {
+	return w.readOrdinals(ordJournal, total)
+}
+
+// readOrdinals reads a file of "from-to" ordinal lines of the work
+// directory (the journal, noReuse) into a bitset; a missing file is empty.
+func (w *work) readOrdinals(name string, total int64) (bitset, error) {
 	b := newBitset(total)
-	f, err := w.open(ordJournal, os.O_RDONLY)
+	f, err := w.open(name, os.O_RDONLY)
 	if missing(err) {
 		return b, nil
 	}
@@ -71,13 +77,19 @@ func (w *work) openJournal() (*os.File, error) {
 // recordOrdinals appends written ordinals (ascending) to the journal, as
 // ranges of consecutive ones.
 func (w *work) recordOrdinals(ords []int64) error {
+	return w.appendOrdinals(ordJournal, ords)
+}
+
+// appendOrdinals appends ordinals (ascending) to the file name of the work
+// directory, as ranges of consecutive ones.
+func (w *work) appendOrdinals(name string, ords []int64) error {
 	if len(ords) == 0 {
 		return nil
 	}
 	line := appendRanges(nil, ords)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	f, err := w.open(ordJournal, os.O_WRONLY|os.O_CREATE|os.O_APPEND)
+	f, err := w.open(name, os.O_WRONLY|os.O_CREATE|os.O_APPEND)
 	if err != nil {
 		return fmt.Errorf("staging: %w", err)
 	}

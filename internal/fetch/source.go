@@ -172,23 +172,33 @@ func (s *Source) fill(ctx context.Context, fill Fill, staging *Staging, active *
 			return nil, err
 		}
 	}
-	plan, err := newPlan(ctx, m, staging, planOptions{locs: s.locs}, active, more...)
-	if err != nil {
-		return nil, err
-	}
-	slog.Info("install plan", "model", m.Model, "version", m.Version, "plan", plan.Summary())
-	if s.planned != nil {
-		s.planned(plan)
-	}
-	if err := plan.Check(space); err != nil {
+	for replanned := false; ; replanned = true {
+		plan, err := newPlan(ctx, m, staging, planOptions{locs: s.locs}, active, more...)
+		if err != nil {
+			return nil, err
+		}
+		slog.Info("install plan", "model", m.Model, "version", m.Version, "plan", plan.Summary())
+		if s.planned != nil {
+			s.planned(plan)
+		}
+		if err := plan.Check(space); err != nil {
+			return plan, err
+		}
+		start := time.Now()
+		if err := s.fetch(ctx, plan); err != nil {
+			return plan, err
+		}
+		slog.Info("downloaded", "bytes", plan.FetchBytes, "took", time.Since(start).Round(time.Millisecond))
+		err = Assemble(ctx, plan, fill)
+		// Chunks a slot did not hold after all are downloaded by a second
+		// plan (everything else is staged by now and re-hashed, not
+		// fetched again). A bundle is read once: it cannot give them.
+		if errors.Is(err, errStaleReuse) && !replanned && s.bundle == nil {
+			slog.Warn("planning again to download the chunks a slot did not hold", "err", err)
+			continue
+		}
 		return plan, err
 	}
-	start := time.Now()
-	if err := s.fetch(ctx, plan); err != nil {
-		return plan, err
-	}
-	slog.Info("downloaded", "bytes", plan.FetchBytes, "took", time.Since(start).Round(time.Millisecond))
-	return plan, Assemble(ctx, plan, fill)
 }
 
 // Committed clears staging once the slot holds the new version for good.

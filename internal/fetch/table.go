@@ -13,7 +13,8 @@ import (
 // chunk lies packed into one word. 600k chunks — a 40 GiB model at 64 KiB —
 // take under 10 MiB. A prefix is not a proof: whoever reads a located chunk
 // hashes it, so two chunks sharing a prefix (about one chance in 10^8 for a
-// million chunks) cost an error, never a wrong byte.
+// million chunks) cost a second plan that downloads the chunk
+// (errStaleReuse), never a wrong byte.
 type table []tabEntry
 
 type tabEntry struct {
