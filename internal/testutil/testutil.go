@@ -163,6 +163,16 @@ func Python(t testing.TB) string {
 // skip that would hide it.
 func inCI() bool { return os.Getenv("CI") != "" }
 
+// Missing ends a test that lacks a part of the machine: a skip on a
+// developer's machine, a failure in CI, which installs every part.
+func Missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if inCI() {
+		t.Fatalf("missing in CI: "+format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
 // NeedTool returns the path of the command tool, skipping the test when it is
 // missing on a developer's machine and failing it in CI. pkg names the Debian
 // package that brings it (scripts/ci-setup.sh installs it).
@@ -172,10 +182,7 @@ func NeedTool(t testing.TB, tool, pkg string) string {
 	if err == nil {
 		return p
 	}
-	if inCI() {
-		t.Fatalf("%s is missing in CI: scripts/ci-setup.sh must install %s", tool, pkg)
-	}
-	t.Skipf("%s not installed (apt-get install %s)", tool, pkg)
+	Missing(t, "%s not installed (apt-get install %s; scripts/ci-setup.sh does)", tool, pkg)
 	return ""
 }
 
@@ -186,8 +193,5 @@ func NeedRoot(t testing.TB, why string) {
 	if os.Geteuid() == 0 {
 		return
 	}
-	if inCI() {
-		t.Fatalf("CI must run as root: %s", why)
-	}
-	t.Skipf("needs root: %s", why)
+	Missing(t, "needs root (CI runs as root): %s", why)
 }
