@@ -84,9 +84,7 @@ func runFleetServe(ctx context.Context, g *cli.Options, args []string) error {
 	if err := cli.ParseFlags(cli.NewFlagSet("fleet serve", g), args); err != nil {
 		return err
 	}
-	if g.LogLevel == "warn" && cli.EnvOr("MODELSLOT_LOG_LEVEL", "") == "" {
-		cli.SetupLogging("info", g.Stderr) // a daemon's log is its only voice
-	}
+	cli.DaemonLogging(g)
 	cfg, err := config.Load(g.Config)
 	if err != nil {
 		return err

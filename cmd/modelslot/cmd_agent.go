@@ -39,9 +39,7 @@ func runAgent(ctx context.Context, g *cli.Options, args []string) error {
 	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
-	if g.LogLevel == "warn" && cli.EnvOr("MODELSLOT_LOG_LEVEL", "") == "" {
-		cli.SetupLogging("info", g.Stderr) // a daemon's log is its only voice
-	}
+	cli.DaemonLogging(g)
 	cfg, err := config.Load(g.Config)
 	if err != nil {
 		return err

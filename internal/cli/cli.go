@@ -138,6 +138,14 @@ func SetupLogging(level string, w io.Writer) error {
 	return nil
 }
 
+// DaemonLogging raises a daemon's default log level to info: its log is its
+// only voice. A level given by --log-level or MODELSLOT_LOG_LEVEL stands.
+func DaemonLogging(g *Options) {
+	if g.LogLevel == "warn" && EnvOr("MODELSLOT_LOG_LEVEL", "") == "" {
+		SetupLogging("info", g.Stderr)
+	}
+}
+
 // EnvOr is the environment variable key without surrounding spaces, or def
 // when it is empty.
 func EnvOr(key, def string) string {
